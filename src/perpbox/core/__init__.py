@@ -1,0 +1,1 @@
+"""Fixed-point numbers, rounding helpers and the venue's error strings."""

@@ -1,0 +1,42 @@
+"""Hyperliquid's error strings, exactly as the venue returns them.
+
+Per-order errors get the `` asset=<id>`` suffix the live venue appends (see
+shared/reference/hyperliquid-api.md §3.10); :func:`order_error` adds it.
+"""
+
+from __future__ import annotations
+
+TICK = "Price must be divisible by tick size."
+MIN_TRADE_NTL = "Order must have minimum value of $10."
+PERP_MARGIN = "Insufficient margin to place order."
+REDUCE_ONLY = "Reduce only order would increase position."
+BAD_ALO_PX = "Post only order would have immediately matched, bbo was {bbo}."
+IOC_CANCEL = "Order could not immediately match against any resting orders."
+BAD_TRIGGER_PX = "Invalid TP/SL price."
+MARKET_NO_LIQUIDITY = "No liquidity available for market order."
+PERP_MAX_POSITION = "Order would cause position to exceed margin tier limit at current leverage"
+MISSING_ORDER = "Order was never placed, already canceled, or filled."
+INVALID_SIZE = "Order has invalid size."
+ZERO_SIZE = "Order has zero size."
+INVALID_PRICE = "Order has invalid price."
+CANNOT_MODIFY = "Cannot modify canceled or filled order"
+SWITCH_LEVERAGE_TYPE = "Cannot switch leverage type with open position."
+NOT_ISOLATED = "Position does not use isolated margin."
+CROSS_NOT_ALLOWED = "Cross margin is not allowed for this asset."
+ISO_DECREASE_LEVERAGE = "Isolated position does not have sufficient margin available to decrease leverage."
+CROSS_DECREASE_LEVERAGE = "Cross position does not have sufficient margin available to decrease leverage."
+INVALID_LEVERAGE = "Invalid leverage value."
+INSUFFICIENT_WITHDRAW = "Insufficient balance for withdrawal"
+INSUFFICIENT_TRANSFER = "Insufficient balance for token transfer"
+INSUFFICIENT_ISO_REMOVE = "Insufficient margin available to remove from isolated position."
+UNKNOWN_ASSET = "Unknown asset."
+DUPLICATE_CLOID = "Duplicate client order id."
+TRIGGER_NOT_REDUCE_ONLY = "Trigger order is not reduce only."
+TRADING_HALTED = "Trading is halted."
+INVALID_SUBACCOUNT_TRANSFER = "Invalid sub-account transfer from {src} to {dst}"
+MUST_DEPOSIT = "Must deposit before performing actions. User: {user}"
+
+
+def order_error(message: str, asset: int) -> str:
+    """A per-order error as the live venue formats it (``<message> asset=<id>``)."""
+    return f"{message} asset={asset}"

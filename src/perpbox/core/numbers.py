@@ -1,0 +1,92 @@
+"""Exact fixed-point arithmetic.
+
+Units (design.md, "Numbers"), for a market with ``sz_decimals = k``:
+
+* size in lots of ``10**-k`` base units;
+* price in units of ``10**-(6 - k)`` USD;
+* so ``price_units * size_lots`` is a notional in micro-USDC (1e-6), exactly.
+
+USDC amounts (balances, fees, PnL, margin) are integers in micro-USDC.  Rates (fees, margin
+fractions, funding) are integers scaled by ``RATE_SCALE`` (1e-8) unless a rational is needed, in
+which case ``fractions.Fraction`` is used and converted to an integer once, rounding in the
+system's favour.  Nothing in engine state is a float.
+"""
+
+from __future__ import annotations
+
+import re
+
+USD = 10**6  # micro-USDC per USDC
+RATE_SCALE = 10**8  # rates are integers in units of 1e-8
+MAX_PERP_DECIMALS = 6  # Hyperliquid: price decimals = 6 - szDecimals for perps
+
+
+def ceil_div(a: int, b: int) -> int:
+    """Ceiling of a / b for integers (b > 0)."""
+    return -((-a) // b)
+
+
+def price_decimals(sz_decimals: int) -> int:
+    return MAX_PERP_DECIMALS - sz_decimals
+
+
+_DECIMAL = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)")
+
+
+def parse_units(text: str, decimals: int) -> int | None:
+    """Parse a plain decimal string (``"-12.5"``, ``"0.001"``; no exponent, sign ``+``, spaces or
+    underscores) into integer units of ``10**-decimals``, exactly, with pure integer arithmetic.
+
+    Returns None when the text is not such a number, is longer than 80 characters, or has more
+    decimals than the unit holds.  Never rounds: a value that does not fit is refused.
+    """
+    if not isinstance(text, str) or len(text) > 80 or not _DECIMAL.fullmatch(text):
+        return None
+    if decimals < 0:  # units of 10**-decimals > 1: the value must be a whole number of them
+        whole_units = parse_units(text, 0)
+        step = 10**-decimals
+        return None if whole_units is None or whole_units % step else whole_units // step
+    neg = text.startswith("-")
+    whole, _, frac = text.lstrip("-").partition(".")
+    frac = frac.rstrip("0")
+    if len(frac) > decimals:
+        return None
+    units: int = int(whole or "0") * 10**decimals + int(frac.ljust(decimals, "0") or "0")
+    return -units if neg else units
+
+
+def format_units(units: int, decimals: int) -> str:
+    """Format integer units of ``10**-decimals`` as the shortest exact decimal string."""
+    if decimals <= 0:
+        return str(units * 10 ** (-decimals))
+    sign = "-" if units < 0 else ""
+    whole, frac = divmod(abs(units), 10**decimals)
+    frac_s = str(frac).rjust(decimals, "0").rstrip("0")
+    return f"{sign}{whole}.{frac_s}" if frac_s else f"{sign}{whole}"
+
+
+def significant_figures(units: int) -> int:
+    """Number of significant digits of a positive integer once trailing zeros are dropped."""
+    n = abs(units)
+    if n == 0:
+        return 0
+    while n % 10 == 0:
+        n //= 10
+    return len(str(n))
+
+
+def round_price_sig(units: int, decimals: int, sig: int = 5, up: bool = False) -> int:
+    """Round a price in units to Hyperliquid's rule: at most ``sig`` significant figures unless
+    the price is a whole number of dollars.  Rounds down (or up when ``up``): callers choose the
+    direction that favours the system (e.g. a market buy's slippage cap rounds down)."""
+    if units <= 0:
+        return units
+    digits = len(str(units))
+    if digits <= sig:
+        return units
+    # Whole-dollar prices are always allowed, so the step never exceeds one dollar.
+    step: int = min(10 ** (digits - sig), 10**decimals)
+    q, r = divmod(units, step)
+    if r and up:
+        q += 1
+    return q * step

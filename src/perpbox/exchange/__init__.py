@@ -1,0 +1,5 @@
+"""The exchange: commands in, events out; triggers; state hash; replay."""
+
+from perpbox.exchange.engine import Exchange
+
+__all__ = ["Exchange"]

@@ -1,0 +1,129 @@
+"""Commands: the only inputs to the engine.  Each carries its own timestamp (ms); the engine never
+reads a clock.  Addresses are lower-case hex strings; prices, sizes and USDC are integers in the
+market's units (see perpbox.core.numbers)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from perpbox.market.spec import MarketSpec
+
+
+class Command(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    ts: int
+
+
+class AddMarket(Command, frozen=True, kw_only=True):
+    spec: MarketSpec
+    mark_px: int = 0  # optional initial mark (e.g. the deployer's oraclePx); 0 = none yet
+
+
+class Deposit(Command, frozen=True, kw_only=True):
+    user: str
+    usd: int
+
+
+class Withdraw(Command, frozen=True, kw_only=True):
+    user: str
+    usd: int
+
+
+class CreateSubAccount(Command, frozen=True, kw_only=True):
+    master: str
+    sub: str
+    name: str = ""
+
+
+class Transfer(Command, frozen=True, kw_only=True):
+    """USDC between two perp accounts: master <-> its sub-account, or a plain send."""
+
+    src: str
+    dst: str
+    usd: int
+
+
+class OrderRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """One order as Hyperliquid's wire describes it (``a,b,p,s,r,t,c``), in integer units.
+
+    A trigger order has ``tpsl`` set ("tp" or "sl") and ``trigger_px``; ``is_market`` makes it
+    execute as a market order when triggered.  A market order is ``tif=FrontendMarket``."""
+
+    asset: int
+    is_buy: bool
+    px: int
+    sz: int
+    tif: str = "Gtc"
+    reduce_only: bool = False
+    cloid: str | None = None
+    trigger_px: int = 0
+    is_market: bool = False
+    tpsl: str = ""
+
+
+class PlaceOrders(Command, frozen=True, kw_only=True):
+    """A batch of orders; ``grouping`` is ``na``, ``normalTpsl`` (first order is the parent of
+    the trigger orders after it) or ``positionTpsl`` (TP/SL attached to the position)."""
+
+    user: str
+    orders: list[OrderRequest]
+    grouping: str = "na"
+
+
+class Cancel(Command, frozen=True, kw_only=True):
+    user: str
+    asset: int
+    oid: int
+
+
+class CancelByCloid(Command, frozen=True, kw_only=True):
+    user: str
+    asset: int
+    cloid: str
+
+
+class CancelAll(Command, frozen=True, kw_only=True):
+    """Cancel every open and waiting order of ``user`` (in one market when ``asset`` is set)."""
+
+    user: str
+    asset: int | None = None
+
+
+class Modify(Command, frozen=True, kw_only=True):
+    """Cancel-replace.  The replacement gets a new oid and joins the back of its price level
+    (loses time priority, whatever changed), as on dYdX v4; ``oid`` may be an int or a cloid."""
+
+    user: str
+    oid: int | str
+    order: OrderRequest
+
+
+class BatchModify(Command, frozen=True, kw_only=True):
+    user: str
+    modifies: list[Modify]
+
+
+class UpdateLeverage(Command, frozen=True, kw_only=True):
+    user: str
+    asset: int
+    is_cross: bool
+    leverage: int
+
+
+class UpdateIsolatedMargin(Command, frozen=True, kw_only=True):
+    """Add (usd > 0) or remove (usd < 0) margin on an isolated position."""
+
+    user: str
+    asset: int
+    usd: int
+
+
+class Tick(Command, frozen=True, kw_only=True):
+    """Periodic work.  For now: new mark prices by asset (from the pricing layer), then trigger
+    orders fire.  Oracle, funding and liquidation sweeps join here in a fixed order."""
+
+    marks: dict[int, int] = {}
+
+
+def place(ts: int, user: str, asset: int, is_buy: bool, px: int, sz: int, **kw: object) -> PlaceOrders:
+    """Shorthand for a single-order batch."""
+    return PlaceOrders(ts=ts, user=user, orders=[OrderRequest(asset=asset, is_buy=is_buy, px=px, sz=sz, **kw)])  # type: ignore[arg-type]

@@ -1,0 +1,757 @@
+"""The exchange: commands in, events out.
+
+``Exchange.apply(command)`` decides what happens and records it as events; every event is applied
+to the state the moment it is emitted (so later decisions in the same command see it) by an
+*applier*, a deterministic function of (state, event).  ``Exchange.replay(events)`` runs only the
+appliers, and rebuilds the same state; ``state_hash()`` proves it.  The engine reads no clock and
+does no I/O: time is the command's ``ts``.
+
+The response a venue would send for the command (per-order statuses for batches, ``"ok"`` or an
+error string for other actions) is left in ``last_response``; the API layer formats it.
+
+Order statuses use Hyperliquid's words.  Per-order response items are
+``{"resting": {"oid"}}``, ``{"filled": {"oid", "totalSz", "ntl"}}`` (lots and micro-USDC; the API
+turns ``ntl / totalSz`` into ``avgPx``), ``{"error": msg}``, ``"waitingForTrigger"``,
+``"waitingForFill"`` and, for cancels, ``"success"``.
+
+Matching follows Hyperliquid: price-time priority; self-trade prevention cancels the *resting*
+order (``selfTradeCanceled``, no fee, no trade) and the taker keeps matching; the resting side's
+margin is re-checked at each match (``marginCanceled``); reduce-only orders never increase a
+position (a taker is capped to the position; resting ones are resized or cancelled when the
+position shrinks, the newest kept first, as the venue auto-cancels older ones).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import msgspec
+
+from perpbox.book.book import OrderBook
+from perpbox.book.order import Order, Tif
+from perpbox.core import errors as E
+from perpbox.core.numbers import format_units, round_price_sig
+from perpbox.exchange import commands as C
+from perpbox.exchange import events as V
+from perpbox.ledger.ledger import FEE_ACCOUNT, Account, Ledger, Position
+from perpbox.market.spec import MarketSpec
+from perpbox.risk.margin import MarginView
+
+TIFS = frozenset(t.value for t in Tif)
+TRIGGER_SLIPPAGE_BPS = 1000  # Hyperliquid: market TP/SL execute with 10% slippage tolerance
+Status = dict[str, Any] | str
+
+
+class Exchange:
+    def __init__(self) -> None:
+        self.markets: dict[int, MarketSpec] = {}
+        self.books: dict[int, OrderBook] = {}
+        self.marks: dict[int, int] = {}
+        self.last_px: dict[int, int] = {}
+        self.prices: dict[int, int] = {}  # what margin is computed at: mark, else last trade (derived)
+        self.ledger = Ledger()
+        self.orders: dict[int, Order] = {}  # every live order: resting, pending or waiting
+        self.triggers: dict[int, dict[int, Order]] = {}  # asset -> oid -> armed trigger order
+        self.next_oid = 1
+        self.next_tid = 1
+        self.margin = MarginView(self.markets, self.prices)
+        self.last_response: Any = None
+        self._out: list[V.Event] = []
+        self._handlers: dict[type, Callable[[Any], Any]] = {
+            C.AddMarket: self._cmd_add_market,
+            C.Deposit: self._cmd_deposit,
+            C.Withdraw: self._cmd_withdraw,
+            C.CreateSubAccount: self._cmd_create_sub_account,
+            C.Transfer: self._cmd_transfer,
+            C.PlaceOrders: self._cmd_place_orders,
+            C.Cancel: self._cmd_cancel,
+            C.CancelByCloid: self._cmd_cancel_by_cloid,
+            C.CancelAll: self._cmd_cancel_all,
+            C.Modify: self._cmd_modify,
+            C.BatchModify: self._cmd_batch_modify,
+            C.UpdateLeverage: self._cmd_update_leverage,
+            C.UpdateIsolatedMargin: self._cmd_update_isolated_margin,
+            C.Tick: self._cmd_tick,
+        }
+        self._appliers: dict[type, Callable[[Any], None]] = {
+            V.MarketListed: self._on_market_listed,
+            V.Deposited: self._on_deposited,
+            V.Withdrew: self._on_withdrew,
+            V.SubAccountCreated: self._on_sub_account_created,
+            V.Transferred: self._on_transferred,
+            V.LeverageUpdated: self._on_leverage_updated,
+            V.IsolatedMarginMoved: self._on_isolated_margin_moved,
+            V.OrderPlaced: self._on_order_placed,
+            V.OrderRejected: self._on_order_rejected,
+            V.Fill: self._on_fill,
+            V.OrderRested: self._on_order_rested,
+            V.OrderTriggered: self._on_order_triggered,
+            V.OrderArmed: self._on_order_armed,
+            V.OrderResized: self._on_order_resized,
+            V.OrderClosed: self._on_order_closed,
+            V.MarkUpdated: self._on_mark_updated,
+        }
+
+    # ==============================================================================================
+    # public interface
+    # ==============================================================================================
+    def apply(self, command: C.Command) -> list[V.Event]:
+        """Apply one command; return the events it produced (already applied)."""
+        out = self._out = []
+        self.last_response = self._handlers[type(command)](command)
+        return out
+
+    @classmethod
+    def replay(cls, events: Iterable[V.Event]) -> Exchange:
+        """Rebuild an exchange from its event log (no decisions are re-made)."""
+        ex = cls()
+        appliers = ex._appliers
+        for ev in events:
+            appliers[type(ev)](ev)
+        return ex
+
+    def mark(self, asset: int) -> int:
+        """The price margin is computed at: mark, else last trade, else 0."""
+        return self.prices.get(asset, 0)
+
+    def account(self, address: str) -> Account:
+        return self.ledger.account(address)
+
+    def position(self, address: str, asset: int) -> Position | None:
+        acct = self.ledger.accounts.get(address)
+        return None if acct is None else acct.positions.get(asset)
+
+    def state_hash(self) -> str:
+        """BLAKE2b of a canonical encoding of the whole state."""
+        ledger = self.ledger
+        state = [
+            self.next_oid,
+            self.next_tid,
+            [[a, _spec_state(s), self.marks.get(a, 0), self.last_px.get(a, 0)]
+             for a, s in sorted(self.markets.items())],
+            ledger.deposits,
+            ledger.withdrawals,
+            [
+                [addr, acct.raw_usd, acct.master, sorted(acct.subs), acct.n_reduce_only, sorted(acct.cloids.items()),
+                 [p.state() for _, p in sorted(acct.positions.items())]]
+                for addr, acct in sorted(ledger.accounts.items())
+            ],
+            [_order_state(o) for _, o in sorted(self.orders.items())],
+            [[a, [o.oid for o in b.iter_side(True)], [o.oid for o in b.iter_side(False)]]
+             for a, b in sorted(self.books.items())],
+            [[a, sorted(t)] for a, t in sorted(self.triggers.items())],
+        ]
+        return hashlib.blake2b(msgspec.msgpack.encode(state), digest_size=32).hexdigest()
+
+    # ==============================================================================================
+    # emission
+    # ==============================================================================================
+    def _emit(self, ev: V.Event) -> None:
+        self._appliers[type(ev)](ev)
+        self._out.append(ev)
+
+    # ==============================================================================================
+    # commands: accounts and money
+    # ==============================================================================================
+    def _cmd_add_market(self, cmd: C.AddMarket) -> Status:
+        spec = cmd.spec
+        if spec.asset in self.markets:
+            return {"error": f"asset {spec.asset} already listed"}
+        if cmd.mark_px < 0:
+            return {"error": E.INVALID_PRICE}
+        self._emit(V.MarketListed(ts=cmd.ts, spec=spec, mark_px=cmd.mark_px))
+        return "ok"
+
+    def _cmd_deposit(self, cmd: C.Deposit) -> Status:
+        if cmd.usd <= 0:
+            return {"error": "Deposit amount must be positive."}
+        self._emit(V.Deposited(ts=cmd.ts, user=cmd.user, usd=cmd.usd))
+        return "ok"
+
+    def _cmd_withdraw(self, cmd: C.Withdraw) -> Status:
+        acct = self.ledger.accounts.get(cmd.user)
+        if cmd.usd <= 0 or acct is None or self.margin.withdrawable(acct) < cmd.usd:
+            return {"error": E.INSUFFICIENT_WITHDRAW}
+        self._emit(V.Withdrew(ts=cmd.ts, user=cmd.user, usd=cmd.usd))
+        return "ok"
+
+    def _cmd_create_sub_account(self, cmd: C.CreateSubAccount) -> Status:
+        if cmd.master not in self.ledger.accounts:
+            return {"error": E.MUST_DEPOSIT.format(user=cmd.master)}
+        if cmd.sub in self.ledger.accounts or self.ledger.accounts[cmd.master].master is not None:
+            return {"error": "Invalid sub-account."}
+        self._emit(V.SubAccountCreated(ts=cmd.ts, master=cmd.master, sub=cmd.sub, name=cmd.name))
+        return "ok"
+
+    def _cmd_transfer(self, cmd: C.Transfer) -> Status:
+        src = self.ledger.accounts.get(cmd.src)
+        if cmd.usd <= 0 or src is None or cmd.src == cmd.dst or cmd.dst == FEE_ACCOUNT:
+            return {"error": E.INSUFFICIENT_TRANSFER}
+        if self.margin.withdrawable(src) < cmd.usd:
+            return {"error": E.INSUFFICIENT_TRANSFER}
+        self._emit(V.Transferred(ts=cmd.ts, src=cmd.src, dst=cmd.dst, usd=cmd.usd))
+        return "ok"
+
+    def _settings(self, acct: Account, asset: int) -> Position:
+        spec = self.markets[asset]
+        return self.ledger.position(acct, asset, not spec.only_isolated, spec.default_leverage)
+
+    def _cmd_update_leverage(self, cmd: C.UpdateLeverage) -> Status:
+        spec = self.markets.get(cmd.asset)
+        if spec is None:
+            return {"error": E.UNKNOWN_ASSET}
+        if not 1 <= cmd.leverage <= spec.max_leverage:
+            return {"error": E.INVALID_LEVERAGE}
+        if cmd.is_cross and spec.only_isolated:
+            return {"error": E.CROSS_NOT_ALLOWED}
+        acct = self.ledger.accounts.get(cmd.user) or Account(cmd.user)
+        pos = acct.positions.get(cmd.asset)
+        if pos is not None and pos.szi:
+            if pos.is_cross != cmd.is_cross:
+                return {"error": E.SWITCH_LEVERAGE_TYPE}
+            cap = spec.margin_table.max_notional_at_leverage(cmd.leverage)
+            if cap is not None and self.margin.position_value(pos) > cap:
+                return {"error": E.order_error(E.PERP_MAX_POSITION, cmd.asset)}
+            if cmd.leverage < pos.leverage:
+                new_im = -(-self.margin.position_value(pos) // cmd.leverage)
+                if pos.is_cross:
+                    others = self.margin.cross_initial_margin(acct) - self.margin.initial_margin(pos)
+                    if self.margin.cross_value(acct) < others + new_im:
+                        return {"error": E.CROSS_DECREASE_LEVERAGE}
+                elif self.margin.isolated_value(pos) < new_im:
+                    return {"error": E.ISO_DECREASE_LEVERAGE}
+        self._emit(V.LeverageUpdated(ts=cmd.ts, user=cmd.user, asset=cmd.asset, is_cross=cmd.is_cross,
+                                     leverage=cmd.leverage))
+        return "ok"
+
+    def _cmd_update_isolated_margin(self, cmd: C.UpdateIsolatedMargin) -> Status:
+        spec = self.markets.get(cmd.asset)
+        if spec is None:
+            return {"error": E.UNKNOWN_ASSET}
+        acct = self.ledger.accounts.get(cmd.user)
+        pos = None if acct is None else acct.positions.get(cmd.asset)
+        if acct is None or pos is None or pos.is_cross or not pos.szi:
+            return {"error": E.NOT_ISOLATED}
+        if cmd.usd == 0:
+            return "ok"
+        if cmd.usd > 0:
+            if self.margin.available_to_trade(acct) < cmd.usd or acct.raw_usd < cmd.usd:
+                return {"error": E.PERP_MARGIN}
+        else:
+            if spec.margin_mode.value == "strictIsolated":
+                return {"error": E.INSUFFICIENT_ISO_REMOVE}
+            ntl = self.margin.position_value(pos)
+            required = max(self.margin.initial_margin(pos), -(-ntl // 10))
+            if self.margin.isolated_value(pos) + cmd.usd < required:
+                return {"error": E.INSUFFICIENT_ISO_REMOVE}
+        self._emit(V.IsolatedMarginMoved(ts=cmd.ts, user=cmd.user, asset=cmd.asset, usd=cmd.usd))
+        return "ok"
+
+    # ==============================================================================================
+    # commands: orders
+    # ==============================================================================================
+    def _cmd_place_orders(self, cmd: C.PlaceOrders) -> list[Status] | Status:
+        if not cmd.orders:
+            return {"error": "Orders are empty"}
+        if cmd.grouping == "na":
+            return [self._place(cmd.ts, cmd.user, req) for req in cmd.orders]
+        if cmd.grouping == "normalTpsl":
+            return self._place_normal_tpsl(cmd)
+        if cmd.grouping == "positionTpsl":
+            if any(not r.tpsl or not r.reduce_only for r in cmd.orders):
+                return {"error": E.TRIGGER_NOT_REDUCE_ONLY}
+            return [self._place(cmd.ts, cmd.user, req, position_tpsl=True) for req in cmd.orders]
+        return {"error": f"Invalid grouping: {cmd.grouping}"}
+
+    def _place_normal_tpsl(self, cmd: C.PlaceOrders) -> list[Status] | Status:
+        parent, children = cmd.orders[0], cmd.orders[1:]
+        if parent.tpsl or not children or any(
+            not c.tpsl or not c.reduce_only or c.asset != parent.asset or c.is_buy == parent.is_buy for c in children
+        ):
+            return {"error": E.TRIGGER_NOT_REDUCE_ONLY}
+        first = self._place(cmd.ts, cmd.user, parent)
+        statuses: list[Status] = [first]
+        if not isinstance(first, dict) or "error" in first:
+            return statuses + [first] * len(children)
+        parent_oid: int = next(iter(first.values()))["oid"]
+        return statuses + [self._place(cmd.ts, cmd.user, req, parent=parent_oid) for req in children]
+
+    def _validate(self, user: str, req: C.OrderRequest, position_tpsl: bool, parent: int) -> tuple[str, str] | None:
+        """Checks that need no matching; returns (status, message) of the first rule broken."""
+        spec = self.markets.get(req.asset)
+        if spec is None:
+            return "rejected", E.UNKNOWN_ASSET
+        a = req.asset
+        if req.tif not in TIFS:
+            return "rejected", E.order_error("Invalid TIF", a)
+        if req.sz < 0 or (req.sz == 0 and not position_tpsl):
+            return "rejected", E.order_error(E.ZERO_SIZE if req.sz == 0 else E.INVALID_SIZE, a)
+        if not spec.valid_price(req.px):
+            return "tickRejected", E.order_error(E.TICK, a)
+        acct = self.ledger.accounts.get(user)
+        if req.cloid is not None and acct is not None and req.cloid in acct.cloids:
+            return "rejected", E.order_error(E.DUPLICATE_CLOID, a)
+        if req.tpsl:
+            if req.tpsl not in ("tp", "sl") or not spec.valid_price(req.trigger_px):
+                return "badTriggerPxRejected", E.order_error(E.BAD_TRIGGER_PX, a)
+            mark = self.mark(a)
+            if mark and not parent and _trigger_hit(req.is_buy, req.tpsl, req.trigger_px, mark):
+                return "badTriggerPxRejected", E.order_error(E.BAD_TRIGGER_PX, a)
+        if not req.reduce_only and req.px * req.sz < spec.min_notional:
+            return "minTradeNtlRejected", E.order_error(E.MIN_TRADE_NTL, a)
+        if req.reduce_only and not parent:
+            pos = None if acct is None else acct.positions.get(a)
+            if pos is None or pos.szi == 0 or (pos.szi > 0) == req.is_buy:
+                return "reduceOnlyRejected", E.order_error(E.REDUCE_ONLY, a)
+        return None
+
+    def _margin_check(self, user: str, spec: MarketSpec, is_buy: bool, px: int, sz: int) -> tuple[str, str] | None:
+        acct = self.ledger.accounts.get(user)
+        if acct is None:  # decisions never create accounts (only appliers change state)
+            return "perpMarginRejected", E.order_error(E.PERP_MARGIN, spec.asset)
+        pos = acct.positions.get(spec.asset)
+        lev = pos.leverage if pos is not None else spec.default_leverage
+        err = self.margin.order_margin_error(acct, pos, spec, is_buy, px, sz, lev)
+        if err is None:
+            return None
+        if err == "max_position":
+            return "perpMaxPositionRejected", E.order_error(E.PERP_MAX_POSITION, spec.asset)
+        return "perpMarginRejected", E.order_error(E.PERP_MARGIN, spec.asset)
+
+    def _reject(self, ts: int, user: str, req: C.OrderRequest, status: str, error: str) -> Status:
+        self._emit(V.OrderRejected(ts=ts, oid=self.next_oid, user=user, asset=req.asset, is_buy=req.is_buy, px=req.px,
+                                   sz=req.sz, tif=req.tif, reduce_only=req.reduce_only, cloid=req.cloid,
+                                   status=status, error=error))
+        return {"error": error}
+
+    def _place(self, ts: int, user: str, req: C.OrderRequest, position_tpsl: bool = False, parent: int = 0) -> Status:
+        bad = self._validate(user, req, position_tpsl, parent)
+        if bad is not None:
+            return self._reject(ts, user, req, *bad)
+        asset, is_buy, tif = req.asset, req.is_buy, req.tif
+        spec = self.markets[asset]
+        oid = self.next_oid
+        if req.tpsl:
+            # a child waits for its parent to fill; if the parent already filled it is armed now
+            status = "waitingForFill" if parent in self.orders else "waitingForTrigger"
+            self._emit(V.OrderPlaced(ts=ts, oid=oid, user=user, asset=asset, is_buy=is_buy, px=req.px, sz=req.sz,
+                                     tif=tif, reduce_only=req.reduce_only, cloid=req.cloid, trigger_px=req.trigger_px,
+                                     is_market=req.is_market, tpsl=req.tpsl, parent=parent,
+                                     position_tpsl=position_tpsl, status=status))
+            return status
+        book = self.books[asset]
+        if is_buy:
+            best = book.best_ask()
+            crosses = best is not None and best <= req.px
+        else:
+            best = book.best_bid()
+            crosses = best is not None and best >= req.px
+        if tif == "Alo" and crosses:
+            bbo = f"{_fmt_px(spec, book.best_bid())}@{_fmt_px(spec, book.best_ask())}"
+            error = E.order_error(E.BAD_ALO_PX.format(bbo=bbo), asset)
+            return self._reject(ts, user, req, "badAloPxRejected", error)
+        if req.tif in ("Ioc", "FrontendMarket") and not crosses:
+            if req.tif == "FrontendMarket":
+                return self._reject(ts, user, req, "marketOrderNoLiquidityRejected",
+                                    E.order_error(E.MARKET_NO_LIQUIDITY, req.asset))
+            return self._reject(ts, user, req, "iocCancelRejected", E.order_error(E.IOC_CANCEL, req.asset))
+        if not req.reduce_only:
+            bad = self._margin_check(user, spec, req.is_buy, req.px, req.sz)
+            if bad is not None:
+                return self._reject(ts, user, req, *bad)
+        sz = req.sz
+        if req.reduce_only:  # cap to the position at placement (IOC and resting alike)
+            sz = min(sz, abs(self.ledger.accounts[user].positions[asset].szi))
+        if not crosses:  # GTC/ALO that cannot match: rests at once, one event
+            self._emit(V.OrderPlaced(ts=ts, oid=oid, user=user, asset=asset, is_buy=is_buy, px=req.px, sz=sz, tif=tif,
+                                     reduce_only=req.reduce_only, cloid=req.cloid, status="open"))
+            if req.reduce_only:
+                self._enforce_reduce_only(ts, self.ledger.accounts[user], asset)
+            return {"resting": {"oid": oid} if req.cloid is None else {"oid": oid, "cloid": req.cloid}}
+        self._emit(V.OrderPlaced(ts=ts, oid=oid, user=user, asset=asset, is_buy=is_buy, px=req.px, sz=sz, tif=tif,
+                                 reduce_only=req.reduce_only, cloid=req.cloid))
+        return self._execute(ts, self.orders[oid])
+
+    def _execute(self, ts: int, order: Order) -> Status:
+        """Match a pending order, then rest or finish it; apply the follow-ups of any fills."""
+        oid, user, asset = order.oid, order.user, order.asset
+        filled, ntl, touched = self._match(ts, order)
+        if order.oid in self.orders:  # something remains
+            if filled == 0 and order.tif in ("Ioc", "FrontendMarket"):
+                status = "marketOrderNoLiquidityRejected" if order.tif == "FrontendMarket" else "iocCancelRejected"
+                self._emit(V.OrderClosed(ts=ts, oid=oid, status=status))
+            elif order.tif in ("Ioc", "FrontendMarket"):
+                self._emit(V.OrderClosed(ts=ts, oid=oid, status="canceled"))
+            elif order.reduce_only and not self._reduce_capacity(order):
+                self._emit(V.OrderClosed(ts=ts, oid=oid, status="reduceOnlyCanceled"))
+            else:
+                self._emit(V.OrderRested(ts=ts, oid=oid))
+                if order.reduce_only:
+                    touched[user] = None
+        if touched:
+            self._after_fills(ts, asset, touched)
+        if filled == 0:
+            if order.tif == "FrontendMarket":
+                return {"error": E.order_error(E.MARKET_NO_LIQUIDITY, asset)}
+            if order.tif == "Ioc":
+                return {"error": E.order_error(E.IOC_CANCEL, asset)}
+        if oid in self.orders and self.orders[oid].status == "open":
+            return {"resting": _with_cloid({"oid": oid}, order.cloid)}
+        if filled:
+            return {"filled": _with_cloid({"totalSz": filled, "ntl": ntl, "oid": oid}, order.cloid)}
+        return {"error": E.order_error("Order was canceled.", asset)}
+
+    def _reduce_capacity(self, order: Order) -> int:
+        """How many lots ``order`` may still trade without increasing its owner's position."""
+        pos = self.ledger.accounts[order.user].positions.get(order.asset)
+        if pos is None or pos.szi == 0 or (pos.szi > 0) == order.is_buy:
+            return 0
+        return abs(pos.szi)
+
+    def _match(self, ts: int, order: Order) -> tuple[int, int, dict[str, None]]:
+        """Walk the opposite side of the book; returns (filled lots, filled notional, users whose
+        positions changed, in order of first touch)."""
+        book = self.books[order.asset]
+        spec = self.markets[order.asset]
+        is_buy, limit, user = order.is_buy, order.px, order.user
+        maker_rate, taker_rate = spec.fees.maker, spec.fees.taker
+        filled = ntl = 0
+        touched: dict[str, None] = {}
+        emit = self._emit
+        while order.sz:
+            level = book.best_level(not is_buy)
+            if level is None or (level.px > limit if is_buy else level.px < limit):
+                break
+            maker = level.front()
+            if maker.user == user:
+                emit(V.OrderClosed(ts=ts, oid=maker.oid, status="selfTradeCanceled"))
+                continue
+            qty = order.sz if order.sz < maker.sz else maker.sz
+            if order.reduce_only:
+                cap = self._reduce_capacity(order)
+                if cap == 0:
+                    break
+                qty = min(qty, cap)
+            if maker.reduce_only:
+                cap = self._reduce_capacity(maker)
+                if cap == 0:
+                    emit(V.OrderClosed(ts=ts, oid=maker.oid, status="reduceOnlyCanceled"))
+                    continue
+                qty = min(qty, cap)
+            elif self._margin_check(maker.user, spec, maker.is_buy, level.px, qty) is not None:
+                emit(V.OrderClosed(ts=ts, oid=maker.oid, status="marginCanceled"))
+                continue
+            px = level.px
+            notional = px * qty
+            emit(V.Fill(ts=ts, tid=self.next_tid, asset=order.asset, px=px, sz=qty, taker_is_buy=is_buy, taker=user,
+                        maker=maker.user, taker_oid=order.oid, maker_oid=maker.oid,
+                        taker_fee=spec.fee(notional, taker_rate), maker_fee=spec.fee(notional, maker_rate)))
+            filled += qty
+            ntl += notional
+            touched[user] = None
+            touched[maker.user] = None
+            if maker.children or maker.parent:
+                self._after_order_fill(ts, maker)
+        if filled and (order.children or order.parent):
+            self._after_order_fill(ts, order)
+        return filled, ntl, touched
+
+    def _after_order_fill(self, ts: int, order: Order) -> None:
+        """TP/SL groups: a filled parent arms its children; a filling child cancels its sibling."""
+        if order.children and order.oid not in self.orders:  # parent fully filled
+            for child_oid in list(order.children):
+                child = self.orders.get(child_oid)
+                if child is not None and child.status == "waitingForFill":
+                    self._emit(V.OrderArmed(ts=ts, oid=child_oid, sz=child.sz))
+        if order.parent:
+            parent = self.orders.get(order.parent)
+            siblings = parent.children if parent is not None else [
+                o.oid for o in self.orders.values() if o.parent == order.parent]
+            for sib in list(siblings):
+                if sib != order.oid and sib in self.orders:
+                    self._emit(V.OrderClosed(ts=ts, oid=sib, status="siblingFilledCanceled"))
+
+    def _after_fills(self, ts: int, asset: int, users: Iterable[str]) -> None:
+        """Reduce-only upkeep for every user whose position in ``asset`` changed."""
+        for user in users:
+            acct = self.ledger.accounts[user]
+            if acct.n_reduce_only:
+                self._enforce_reduce_only(ts, acct, asset)
+
+    def _enforce_reduce_only(self, ts: int, acct: Account, asset: int) -> None:
+        pos = acct.positions.get(asset)
+        szi = pos.szi if pos is not None else 0
+        room = abs(szi)
+        # newest first: the venue keeps the newest reduce-only orders and cancels older ones
+        for oid in sorted((o for o, x in acct.orders.items() if _is_ro(x, asset)), reverse=True):
+            order = self.orders[oid]
+            if order.status == "waitingForFill":
+                continue
+            increases = szi == 0 or (szi > 0) == order.is_buy
+            if order.status == "waitingForTrigger":
+                if increases:
+                    self._emit(V.OrderClosed(ts=ts, oid=oid, status="reduceOnlyCanceled"))
+                continue
+            if increases or room == 0:
+                self._emit(V.OrderClosed(ts=ts, oid=oid, status="reduceOnlyCanceled"))
+            elif order.sz > room:
+                self._emit(V.OrderResized(ts=ts, oid=oid, sz=room))
+                room = 0
+            else:
+                room -= order.sz
+
+    # -- cancels and modifies ------------------------------------------------------------------
+    def _cancel_oid(self, ts: int, user: str, oid: int, asset: int | None) -> Status:
+        order = self.orders.get(oid)
+        if order is None or order.user != user or (asset is not None and order.asset != asset):
+            return {"error": E.MISSING_ORDER}
+        self._close_with_children(ts, order, "canceled")
+        return "success"
+
+    def _close_with_children(self, ts: int, order: Order, status: str) -> None:
+        self._emit(V.OrderClosed(ts=ts, oid=order.oid, status=status))
+        for child in order.children:
+            if child in self.orders:
+                self._emit(V.OrderClosed(ts=ts, oid=child, status=status))
+
+    def _cmd_cancel(self, cmd: C.Cancel) -> list[Status]:
+        return [self._cancel_oid(cmd.ts, cmd.user, cmd.oid, cmd.asset)]
+
+    def _cmd_cancel_by_cloid(self, cmd: C.CancelByCloid) -> list[Status]:
+        acct = self.ledger.accounts.get(cmd.user)
+        oid = None if acct is None else acct.cloids.get(cmd.cloid)
+        if oid is None:
+            return [{"error": E.MISSING_ORDER}]
+        return [self._cancel_oid(cmd.ts, cmd.user, oid, cmd.asset)]
+
+    def _cmd_cancel_all(self, cmd: C.CancelAll) -> list[Status]:
+        acct = self.ledger.accounts.get(cmd.user)
+        if acct is None:
+            return []
+        out: list[Status] = []
+        for oid in sorted(acct.orders):
+            order = self.orders.get(oid)
+            if order is not None and (cmd.asset is None or order.asset == cmd.asset):
+                self._emit(V.OrderClosed(ts=cmd.ts, oid=oid, status="canceled"))
+                out.append("success")
+        return out
+
+    def _modify(self, ts: int, user: str, ref: int | str, req: C.OrderRequest) -> Status:
+        acct = self.ledger.accounts.get(user)
+        oid = ref if isinstance(ref, int) else (None if acct is None else acct.cloids.get(ref))
+        order = None if oid is None else self.orders.get(oid)
+        if order is None or order.user != user or order.status == "waitingForFill":
+            return {"error": E.CANNOT_MODIFY}
+        self._close_with_children(ts, order, "canceled")
+        return self._place(ts, user, req)
+
+    def _cmd_modify(self, cmd: C.Modify) -> Status:
+        status = self._modify(cmd.ts, cmd.user, cmd.oid, cmd.order)
+        return status if isinstance(status, dict) and "error" in status else "ok"
+
+    def _cmd_batch_modify(self, cmd: C.BatchModify) -> list[Status]:
+        return [self._modify(cmd.ts, cmd.user, m.oid, m.order) for m in cmd.modifies]
+
+    # -- ticks and triggers -------------------------------------------------------------------
+    def _cmd_tick(self, cmd: C.Tick) -> Status:
+        for asset in sorted(cmd.marks):
+            px = cmd.marks[asset]
+            if asset in self.markets and px > 0 and self.marks.get(asset) != px:
+                self._emit(V.MarkUpdated(ts=cmd.ts, asset=asset, mark_px=px))
+        for asset in sorted(self.triggers):
+            self._fire_triggers(cmd.ts, asset)
+        return "ok"
+
+    def _fire_triggers(self, ts: int, asset: int) -> None:
+        mark = self.mark(asset)
+        if not mark:
+            return
+        due = sorted(o.oid for o in self.triggers[asset].values()
+                     if _trigger_hit(o.is_buy, o.tpsl, o.trigger_px, mark))
+        spec = self.markets[asset]
+        for oid in due:
+            order = self.orders.get(oid)
+            if order is None or order.status != "waitingForTrigger":
+                continue  # cancelled by an earlier trigger this tick (sibling, reduce-only upkeep)
+            if order.is_market:
+                slip = mark * TRIGGER_SLIPPAGE_BPS // 10_000
+                px = round_price_sig(mark + slip, spec.px_decimals) if order.is_buy else \
+                    round_price_sig(mark - slip, spec.px_decimals, up=True)
+            else:
+                px = order.px
+            self._emit(V.OrderTriggered(ts=ts, oid=oid, mark_px=mark, px=px))
+            if order.reduce_only:
+                cap = self._reduce_capacity(order)
+                if cap == 0:
+                    self._emit(V.OrderClosed(ts=ts, oid=oid, status="reduceOnlyCanceled"))
+                    continue
+                if order.sz == 0 or order.sz > cap:  # size 0: the whole position (positionTpsl)
+                    self._emit(V.OrderResized(ts=ts, oid=oid, sz=cap))
+            elif self._margin_check(order.user, spec, order.is_buy, px, order.sz) is not None:
+                self._emit(V.OrderClosed(ts=ts, oid=oid, status="marginCanceled"))
+                continue
+            self._execute(ts, order)
+
+    # ==============================================================================================
+    # appliers: the only code that changes state
+    # ==============================================================================================
+    def _on_market_listed(self, ev: V.MarketListed) -> None:
+        self.markets[ev.spec.asset] = ev.spec
+        self.books[ev.spec.asset] = OrderBook(ev.spec.asset)
+        self.prices[ev.spec.asset] = ev.mark_px
+        if ev.mark_px:
+            self.marks[ev.spec.asset] = ev.mark_px
+
+    def _on_deposited(self, ev: V.Deposited) -> None:
+        self.ledger.deposit(ev.user, ev.usd)
+
+    def _on_withdrew(self, ev: V.Withdrew) -> None:
+        self.ledger.withdraw(ev.user, ev.usd)
+
+    def _on_sub_account_created(self, ev: V.SubAccountCreated) -> None:
+        self.ledger.create_sub_account(ev.master, ev.sub)
+
+    def _on_transferred(self, ev: V.Transferred) -> None:
+        self.ledger.transfer(ev.src, ev.dst, ev.usd)
+
+    def _on_leverage_updated(self, ev: V.LeverageUpdated) -> None:
+        pos = self._settings(self.ledger.account(ev.user), ev.asset)
+        pos.is_cross = ev.is_cross
+        pos.leverage = ev.leverage
+
+    def _on_isolated_margin_moved(self, ev: V.IsolatedMarginMoved) -> None:
+        acct = self.ledger.account(ev.user)
+        self.ledger.move_isolated(acct, acct.positions[ev.asset], ev.usd)
+
+    def _on_order_placed(self, ev: V.OrderPlaced) -> None:
+        order = Order(ev.oid, ev.user, ev.asset, ev.is_buy, ev.px, ev.sz, ev.ts, ev.tif, ev.reduce_only,
+                      ev.cloid, ev.trigger_px, ev.is_market, ev.tpsl, ev.parent, ev.position_tpsl)
+        order.status = ev.status
+        self.orders[ev.oid] = order
+        acct = self.ledger.accounts.get(ev.user) or self.ledger.account(ev.user)
+        acct.orders[ev.oid] = order
+        if ev.cloid is not None:
+            acct.cloids[ev.cloid] = ev.oid
+        if ev.reduce_only:
+            acct.n_reduce_only += 1
+        if ev.status == "open":
+            self.books[ev.asset].add(order)
+        elif ev.status == "waitingForTrigger":
+            self.triggers.setdefault(ev.asset, {})[ev.oid] = order
+        parent = self.orders.get(ev.parent) if ev.parent else None
+        if parent is not None:
+            parent.children.append(ev.oid)
+        self.next_oid = ev.oid + 1
+
+    def _on_order_rejected(self, ev: V.OrderRejected) -> None:
+        self.next_oid = ev.oid + 1
+
+    def _on_fill(self, ev: V.Fill) -> None:
+        ledger = self.ledger
+        taker_acct = ledger.accounts[ev.taker]
+        maker_acct = ledger.account(ev.maker)
+        asset = ev.asset
+        px, sz, taker_buys = ev.px, ev.sz, ev.taker_is_buy
+        ledger.apply_fill(taker_acct, self._settings(taker_acct, asset), taker_buys, px, sz, ev.taker_fee)
+        ledger.apply_fill(maker_acct, self._settings(maker_acct, asset), not taker_buys, px, sz, ev.maker_fee)
+        maker = self.orders[ev.maker_oid]
+        self.books[asset].reduce(maker, ev.sz)
+        if maker.sz == 0:
+            self._forget(maker)
+        taker = self.orders[ev.taker_oid]
+        taker.sz -= ev.sz
+        if taker.sz == 0:
+            self._forget(taker)
+        self.last_px[asset] = ev.px
+        if asset not in self.marks:
+            self.prices[asset] = ev.px
+        self.next_tid = ev.tid + 1
+
+    def _on_order_rested(self, ev: V.OrderRested) -> None:
+        order = self.orders[ev.oid]
+        self.books[order.asset].add(order)
+
+    def _on_order_triggered(self, ev: V.OrderTriggered) -> None:
+        order = self.orders[ev.oid]
+        del self.triggers[order.asset][ev.oid]
+        order.status = "pending"
+        order.triggered = True
+        order.px = ev.px
+        order.tif = "Ioc" if order.is_market else "Gtc"
+
+    def _on_order_armed(self, ev: V.OrderArmed) -> None:
+        order = self.orders[ev.oid]
+        order.status = "waitingForTrigger"
+        order.sz = ev.sz
+        self.triggers.setdefault(order.asset, {})[ev.oid] = order
+
+    def _on_order_resized(self, ev: V.OrderResized) -> None:
+        order = self.orders[ev.oid]
+        if order.status == "open":
+            self.books[order.asset].reduce(order, order.sz - ev.sz)
+        else:
+            order.sz = ev.sz
+
+    def _on_order_closed(self, ev: V.OrderClosed) -> None:
+        order = self.orders[ev.oid]
+        if order.status == "open":
+            self.books[order.asset].remove(order)
+        elif order.status == "waitingForTrigger":
+            del self.triggers[order.asset][ev.oid]
+        self._forget(order)
+
+    def _forget(self, order: Order) -> None:
+        """Drop a finished order from every index."""
+        del self.orders[order.oid]
+        acct = self.ledger.accounts[order.user]
+        del acct.orders[order.oid]
+        if order.cloid is not None and acct.cloids.get(order.cloid) == order.oid:
+            del acct.cloids[order.cloid]
+        if order.reduce_only:
+            acct.n_reduce_only -= 1
+        order.status = "done"
+
+    def _on_mark_updated(self, ev: V.MarkUpdated) -> None:
+        self.marks[ev.asset] = ev.mark_px
+        self.prices[ev.asset] = ev.mark_px
+
+
+# ==================================================================================================
+# helpers
+# ==================================================================================================
+def _trigger_hit(is_buy: bool, tpsl: str, trigger_px: int, mark: int) -> bool:
+    """Hyperliquid: a sell TP fires on "Price above", a sell SL on "Price below"; buys mirror."""
+    above = (tpsl == "tp") != is_buy
+    return mark >= trigger_px if above else mark <= trigger_px
+
+
+def _crosses(book: OrderBook, is_buy: bool, px: int) -> bool:
+    best = book.best_ask() if is_buy else book.best_bid()
+    return best is not None and (best <= px if is_buy else best >= px)
+
+
+def _is_ro(order: Any, asset: int) -> bool:
+    return bool(order.reduce_only) and order.asset == asset
+
+
+def _fmt_px(spec: MarketSpec, px: int | None) -> str:
+    return "0" if px is None else format_units(px, spec.px_decimals)
+
+
+def _with_cloid(d: dict[str, Any], cloid: str | None) -> dict[str, Any]:
+    if cloid is not None:
+        d["cloid"] = cloid
+    return d
+
+
+def _order_state(o: Order) -> list[Any]:
+    return [o.oid, o.user, o.asset, o.is_buy, o.px, o.sz, o.orig_sz, o.ts, o.tif, o.reduce_only, o.cloid,
+            o.trigger_px, o.is_market, o.tpsl, o.parent, list(o.children), o.position_tpsl, o.status, o.triggered]
+
+
+def _spec_state(s: MarketSpec) -> list[Any]:
+    return [s.name, s.asset, s.dex, s.sz_decimals, s.margin_mode.value, s.min_notional, s.max_sig_figs,
+            s.fees.maker, s.fees.taker,
+            [[t.lower_bound, t.max_leverage, t.mmr.numerator, t.mmr.denominator] for t in s.margin_table.tiers]]

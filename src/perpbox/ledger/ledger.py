@@ -1,0 +1,162 @@
+"""The ledger: the only code that moves USDC or changes a position.
+
+Money model (dYdX v4's, and Hyperliquid's ``rawUsd``): each account holds a USDC cash balance,
+``raw_usd``, in micro-USDC.  A trade moves ``px * sz`` of cash from buyer to seller, exactly, and
+changes the two position sizes by ``sz``; nothing is "realised" as money on close, because
+account value is ``raw_usd + size * mark`` at all times.  An isolated position keeps its own cash
+bucket, ``iso_raw``, moved in and out of the account's cross cash.  So conservation is a sum of
+integers:
+
+    Σ raw_usd + Σ iso_raw + fee account == deposits − withdrawals      (always, to the unit)
+
+The entry price (size-weighted average of opening trades, Hyperliquid's rule) and realised PnL are
+kept for reporting only, as an integer cost basis ``entry_ntl``; when part of a position closes the
+cost removed is ``entry_ntl * closed // size`` (floor; the rounding stays in the remaining cost
+basis and moves no money).
+"""
+
+from __future__ import annotations
+
+from perpbox.core.numbers import ceil_div
+
+FEE_ACCOUNT = "0x00000000000000000000000000000000000fee00"
+
+
+class LedgerError(Exception):
+    """A money movement the ledger refuses (the exchange validates first; this is a backstop)."""
+
+
+class Position:
+    __slots__ = ("asset", "cum_funding", "entry_ntl", "is_cross", "iso_raw", "leverage", "realized_pnl", "szi")
+
+    def __init__(self, asset: int, is_cross: bool, leverage: int) -> None:
+        self.asset = asset
+        self.szi = 0  # signed size in lots
+        self.entry_ntl = 0  # cost basis of the open size, micro-USDC (reporting only)
+        self.is_cross = is_cross
+        self.leverage = leverage
+        self.iso_raw = 0  # isolated cash bucket, micro-USDC (0 for cross)
+        self.realized_pnl = 0  # reporting only, micro-USDC, fees excluded
+        self.cum_funding = 0  # funding paid (+) / received (-), micro-USDC (issue: perp mechanics)
+
+    def state(self) -> tuple[int, int, int, bool, int, int, int, int]:
+        return (self.asset, self.szi, self.entry_ntl, self.is_cross, self.leverage, self.iso_raw,
+                self.realized_pnl, self.cum_funding)
+
+
+class Account:
+    __slots__ = ("address", "cloids", "master", "n_reduce_only", "orders", "positions", "raw_usd", "subs")
+
+    def __init__(self, address: str, master: str | None = None) -> None:
+        self.address = address
+        self.raw_usd = 0  # cross cash, micro-USDC
+        self.positions: dict[int, Position] = {}  # by asset: leverage settings live here too
+        self.master = master
+        self.subs: list[str] = []
+        # live orders (resting, pending or waiting) and the cloid index; maintained by the exchange
+        self.orders: dict[int, object] = {}
+        self.cloids: dict[str, int] = {}
+        self.n_reduce_only = 0
+
+
+class Ledger:
+    def __init__(self) -> None:
+        self.accounts: dict[str, Account] = {FEE_ACCOUNT: Account(FEE_ACCOUNT)}
+        self.deposits = 0
+        self.withdrawals = 0
+
+    # -- accounts -------------------------------------------------------------------------------
+    def account(self, address: str) -> Account:
+        acct = self.accounts.get(address)
+        if acct is None:
+            acct = self.accounts[address] = Account(address)
+        return acct
+
+    def position(self, acct: Account, asset: int, is_cross: bool, leverage: int) -> Position:
+        """The account's position slot in ``asset``, created with the given default settings."""
+        pos = acct.positions.get(asset)
+        if pos is None:
+            pos = acct.positions[asset] = Position(asset, is_cross, leverage)
+        return pos
+
+    def create_sub_account(self, master: str, sub: str) -> None:
+        if sub in self.accounts:
+            raise LedgerError(f"account {sub} exists")
+        self.account(master).subs.append(sub)
+        self.accounts[sub] = Account(sub, master=master)
+
+    # -- money in, out and across --------------------------------------------------------------
+    def deposit(self, address: str, usd: int) -> None:
+        if usd <= 0:
+            raise LedgerError("deposit must be positive")
+        self.account(address).raw_usd += usd
+        self.deposits += usd
+
+    def withdraw(self, address: str, usd: int) -> None:
+        if usd <= 0:
+            raise LedgerError("withdrawal must be positive")
+        self.account(address).raw_usd -= usd
+        self.withdrawals += usd
+
+    def transfer(self, src: str, dst: str, usd: int) -> None:
+        if usd <= 0:
+            raise LedgerError("transfer must be positive")
+        self.account(src).raw_usd -= usd
+        self.account(dst).raw_usd += usd
+
+    def move_isolated(self, acct: Account, pos: Position, usd: int) -> None:
+        """Move ``usd`` from cross cash into the isolated bucket (negative: back to cross)."""
+        acct.raw_usd -= usd
+        pos.iso_raw += usd
+
+    # -- trades ---------------------------------------------------------------------------------
+    def apply_fill(self, acct: Account, pos: Position, is_buy: bool, px: int, sz: int, fee: int) -> int:
+        """Settle one side of a fill: cash, position size, entry and the fee.  Returns the closed
+        PnL of the fill (reporting only, fee excluded).
+
+        Isolated positions: opening ``q`` lots moves ``ceil(q * px / leverage)`` (the initial
+        margin, rounded up) from cross cash into the position's bucket; closing part of a position
+        releases the same share of the bucket's equity at the fill price (rounded down, so the
+        position keeps any remainder); closing all of it releases the whole bucket, whatever its
+        sign.  The position pays its own fees from its bucket."""
+        old = pos.szi
+        signed = sz if is_buy else -sz
+        close_qty = min(sz, abs(old)) if old and (old > 0) != is_buy else 0
+        open_qty = sz - close_qty
+        closed_pnl = 0
+        if close_qty:
+            removed = pos.entry_ntl if close_qty == abs(old) else pos.entry_ntl * close_qty // abs(old)
+            pos.entry_ntl -= removed
+            closed_pnl = (px * close_qty - removed) if old > 0 else (removed - px * close_qty)
+            pos.realized_pnl += closed_pnl
+        if pos.is_cross:
+            acct.raw_usd -= signed * px + fee
+            pos.szi = old + signed
+        else:
+            if close_qty:
+                equity = pos.iso_raw + old * px
+                step = close_qty if old > 0 else -close_qty
+                pos.iso_raw -= -step * px  # the closing trade's cash
+                if close_qty == abs(old):
+                    release = pos.iso_raw
+                else:
+                    release = equity * close_qty // abs(old) if equity > 0 else 0
+                pos.iso_raw -= release
+                acct.raw_usd += release
+                pos.szi = old - step
+            if open_qty:
+                margin = ceil_div(open_qty * px, pos.leverage)
+                acct.raw_usd -= margin
+                step = open_qty if is_buy else -open_qty
+                pos.iso_raw += margin - step * px
+                pos.szi += step
+            pos.iso_raw -= fee
+        if open_qty:
+            pos.entry_ntl += px * open_qty
+        self.accounts[FEE_ACCOUNT].raw_usd += fee
+        return closed_pnl
+
+    # -- audits ---------------------------------------------------------------------------------
+    def total_cash(self) -> int:
+        """Σ cross cash + Σ isolated buckets + fee account: equals deposits − withdrawals."""
+        return sum(a.raw_usd + sum(p.iso_raw for p in a.positions.values()) for a in self.accounts.values())

@@ -1,0 +1,80 @@
+"""MarketSpec: everything static about one perp market."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from perpbox.core.numbers import RATE_SCALE, USD, price_decimals, significant_figures
+from perpbox.market.margin import MarginTable
+
+
+class MarginMode(str, Enum):
+    """Hyperliquid's margin modes: ``normal`` (cross or isolated), ``noCross`` (isolated only,
+    margin removable) and ``strictIsolated`` (isolated only, margin cannot be removed)."""
+
+    NORMAL = "normal"
+    NO_CROSS = "noCross"
+    STRICT_ISOLATED = "strictIsolated"
+
+
+@dataclass(frozen=True, slots=True)
+class FeeSchedule:
+    """Fee rates in units of 1e-8 of notional; a negative maker rate is a rebate.
+    Hyperliquid's base tier: taker 0.045% (45_000), maker 0.015% (15_000)."""
+
+    maker: int = 15_000
+    taker: int = 45_000
+
+    def __post_init__(self) -> None:
+        if self.taker < 0 or self.maker + self.taker < 0:
+            raise ValueError("taker fee must be >= 0 and cover any maker rebate")
+
+
+@dataclass(frozen=True)
+class MarketSpec:
+    name: str
+    asset: int
+    sz_decimals: int
+    margin_table: MarginTable
+    dex: str = ""
+    fees: FeeSchedule = field(default_factory=FeeSchedule)
+    margin_mode: MarginMode = MarginMode.NORMAL
+    min_notional: int = 10 * USD  # micro-USDC; Hyperliquid's $10
+    max_sig_figs: int = 5
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.sz_decimals <= 6:
+            raise ValueError("sz_decimals must be within 0..6")
+
+    @property
+    def max_leverage(self) -> int:
+        return self.margin_table.max_leverage
+
+    @property
+    def px_decimals(self) -> int:
+        return price_decimals(self.sz_decimals)
+
+    @property
+    def only_isolated(self) -> bool:
+        return self.margin_mode is not MarginMode.NORMAL
+
+    @property
+    def default_leverage(self) -> int:
+        """Hyperliquid opens accounts at 20x cross, or the market's maximum if lower."""
+        return min(20, self.max_leverage)
+
+    def valid_price(self, px: int) -> bool:
+        """Hyperliquid's tick rule on an integer price: positive, and at most ``max_sig_figs``
+        significant figures unless it is a whole number of dollars (decimals are bounded by the
+        unit itself)."""
+        if px <= 0:
+            return False
+        if px % (10**self.px_decimals) == 0:
+            return True
+        return significant_figures(px) <= self.max_sig_figs
+
+    def fee(self, notional: int, rate: int) -> int:
+        """Fee in micro-USDC for ``rate`` (1e-8 units), rounded up: fees charged round up and
+        rebates paid round down (toward the system)."""
+        return -((-notional * rate) // RATE_SCALE)
