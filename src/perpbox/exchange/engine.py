@@ -381,11 +381,11 @@ class Exchange:
         if order.oid in self.orders:  # something remains
             if filled == 0 and order.tif in ("Ioc", "FrontendMarket"):
                 status = "marketOrderNoLiquidityRejected" if order.tif == "FrontendMarket" else "iocCancelRejected"
-                self._emit(V.OrderClosed(ts=ts, oid=oid, status=status))
+                self._close(ts, order, status)
             elif order.tif in ("Ioc", "FrontendMarket"):
-                self._emit(V.OrderClosed(ts=ts, oid=oid, status="canceled"))
+                self._close(ts, order, "canceled", arm_children=True)  # partially filled: TP/SL go live
             elif order.reduce_only and not self._reduce_capacity(order):
-                self._emit(V.OrderClosed(ts=ts, oid=oid, status="reduceOnlyCanceled"))
+                self._close(ts, order, "reduceOnlyCanceled")
             else:
                 self._emit(V.OrderRested(ts=ts, oid=oid))
                 if order.reduce_only:
@@ -419,14 +419,15 @@ class Exchange:
         maker_rate, taker_rate = spec.fees.maker, spec.fees.taker
         filled = ntl = 0
         touched: dict[str, None] = {}
-        emit = self._emit
+        out = self._out
+        on_fill = self._on_fill
         while order.sz:
             level = book.best_level(not is_buy)
             if level is None or (level.px > limit if is_buy else level.px < limit):
                 break
             maker = level.front()
             if maker.user == user:
-                emit(V.OrderClosed(ts=ts, oid=maker.oid, status="selfTradeCanceled"))
+                self._close(ts, maker, "selfTradeCanceled")
                 continue
             qty = order.sz if order.sz < maker.sz else maker.sz
             if order.reduce_only:
@@ -437,17 +438,19 @@ class Exchange:
             if maker.reduce_only:
                 cap = self._reduce_capacity(maker)
                 if cap == 0:
-                    emit(V.OrderClosed(ts=ts, oid=maker.oid, status="reduceOnlyCanceled"))
+                    self._close(ts, maker, "reduceOnlyCanceled")
                     continue
                 qty = min(qty, cap)
             elif self._margin_check(maker.user, spec, maker.is_buy, level.px, qty) is not None:
-                emit(V.OrderClosed(ts=ts, oid=maker.oid, status="marginCanceled"))
+                self._close(ts, maker, "marginCanceled", arm_children=maker.sz < maker.orig_sz)
                 continue
             px = level.px
             notional = px * qty
-            emit(V.Fill(ts=ts, tid=self.next_tid, asset=order.asset, px=px, sz=qty, taker_is_buy=is_buy, taker=user,
-                        maker=maker.user, taker_oid=order.oid, maker_oid=maker.oid,
-                        taker_fee=spec.fee(notional, taker_rate), maker_fee=spec.fee(notional, maker_rate)))
+            fill = V.Fill(ts=ts, tid=self.next_tid, asset=order.asset, px=px, sz=qty, taker_is_buy=is_buy, taker=user,
+                          maker=maker.user, taker_oid=order.oid, maker_oid=maker.oid,
+                          taker_fee=spec.fee(notional, taker_rate), maker_fee=spec.fee(notional, maker_rate))
+            on_fill(fill)  # the hottest event: its applier is called directly rather than via _emit
+            out.append(fill)
             filled += qty
             ntl += notional
             touched[user] = None
@@ -461,17 +464,34 @@ class Exchange:
     def _after_order_fill(self, ts: int, order: Order) -> None:
         """TP/SL groups: a filled parent arms its children; a filling child cancels its sibling."""
         if order.children and order.oid not in self.orders:  # parent fully filled
-            for child_oid in list(order.children):
-                child = self.orders.get(child_oid)
-                if child is not None and child.status == "waitingForFill":
-                    self._emit(V.OrderArmed(ts=ts, oid=child_oid, sz=child.sz))
+            self._arm_children(ts, order)
         if order.parent:
             parent = self.orders.get(order.parent)
             siblings = parent.children if parent is not None else [
                 o.oid for o in self.orders.values() if o.parent == order.parent]
             for sib in list(siblings):
                 if sib != order.oid and sib in self.orders:
-                    self._emit(V.OrderClosed(ts=ts, oid=sib, status="siblingFilledCanceled"))
+                    self._close(ts, self.orders[sib], "siblingFilledCanceled")
+
+    def _arm_children(self, ts: int, parent: Order) -> None:
+        for child_oid in parent.children:
+            child = self.orders.get(child_oid)
+            if child is not None and child.status == "waitingForFill":
+                self._emit(V.OrderArmed(ts=ts, oid=child_oid, sz=child.sz))
+
+    def _close(self, ts: int, order: Order, status: str, arm_children: bool = False) -> None:
+        """Take a live order out (``status`` says why).  Its TP/SL children still waiting for it
+        are cancelled with it, as on Hyperliquid, except when the parent did fill in part and
+        ``arm_children`` (an IOC remainder, or a margin cancel after a partial fill): then they go
+        live, sized to the position when they trigger."""
+        self._emit(V.OrderClosed(ts=ts, oid=order.oid, status=status))
+        if order.children:
+            if arm_children:
+                self._arm_children(ts, order)
+            else:
+                for child in order.children:
+                    if child in self.orders and self.orders[child].status == "waitingForFill":
+                        self._emit(V.OrderClosed(ts=ts, oid=child, status=status))
 
     def _after_fills(self, ts: int, asset: int, users: Iterable[str]) -> None:
         """Reduce-only upkeep for every user whose position in ``asset`` changed."""
@@ -492,10 +512,10 @@ class Exchange:
             increases = szi == 0 or (szi > 0) == order.is_buy
             if order.status == "waitingForTrigger":
                 if increases:
-                    self._emit(V.OrderClosed(ts=ts, oid=oid, status="reduceOnlyCanceled"))
+                    self._close(ts, order, "reduceOnlyCanceled")
                 continue
             if increases or room == 0:
-                self._emit(V.OrderClosed(ts=ts, oid=oid, status="reduceOnlyCanceled"))
+                self._close(ts, order, "reduceOnlyCanceled")
             elif order.sz > room:
                 self._emit(V.OrderResized(ts=ts, oid=oid, sz=room))
                 room = 0
@@ -507,14 +527,8 @@ class Exchange:
         order = self.orders.get(oid)
         if order is None or order.user != user or (asset is not None and order.asset != asset):
             return {"error": E.MISSING_ORDER}
-        self._close_with_children(ts, order, "canceled")
+        self._close(ts, order, "canceled")
         return "success"
-
-    def _close_with_children(self, ts: int, order: Order, status: str) -> None:
-        self._emit(V.OrderClosed(ts=ts, oid=order.oid, status=status))
-        for child in order.children:
-            if child in self.orders:
-                self._emit(V.OrderClosed(ts=ts, oid=child, status=status))
 
     def _cmd_cancel(self, cmd: C.Cancel) -> list[Status]:
         return [self._cancel_oid(cmd.ts, cmd.user, cmd.oid, cmd.asset)]
@@ -532,9 +546,9 @@ class Exchange:
             return []
         out: list[Status] = []
         for oid in sorted(acct.orders):
-            order = self.orders.get(oid)
+            order = self.orders.get(oid)  # None: a child already closed with its parent
             if order is not None and (cmd.asset is None or order.asset == cmd.asset):
-                self._emit(V.OrderClosed(ts=cmd.ts, oid=oid, status="canceled"))
+                self._close(cmd.ts, order, "canceled")
                 out.append("success")
         return out
 
@@ -544,7 +558,7 @@ class Exchange:
         order = None if oid is None else self.orders.get(oid)
         if order is None or order.user != user or order.status == "waitingForFill":
             return {"error": E.CANNOT_MODIFY}
-        self._close_with_children(ts, order, "canceled")
+        self._close(ts, order, "canceled")
         return self._place(ts, user, req)
 
     def _cmd_modify(self, cmd: C.Modify) -> Status:
@@ -585,12 +599,12 @@ class Exchange:
             if order.reduce_only:
                 cap = self._reduce_capacity(order)
                 if cap == 0:
-                    self._emit(V.OrderClosed(ts=ts, oid=oid, status="reduceOnlyCanceled"))
+                    self._close(ts, order, "reduceOnlyCanceled")
                     continue
                 if order.sz == 0 or order.sz > cap:  # size 0: the whole position (positionTpsl)
                     self._emit(V.OrderResized(ts=ts, oid=oid, sz=cap))
             elif self._margin_check(order.user, spec, order.is_buy, px, order.sz) is not None:
-                self._emit(V.OrderClosed(ts=ts, oid=oid, status="marginCanceled"))
+                self._close(ts, order, "marginCanceled")
                 continue
             self._execute(ts, order)
 
@@ -651,11 +665,13 @@ class Exchange:
     def _on_fill(self, ev: V.Fill) -> None:
         ledger = self.ledger
         taker_acct = ledger.accounts[ev.taker]
-        maker_acct = ledger.account(ev.maker)
+        maker_acct = ledger.accounts[ev.maker]
         asset = ev.asset
         px, sz, taker_buys = ev.px, ev.sz, ev.taker_is_buy
-        ledger.apply_fill(taker_acct, self._settings(taker_acct, asset), taker_buys, px, sz, ev.taker_fee)
-        ledger.apply_fill(maker_acct, self._settings(maker_acct, asset), not taker_buys, px, sz, ev.maker_fee)
+        pos = taker_acct.positions.get(asset) or self._settings(taker_acct, asset)
+        ledger.apply_fill(taker_acct, pos, taker_buys, px, sz, ev.taker_fee)
+        pos = maker_acct.positions.get(asset) or self._settings(maker_acct, asset)
+        ledger.apply_fill(maker_acct, pos, not taker_buys, px, sz, ev.maker_fee)
         maker = self.orders[ev.maker_oid]
         self.books[asset].reduce(maker, ev.sz)
         if maker.sz == 0:

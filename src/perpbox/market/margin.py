@@ -38,6 +38,7 @@ class MarginTable:
     deductions: tuple[Fraction, ...] = field(init=False, repr=False, compare=False)
     _den: int = field(init=False, repr=False, compare=False)
     _rows: tuple[tuple[int, int, int], ...] = field(init=False, repr=False, compare=False)
+    _caps: tuple[int | None, ...] = field(init=False, repr=False, compare=False)  # by leverage
 
     def __post_init__(self) -> None:
         if not self.tiers:
@@ -62,6 +63,11 @@ class MarginTable:
         object.__setattr__(self, "deductions", tuple(deds))
         object.__setattr__(self, "_den", den)
         object.__setattr__(self, "_rows", rows)
+        caps = tuple(
+            next((t.lower_bound for t in self.tiers if t.max_leverage < lev), None)
+            for lev in range(self.tiers[0].max_leverage + 1)
+        )
+        object.__setattr__(self, "_caps", caps)
 
     # -- constructors -------------------------------------------------------------------------
     @classmethod
@@ -113,8 +119,9 @@ class MarginTable:
 
     def max_notional_at_leverage(self, leverage: int) -> int | None:
         """Largest position notional allowed at ``leverage``: the lower bound of the first tier
-        whose max leverage is below it (Hyperliquid's PerpMaxPosition), or None if unlimited."""
-        for t in self.tiers:
-            if t.max_leverage < leverage:
-                return t.lower_bound
-        return None
+        whose max leverage is below it (Hyperliquid's PerpMaxPosition), or None if unlimited.
+        A position may reach this notional but not exceed it."""
+        caps = self._caps
+        if 0 <= leverage < len(caps):
+            return caps[leverage]
+        return self.tiers[0].lower_bound  # above every tier's max leverage: nothing is allowed

@@ -42,18 +42,19 @@ class MarketSpec:
     margin_mode: MarginMode = MarginMode.NORMAL
     min_notional: int = 10 * USD  # micro-USDC; Hyperliquid's $10
     max_sig_figs: int = 5
+    _whole: int = field(init=False, repr=False, compare=False)  # price units per dollar
+
+    px_decimals: int = field(init=False, repr=False, compare=False)  # 6 - szDecimals
 
     def __post_init__(self) -> None:
         if not 0 <= self.sz_decimals <= 6:
             raise ValueError("sz_decimals must be within 0..6")
+        object.__setattr__(self, "px_decimals", price_decimals(self.sz_decimals))
+        object.__setattr__(self, "_whole", 10 ** price_decimals(self.sz_decimals))
 
     @property
     def max_leverage(self) -> int:
         return self.margin_table.max_leverage
-
-    @property
-    def px_decimals(self) -> int:
-        return price_decimals(self.sz_decimals)
 
     @property
     def only_isolated(self) -> bool:
@@ -70,7 +71,7 @@ class MarketSpec:
         unit itself)."""
         if px <= 0:
             return False
-        if px % (10**self.px_decimals) == 0:
+        if px % self._whole == 0:
             return True
         return significant_figures(px) <= self.max_sig_figs
 
