@@ -10,6 +10,7 @@ that replaying the event log rebuilds the same state.
 from __future__ import annotations
 
 import random
+import sys
 
 from rich.console import Console
 from rich.table import Table
@@ -36,7 +37,7 @@ def _addr(i: int) -> str:
 
 
 def run_demo(seed: int = 1, steps: int = 300, console: Console | None = None) -> Exchange:
-    con = console or Console()
+    con = console or Console(width=None if sys.stdout.isatty() else 150)
     rng = random.Random(seed)
     ex = Exchange()
     log: list[V.Event] = []
@@ -146,7 +147,7 @@ def _print_report(con: Console, ex: Exchange, log: list[V.Event], markets: list[
             entry = format_units(pos.entry_ntl // abs(pos.szi), s.px_decimals)
             used = m.initial_margin(pos) if pos.is_cross else m.isolated_value(pos)
             mode = f"{'cross' if pos.is_cross else 'isolated'} {pos.leverage}x"
-            t.add_row(addr[:10] + "…", s.name, format_units(pos.szi, s.sz_decimals), entry, mode,
+            t.add_row(addr[:6] + "…" + addr[-4:], s.name, format_units(pos.szi, s.sz_decimals), entry, mode,
                       _usd(m.unrealized_pnl(pos)), _usd(used), _usd(m.account_value(acct)), _usd(m.withdrawable(acct)))
     con.print(t)
 

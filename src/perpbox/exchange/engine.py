@@ -278,8 +278,10 @@ class Exchange:
         parent_oid: int = next(iter(first.values()))["oid"]
         return statuses + [self._place(cmd.ts, cmd.user, req, parent=parent_oid) for req in children]
 
-    def _validate(self, user: str, req: C.OrderRequest, position_tpsl: bool, parent: int) -> tuple[str, str] | None:
-        """Checks that need no matching; returns (status, message) of the first rule broken."""
+    def _validate(self, user: str, req: C.OrderRequest, position_tpsl: bool, parent: int,
+                  replacing: int = 0) -> tuple[str, str] | None:
+        """Checks that need no matching; returns (status, message) of the first rule broken.
+        ``replacing`` is the oid a modify is about to cancel (its cloid may be reused)."""
         spec = self.markets.get(req.asset)
         if spec is None:
             return "rejected", E.UNKNOWN_ASSET
@@ -291,7 +293,7 @@ class Exchange:
         if not spec.valid_price(req.px):
             return "tickRejected", E.order_error(E.TICK, a)
         acct = self.ledger.accounts.get(user)
-        if req.cloid is not None and acct is not None and req.cloid in acct.cloids:
+        if req.cloid is not None and acct is not None and acct.cloids.get(req.cloid, replacing) != replacing:
             return "rejected", E.order_error(E.DUPLICATE_CLOID, a)
         if req.tpsl:
             if req.tpsl not in ("tp", "sl") or not spec.valid_price(req.trigger_px):
@@ -558,6 +560,10 @@ class Exchange:
         order = None if oid is None else self.orders.get(oid)
         if order is None or order.user != user or order.status == "waitingForFill":
             return {"error": E.CANNOT_MODIFY}
+        # an invalid replacement leaves the original untouched: nothing is half-applied
+        bad = self._validate(user, req, False, 0, replacing=order.oid)
+        if bad is not None:
+            return self._reject(ts, user, req, *bad)
         self._close(ts, order, "canceled")
         return self._place(ts, user, req)
 

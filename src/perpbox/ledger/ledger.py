@@ -133,6 +133,7 @@ class Ledger:
             acct.raw_usd -= signed * px + fee
             pos.szi = old + signed
         else:
+            pos.iso_raw -= fee  # paid first, so a full close releases exactly what is left
             if close_qty:
                 equity = pos.iso_raw + old * px
                 step = close_qty if old > 0 else -close_qty
@@ -150,7 +151,6 @@ class Ledger:
                 step = open_qty if is_buy else -open_qty
                 pos.iso_raw += margin - step * px
                 pos.szi += step
-            pos.iso_raw -= fee
         if open_qty:
             pos.entry_ntl += px * open_qty
         self.accounts[FEE_ACCOUNT].raw_usd += fee
