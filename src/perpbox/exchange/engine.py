@@ -206,7 +206,9 @@ class Exchange:
             return {"error": E.INVALID_LEVERAGE}
         if cmd.is_cross and spec.only_isolated:
             return {"error": E.CROSS_NOT_ALLOWED}
-        acct = self.ledger.accounts.get(cmd.user) or Account(cmd.user)
+        acct = self.ledger.accounts.get(cmd.user)
+        if acct is None:
+            return {"error": E.MUST_DEPOSIT.format(user=cmd.user)}
         pos = acct.positions.get(cmd.asset)
         if pos is not None and pos.szi:
             if pos.is_cross != cmd.is_cross:
@@ -596,6 +598,9 @@ class Exchange:
             if order is None or order.status != "waitingForTrigger":
                 continue  # cancelled by an earlier trigger this tick (sibling, reduce-only upkeep)
             if order.is_market:
+                # Hyperliquid's documented 10% tolerance from the mark.  The order's own ``p`` is not
+                # a cap: the official SDK's TP/SL example sends p = triggerPx for market triggers,
+                # which would leave every gap through the trigger unfilled.
                 slip = mark * TRIGGER_SLIPPAGE_BPS // 10_000
                 px = round_price_sig(mark + slip, spec.px_decimals) if order.is_buy else \
                     round_price_sig(mark - slip, spec.px_decimals, up=True)
