@@ -20,16 +20,23 @@ def PX(usd: int) -> int:
     return usd * 100
 
 
-class TwoSided(Ledger):
+class TwoSided:
     """A ledger whose ``apply_fill`` also settles the other side of the trade with a cross
     counterparty, ``bob`` (no fee), so that conservation can be checked after every fill; the
     returned PnL and every assertion are about the side under test."""
 
-    def apply_fill(self, acct, pos, is_buy, px, sz, fee):  # type: ignore[override]
+    def __init__(self) -> None:
+        # composition, not inheritance: the ledger may be a compiled (mypyc) class
+        self.ledger = Ledger()
+
+    def __getattr__(self, name):
+        return getattr(self.ledger, name)
+
+    def apply_fill(self, acct, pos, is_buy, px, sz, fee):
         if acct.address != "bob":
-            bob = self.account("bob")
-            super().apply_fill(bob, self.position(bob, pos.asset, True, 20), not is_buy, px, sz, 0)
-        return super().apply_fill(acct, pos, is_buy, px, sz, fee)
+            bob = self.ledger.account("bob")
+            self.ledger.apply_fill(bob, self.ledger.position(bob, pos.asset, True, 20), not is_buy, px, sz, 0)
+        return self.ledger.apply_fill(acct, pos, is_buy, px, sz, fee)
 
 
 def setup(cash_usd: int = 10_000, is_cross: bool = True, leverage: int = 20):

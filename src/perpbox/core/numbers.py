@@ -33,7 +33,7 @@ def price_decimals(sz_decimals: int) -> int:
 _DECIMAL = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)")
 
 
-def parse_units(text: str, decimals: int) -> int | None:
+def parse_units(text: object, decimals: int) -> int | None:
     """Parse a plain decimal string (``"-12.5"``, ``"0.001"``; no exponent, sign ``+``, spaces or
     underscores) into integer units of ``10**-decimals``, exactly, with pure integer arithmetic.
 
