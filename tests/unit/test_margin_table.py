@@ -223,7 +223,7 @@ def tables(draw) -> MarginTable:
     """Random valid tables: bounds strictly increasing from 0, rates non-decreasing in (0, 1),
     leverages non-increasing.  Either Hyperliquid-style or with arbitrary rational rates."""
     n = draw(st.integers(1, 6))
-    bounds = [0] + sorted(draw(st.sets(st.integers(1, 10**15), min_size=n - 1, max_size=n - 1)))
+    bounds = [0, *sorted(draw(st.sets(st.integers(1, 10 ** 15), min_size=n - 1, max_size=n - 1)))]
     if draw(st.booleans()):
         levs = sorted(draw(st.lists(st.integers(1, 100), min_size=n, max_size=n)), reverse=True)
         return MarginTable(tuple(MarginTier(b, lev, Fraction(1, 2 * lev)) for b, lev in zip(bounds, levs)))
