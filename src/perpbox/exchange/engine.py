@@ -194,7 +194,9 @@ class Exchange:
         self._emit(V.Transferred(ts=cmd.ts, src=cmd.src, dst=cmd.dst, usd=cmd.usd))
         return "ok"
 
-    def _settings(self, acct: Account, asset: int) -> Position:
+    def _position_slot(self, acct: Account, asset: int) -> Position:
+        """The account's position in ``asset`` (it also holds the leverage setting), created with
+        the market's defaults: 20x (or the max) cross, isolated on isolated-only markets."""
         spec = self.markets[asset]
         return self.ledger.position(acct, asset, not spec.only_isolated, spec.default_leverage)
 
@@ -642,7 +644,7 @@ class Exchange:
         self.ledger.transfer(ev.src, ev.dst, ev.usd)
 
     def _on_leverage_updated(self, ev: V.LeverageUpdated) -> None:
-        pos = self._settings(self.ledger.account(ev.user), ev.asset)
+        pos = self._position_slot(self.ledger.account(ev.user), ev.asset)
         pos.is_cross = ev.is_cross
         pos.leverage = ev.leverage
 
@@ -679,9 +681,9 @@ class Exchange:
         maker_acct = ledger.accounts[ev.maker]
         asset = ev.asset
         px, sz, taker_buys = ev.px, ev.sz, ev.taker_is_buy
-        pos = taker_acct.positions.get(asset) or self._settings(taker_acct, asset)
+        pos = taker_acct.positions.get(asset) or self._position_slot(taker_acct, asset)
         ledger.apply_fill(taker_acct, pos, taker_buys, px, sz, ev.taker_fee)
-        pos = maker_acct.positions.get(asset) or self._settings(maker_acct, asset)
+        pos = maker_acct.positions.get(asset) or self._position_slot(maker_acct, asset)
         ledger.apply_fill(maker_acct, pos, not taker_buys, px, sz, ev.maker_fee)
         maker = self.orders[ev.maker_oid]
         self.books[asset].reduce(maker, ev.sz)
@@ -752,11 +754,6 @@ def _trigger_hit(is_buy: bool, tpsl: str, trigger_px: int, mark: int) -> bool:
     """Hyperliquid: a sell TP fires on "Price above", a sell SL on "Price below"; buys mirror."""
     above = (tpsl == "tp") != is_buy
     return mark >= trigger_px if above else mark <= trigger_px
-
-
-def _crosses(book: OrderBook, is_buy: bool, px: int) -> bool:
-    best = book.best_ask() if is_buy else book.best_bid()
-    return best is not None and (best <= px if is_buy else best >= px)
 
 
 def _is_ro(order: Any, asset: int) -> bool:
