@@ -50,9 +50,11 @@ no example database), so CI runs the same sequences every time.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +80,7 @@ except ModuleNotFoundError:  # e.g. pytest --import-mode=importlib: the director
 _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example,
            HealthCheck.filter_too_much]
 _COMMON: dict[str, Any] = dict(deadline=None, derandomize=True, database=None, print_blob=False,
-                               suppress_health_check=_HEALTH)
+                               report_multiple_bugs=False, suppress_health_check=_HEALTH)
 # sequence lengths (random commands after the setup); kept well under hypothesis' per-example
 # choice budget (BUFFER_SIZE), so no example overruns
 INV_LEN = (170, 220)
@@ -621,13 +623,68 @@ def _apply_and_audit(ex: Exchange, audit: Audit, cmd: C.Command, log: list[C.Com
         check_command(ex, audit, cmd, events)
     except AssertionError as e:
         # Commands that emitted no event changed nothing (state changes only through events), so
-        # the ones that did are an exact reproduction; hypothesis shrinks the others to no-ops.
-        repro = "\n".join(f"    {c!r}," for c, n in zip(log, audit.n_events) if n) + f"\n    {cmd!r},"
-        raise AssertionError(f"{e}\n  after command #{len(log)}: {cmd!r}\n  response: {ex.last_response!r}\n"
-                             f"  events:\n{_describe(events)}\n  reproduction (commands that emitted events, "
-                             f"then the failing one):\n  [\n{repro}\n  ]") from None
+        # the ones that did, then the failing one, are an exact reproduction.
+        repro = [c for c, n in zip(log, audit.n_events) if n] + [cmd]
+        msg = f"{e}\n  after command #{len(log)}: {cmd!r}\n  response: {ex.last_response!r}\n  events:\n"
+        msg += _describe(events)
+        if _is_final_run():  # hypothesis' last replay of the shrunk example: minimise it further
+            repro = minimise(repro, _failure_key(str(e)))
+            msg += "\n  minimal reproduction (delta-debugged; its own failure printed first):"
+            msg += f"\n    {_replay_concrete(repro)[1]}"
+        msg += "\n  reproduction:\n  [\n" + "\n".join(f"    {c!r}," for c in repro) + "\n  ]"
+        raise AssertionError(msg) from None
     audit.n_events.append(len(events))
     return events
+
+
+def _is_final_run() -> bool:
+    try:
+        from hypothesis.control import current_build_context
+
+        return bool(current_build_context().is_final)
+    except Exception:  # not inside a hypothesis test
+        return False
+
+
+def _failure_key(message: str) -> str:
+    """The kind of a failure: its first line with numbers and addresses blanked."""
+    return re.sub(r"0x[0-9a-f]+|\d+", "#", message.splitlines()[0] if message else "")[:60]
+
+
+def _replay_concrete(cmds: list[C.Command]) -> tuple[str | None, str]:
+    """Apply ``cmds`` to a fresh exchange under the audit: (failure key or None, message)."""
+    ex = Exchange()
+    audit = Audit({c.spec.asset: c.spec for c in cmds if isinstance(c, C.AddMarket)})
+    try:
+        for cmd in cmds:
+            events = ex.apply(cmd)
+            audit.events(ex, events)
+            audit.state(ex)
+            check_command(ex, audit, cmd, events)
+    except AssertionError as e:
+        return _failure_key(str(e)), str(e).splitlines()[0] if str(e) else "AssertionError"
+    except Exception as e:  # the engine itself raised
+        return f"{type(e).__name__}", f"{type(e).__name__}: {e}"
+    return None, "passes"
+
+
+def minimise(cmds: list[C.Command], key: str, budget: int = 3_000,
+             replay: Callable[[list[C.Command]], tuple[str | None, str]] | None = None) -> list[C.Command]:
+    """Greedy delta debugging: drop chunks of commands (halving the chunk size) while the same
+    kind of failure remains.  Only used to print a short reproduction for a failure."""
+    replay = replay or _replay_concrete
+    chunk = max(1, len(cmds) // 2)
+    while chunk >= 1 and budget > 0:
+        i = 0
+        while i < len(cmds) and budget > 0:
+            trial = cmds[:i] + cmds[i + chunk:]
+            budget -= 1
+            if trial and replay(trial)[0] == key:
+                cmds = trial
+            else:
+                i += chunk
+        chunk //= 2
+    return cmds
 
 
 def _check_replay_and_determinism(ex: Exchange, log: list[C.Command], all_events: list[V.Event],
@@ -759,24 +816,55 @@ def _differential_property(data: st.DataObject) -> None:
             setup.append(C.UpdateLeverage(ts=g.next_ts(), user=u, asset=s.asset, is_cross=True,
                                           leverage=s.max_leverage))
     n = data.draw(st.integers(*DIFF_LEN), label="commands")
-    fills_total = 0
+    log: list[C.Command] = []
     for i in range(len(setup) + n):
         cmd = setup[i] if i < len(setup) else data.draw(matching_command(g, ref), label=f"cmd {i + 1 - len(setup)}")
-        events = ex.apply(cmd)
+        log.append(cmd)
+        try:
+            COUNTS["differential_fills"] += _diff_step(ex, ref, cmd)
+        except AssertionError as e:
+            msg = str(e)
+            if _is_final_run():
+                key = _failure_key(msg)
+                repro = minimise(log, key, replay=_diff_replay_concrete)
+                msg += "\n  minimal reproduction (delta-debugged; its own failure printed first):"
+                msg += f"\n    {_diff_replay_concrete(repro)[1]}\n  [\n"
+                msg += "\n".join(f"    {c!r}," for c in repro) + "\n  ]"
+            raise AssertionError(msg) from None
         COUNTS["differential"] += i >= len(setup)
-        got = [(ev.maker_oid, ev.taker_oid, ev.px, ev.sz) for ev in events if isinstance(ev, V.Fill)]
-        want = [(f.maker_oid, f.taker_oid, f.px, f.sz) for f in ref.apply(cmd)]
-        fills_total += len(want)
-        assert not [ev for ev in events if isinstance(ev, V.OrderClosed) and ev.status == "marginCanceled"]
-        assert not [ev for ev in events if isinstance(ev, V.OrderRejected) and "Margin" in ev.status]
-        assert got == want, (f"fills differ after {cmd!r}\n  engine:    {got}\n  reference: {want}\n"
-                             f"  events:\n{_describe(events)}")
-        assert ex.next_oid == ref.next_oid, (cmd, ex.next_oid, ref.next_oid)
-        for a in sorted(ex.books):
-            eb = _engine_books(ex, a)
-            rb = (ref.book(a, True), ref.book(a, False))
-            assert eb == rb, f"books of {a} differ after {cmd!r}\n  engine:    {eb}\n  reference: {rb}"
-    COUNTS["differential_fills"] += fills_total
+
+
+def _diff_step(ex: Exchange, ref: ReferenceMatcher, cmd: C.Command) -> int:
+    """Apply ``cmd`` to both; check fills, oids and books agree; return the number of fills."""
+    events = ex.apply(cmd)
+    got = [(ev.maker_oid, ev.taker_oid, ev.px, ev.sz) for ev in events if isinstance(ev, V.Fill)]
+    want = [(f.maker_oid, f.taker_oid, f.px, f.sz) for f in ref.apply(cmd)]
+    assert not [ev for ev in events if isinstance(ev, V.OrderClosed) and ev.status == "marginCanceled"], events
+    assert not [ev for ev in events if isinstance(ev, V.OrderRejected) and "Margin" in ev.status], events
+    assert got == want, (f"fills differ after {cmd!r}\n  engine:    {got}\n  reference: {want}\n"
+                         f"  events:\n{_describe(events)}")
+    assert ex.next_oid == ref.next_oid, f"next oid differs after {cmd!r}: engine {ex.next_oid}, ref {ref.next_oid}"
+    for a in sorted(ex.books):
+        eb = _engine_books(ex, a)
+        rb = (ref.book(a, True), ref.book(a, False))
+        assert eb == rb, (f"books of {a} differ after {cmd!r}\n  engine:    {eb}\n  reference: {rb}\n"
+                          f"  events:\n{_describe(events)}")
+    return len(got)
+
+
+def _diff_replay_concrete(cmds: list[C.Command]) -> tuple[str | None, str]:
+    specs = [c.spec for c in cmds if isinstance(c, C.AddMarket)]
+    ex = Exchange()
+    ref = ReferenceMatcher({s.asset: RefMarket(s.asset, s.px_decimals, s.min_notional, s.max_sig_figs)
+                            for s in specs})
+    try:
+        for cmd in cmds:
+            _diff_step(ex, ref, cmd)
+    except AssertionError as e:
+        return _failure_key(str(e)), str(e).splitlines()[0] if str(e) else "AssertionError"
+    except Exception as e:
+        return f"{type(e).__name__}", f"{type(e).__name__}: {e}"
+    return None, "passes"
 
 
 def test_matching_equals_naive_reference() -> None:
