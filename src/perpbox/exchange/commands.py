@@ -90,7 +90,10 @@ class CancelAll(Command, frozen=True, kw_only=True):
 
 class Modify(Command, frozen=True, kw_only=True):
     """Cancel-replace.  The replacement gets a new oid and joins the back of its price level
-    (loses time priority, whatever changed), as on dYdX v4; ``oid`` may be an int or a cloid."""
+    (loses time priority, whatever changed), as on dYdX v4; ``oid`` may be an int or a cloid.
+    A replacement that fails validation (tick, size, notional, reduce-only, trigger) is rejected
+    and the original stays; one refused later by the book (ALO that would cross, IOC that cannot
+    match) leaves the original cancelled, as a cancel followed by a refused order would."""
 
     user: str
     oid: int | str

@@ -280,7 +280,10 @@ class Exchange:
         if not isinstance(first, dict) or "error" in first:
             return statuses + [first] * len(children)
         parent_oid: int = next(iter(first.values()))["oid"]
-        return statuses + [self._place(cmd.ts, cmd.user, req, parent=parent_oid) for req in children]
+        statuses += [self._place(cmd.ts, cmd.user, req, parent=parent_oid) for req in children]
+        if parent_oid not in self.orders:  # the parent filled at once: its children are live now
+            self._enforce_reduce_only(cmd.ts, self.ledger.accounts[cmd.user], parent.asset)
+        return statuses
 
     def _validate(self, user: str, req: C.OrderRequest, position_tpsl: bool, parent: int,
                   replacing: int = 0) -> tuple[str, str] | None:
