@@ -378,7 +378,7 @@ class Exchange:
                                      reduce_only=req.reduce_only, cloid=req.cloid, status="open"))
             if req.reduce_only:
                 self._enforce_reduce_only(ts, self.ledger.accounts[user], asset)
-            return {"resting": {"oid": oid} if req.cloid is None else {"oid": oid, "cloid": req.cloid}}
+            return {"resting": _with_cloid({"oid": oid}, req.cloid)}
         self._emit(V.OrderPlaced(ts=ts, oid=oid, user=user, asset=asset, is_buy=is_buy, px=req.px, sz=sz, tif=tif,
                                  reduce_only=req.reduce_only, cloid=req.cloid))
         return self._execute(ts, self.orders[oid])
@@ -387,11 +387,12 @@ class Exchange:
         """Match a pending order, then rest or finish it; apply the follow-ups of any fills."""
         oid, user, asset = order.oid, order.user, order.asset
         filled, ntl, touched = self._match(ts, order)
+        is_market = order.tif == "FrontendMarket"
+        takes_only = is_market or order.tif == "Ioc"  # never rests
         if order.oid in self.orders:  # something remains
-            if filled == 0 and order.tif in ("Ioc", "FrontendMarket"):
-                status = "marketOrderNoLiquidityRejected" if order.tif == "FrontendMarket" else "iocCancelRejected"
-                self._close(ts, order, status)
-            elif order.tif in ("Ioc", "FrontendMarket"):
+            if filled == 0 and takes_only:
+                self._close(ts, order, "marketOrderNoLiquidityRejected" if is_market else "iocCancelRejected")
+            elif takes_only:
                 self._close(ts, order, "canceled", arm_children=True)  # partially filled: TP/SL go live
             elif order.reduce_only and not self._reduce_capacity(order):
                 self._close(ts, order, "reduceOnlyCanceled")
@@ -401,11 +402,8 @@ class Exchange:
                     touched[user] = None
         if touched:
             self._after_fills(ts, asset, touched)
-        if filled == 0:
-            if order.tif == "FrontendMarket":
-                return {"error": E.order_error(E.MARKET_NO_LIQUIDITY, asset)}
-            if order.tif == "Ioc":
-                return {"error": E.order_error(E.IOC_CANCEL, asset)}
+        if filled == 0 and takes_only:
+            return {"error": E.order_error(E.MARKET_NO_LIQUIDITY if is_market else E.IOC_CANCEL, asset)}
         if oid in self.orders and self.orders[oid].status == "open":
             return {"resting": _with_cloid({"oid": oid}, order.cloid)}
         if filled:
