@@ -101,7 +101,9 @@ def test_tick_size_and_minimum_notional(sim: Sim) -> None:
     assert sim.order(ALICE, BTC_ID, True, "12345.6", "0.001") == {"error": tick}
     # whole-dollar prices are always allowed; 5 significant figures are allowed
     assert "resting" in sim.order(ALICE, BTC_ID, True, 100_001, "0.001")
-    assert "resting" in sim.order(ALICE, BTC_ID, True, "1234.5", "0.01")
+    # a valid tick more than 80% from the reference price (the $100,000 mark) is refused
+    assert sim.order(ALICE, BTC_ID, True, "1234.5", "0.01") == {
+        "error": "Order price cannot be more than 80% away from the reference price asset=0"}
     # ETH (2 decimals): 2000.25 has 6 significant figures
     assert sim.order(ALICE, ETH_ID, True, "2000.25", "0.01") == {
         "error": "Price must be divisible by tick size. asset=1"}

@@ -40,3 +40,11 @@ MUST_DEPOSIT = "Must deposit before performing actions. User: {user}"
 def order_error(message: str, asset: int) -> str:
     """A per-order error as the live venue formats it (``<message> asset=<id>``)."""
     return f"{message} asset={asset}"
+
+
+# market controls (perp mechanics)
+OI_CAPPED = "Order would increase open interest while open interest is capped"
+PRICE_TOO_FAR = "Order price cannot be more than {pct}% away from the reference price"
+# ours (no venue string known): a market in reduce-only or post-only mode
+MARKET_REDUCE_ONLY = "Market is reduce-only: only reduce-only orders are accepted."
+MARKET_POST_ONLY = "Market is post-only: only post-only (Alo) orders are accepted."

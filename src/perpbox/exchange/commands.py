@@ -16,6 +16,7 @@ class Command(msgspec.Struct, tag=True, frozen=True, kw_only=True):
 class AddMarket(Command, frozen=True, kw_only=True):
     spec: MarketSpec
     mark_px: int = 0  # optional initial mark (e.g. the deployer's oraclePx); 0 = none yet
+    deployer: str = ""  # HIP-3: the dex's deployer (set by the dex's first listing)
 
 
 class Deposit(Command, frozen=True, kw_only=True):
@@ -121,10 +122,67 @@ class UpdateIsolatedMargin(Command, frozen=True, kw_only=True):
 
 
 class Tick(Command, frozen=True, kw_only=True):
-    """Periodic work.  For now: new mark prices by asset (from the pricing layer), then trigger
-    orders fire.  Oracle, funding and liquidation sweeps join here in a fixed order."""
+    """Periodic work, in this order: for each market (by asset) its session, oracle, EMAs and mark
+    move and a premium sample is taken when due, then funding is paid when due; then trigger
+    orders fire on the new marks; then the liquidation sweep runs (book, backstop/insurance, ADL).
+
+    ``marks`` sets the mark directly for markets with a ``manual`` oracle (scripted price paths)."""
 
     marks: dict[int, int] = {}
+
+
+class FeedPrices(Command, frozen=True, kw_only=True):
+    """External prices from one ``source`` (e.g. "binance") by asset: spot prices for ``sources``
+    oracles, or perp mids (``perp``) for the mark's external input."""
+
+    source: str
+    pxs: dict[int, int]
+    perp: bool = False
+
+
+class SetOracle(Command, frozen=True, kw_only=True):
+    """HIP-3 ``perpDeploy.setOracle`` by the dex's deployer: oracle prices, up to two lists of mark
+    inputs, external perp prices (all by asset)."""
+
+    user: str
+    dex: str
+    oracle_pxs: dict[int, int]
+    mark_pxs: list[dict[int, int]] = []
+    external_perp_pxs: dict[int, int] = {}
+
+
+class SetOpenInterestCaps(Command, frozen=True, kw_only=True):
+    """HIP-3 ``setOpenInterestCaps`` (deployer), or an operator change when ``user`` is empty:
+    notional caps by asset (micro-USDC; 0 removes) and optionally the dex total."""
+
+    user: str = ""
+    dex: str = ""
+    caps: dict[int, int] = {}
+    total_cap: int | None = None
+
+
+class SetFundingMultipliers(Command, frozen=True, kw_only=True):
+    """HIP-3 ``setFundingMultipliers`` (0..10, 1e-8 units) by the deployer."""
+
+    user: str
+    dex: str
+    multipliers: dict[int, int]
+
+
+class HaltTrading(Command, frozen=True, kw_only=True):
+    """HIP-3 ``haltTrading``: halting cancels every order and settles every position at the mark;
+    ``halted=False`` resumes.  ``user`` empty: the operator."""
+
+    asset: int
+    halted: bool
+    user: str = ""
+
+
+class SetMarketStatus(Command, frozen=True, kw_only=True):
+    """Operator: ``active``, ``postOnly`` or ``reduceOnly`` (use HaltTrading to halt)."""
+
+    asset: int
+    status: str
 
 
 def place(ts: int, user: str, asset: int, is_buy: bool, px: int, sz: int, **kw: object) -> PlaceOrders:

@@ -35,8 +35,10 @@ from perpbox.core import errors as E
 from perpbox.core.numbers import format_units, round_price_sig
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
+from perpbox.exchange.mechanics import PerpMechanics
 from perpbox.ledger.ledger import FEE_ACCOUNT, Account, Ledger, Position
 from perpbox.market.spec import MarketSpec
+from perpbox.pricing import pricer
 from perpbox.risk.margin import MarginView
 
 TIFS = frozenset(t.value for t in Tif)
@@ -44,11 +46,10 @@ TRIGGER_SLIPPAGE_BPS = 1000  # Hyperliquid: market TP/SL execute with 10% slippa
 Status = dict[str, Any] | str
 
 
-class Exchange:
+class Exchange(PerpMechanics):
     def __init__(self) -> None:
         self.markets: dict[int, MarketSpec] = {}
         self.books: dict[int, OrderBook] = {}
-        self.marks: dict[int, int] = {}
         self.last_px: dict[int, int] = {}
         self.prices: dict[int, int] = {}  # what margin is computed at: mark, else last trade (derived)
         self.ledger = Ledger()
@@ -59,6 +60,8 @@ class Exchange:
         self.margin = MarginView(self.markets, self.prices)
         self.last_response: Any = None
         self._out: list[V.Event] = []
+        self._oi_stopped = False  # set by matching when an open-interest cap stops the taker
+        self._init_mechanics()
         self._handlers: dict[type, Callable[[Any], Any]] = {
             C.AddMarket: self._cmd_add_market,
             C.Deposit: self._cmd_deposit,
@@ -74,6 +77,12 @@ class Exchange:
             C.UpdateLeverage: self._cmd_update_leverage,
             C.UpdateIsolatedMargin: self._cmd_update_isolated_margin,
             C.Tick: self._cmd_tick,
+            C.FeedPrices: self._cmd_feed_prices,
+            C.SetOracle: self._cmd_set_oracle,
+            C.SetOpenInterestCaps: self._cmd_set_open_interest_caps,
+            C.SetFundingMultipliers: self._cmd_set_funding_multipliers,
+            C.HaltTrading: self._cmd_halt_trading,
+            C.SetMarketStatus: self._cmd_set_market_status,
         }
         self._appliers: dict[type, Callable[[Any], None]] = {
             V.MarketListed: self._on_market_listed,
@@ -91,7 +100,14 @@ class Exchange:
             V.OrderArmed: self._on_order_armed,
             V.OrderResized: self._on_order_resized,
             V.OrderClosed: self._on_order_closed,
-            V.MarkUpdated: self._on_mark_updated,
+            V.QuotesFed: self._on_quotes_fed,
+            V.PricesUpdated: self._on_prices_updated,
+            V.FundingSettled: self._on_funding_settled,
+            V.MarketConfigured: self._on_market_configured,
+            V.DexConfigured: self._on_dex_configured,
+            V.MarketSettled: self._on_market_settled,
+            V.Liquidated: self._on_liquidated,
+            V.PositionTransferred: self._on_position_transferred,
         }
 
     # ==============================================================================================
@@ -129,8 +145,12 @@ class Exchange:
         state = [
             self.next_oid,
             self.next_tid,
-            [[a, _spec_state(s), self.marks.get(a, 0), self.last_px.get(a, 0)]
+            [[a, _spec_state(s), self.last_px.get(a, 0), self.prices.get(a, 0), self.pricing[a], self.config[a],
+              sorted(self.spot_quotes.get(a, {}).items()), sorted(self.perp_quotes.get(a, {}).items()),
+              self.oi.get(a, 0)]
              for a, s in sorted(self.markets.items())],
+            sorted(self.dexes.items()), sorted(self.dex_deployer.items()), sorted(self.dex_oi_cap.items()),
+            sorted(self.liq_partial_ts.items()),
             ledger.deposits,
             ledger.withdrawals,
             [
@@ -161,7 +181,10 @@ class Exchange:
             return {"error": f"asset {spec.asset} already listed"}
         if cmd.mark_px < 0:
             return {"error": E.INVALID_PRICE}
-        self._emit(V.MarketListed(ts=cmd.ts, spec=spec, mark_px=cmd.mark_px))
+        deployer = self.dex_deployer.get(spec.dex, cmd.deployer)
+        if spec.dex and not deployer:
+            return {"error": "A HIP-3 dex needs a deployer."}
+        self._emit(V.MarketListed(ts=cmd.ts, spec=spec, mark_px=cmd.mark_px, deployer=deployer))
         return "ok"
 
     def _cmd_deposit(self, cmd: C.Deposit) -> Status:
@@ -299,6 +322,9 @@ class Exchange:
             return "rejected", E.order_error(E.ZERO_SIZE if req.sz == 0 else E.INVALID_SIZE, a)
         if not spec.valid_price(req.px):
             return "tickRejected", E.order_error(E.TICK, a)
+        bad = self._control_error(a, req.px, req.tif, req.reduce_only)
+        if bad is not None:
+            return bad
         acct = self.ledger.accounts.get(user)
         if req.cloid is not None and acct is not None and acct.cloids.get(req.cloid, replacing) != replacing:
             return "rejected", E.order_error(E.DUPLICATE_CLOID, a)
@@ -367,7 +393,8 @@ class Exchange:
                                     E.order_error(E.MARKET_NO_LIQUIDITY, req.asset))
             return self._reject(ts, user, req, "iocCancelRejected", E.order_error(E.IOC_CANCEL, req.asset))
         if not req.reduce_only:
-            bad = self._margin_check(user, spec, req.is_buy, req.px, req.sz)
+            bad = self._margin_check(user, spec, req.is_buy, req.px, req.sz) or self._oi_error(
+                asset, self._opens(user, asset, is_buy))
             if bad is not None:
                 return self._reject(ts, user, req, *bad)
         sz = req.sz
@@ -383,14 +410,23 @@ class Exchange:
                                  reduce_only=req.reduce_only, cloid=req.cloid))
         return self._execute(ts, self.orders[oid])
 
+    def _opens(self, user: str, asset: int, is_buy: bool) -> bool:
+        """Whether a buy (sell) by ``user`` would open or add to a position rather than reduce one."""
+        acct = self.ledger.accounts.get(user)
+        pos = None if acct is None else acct.positions.get(asset)
+        return pos is None or pos.szi == 0 or (pos.szi > 0) == is_buy
+
     def _execute(self, ts: int, order: Order) -> Status:
         """Match a pending order, then rest or finish it; apply the follow-ups of any fills."""
         oid, user, asset = order.oid, order.user, order.asset
+        self._oi_stopped = False
         filled, ntl, touched = self._match(ts, order)
         is_market = order.tif == "FrontendMarket"
         takes_only = is_market or order.tif == "Ioc"  # never rests
         if order.oid in self.orders:  # something remains
-            if filled == 0 and takes_only:
+            if self._oi_stopped:
+                self._close(ts, order, "openInterestCapCanceled", arm_children=filled > 0)
+            elif filled == 0 and takes_only:
                 self._close(ts, order, "marketOrderNoLiquidityRejected" if is_market else "iocCancelRejected")
             elif takes_only:
                 self._close(ts, order, "canceled", arm_children=True)  # partially filled: TP/SL go live
@@ -402,6 +438,8 @@ class Exchange:
                     touched[user] = None
         if touched:
             self._after_fills(ts, asset, touched)
+        if filled == 0 and self._oi_stopped:
+            return {"error": E.order_error(E.OI_CAPPED, asset)}
         if filled == 0 and takes_only:
             return {"error": E.order_error(E.MARKET_NO_LIQUIDITY if is_market else E.IOC_CANCEL, asset)}
         if oid in self.orders and self.orders[oid].status == "open":
@@ -428,6 +466,8 @@ class Exchange:
         touched: dict[str, None] = {}
         out = self._out
         on_fill = self._on_fill
+        cfg = self.config[order.asset]
+        capped = bool(cfg.oi_cap_ntl or cfg.oi_cap_sz or self.dex_oi_cap.get(spec.dex))
         while order.sz:
             level = book.best_level(not is_buy)
             if level is None or (level.px > limit if is_buy else level.px < limit):
@@ -451,6 +491,12 @@ class Exchange:
             elif self._margin_check(maker.user, spec, maker.is_buy, level.px, qty) is not None:
                 self._close(ts, maker, "marginCanceled", arm_children=maker.sz < maker.orig_sz)
                 continue
+            if capped and self._opens(user, order.asset, is_buy) and self._opens(maker.user, order.asset, not is_buy):
+                room = self._oi_room(order.asset) or 0  # both sides open: open interest grows by qty
+                if room == 0:
+                    self._oi_stopped = True
+                    break
+                qty = min(qty, room)
             px = level.px
             notional = px * qty
             fill = V.Fill(ts=ts, tid=self.next_tid, asset=order.asset, px=px, sz=qty, taker_is_buy=is_buy, taker=user,
@@ -579,16 +625,7 @@ class Exchange:
     def _cmd_batch_modify(self, cmd: C.BatchModify) -> list[Status]:
         return [self._modify(cmd.ts, cmd.user, m.oid, m.order) for m in cmd.modifies]
 
-    # -- ticks and triggers -------------------------------------------------------------------
-    def _cmd_tick(self, cmd: C.Tick) -> Status:
-        for asset in sorted(cmd.marks):
-            px = cmd.marks[asset]
-            if asset in self.markets and px > 0 and self.marks.get(asset) != px:
-                self._emit(V.MarkUpdated(ts=cmd.ts, asset=asset, mark_px=px))
-        for asset in sorted(self.triggers):
-            self._fire_triggers(cmd.ts, asset)
-        return "ok"
-
+    # -- triggers ------------------------------------------------------------------------------
     def _fire_triggers(self, ts: int, asset: int) -> None:
         mark = self.mark(asset)
         if not mark:
@@ -626,11 +663,16 @@ class Exchange:
     # appliers: the only code that changes state
     # ==============================================================================================
     def _on_market_listed(self, ev: V.MarketListed) -> None:
-        self.markets[ev.spec.asset] = ev.spec
-        self.books[ev.spec.asset] = OrderBook(ev.spec.asset)
-        self.prices[ev.spec.asset] = ev.mark_px
-        if ev.mark_px:
-            self.marks[ev.spec.asset] = ev.mark_px
+        spec = ev.spec
+        self.markets[spec.asset] = spec
+        self.books[spec.asset] = OrderBook(spec.asset)
+        self.prices[spec.asset] = ev.mark_px
+        self.pricing[spec.asset] = pricer.listed(ev.ts, ev.mark_px, spec.funding)
+        self.config[spec.asset] = V.MarketConfig(oi_cap_ntl=spec.controls.oi_cap_ntl, oi_cap_sz=spec.controls.oi_cap_sz)
+        if spec.dex not in self.dexes:
+            self.dexes[spec.dex] = len(self.dexes)
+        if spec.dex and spec.dex not in self.dex_deployer:
+            self.dex_deployer[spec.dex] = ev.deployer
 
     def _on_deposited(self, ev: V.Deposited) -> None:
         self.ledger.deposit(ev.user, ev.usd)
@@ -683,9 +725,13 @@ class Exchange:
         asset = ev.asset
         px, sz, taker_buys = ev.px, ev.sz, ev.taker_is_buy
         pos = taker_acct.positions.get(asset) or self._position_slot(taker_acct, asset)
+        old = pos.szi
         ledger.apply_fill(taker_acct, pos, taker_buys, px, sz, ev.taker_fee)
+        self._track(asset, ev.taker, old, pos.szi)
         pos = maker_acct.positions.get(asset) or self._position_slot(maker_acct, asset)
+        old = pos.szi
         ledger.apply_fill(maker_acct, pos, not taker_buys, px, sz, ev.maker_fee)
+        self._track(asset, ev.maker, old, pos.szi)
         maker = self.orders[ev.maker_oid]
         self.books[asset].reduce(maker, ev.sz)
         if maker.sz == 0:
@@ -695,7 +741,7 @@ class Exchange:
         if taker.sz == 0:
             self._forget(taker)
         self.last_px[asset] = ev.px
-        if asset not in self.marks:
+        if not self.pricing[asset].mark:
             self.prices[asset] = ev.px
         self.next_tid = ev.tid + 1
 
@@ -742,10 +788,6 @@ class Exchange:
         if order.reduce_only:
             acct.n_reduce_only -= 1
         order.status = "done"
-
-    def _on_mark_updated(self, ev: V.MarkUpdated) -> None:
-        self.marks[ev.asset] = ev.mark_px
-        self.prices[ev.asset] = ev.mark_px
 
 
 # ==================================================================================================

@@ -8,6 +8,18 @@ from __future__ import annotations
 import msgspec
 
 from perpbox.market.spec import MarketSpec
+from perpbox.pricing.pricer import PriceState
+
+
+class MarketConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """A market's runtime controls: status, open-interest caps (notional at the mark, lots; 0 =
+    none) and HIP-3 funding overrides (1e-8; None = the spec's)."""
+
+    status: str = "active"
+    oi_cap_ntl: int = 0
+    oi_cap_sz: int = 0
+    funding_multiplier: int | None = None
+    funding_interest: int | None = None
 
 
 class Event(msgspec.Struct, tag=True, frozen=True, kw_only=True):
@@ -17,6 +29,7 @@ class Event(msgspec.Struct, tag=True, frozen=True, kw_only=True):
 class MarketListed(Event, frozen=True, kw_only=True):
     spec: MarketSpec
     mark_px: int = 0
+    deployer: str = ""
 
 
 class Deposited(Event, frozen=True, kw_only=True):
@@ -75,6 +88,7 @@ class OrderPlaced(Event, frozen=True, kw_only=True):
     parent: int = 0
     position_tpsl: bool = False
     status: str = "pending"
+    liquidation: bool = False  # sent by the liquidation engine (IOC, reduce-only)
 
 
 class OrderRejected(Event, frozen=True, kw_only=True):
@@ -148,6 +162,74 @@ class OrderClosed(Event, frozen=True, kw_only=True):
     status: str
 
 
-class MarkUpdated(Event, frozen=True, kw_only=True):
+class QuotesFed(Event, frozen=True, kw_only=True):
+    """External prices from ``source`` (spot, or perp mids when ``perp``) by asset, as of ``ts``."""
+
+    source: str
+    pxs: dict[int, int]
+    perp: bool = False
+
+
+class PricesUpdated(Event, frozen=True, kw_only=True):
+    """A market's pricing state (oracle, mark, EMAs, premium samples, funding clock) is now ``state``."""
+
     asset: int
-    mark_px: int
+    state: PriceState
+
+
+class FundingSettled(Event, frozen=True, kw_only=True):
+    """Funding for the interval ending at ``ts``: ``rate`` (1e-8) from the average ``premium``
+    (1e-12), paid at ``px``; ``payments`` are ``(user, signed size, amount)``, amount > 0 paid;
+    ``remainder`` (Σ paid − Σ received, from rounding) goes to the fee account."""
+
+    asset: int
+    rate: int
+    premium: int
+    px: int
+    payments: list[tuple[str, int, int]]
+    remainder: int
+
+
+class MarketConfigured(Event, frozen=True, kw_only=True):
+    asset: int
+    config: MarketConfig
+
+
+class DexConfigured(Event, frozen=True, kw_only=True):
+    dex: str
+    deployer: str
+    oi_cap_ntl: int = 0
+
+
+class MarketSettled(Event, frozen=True, kw_only=True):
+    """Every position in ``asset`` closed at ``px`` (a halt); the cash moved nets to zero."""
+
+    asset: int
+    px: int
+
+
+class Liquidated(Event, frozen=True, kw_only=True):
+    """The liquidation engine acted on ``user``: ``asset`` is the isolated position's asset or -1
+    for the cross account; ``method`` is ``market`` (orders to the book), ``backstop`` (taken over
+    by ``liquidator`` at the mark), ``insurance`` (taken over by the insurance fund at the
+    bankruptcy price) or ``adl``.  Values are before the step, in micro-USDC."""
+
+    user: str
+    asset: int
+    method: str
+    liquidator: str
+    account_value: int
+    maintenance_margin: int
+    notional: int
+
+
+class PositionTransferred(Event, frozen=True, kw_only=True):
+    """``src`` hands ``sz`` lots (signed: the change of ``dst``'s position) of ``asset`` to ``dst``
+    at ``px`` with no fee, and ``usd`` moves from ``src`` to ``dst`` (negative: the other way)."""
+
+    asset: int
+    src: str
+    dst: str
+    sz: int
+    px: int
+    usd: int

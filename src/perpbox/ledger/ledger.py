@@ -156,6 +156,44 @@ class Ledger:
         self.accounts[FEE_ACCOUNT].raw_usd += fee
         return closed_pnl
 
+    # -- funding, transfers of positions, settlement ---------------------------------------
+    def pay_funding(self, acct: Account, pos: Position, amount: int) -> None:
+        """``amount`` > 0 is paid by the position, < 0 received; from/to its isolated bucket or
+        the account's cross cash."""
+        if pos.is_cross:
+            acct.raw_usd -= amount
+        else:
+            pos.iso_raw -= amount
+        pos.cum_funding += amount
+
+    def book_remainder(self, usd: int) -> None:
+        """A rounding remainder kept by the system (funding pays ceil, receives floor)."""
+        self.accounts[FEE_ACCOUNT].raw_usd += usd
+
+    def transfer_position(self, src: Account, src_pos: Position, dst: Account, dst_pos: Position, sz: int,
+                          px: int, usd: int) -> None:
+        """``src`` hands ``sz`` lots (signed: the change of *dst*'s position) to ``dst`` at ``px``,
+        feeless, and ``usd`` of cash moves from ``src``'s cross cash to ``dst``'s (negative: the
+        other way).  Used by backstop takeovers, insurance-fund takeovers and ADL."""
+        self.apply_fill(dst, dst_pos, sz > 0, px, abs(sz), 0)
+        self.apply_fill(src, src_pos, sz < 0, px, abs(sz), 0)
+        src.raw_usd -= usd
+        dst.raw_usd += usd
+
+    def settle_position(self, acct: Account, pos: Position, px: int) -> None:
+        """Close the whole position at ``px`` with no counterparty (a halted market's settlement:
+        the market's positions net to zero, so the cash moved over all of them sums to zero)."""
+        if pos.szi:
+            closed = pos.szi
+            pos.realized_pnl += closed * px - (pos.entry_ntl if closed > 0 else -pos.entry_ntl)
+            pos.entry_ntl = 0
+            if pos.is_cross:
+                acct.raw_usd += closed * px
+            else:
+                acct.raw_usd += pos.iso_raw + closed * px
+                pos.iso_raw = 0
+            pos.szi = 0
+
     # -- audits ---------------------------------------------------------------------------------
     def total_cash(self) -> int:
         """Σ cross cash + Σ isolated buckets + fee account: equals deposits − withdrawals."""

@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from perpbox.core.numbers import RATE_SCALE, USD, price_decimals, significant_figures
+from perpbox.market.funding import FundingParams
+from perpbox.market.liquidation import LiquidationParams, MarketControls
 from perpbox.market.margin import MarginTable
+from perpbox.market.oracle import OracleDefinition
 
 
 class MarginMode(str, Enum):
@@ -42,6 +45,10 @@ class MarketSpec:
     margin_mode: MarginMode = MarginMode.NORMAL
     min_notional: int = 10 * USD  # micro-USDC; Hyperliquid's $10
     max_sig_figs: int = 5
+    oracle: OracleDefinition = field(default_factory=OracleDefinition)
+    funding: FundingParams = field(default_factory=FundingParams)
+    liquidation: LiquidationParams = field(default_factory=LiquidationParams)
+    controls: MarketControls = field(default_factory=MarketControls)
     _whole: int = field(init=False, repr=False, compare=False)  # price units per dollar
 
     px_decimals: int = field(init=False, repr=False, compare=False)  # 6 - szDecimals

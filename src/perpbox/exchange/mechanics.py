@@ -1,0 +1,603 @@
+"""Perp mechanics inside ``Exchange.apply``: prices, funding, liquidations, market controls.
+
+Tick order (the contract; ``commands.Tick``): for each market by asset — session, oracle, EMAs,
+mark, premium sample (``perpbox.pricing.pricer.tick``), then funding when due; then trigger
+orders; then the liquidation sweep.
+
+Liquidation (``LiquidationParams``), per account (cross) or isolated position, most underwater
+first (equity / maintenance ascending, then address):
+
+1. cancel the account's orders in that margin mode (``liquidatedCanceled``);
+2. Hyperliquid: IOC reduce-only market orders to the book, the whole position or a 20% slice when
+   above $100k (a second liquidation within the 30 s cooldown is whole), each limited at the
+   position's bankruptcy price so the book can never take the account below zero; Binance: the
+   whole position at the bankruptcy price, then a clearance fee to the insurance fund;
+3. if still below maintenance — and, Hyperliquid, below 2/3 of it — the backstop vault takes the
+   positions over at the mark with all the remaining equity (Hyperliquid), or the insurance fund
+   at the bankruptcy price (Binance), when it can carry them (its value stays ≥ its own
+   maintenance margin);
+4. when nobody can take a negative-equity account over, ADL: opposite positions ranked by
+   profit × leverage (``risk.liquidation.adl_score``) are reduced against it at its bankruptcy
+   price, so the account ends at exactly zero and the deficit is shared by those who profit most
+   (a user with no position never bears any).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from perpbox.core import errors as E
+from perpbox.core.numbers import RATE_SCALE
+from perpbox.exchange import commands as C
+from perpbox.exchange import events as V
+from perpbox.ledger.ledger import Account, Position
+from perpbox.market.funding import FundingParams, FundingPrice
+from perpbox.market.liquidation import LiquidationParams, LiquidationStyle, MarketStatus
+from perpbox.market.oracle import OracleKind
+from perpbox.pricing import pricer
+from perpbox.pricing.funding import PREMIUM_SCALE, funding_rate, split_payments
+from perpbox.pricing.pricer import PriceState
+from perpbox.risk.liquidation import adl_score, allocate, bankruptcy_limit
+
+if TYPE_CHECKING:
+    from perpbox.book.book import OrderBook
+    from perpbox.book.order import Order
+    from perpbox.ledger.ledger import Ledger
+    from perpbox.market.spec import MarketSpec
+    from perpbox.risk.margin import MarginView
+
+LIQUIDATED = "liquidatedCanceled"
+MAIN_BACKSTOP = "0x000000000000000000000000000000000000b057"  # the main dex's liquidator vault
+MAIN_INSURANCE = "0x0000000000000000000000000000000000001f00"
+
+
+def backstop_address(dex_index: int) -> str:
+    """Hyperliquid: a HIP-3 dex's backstop liquidator is ``0x400…00 + dex index``."""
+    return MAIN_BACKSTOP if dex_index == 0 else f"0x4{dex_index:039x}"
+
+
+def insurance_address(dex_index: int) -> str:
+    return MAIN_INSURANCE if dex_index == 0 else f"0x5{dex_index:039x}"
+
+
+class FundingRecord(msgspec.Struct, frozen=True):
+    ts: int
+    rate: int  # 1e-8 per interval
+    premium: int  # 1e-12
+
+
+class PerpMechanics:
+    """Mixed into ``Exchange``; see the module docstring."""
+
+    if TYPE_CHECKING:
+        markets: dict[int, MarketSpec]
+        books: dict[int, OrderBook]
+        last_px: dict[int, int]
+        prices: dict[int, int]
+        ledger: Ledger
+        orders: dict[int, Order]
+        margin: MarginView
+        next_oid: int
+        _emit: Callable[[V.Event], None]
+        _close: Callable[..., None]
+        _execute: Callable[[int, Order], Any]
+        _fire_triggers: Callable[[int, int], None]
+        triggers: dict[int, dict[int, Order]]
+
+    def _init_mechanics(self) -> None:
+        self.pricing: dict[int, PriceState] = {}
+        self.spot_quotes: dict[int, dict[str, tuple[int, int]]] = {}
+        self.perp_quotes: dict[int, dict[str, tuple[int, int]]] = {}
+        self.config: dict[int, V.MarketConfig] = {}
+        self.oi: dict[int, int] = {}  # open interest (long side), lots
+        self.holders: dict[int, dict[str, None]] = {}  # asset -> users with a non-zero position
+        self.dexes: dict[str, int] = {"": 0}  # dex name -> index (0: the main dex)
+        self.dex_deployer: dict[str, str] = {}
+        self.dex_oi_cap: dict[str, int] = {}
+        self.liq_partial_ts: dict[tuple[str, int], int] = {}
+        self.funding_history: dict[int, list[FundingRecord]] = {}
+        self.liquidation_log: list[V.Liquidated] = []
+
+    # ==============================================================================================
+    # queries
+    # ==============================================================================================
+    @property
+    def marks(self) -> dict[int, int]:
+        return {a: st.mark for a, st in self.pricing.items() if st.mark}
+
+    def oracle(self, asset: int) -> int:
+        st = self.pricing.get(asset)
+        return st.oracle if st is not None else 0
+
+    def status(self, asset: int) -> str:
+        cfg = self.config.get(asset)
+        st = self.pricing.get(asset)
+        if cfg is None:
+            return MarketStatus.ACTIVE.value
+        return MarketStatus.HALTED.value if st is not None and st.halted else cfg.status
+
+    def funding_params(self, asset: int) -> FundingParams:
+        params = self.markets[asset].funding
+        cfg = self.config[asset]
+        if cfg.funding_multiplier is not None:
+            params = dataclasses.replace(params, multiplier=cfg.funding_multiplier)
+        if cfg.funding_interest is not None:
+            params = dataclasses.replace(params, interest_8h=cfg.funding_interest)
+        return params
+
+    def predicted_funding(self, asset: int) -> int:
+        """The rate the running interval would pay if it ended now (1e-8)."""
+        params = self.funding_params(asset)
+        return funding_rate(params, pricer.interval_premium(self.pricing[asset], params))
+
+    def backstop_of(self, asset: int) -> str:
+        return backstop_address(self.dexes[self.markets[asset].dex])
+
+    def insurance_of(self, asset: int) -> str:
+        return insurance_address(self.dexes[self.markets[asset].dex])
+
+    def open_interest_ntl(self, asset: int) -> int:
+        return self.oi.get(asset, 0) * self.prices.get(asset, 0)
+
+    def adl_queue(self, asset: int, is_long: bool) -> list[str]:
+        """Holders of ``asset`` on one side, in the order ADL would reduce them."""
+        mark = self.prices.get(asset, 0)
+        ranked = []
+        for user in self.holders.get(asset, ()):
+            acct = self.ledger.accounts[user]
+            pos = acct.positions[asset]
+            if (pos.szi > 0) != is_long:
+                continue
+            value = self.margin.cross_value(acct) if pos.is_cross else self.margin.isolated_value(pos)
+            ranked.append((-adl_score(mark, pos.szi, pos.entry_ntl, value), user))
+        ranked.sort()
+        return [u for _, u in ranked]
+
+    def adl_rank(self, user: str, asset: int) -> tuple[int, int] | None:
+        """(0-based place in its side's ADL queue, queue length), or None without a position."""
+        pos = self.ledger.accounts[user].positions.get(asset) if user in self.ledger.accounts else None
+        if pos is None or pos.szi == 0:
+            return None
+        queue = self.adl_queue(asset, pos.szi > 0)
+        return queue.index(user), len(queue)
+
+    # ==============================================================================================
+    # commands
+    # ==============================================================================================
+    def _cmd_feed_prices(self, cmd: C.FeedPrices) -> Any:
+        pxs = {a: p for a, p in cmd.pxs.items() if a in self.markets and p > 0}
+        if pxs:
+            self._emit(V.QuotesFed(ts=cmd.ts, source=cmd.source, pxs=pxs, perp=cmd.perp))
+        return "ok"
+
+    def _dex_assets(self, dex: str) -> list[int]:
+        return sorted(a for a, s in self.markets.items() if s.dex == dex)
+
+    def _deployer_error(self, user: str, dex: str) -> str | None:
+        if dex not in self.dex_deployer or not dex:
+            return "Unknown dex."
+        if self.dex_deployer[dex] != user:
+            return "Only the deployer of this dex may do that."
+        return None
+
+    def _cmd_set_oracle(self, cmd: C.SetOracle) -> Any:
+        err = self._deployer_error(cmd.user, cmd.dex)
+        if err:
+            return {"error": err}
+        assets = self._dex_assets(cmd.dex)
+        if any(a not in assets for a in cmd.oracle_pxs) or len(cmd.mark_pxs) > 2:
+            return {"error": "Invalid setOracle: unknown asset or more than two mark price lists."}
+        if any(p <= 0 for p in cmd.oracle_pxs.values()):
+            return {"error": E.INVALID_PRICE}
+        for a in assets:
+            st = self.pricing[a]
+            spec = self.markets[a]
+            if a in cmd.oracle_pxs and cmd.ts - st.push_ts < spec.oracle.min_update_ms and st.push_ts != st.ema_ts:
+                return {"error": f"Oracle updates must be at least {spec.oracle.min_update_ms} ms apart."}
+        if cmd.external_perp_pxs:
+            self._emit(V.QuotesFed(ts=cmd.ts, source="deployer", pxs=dict(cmd.external_perp_pxs), perp=True))
+        for a in sorted(cmd.oracle_pxs):
+            spec = self.markets[a]
+            new = pricer.push(spec.oracle, self.pricing[a], cmd.ts, cmd.oracle_pxs[a],
+                              [m[a] for m in cmd.mark_pxs if a in m], self.books[a], self.last_px.get(a, 0))
+            self._emit(V.PricesUpdated(ts=cmd.ts, asset=a, state=new))
+        return "ok"
+
+    def _cmd_set_open_interest_caps(self, cmd: C.SetOpenInterestCaps) -> Any:
+        if cmd.user:
+            err = self._deployer_error(cmd.user, cmd.dex)
+            if err:
+                return {"error": err}
+            if any(self.markets.get(a) is None or self.markets[a].dex != cmd.dex for a in cmd.caps):
+                return {"error": E.UNKNOWN_ASSET}
+        elif any(a not in self.markets for a in cmd.caps):
+            return {"error": E.UNKNOWN_ASSET}
+        if any(c < 0 for c in cmd.caps.values()) or (cmd.total_cap is not None and cmd.total_cap < 0):
+            return {"error": "Open interest caps must be >= 0."}
+        for a in sorted(cmd.caps):
+            self._emit(V.MarketConfigured(ts=cmd.ts, asset=a,
+                                          config=msgspec.structs.replace(self.config[a], oi_cap_ntl=cmd.caps[a])))
+        if cmd.total_cap is not None:
+            self._emit(V.DexConfigured(ts=cmd.ts, dex=cmd.dex, deployer=self.dex_deployer.get(cmd.dex, ""),
+                                       oi_cap_ntl=cmd.total_cap))
+        return "ok"
+
+    def _cmd_set_funding_multipliers(self, cmd: C.SetFundingMultipliers) -> Any:
+        err = self._deployer_error(cmd.user, cmd.dex)
+        if err:
+            return {"error": err}
+        if any(self.markets.get(a) is None or self.markets[a].dex != cmd.dex for a in cmd.multipliers):
+            return {"error": E.UNKNOWN_ASSET}
+        if any(not 0 <= m <= 10 * 10**8 for m in cmd.multipliers.values()):
+            return {"error": "Funding multiplier must be between 0 and 10."}
+        for a in sorted(cmd.multipliers):
+            cfg = msgspec.structs.replace(self.config[a], funding_multiplier=cmd.multipliers[a])
+            self._emit(V.MarketConfigured(ts=cmd.ts, asset=a, config=cfg))
+        return "ok"
+
+    def _cmd_set_market_status(self, cmd: C.SetMarketStatus) -> Any:
+        if cmd.asset not in self.markets:
+            return {"error": E.UNKNOWN_ASSET}
+        if cmd.status not in ("active", "postOnly", "reduceOnly") or self.config[cmd.asset].status == "halted":
+            return {"error": f"Invalid market status: {cmd.status}"}
+        self._emit(V.MarketConfigured(ts=cmd.ts, asset=cmd.asset,
+                                      config=msgspec.structs.replace(self.config[cmd.asset], status=cmd.status)))
+        return "ok"
+
+    def _cmd_halt_trading(self, cmd: C.HaltTrading) -> Any:
+        spec = self.markets.get(cmd.asset)
+        if spec is None:
+            return {"error": E.UNKNOWN_ASSET}
+        if cmd.user:
+            err = self._deployer_error(cmd.user, spec.dex)
+            if err:
+                return {"error": err}
+        cfg = self.config[cmd.asset]
+        if cmd.halted == (cfg.status == "halted"):
+            return "ok"
+        if cmd.halted:
+            for oid in sorted(o for o, x in self.orders.items() if x.asset == cmd.asset):
+                if oid in self.orders:
+                    self._close(cmd.ts, self.orders[oid], "canceled")
+            px = self.prices.get(cmd.asset, 0)
+            if self.holders.get(cmd.asset):
+                self._emit(V.MarketSettled(ts=cmd.ts, asset=cmd.asset, px=px))
+        status = "halted" if cmd.halted else "active"
+        self._emit(V.MarketConfigured(ts=cmd.ts, asset=cmd.asset, config=msgspec.structs.replace(cfg, status=status)))
+        return "ok"
+
+    # ==============================================================================================
+    # pre-trade controls (called from order validation)
+    # ==============================================================================================
+    def _control_error(self, asset: int, px: int, tif: str, reduce_only: bool) -> tuple[str, str] | None:
+        status = self.status(asset)
+        if status == "halted":
+            return "rejected", E.order_error(E.TRADING_HALTED, asset)
+        if status == "reduceOnly" and not reduce_only:
+            return "rejected", E.order_error(E.MARKET_REDUCE_ONLY, asset)
+        if status == "postOnly" and tif != "Alo":
+            return "rejected", E.order_error(E.MARKET_POST_ONLY, asset)
+        ref = self.oracle(asset) or self.prices.get(asset, 0)
+        band = self.markets[asset].controls.price_band_bps
+        if ref and band and abs(px - ref) * 10_000 > ref * band:
+            return "rejected", E.order_error(E.PRICE_TOO_FAR.format(pct=f"{band / 100:g}"), asset)
+        return None
+
+    def _oi_room(self, asset: int) -> int | None:
+        """Lots of open interest still allowed in ``asset`` (None: uncapped)."""
+        cfg = self.config[asset]
+        mark = self.prices.get(asset, 0)
+        oi = self.oi.get(asset, 0)
+        rooms = []
+        if cfg.oi_cap_sz:
+            rooms.append(cfg.oi_cap_sz - oi)
+        if cfg.oi_cap_ntl and mark:
+            rooms.append(cfg.oi_cap_ntl // mark - oi)
+        dex = self.markets[asset].dex
+        total = self.dex_oi_cap.get(dex, 0)
+        if total and mark:
+            used = sum(self.open_interest_ntl(a) for a in self._dex_assets(dex))
+            rooms.append((total - used) // mark)
+        return max(0, min(rooms)) if rooms else None
+
+    def _oi_error(self, asset: int, opens: bool) -> tuple[str, str] | None:
+        if opens and self._oi_room(asset) == 0:
+            return "rejected", E.order_error(E.OI_CAPPED, asset)
+        return None
+
+    # ==============================================================================================
+    # tick
+    # ==============================================================================================
+    def _cmd_tick(self, cmd: C.Tick) -> Any:
+        ts = cmd.ts
+        for asset in sorted(self.markets):
+            spec = self.markets[asset]
+            st = self.pricing[asset]
+            manual = cmd.marks.get(asset) if spec.oracle.kind is OracleKind.MANUAL else None
+            if manual is not None and manual <= 0:
+                manual = None
+            new = pricer.tick(spec.oracle, spec.funding, st, ts, self.books[asset], self.last_px.get(asset, 0),
+                              self.spot_quotes.get(asset, {}), self.perp_quotes.get(asset, {}), manual)
+            if new != st:
+                self._emit(V.PricesUpdated(ts=ts, asset=asset, state=new))
+            if pricer.funding_due(new, ts):
+                self._settle_funding(ts, asset)
+        for asset in sorted(self.triggers):
+            self._fire_triggers(ts, asset)
+        self._liquidation_sweep(ts)
+        return "ok"
+
+    def _settle_funding(self, ts: int, asset: int) -> None:
+        params = self.funding_params(asset)
+        st = self.pricing[asset]
+        premium = pricer.interval_premium(st, params)
+        rate = funding_rate(params, premium)
+        px = st.oracle if params.pay_on is FundingPrice.ORACLE else st.mark
+        px = px or self.prices.get(asset, 0)
+        holders = sorted(self.holders.get(asset, ()))
+        positions = [(u, self.ledger.accounts[u].positions[asset].szi) for u in holders]
+        payments, remainder = split_payments(positions, px, rate)
+        sizes = dict(positions)
+        self._emit(V.FundingSettled(ts=ts, asset=asset, rate=rate, premium=round(premium * PREMIUM_SCALE), px=px,
+                                    payments=[(u, sizes[u], amt) for u, amt in payments], remainder=remainder))
+
+    # ==============================================================================================
+    # liquidation
+    # ==============================================================================================
+    def _scope(self, acct: Account, iso_asset: int) -> list[Position]:
+        if iso_asset < 0:
+            return [p for _, p in sorted(acct.positions.items()) if p.szi and p.is_cross]
+        p = acct.positions.get(iso_asset)
+        return [p] if p is not None and p.szi else []
+
+    def _scope_value_mm(self, acct: Account, iso_asset: int) -> tuple[int, int]:
+        m = self.margin
+        if iso_asset < 0:
+            return m.cross_value(acct), m.cross_maintenance_margin(acct)
+        p = acct.positions[iso_asset]
+        return m.isolated_value(p), (m.maintenance_margin(p) if p.szi else 0)
+
+    def _liquidatable(self) -> list[tuple[Fraction, str, int]]:
+        """Every (equity/maintenance, user, scope) below maintenance, most underwater first;
+        scope -1 is the cross account, else an isolated position's asset."""
+        users: set[str] = set()
+        for holders in self.holders.values():
+            users.update(holders)
+        out = []
+        m = self.margin
+        for user in users:
+            acct = self.ledger.accounts[user]
+            cross_mm = m.cross_maintenance_margin(acct)
+            if cross_mm:
+                value = m.cross_value(acct)
+                if value < cross_mm:
+                    out.append((Fraction(value, cross_mm), user, -1))
+            for asset, p in acct.positions.items():
+                if p.szi and not p.is_cross:
+                    mm = m.maintenance_margin(p)
+                    value = m.isolated_value(p)
+                    if value < mm:
+                        out.append((Fraction(value, mm), user, asset))
+        out.sort()
+        return out
+
+    def _liquidation_sweep(self, ts: int) -> None:
+        budget: dict[int, int] = {}
+        for _, user, scope in self._liquidatable():
+            acct = self.ledger.accounts[user]
+            value, mm = self._scope_value_mm(acct, scope)
+            if mm and value < mm:  # re-checked: an earlier ADL this tick may have moved it
+                self._liquidate(ts, acct, scope, budget)
+
+    def _cancel_scope_orders(self, ts: int, acct: Account, scope: int) -> None:
+        for oid in sorted(acct.orders):
+            order = self.orders.get(oid)
+            if order is None:
+                continue
+            if scope >= 0:
+                hit = order.asset == scope
+            else:
+                slot = acct.positions.get(order.asset)
+                hit = slot.is_cross if slot is not None else not self.markets[order.asset].only_isolated
+            if hit:
+                self._close(ts, order, LIQUIDATED)
+
+    def _liquidate(self, ts: int, acct: Account, scope: int, budget: dict[int, int]) -> None:
+        params = self._liq_params(acct, scope)
+        binance = params.style is LiquidationStyle.BINANCE
+        self._cancel_scope_orders(ts, acct, scope)
+        value, mm = self._scope_value_mm(acct, scope)
+        if value >= mm:
+            return
+        if binance:
+            self._clearance_fee(ts, acct, scope, value, params.clearance_fee)
+        self._book_liquidation(ts, acct, scope, budget, binance)
+        value, mm = self._scope_value_mm(acct, scope)
+        if not mm or value >= mm:
+            return  # closed, or back above maintenance: the trader keeps what is left
+        if not binance and params.backstop_den * value >= params.backstop_num * mm:
+            return  # above 2/3 of maintenance: the book gets another try next tick
+        if self._take_over(ts, acct, scope, binance):
+            return
+        if value < 0:
+            self._adl(ts, acct, scope, value, mm)
+
+    def _liq_params(self, acct: Account, scope: int) -> LiquidationParams:
+        """The policy of the isolated position's market, or for a cross account that of its
+        largest cross position's market (a dex's markets share one policy in practice)."""
+        if scope >= 0:
+            return self.markets[scope].liquidation
+        biggest = max(self._scope(acct, -1), key=lambda p: (self.margin.position_value(p), -p.asset))
+        return self.markets[biggest.asset].liquidation
+
+    def _clearance_fee(self, ts: int, acct: Account, scope: int, value: int, rate: int) -> None:
+        """Binance: the clearance fee on the liquidated notional goes to the insurance fund, out
+        of what equity is left (never taking the account below zero)."""
+        ntl = sum(self.margin.position_value(p) for p in self._scope(acct, scope))
+        fee = min(max(value, 0), ntl * rate // RATE_SCALE)
+        if fee <= 0:
+            return
+        if scope >= 0:  # out of the isolated bucket, through the account's cross cash
+            self._emit(V.IsolatedMarginMoved(ts=ts, user=acct.address, asset=scope, usd=-fee))
+        fund = self.insurance_of(self._scope(acct, scope)[0].asset)
+        self._emit(V.Transferred(ts=ts, src=acct.address, dst=fund, usd=fee))
+
+    def _book_liquidation(self, ts: int, acct: Account, scope: int, budget: dict[int, int], binance: bool) -> None:
+        positions = self._scope(acct, scope)
+        value, mm = self._scope_value_mm(acct, scope)
+        self._record(ts, acct.address, scope, "market", "", value, mm, positions)
+        shares = allocate(value, [self.margin.maintenance_margin(p) for p in positions])
+        for p, share in zip(positions, shares, strict=True):
+            lp = self.markets[p.asset].liquidation
+            mark = self.prices[p.asset]
+            size = abs(p.szi)
+            key = (acct.address, p.asset)
+            if (not binance and size * mark > lp.partial_above_ntl
+                    and ts - self.liq_partial_ts.get(key, -lp.cooldown_ms) >= lp.cooldown_ms):
+                size = max(1, size * lp.partial_bps // 10_000)
+                self._emit(V.Liquidated(ts=ts, user=acct.address, asset=p.asset, method="partial", liquidator="",
+                                        account_value=value, maintenance_margin=mm, notional=size * mark))
+            if lp.max_ntl_per_tick:
+                used = budget.get(p.asset, 0)
+                if used >= lp.max_ntl_per_tick:
+                    continue  # cascade control: this market's budget is spent; next tick
+                budget[p.asset] = used + size * mark
+            limit = bankruptcy_limit(mark, p.szi, max(share, 0))
+            self._send_liquidation_order(ts, acct.address, p.asset, p.szi < 0, limit, size)
+
+    def _send_liquidation_order(self, ts: int, user: str, asset: int, is_buy: bool, px: int, sz: int) -> None:
+        oid = self.next_oid
+        self._emit(V.OrderPlaced(ts=ts, oid=oid, user=user, asset=asset, is_buy=is_buy, px=px, sz=sz, tif="Ioc",
+                                 reduce_only=True, liquidation=True))
+        self._execute(ts, self.orders[oid])
+
+    def _take_over(self, ts: int, acct: Account, scope: int, binance: bool) -> bool:
+        positions = self._scope(acct, scope)
+        if not positions:
+            return True
+        asset0 = positions[0].asset
+        taker = self.insurance_of(asset0) if binance else self.backstop_of(asset0)
+        if taker == acct.address or taker not in self.ledger.accounts:
+            return False
+        vault = self.ledger.accounts[taker]
+        value, mm = self._scope_value_mm(acct, scope)
+        # can the vault carry it: its cross value + the equity it receives >= its maintenance after
+        m = self.margin
+        after_mm = 0
+        for asset, vp in vault.positions.items():
+            if vp.szi and vp.is_cross and all(p.asset != asset for p in positions):
+                after_mm += m.maintenance_margin(vp)
+        for p in positions:
+            held = vault.positions.get(p.asset)
+            new = p.szi + (held.szi if held is not None and held.is_cross else 0)
+            after_mm += self.markets[p.asset].margin_table.maintenance_margin(abs(new) * self.prices[p.asset])
+        if m.cross_value(vault) + value < after_mm:
+            return False
+        self._record(ts, acct.address, scope, "insurance" if binance else "backstop", taker, value, mm, positions)
+        shares = allocate(value, [m.maintenance_margin(p) for p in positions])
+        for p, share in zip(positions, shares, strict=True):
+            self._emit(V.PositionTransferred(ts=ts, asset=p.asset, src=acct.address, dst=taker, sz=p.szi,
+                                             px=self.prices[p.asset], usd=share))
+        return True
+
+    def _adl(self, ts: int, acct: Account, scope: int, value: int, mm: int) -> None:
+        positions = self._scope(acct, scope)
+        self._record(ts, acct.address, scope, "adl", "", value, mm, positions)
+        shares = allocate(value, [self.margin.maintenance_margin(p) for p in positions])  # each ≤ 0
+        for p, share in zip(positions, shares, strict=True):
+            asset, size, mark = p.asset, abs(p.szi), self.prices[p.asset]
+            queue = [u for u in self.adl_queue(asset, p.szi < 0) if u != acct.address]
+            done = 0
+            for cp in queue:
+                if done == size:
+                    break
+                cp_pos = self.ledger.accounts[cp].positions[asset]
+                q = min(size - done, abs(cp_pos.szi))
+                before = share * done // size
+                done += q
+                usd = share * done // size - before  # ≤ 0: the counterparty pays the deficit share
+                self._emit(V.PositionTransferred(ts=ts, asset=asset, src=acct.address, dst=cp,
+                                                 sz=q if p.szi > 0 else -q, px=mark, usd=usd))
+
+    def _record(self, ts: int, user: str, scope: int, method: str, liquidator: str, value: int, mm: int,
+                positions: list[Position]) -> None:
+        ntl = sum(self.margin.position_value(p) for p in positions)
+        self._emit(V.Liquidated(ts=ts, user=user, asset=scope, method=method, liquidator=liquidator,
+                                account_value=value, maintenance_margin=mm, notional=ntl))
+
+    # ==============================================================================================
+    # appliers
+    # ==============================================================================================
+    def _on_quotes_fed(self, ev: V.QuotesFed) -> None:
+        table = self.perp_quotes if ev.perp else self.spot_quotes
+        for a, px in ev.pxs.items():
+            table.setdefault(a, {})[ev.source] = (px, ev.ts)
+
+    def _on_prices_updated(self, ev: V.PricesUpdated) -> None:
+        self.pricing[ev.asset] = ev.state
+        if ev.state.mark:
+            self.prices[ev.asset] = ev.state.mark
+
+    def _on_funding_settled(self, ev: V.FundingSettled) -> None:
+        ledger = self.ledger
+        for user, _, amount in ev.payments:
+            acct = ledger.accounts[user]
+            ledger.pay_funding(acct, acct.positions[ev.asset], amount)
+        ledger.book_remainder(ev.remainder)
+        st = self.pricing[ev.asset]
+        interval = self.markets[ev.asset].funding.interval_ms
+        self.pricing[ev.asset] = msgspec.structs.replace(
+            st, prem_sum=0, prem_wsum=0, prem_n=0, last_rate=ev.rate,
+            next_funding_ts=(ev.ts // interval + 1) * interval)
+        self.funding_history.setdefault(ev.asset, []).append(FundingRecord(ev.ts, ev.rate, ev.premium))
+
+    def _on_market_configured(self, ev: V.MarketConfigured) -> None:
+        self.config[ev.asset] = ev.config
+
+    def _on_dex_configured(self, ev: V.DexConfigured) -> None:
+        self.dex_deployer[ev.dex] = ev.deployer
+        self.dex_oi_cap[ev.dex] = ev.oi_cap_ntl
+
+    def _on_market_settled(self, ev: V.MarketSettled) -> None:
+        for user in sorted(self.holders.get(ev.asset, ())):
+            acct = self.ledger.accounts[user]
+            pos = acct.positions[ev.asset]
+            self._track(ev.asset, user, pos.szi, 0)
+            self.ledger.settle_position(acct, pos, ev.px)
+
+    def _on_liquidated(self, ev: V.Liquidated) -> None:
+        if ev.method == "partial":
+            self.liq_partial_ts[(ev.user, ev.asset)] = ev.ts
+        self.liquidation_log.append(ev)
+
+    def _on_position_transferred(self, ev: V.PositionTransferred) -> None:
+        ledger = self.ledger
+        src = ledger.accounts[ev.src]
+        dst = ledger.account(ev.dst)
+        spos = src.positions[ev.asset]
+        dpos = dst.positions.get(ev.asset) or self._slot(dst, ev.asset)
+        s_old, d_old = spos.szi, dpos.szi
+        ledger.transfer_position(src, spos, dst, dpos, ev.sz, ev.px, ev.usd)
+        self._track(ev.asset, ev.src, s_old, spos.szi)
+        self._track(ev.asset, ev.dst, d_old, dpos.szi)
+
+    def _slot(self, acct: Account, asset: int) -> Position:
+        """The position slot of a vault or fund taking a position over: cross where allowed."""
+        spec = self.markets[asset]
+        return self.ledger.position(acct, asset, not spec.only_isolated, spec.default_leverage)
+
+    def _track(self, asset: int, user: str, old: int, new: int) -> None:
+        """Keep open interest and the holder index in step with one position change."""
+        if old == new:
+            return
+        self.oi[asset] = self.oi.get(asset, 0) + max(new, 0) - max(old, 0)
+        holders = self.holders.setdefault(asset, {})
+        if new:
+            holders[user] = None
+        else:
+            holders.pop(user, None)

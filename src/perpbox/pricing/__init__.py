@@ -1,0 +1,1 @@
+"""Pricing: oracle aggregation and sessions, mark price, impact prices, funding."""

@@ -1,0 +1,52 @@
+"""Liquidation arithmetic: exact shares of a deficit, liquidation-order limits, ADL ranking.
+
+Bankruptcy (dYdX v4's rule, reference perp-mechanics §2.8): closing part of an account gives up a
+share of its equity in proportion to the share of maintenance margin it removes.  So a position
+``p`` of an account with equity ``E`` and total maintenance ``M`` carries ``E · mm_p / M`` of the
+equity, and its bankruptcy price is ``mark − E · mm_p / (M · szi)``.  A book liquidation is
+limited at that price, so it can never leave the account below zero; ADL and insurance takeovers
+happen at it, which moves the deficit (or surplus) to the counterparty exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+
+
+def allocate(total: int, weights: Sequence[int]) -> list[int]:
+    """Split ``total`` in proportion to non-negative ``weights``, exactly: each share is the
+    difference of floored cumulative shares, so the parts sum to ``total`` (all weights zero:
+    equal weights)."""
+    if not weights:
+        return []
+    w = list(weights) if any(weights) else [1] * len(weights)
+    whole = sum(w)
+    out, acc, prev = [], 0, 0
+    for x in w:
+        acc += x
+        cum = total * acc // whole
+        out.append(cum - prev)
+        prev = cum
+    return out
+
+
+def bankruptcy_limit(mark: int, szi: int, equity_share: int) -> int:
+    """The worst price a liquidation order closing the whole of ``szi`` may trade at without the
+    position's ``equity_share`` (micro-USDC) going below zero: ``mark ∓ share/|szi|``, rounded
+    toward the mark (the system's side), and never below one price unit."""
+    size = abs(szi)
+    if szi > 0:  # a long sells: no lower than mark − share/size
+        return max(1, mark - equity_share // size)
+    return mark + equity_share // size  # a short buys: no higher than mark + share/size
+
+
+def adl_score(mark: int, szi: int, entry_ntl: int, value: int) -> Fraction:
+    """Hyperliquid's ADL rank ``(mark / entry) × (notional / account value)``, for the profitable
+    side of a short too (``entry / mark``, so profit ranks first either way); accounts with no
+    positive value rank last (score 0)."""
+    if value <= 0 or entry_ntl <= 0 or szi == 0:
+        return Fraction(0)
+    ntl = abs(szi) * mark
+    pnl_ratio = Fraction(ntl, entry_ntl) if szi > 0 else Fraction(entry_ntl, ntl)
+    return pnl_ratio * Fraction(ntl, value)
