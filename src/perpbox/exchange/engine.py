@@ -348,6 +348,9 @@ class Exchange(PerpMechanics):
             return "perpMarginRejected", E.order_error(E.PERP_MARGIN, spec.asset)
         pos = acct.positions.get(spec.asset)
         lev = pos.leverage if pos is not None else spec.default_leverage
+        off_hours_cap = spec.oracle.off_hours.max_leverage
+        if off_hours_cap and not self.pricing[spec.asset].session_open:
+            lev = min(lev, off_hours_cap)  # the definition lowers leverage while the market is closed
         err = self.margin.order_margin_error(acct, pos, spec, is_buy, px, sz, lev)
         if err is None:
             return None

@@ -1,0 +1,236 @@
+"""Liquidation scenarios worked by hand: book liquidation, backstop takeover, ADL, partial slices,
+isolated positions, the Binance-style insurance fund, and the liquidation-price formula
+(shared/reference/hyperliquid-api.md §6.4, perp-mechanics.md §2.6–2.10).
+
+The BTC market here has one margin tier at 20x: maintenance = notional / 40 (2.5%).  Fees are the
+base tier (taker 0.045%, maker 0.015%).  Money in micro-USDC; ``usd("1.5")`` = 1,500,000.
+"""
+
+from __future__ import annotations
+
+from scenario_kit import ALICE, BOB, BTC_ID, CAROL, DAVE, ETH_ID, P, S, Sim, btc_spec, eth_spec, usd
+
+from perpbox.exchange import commands as C
+from perpbox.exchange import events as V
+from perpbox.exchange.mechanics import MAIN_BACKSTOP, MAIN_INSURANCE
+from perpbox.market.liquidation import LiquidationParams, LiquidationStyle
+from perpbox.market.margin import MarginTable
+
+ERIN = "0x" + "e7" * 20
+
+
+def _btc20(sim: Sim, **kw: object):
+    return sim.list_market(btc_spec(margin_table=MarginTable.single(20), **kw), 100_000)
+
+
+def _value(sim: Sim, user: str) -> int:
+    return sim.ex.margin.account_value(sim.acct(user))
+
+
+def _methods(sim: Sim, user: str) -> list[str]:
+    return [e.method for e in sim.of(V.Liquidated) if e.user == user]
+
+
+def test_31pct_crash_on_a_thin_book_ends_in_book_liquidation_backstop_takeover_and_adl(sim: Sim) -> None:
+    _btc20(sim)
+    for user, amount in ((CAROL, 100_000), (ALICE, 11_000), (DAVE, 32_000), (BOB, 1_000_000),
+                         (MAIN_BACKSTOP, 5_000)):
+        sim.deposit(user, amount)
+    # Carol sells 2 BTC at $100,000: 1 to Alice (~9x), 1 to Dave (~3x)
+    sim.order(CAROL, BTC_ID, False, 100_000, "2")
+    sim.order(ALICE, BTC_ID, True, 100_000, "1")
+    sim.order(DAVE, BTC_ID, True, 100_000, "1")
+    # a thin book: Bob bids 0.2 at $69,000 and 0.3 at $68,000
+    sim.order(BOB, BTC_ID, True, 69_000, "0.2")
+    sim.order(BOB, BTC_ID, True, 68_000, "0.3")
+
+    sim.tick(BTC_ID, 69_000)  # a 31% crash in one tick
+
+    # Alice: cash 11,000 − 100,000 − 45 fee = −89,045; value −89,045 + 69,000 = −20,045 (MM 1,725).
+    # Most underwater first.  Her liquidation order may not trade below her bankruptcy price (her
+    # equity share is negative, so no lower than the mark): it sells 0.2 to Bob at 69,000 (fee 6.21).
+    liq = sim.of(V.Liquidated)
+    assert [(e.user, e.method) for e in liq] == [(ALICE, "market"), (ALICE, "adl"), (DAVE, "market"),
+                                                (DAVE, "backstop")]
+    assert (liq[0].account_value, liq[0].maintenance_margin) == (-usd(20_045), usd(1_725))
+    fills = sim.of(V.Fill)
+    assert [(f.taker, f.px, f.sz, f.taker_fee) for f in fills] == [(ALICE, P(sim.specs[0], 69_000), S(sim.specs[0], "0.2"),
+                                                                    usd("6.21"))]
+    # The vault ($5,000) cannot carry −$20,051.21, so ADL: Carol (the only short) buys Alice's 0.8
+    # at the mark and pays her deficit: Alice ends at exactly zero.
+    assert liq[1].account_value == -usd("20051.21")
+    (adl, backstop) = sim.of(V.PositionTransferred)
+    assert (adl.src, adl.dst, adl.sz, adl.usd) == (ALICE, CAROL, S(sim.specs[0], "0.8"), -usd("20051.21"))
+    assert _value(sim, ALICE) == 0 and sim.szi(ALICE, BTC_ID) == 0
+
+    # Dave: cash 32,000 − 100,045 = −68,045; value 955 < MM 1,725.  His bankruptcy limit is
+    # 69,000 − 955 = 68,045 > Bob's 68,000 bid, so the book cannot absorb him; 955 < 2/3 × 1,725 =
+    # 1,150, so the backstop vault takes the position at the mark with his $955.
+    assert sim.closed()[7] == "iocCancelRejected"
+    assert (backstop.src, backstop.dst, backstop.sz, backstop.px, backstop.usd) == (
+        DAVE, MAIN_BACKSTOP, S(sim.specs[0], "1"), P(sim.specs[0], 69_000), usd(955))
+    assert _value(sim, DAVE) == 0 and sim.szi(DAVE, BTC_ID) == 0
+
+    # Exact equities afterwards.  Carol: cash 100,000 + 200,000 − 30 maker fees − 0.8 × 69,000 −
+    # 20,051.21 = 224,718.79; short 1.2 at 69,000 → 141,918.79 (she bore Alice's loss).
+    assert sim.cash(CAROL) == usd("224718.79") and _value(sim, CAROL) == usd("141918.79")
+    # The vault: 5,000 + 955 = 5,955, long 1 BTC at the mark.
+    assert _value(sim, MAIN_BACKSTOP) == usd(5_955) and sim.szi(MAIN_BACKSTOP, BTC_ID) == S(sim.specs[0], "1")
+    # Bob bought 0.2 at the mark: 1,000,000 − 2.07 maker fee.
+    assert _value(sim, BOB) == usd("999997.93")
+    sim.audit()
+
+
+def test_book_liquidation_that_restores_margin_leaves_the_trader_the_rest(sim: Sim) -> None:
+    _btc20(sim)
+    for user, amount in ((CAROL, 100_000), (DAVE, 32_500), (BOB, 1_000_000)):
+        sim.deposit(user, amount)
+    sim.order(CAROL, BTC_ID, False, 100_000, "1")
+    sim.order(DAVE, BTC_ID, True, 100_000, "1")
+    sim.order(BOB, BTC_ID, True, 68_000, "0.3")
+
+    sim.tick(BTC_ID, 69_000)
+    # Dave: value 32,500 − 100,045 + 69,000 = 1,455 < MM 1,725 but ≥ 2/3 of it (1,150).  His limit
+    # is 69,000 − 1,455 = 67,545, so he sells 0.3 to Bob at 68,000: −300 against the mark, −9.18 fee.
+    assert _methods(sim, DAVE) == ["market"]
+    assert sim.szi(DAVE, BTC_ID) == S(sim.specs[0], "0.7")
+    assert _value(sim, DAVE) == usd("1145.82")
+    # Still under MM (0.7 × 69,000 / 40 = 1,207.5) but above 2/3 of it: no backstop yet; the next tick
+    # sends the rest to the (now empty) book and, still nothing, waits again.
+    sim.tick(BTC_ID, 69_000)
+    assert _methods(sim, DAVE) == ["market"] and sim.szi(DAVE, BTC_ID) == S(sim.specs[0], "0.7")
+    # A bid appears at the mark; the next tick closes him and he keeps what is left
+    sim.order(BOB, BTC_ID, True, 69_000, "1")
+    sim.tick(BTC_ID, 69_000)
+    assert sim.szi(DAVE, BTC_ID) == 0
+    # 1,145.82 − 0.7 × 69,000 × 0.045% (21.735 → 21.735 micro-exact)
+    assert _value(sim, DAVE) == usd("1145.82") - usd("21.735")
+    sim.audit()
+
+
+def test_liquidation_price_formula_from_the_docs_is_the_exact_trigger(sim: Sim) -> None:
+    """liq_price = price − side · margin_available / size / (1 − l · side), l = 1/maintenance
+    leverage (40 here), margin_available = account value − maintenance margin."""
+    btc = _btc20(sim)
+    sim.deposit(CAROL, 100_000)
+    sim.deposit(ALICE, 10_000)
+    sim.order(CAROL, BTC_ID, False, 100_000, "1")
+    sim.order(ALICE, BTC_ID, True, 100_000, "1")
+    # at 100,000: value 10,000 − 45 = 9,955; MM 2,500; margin available 7,455
+    # liq = 100,000 − 7,455 / 1 / (1 − 1/40) = 100,000 − 7,646.15… = 92,353.84…
+    # at 92,353.9 value = 2,308.9 ≥ MM 2,308.8475; at 92,353.8 value 2,308.8 < MM 2,308.845
+    sim.tick(BTC_ID, "92353.9")
+    assert not _methods(sim, ALICE)
+    sim.tick(BTC_ID, "92353.8")
+    assert _methods(sim, ALICE) == ["market"]
+    assert btc.liquidation.partial_above_ntl == usd(100_000)
+    sim.audit()
+
+
+def test_positions_above_100k_are_liquidated_in_20pct_slices_then_whole_within_the_cooldown(sim: Sim) -> None:
+    _btc20(sim)
+    for user, amount in ((CAROL, 1_000_000), (ALICE, 52_000), (BOB, 10_000_000)):
+        sim.deposit(user, amount)
+    sim.order(CAROL, BTC_ID, False, 100_000, "5")
+    sim.order(ALICE, BTC_ID, True, 100_000, "5")  # $500k notional
+    sim.order(BOB, BTC_ID, True, 90_500, "10")  # deep bids just under the mark
+    sim.tick(BTC_ID, 90_600)
+    # value 52,000 − 500,225 + 453,000 = 4,775 < MM 11,325 but ≥ 2/3 of it? no: 4,775 < 7,550.
+    # ntl 453,000 > 100,000: a 20% slice (1 BTC) goes to the book first
+    assert _methods(sim, ALICE)[:2] == ["market", "partial"]
+    sold = [f.sz for f in sim.of(V.Fill) if f.taker == ALICE]
+    assert sold == [S(sim.specs[0], "1")]
+    # within 30 s the next liquidation is for the whole position
+    sim.ts += 10_000
+    sim.tick(BTC_ID, 90_600)
+    sold = [f.sz for f in sim.of(V.Fill) if f.taker == ALICE]
+    assert sold == [S(sim.specs[0], "4")] and sim.szi(ALICE, BTC_ID) == 0
+    sim.audit()
+
+
+def test_isolated_position_is_liquidated_alone_and_the_cross_account_is_untouched(sim: Sim) -> None:
+    _btc20(sim)
+    sim.list_market(eth_spec(margin_table=MarginTable.single(20)), 2_000)
+    for user, amount in ((CAROL, 1_000_000), (ALICE, 20_000), (BOB, 1_000_000)):
+        sim.deposit(user, amount)
+    assert sim.leverage(ALICE, BTC_ID, 10, cross=False) == "ok"
+    sim.order(CAROL, BTC_ID, False, 100_000, "0.1")
+    sim.order(ALICE, BTC_ID, True, 100_000, "0.1")  # isolated: $1,000 margin moved in
+    sim.order(CAROL, ETH_ID, False, 2_000, "1")
+    sim.order(ALICE, ETH_ID, True, 2_000, "1")  # cross
+    eth_order = sim.order(ALICE, ETH_ID, False, 2_500, "0.5")["resting"]["oid"]
+    sim.order(BOB, BTC_ID, True, 91_000, "1")
+    sim.tick(BTC_ID, 91_000)
+    # isolated value = 1,000 − 4.5 − 0.1 × 9,000 = 95.5 < MM 227.5: liquidated alone, at ≥ 91,000 − 955
+    (ev,) = [e for e in sim.of(V.Liquidated) if e.method == "market"]
+    assert (ev.user, ev.asset, ev.account_value) == (ALICE, BTC_ID, usd("95.5"))
+    assert sim.szi(ALICE, BTC_ID) == 0 and sim.szi(ALICE, ETH_ID) == S(sim.specs[1], "1")
+    assert eth_order in sim.ex.orders  # her cross-mode orders stay
+    sim.audit()
+
+
+def test_binance_style_insurance_fund_takes_over_at_the_bankruptcy_price_with_a_clearance_fee(sim: Sim) -> None:
+    _btc20(sim, liquidation=LiquidationParams(style=LiquidationStyle.BINANCE))
+    for user, amount in ((CAROL, 100_000), (ALICE, 5_000), (MAIN_INSURANCE, 50_000)):
+        sim.deposit(user, amount)
+    sim.order(CAROL, BTC_ID, False, 100_000, "1")
+    sim.order(ALICE, BTC_ID, True, 100_000, "1")
+    sim.tick(BTC_ID, 96_500)
+    # value 5,000 − 45 − 3,500 = 1,455 < MM 2,412.5.  Clearance fee 0.5% × 96,500 = 482.5, capped by
+    # the equity left: 482.5 goes to the fund.  No bids: the fund takes the position at the
+    # bankruptcy price, i.e. at the mark with the remaining 972.5; Alice ends at zero.
+    assert _methods(sim, ALICE) == ["market", "insurance"]
+    (take,) = sim.of(V.PositionTransferred)
+    assert (take.dst, take.usd) == (MAIN_INSURANCE, usd("972.5"))
+    assert _value(sim, ALICE) == 0
+    assert _value(sim, MAIN_INSURANCE) == usd(50_000) + usd("1455")
+    sim.audit()
+
+
+def test_adl_reduces_the_most_profitable_most_leveraged_short_first(sim: Sim) -> None:
+    _btc20(sim)
+    for user, amount in ((ALICE, 11_000), (CAROL, 30_000), (ERIN, 200_000), (DAVE, 100_000)):
+        sim.deposit(user, amount)
+    # Carol shorts 0.5 at 100,000 (high leverage), Erin 0.5 at 100,000 with lots of collateral
+    sim.order(CAROL, BTC_ID, False, 100_000, "0.5")
+    sim.order(ERIN, BTC_ID, False, 100_000, "0.5")
+    sim.order(ALICE, BTC_ID, True, 100_000, "1")
+    sim.tick(BTC_ID, 95_000)
+    # ranking: profit (entry/mark for a short) × notional / account value — Carol's
+    # (100/95) × 47,500 / 32,492.5 beats Erin's (100/95) × 47,500 / 202,492.5
+    assert sim.ex.adl_queue(BTC_ID, is_long=False) == [CAROL, ERIN]
+    assert sim.ex.adl_rank(ERIN, BTC_ID) == (1, 2)
+    sim.tick(BTC_ID, 70_000)
+    # Alice: 11,000 − 100,045 + 70,000 = −19,045; no vault → ADL: Carol takes 0.5 then Erin 0.5
+    adl = sim.of(V.PositionTransferred)
+    assert [(t.dst, t.sz) for t in adl] == [(CAROL, S(sim.specs[0], "0.5")), (ERIN, S(sim.specs[0], "0.5"))]
+    assert sum(t.usd for t in adl) == -usd(19_045)
+    assert _value(sim, ALICE) == 0
+    assert sim.ex.adl_rank(DAVE, BTC_ID) is None  # no position: never in the queue, never pays
+    sim.audit()
+
+
+def test_liquidation_throttle_defers_book_liquidations_beyond_the_tick_budget(sim: Sim) -> None:
+    _btc20(sim, liquidation=LiquidationParams(max_ntl_per_tick=usd(50_000)))
+    for user, amount in ((CAROL, 1_000_000), (ALICE, 12_000), (DAVE, 12_000), (BOB, 1_000_000)):
+        sim.deposit(user, amount)
+    sim.order(CAROL, BTC_ID, False, 100_000, "2")
+    sim.order(ALICE, BTC_ID, True, 100_000, "1")
+    sim.order(DAVE, BTC_ID, True, 100_000, "1")
+    sim.order(BOB, BTC_ID, True, 89_000, "5")
+    sim.tick(BTC_ID, 89_500)
+    # both are below MM (1 × 89,500 / 40 = 2,237.5): value 12,000 − 100,045 + 89,500 = 1,455 each.
+    # The first liquidation uses $89,500 of the $50,000 budget; the second waits for the next tick.
+    sold = {f.taker for f in sim.of(V.Fill)}
+    assert sold == {ALICE}
+    sim.tick(BTC_ID, 89_500)
+    assert {f.taker for f in sim.of(V.Fill)} == {DAVE}
+    sim.audit()
+
+
+def test_tick_with_nothing_to_do_emits_only_prices(sim: Sim) -> None:
+    _btc20(sim)
+    sim.deposit(ALICE, 1_000)
+    sim.tick(BTC_ID, 100_000)
+    assert {type(e) for e in sim.last} <= {V.PricesUpdated}
+    assert sim.do(C.Tick) == "ok"
