@@ -1,0 +1,235 @@
+"""Funding paid through the engine, HIP-3 deployer actions (setOracle, open-interest caps,
+funding multipliers, haltTrading), market status, and a silver perp through a COMEX weekend
+(shared/reference/hyperliquid-api.md §6.1, §6.8, §6.9; perp-mechanics.md §2.4, §2.11, §2.12)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from scenario_kit import ALICE, BOB, BTC_ID, CAROL, P, S, Sim, btc_spec, usd
+
+from perpbox.core.numbers import USD
+from perpbox.exchange import commands as C
+from perpbox.exchange import events as V
+from perpbox.market.funding import HOUR_MS, FundingParams
+from perpbox.market.margin import MarginTable
+from perpbox.market.oracle import OffHours, OracleDefinition, OracleKind, SessionCalendar
+from perpbox.market.spec import MarketSpec
+
+DEPLOYER = "0x" + "de" * 20
+SILVER_ID = 110000
+
+
+def _ms(text: str) -> int:
+    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
+
+
+def _two_sided(sim: Sim, asset: int, bid: int | str, ask: int | str, size: str, mm: str = BOB) -> None:
+    sim.order(mm, asset, True, bid, size)
+    sim.order(mm, asset, False, ask, size)
+
+
+# ==================================================================================================
+# funding
+# ==================================================================================================
+def test_textbook_funding_index_60000_mark_60300_pays_half_a_percent_per_8h(sim: Sim) -> None:
+    """Index 60,000 and a book whose impact bid is 60,300: premium 0.5% per 8 h, no interest or
+    clamp: the long pays 0.5% of 60,000 per BTC to the short at the 8-hour settlement —
+    0.5% × 3 × 365 = 547.5% a year."""
+    params = FundingParams(interval_ms=8 * HOUR_MS, interest_8h=0, clamp_8h=0, impact_notional=20_000 * USD)
+    sim.ts = (sim.ts // (8 * HOUR_MS) + 1) * 8 * HOUR_MS  # listed at the start of an interval
+    btc = sim.list_market(btc_spec(funding=params), 60_000)
+    for u in (ALICE, BOB, CAROL):
+        sim.deposit(u, 1_000_000)
+    _two_sided(sim, BTC_ID, 60_300, 60_310, "5")
+    sim.order(ALICE, BTC_ID, True, 60_310, "1")  # Alice long 1 from Bob; Bob short
+    start = sim.ts
+    ticks = 0
+    while sim.ts < start + 8 * HOUR_MS:
+        sim.ts = min(sim.ts + 60_000 - 1, start + 8 * HOUR_MS - 1)  # Sim.do adds 1 ms
+        sim.tick(BTC_ID, 60_000)  # the index (oracle) stays at 60,000
+        ticks += 1
+    (settled,) = sim.of(V.FundingSettled)
+    assert settled.rate == 500_000  # 0.5% in 1e-8 units
+    assert settled.premium == 5 * 10**9  # 0.005 in 1e-12
+    assert settled.px == P(btc, 60_000)
+    assert dict((u, a) for u, _, a in settled.payments) == {ALICE: usd(300), BOB: -usd(300)}
+    assert settled.remainder == 0
+    assert sim.pos(ALICE, BTC_ID).cum_funding == usd(300)
+    assert settled.rate * 3 * 365 == 547_500_000  # 547.5% a year
+    sim.audit()
+
+
+def test_hourly_funding_on_the_oracle_with_the_interest_rate_and_exact_remainder(sim: Sim) -> None:
+    """Hyperliquid's default: a flat book pays the interest rate, 0.01%/8h → 0.00125% per hour,
+    on position × oracle.  0.00007 BTC × 100,000 × 0.0000125 = 0.0000875 USDC: the long pays 88
+    micro-USDC (up), the short receives 87 (down), and 1 is the remainder."""
+    sim.list_market(btc_spec(), 100_000)
+    for u in (ALICE, BOB):
+        sim.deposit(u, 100_000)
+    sim.order(BOB, BTC_ID, False, 100_000, "0.001")
+    sim.order(ALICE, BTC_ID, True, 100_000, "0.001")
+    sim.order(ALICE, BTC_ID, False, 100_000, "0.00093")  # close most: 0.00007 left
+    sim.order(BOB, BTC_ID, True, 100_000, "0.00093")
+    hour = (sim.ts // HOUR_MS + 1) * HOUR_MS
+    sim.ts = hour - 1
+    sim.tick(BTC_ID, 100_000)
+    (settled,) = sim.of(V.FundingSettled)
+    assert settled.rate == 1_250
+    assert sorted(a for _, _, a in settled.payments) == [-87, 88] and settled.remainder == 1
+    assert sim.ex.predicted_funding(BTC_ID) == 1_250
+    assert [r.rate for r in sim.ex.funding_history[BTC_ID]] == [1_250]
+    sim.audit()
+
+
+# ==================================================================================================
+# HIP-3 deployer actions and market controls
+# ==================================================================================================
+def _hip3(sim: Sim, **kw: object) -> MarketSpec:
+    spec = MarketSpec("xyz:XYZ100", 110_000, 4, MarginTable.single(20), dex="xyz",
+                      oracle=OracleDefinition.hip3(), **kw)  # type: ignore[arg-type]
+    assert sim.do(C.AddMarket, spec=spec, mark_px=P(spec, 25_000), deployer=DEPLOYER) == "ok"
+    sim.specs[spec.asset] = spec
+    return spec
+
+
+def test_set_oracle_only_by_the_deployer_at_most_every_2_5s_and_mark_moves_at_most_1pct(sim: Sim) -> None:
+    spec = _hip3(sim)
+    a = spec.asset
+    assert sim.do(C.SetOracle, user=ALICE, dex="xyz", oracle_pxs={a: P(spec, 25_100)}) == {
+        "error": "Only the deployer of this dex may do that."}
+    sim.ts += 3_000
+    assert sim.do(C.SetOracle, user=DEPLOYER, dex="xyz", oracle_pxs={a: P(spec, 26_000)},
+                  mark_pxs=[{a: P(spec, 26_000)}]) == "ok"
+    st = sim.ex.pricing[a]
+    assert st.oracle == P(spec, 26_000)
+    assert st.mark == P(spec, 25_250)  # median input 26,000, moved at most 1% from 25,000
+    sim.ts += 1_000
+    assert "at least 2500 ms apart" in sim.do(C.SetOracle, user=DEPLOYER, dex="xyz", oracle_pxs={a: P(spec, 26_000)})["error"]
+    # no push for 10 s: the mark falls back to the local mark (none without a book: held)
+    sim.ts += 10_000
+    sim.do(C.Tick)
+    assert sim.ex.pricing[a].mark == P(spec, 25_250)
+    sim.audit()
+
+
+def test_open_interest_cap_rejects_increasing_orders_and_allows_reducing_ones(sim: Sim) -> None:
+    spec = _hip3(sim)
+    a = spec.asset
+    for u in (ALICE, BOB, CAROL):
+        sim.deposit(u, 1_000_000)
+    # cap $50,000 of open interest at the 25,000 mark = 2 units
+    assert sim.do(C.SetOpenInterestCaps, user=DEPLOYER, dex="xyz", caps={a: usd(50_000)}) == "ok"
+    sim.order(BOB, a, False, 25_000, "3")
+    # Alice buys 3: only 2 can open; the rest is cancelled at the cap
+    resp = sim.order(ALICE, a, True, 25_000, "3")
+    assert resp["filled"]["totalSz"] == S(spec, "2")
+    assert sim.closed()[resp["filled"]["oid"]] == "openInterestCapCanceled"
+    assert sim.ex.oi[a] == S(spec, "2")
+    # at the cap: an opening order is refused with the venue's message…
+    assert sim.order(CAROL, a, True, 25_000, "1") == {
+        "error": f"Order would increase open interest while open interest is capped asset={a}"}
+    # …and reducing ones are fine: Bob buys back 1 of his short from Alice, who sells 1 of her long
+    assert "resting" in sim.order(BOB, a, True, 24_000, "1")
+    assert "filled" in sim.order(ALICE, a, False, 24_000, "1", reduce_only=True)
+    assert sim.ex.oi[a] == S(spec, "1")
+    sim.audit()
+
+
+def test_halt_trading_cancels_orders_settles_positions_at_the_mark_and_resumes(sim: Sim) -> None:
+    spec = _hip3(sim)
+    a = spec.asset
+    for u in (ALICE, BOB):
+        sim.deposit(u, 100_000)
+    sim.order(BOB, a, False, 25_000, "1")
+    sim.order(ALICE, a, True, 25_000, "1")
+    resting = sim.order(BOB, a, False, 25_500, "1")["resting"]["oid"]
+    assert sim.do(C.HaltTrading, user=ALICE, asset=a, halted=True) == {"error": "Only the deployer of this dex may do that."}
+    sim.tick(a, 25_200)  # no manual marks on a deployer market: the mark stays 25,000
+    assert sim.do(C.HaltTrading, user=DEPLOYER, asset=a, halted=True) == "ok"
+    assert sim.closed()[resting] == "canceled"
+    (settled,) = sim.of(V.MarketSettled)
+    assert settled.px == P(spec, 25_000)
+    assert sim.szi(ALICE, a) == 0 and sim.szi(BOB, a) == 0
+    # Alice paid 25,000 + 11.25 fee and got 25,000 back
+    assert sim.cash(ALICE) == usd(100_000) - usd("11.25")
+    assert sim.order(ALICE, a, True, 25_000, "1") == {"error": f"Trading is halted. asset={a}"}
+    assert sim.do(C.HaltTrading, user=DEPLOYER, asset=a, halted=False) == "ok"
+    assert "resting" in sim.order(ALICE, a, True, 25_000, "1")
+    sim.audit()
+
+
+def test_market_status_post_only_and_reduce_only(sim: Sim) -> None:
+    sim.list_market(btc_spec(), 100_000)
+    for u in (ALICE, BOB):
+        sim.deposit(u, 100_000)
+    sim.order(BOB, BTC_ID, False, 100_000, "0.1")
+    sim.order(ALICE, BTC_ID, True, 100_000, "0.1")
+    assert sim.do(C.SetMarketStatus, asset=BTC_ID, status="postOnly") == "ok"
+    assert "post-only" in sim.order(ALICE, BTC_ID, True, 99_000, "0.1")["error"]
+    assert "resting" in sim.order(ALICE, BTC_ID, True, 99_000, "0.1", tif="Alo")
+    assert sim.do(C.SetMarketStatus, asset=BTC_ID, status="reduceOnly") == "ok"
+    assert "reduce-only" in sim.order(BOB, BTC_ID, False, 101_000, "0.1")["error"]
+    assert "resting" in sim.order(ALICE, BTC_ID, False, 101_000, "0.1", reduce_only=True)
+    sim.audit()
+
+
+def test_funding_multiplier_scales_the_rate_for_the_deployers_market(sim: Sim) -> None:
+    spec = _hip3(sim)
+    a = spec.asset
+    assert sim.do(C.SetFundingMultipliers, user=DEPLOYER, dex="xyz", multipliers={a: 2 * 10**8}) == "ok"
+    assert sim.ex.predicted_funding(a) == 2_500  # flat book: interest 1,250 per hour × 2
+    assert sim.do(C.SetFundingMultipliers, user=DEPLOYER, dex="xyz", multipliers={a: 11 * 10**8}) == {
+        "error": "Funding multiplier must be between 0 and 10."}
+
+
+# ==================================================================================================
+# sessions: a silver perp through a COMEX weekend
+# ==================================================================================================
+def test_silver_perp_through_a_comex_weekend_oracle_advanced_internally_and_pulled_back_at_reopen(sim: Sim) -> None:
+    oracle = OracleDefinition(kind=OracleKind.SOURCES, sources=(("comex", 1),), max_age_ms=120_000,
+                              session=SessionCalendar.comex_metals(),
+                              off_hours=OffHours(ema_tau_ms=3_600_000, band_bps=500, max_leverage=5))
+    spec = MarketSpec("xyz:SILVER", SILVER_ID, 2, MarginTable.single(20), dex="xyz", oracle=oracle,
+                      funding=FundingParams(impact_notional=6_000 * USD))
+    sim.ts = _ms("2026-11-20T21:00:00")  # a Friday, an hour before the COMEX close
+    assert sim.do(C.AddMarket, spec=spec, mark_px=P(spec, 30), deployer=DEPLOYER) == "ok"
+    sim.specs[SILVER_ID] = spec
+    for u in (ALICE, BOB):
+        sim.deposit(u, 1_000_000)
+
+    def feed(px: str) -> None:
+        sim.do(C.FeedPrices, source="comex", pxs={SILVER_ID: P(spec, px)})
+
+    feed("30")
+    sim.do(C.Tick)
+    assert sim.ex.pricing[SILVER_ID].oracle == P(spec, 30) and sim.ex.pricing[SILVER_ID].session_open
+    # 22:00 close: the oracle stops following COMEX; the book trades the weekend higher
+    sim.ts = _ms("2026-11-20T22:00:00")
+    feed("30.1")  # a late print after the close is ignored
+    sim.do(C.Tick)
+    st = sim.ex.pricing[SILVER_ID]
+    assert not st.session_open and st.close_px == P(spec, 30) and st.oracle == P(spec, 30)
+    _two_sided(sim, SILVER_ID, "31.9", "32.1", "1000")  # weekend book around $32 (+6.7%)
+    # off-hours leverage is capped at 5x although Alice's setting is 20x: $1M margins $5M at most
+    assert sim.order(ALICE, SILVER_ID, True, 31, "170000") == {
+        "error": f"Insufficient margin to place order. asset={SILVER_ID}"}
+    oid = sim.order(ALICE, SILVER_ID, True, 31, "160000")["resting"]["oid"]  # $4.96M
+    sim.cancel(ALICE, SILVER_ID, oid)
+    seen = []
+    for hours in range(1, 49):  # Friday 23:00 … Sunday 22:00, hourly ticks
+        sim.ts = _ms("2026-11-20T22:00:00") + hours * HOUR_MS
+        sim.do(C.Tick)
+        seen.append(sim.ex.pricing[SILVER_ID].oracle)
+    # the internal oracle climbs toward the $32 impact mid, slowly (τ = 60 min, steps of at most
+    # τ/10), never beyond the ±5% discovery band around the $30 close
+    assert seen == sorted(seen) and seen[0] > P(spec, 30)
+    assert max(seen) == P(spec, "31.5")  # the band's top: 30 × 1.05
+    assert sim.ex.pricing[SILVER_ID].mark <= P(spec, "31.5")
+    # Sunday 23:00 reopen: COMEX prints $30.40, and the oracle is pulled back to it
+    sim.ts = _ms("2026-11-22T23:00:00")
+    feed("30.4")
+    sim.do(C.Tick)
+    st = sim.ex.pricing[SILVER_ID]
+    assert st.session_open and st.oracle == P(spec, "30.4")
+    sim.audit()
