@@ -16,6 +16,7 @@ COMPILED = [
     "src/perpbox/ledger/ledger.py",
     "src/perpbox/risk/margin.py",
     "src/perpbox/exchange/engine.py",
+    "src/perpbox/exchange/mechanics.py",
     "src/perpbox/core/numbers.py",
 ]
 

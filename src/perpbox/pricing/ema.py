@@ -46,11 +46,12 @@ def exp_neg(num: int, den: int) -> int:
 
 
 def ema_update(num: int, den: int, sample: int, dt_ms: int, tau_ms: int) -> tuple[int, int]:
-    """Fold ``sample`` held for ``dt_ms`` into an EMA kept as ``(num, den)`` (``den`` in ms)."""
+    """Fold ``sample`` held for ``dt_ms`` into an EMA kept as ``(num, den)``, both scaled by
+    ``EXP_SCALE`` (so the decay's rounding, < 1 unit of 1e-18, cannot bias the ratio)."""
     if dt_ms <= 0:
         return num, den
     d = exp_neg(dt_ms, tau_ms)
-    return num * d // EXP_SCALE + sample * dt_ms, den * d // EXP_SCALE + dt_ms
+    return num * d // EXP_SCALE + sample * dt_ms * EXP_SCALE, den * d // EXP_SCALE + dt_ms * EXP_SCALE
 
 
 def ema_value(num: int, den: int) -> int | None:

@@ -6,7 +6,7 @@ replay rebuilds prices without re-deciding them.
 
 Order inside ``tick`` (documented contract): session → oracle → EMAs → mark → premium sample.
 Funding settlement (it needs positions) is the exchange's, right after, using
-``funding_due``/``take_premium``.
+``funding_due``/``interval_premium``.
 """
 
 from __future__ import annotations
