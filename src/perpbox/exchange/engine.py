@@ -140,7 +140,7 @@ class Exchange(PerpMechanics):
         return None if acct is None else acct.positions.get(asset)
 
     def state_hash(self) -> str:
-        """BLAKE2b of a canonical encoding of the whole state."""
+        """BLAKE2b of a canonical JSON encoding of the whole state (JSON: EMA sums exceed 64 bits)."""
         ledger = self.ledger
         state = [
             self.next_oid,
@@ -163,7 +163,7 @@ class Exchange(PerpMechanics):
              for a, b in sorted(self.books.items())],
             [[a, sorted(t)] for a, t in sorted(self.triggers.items())],
         ]
-        return hashlib.blake2b(msgspec.msgpack.encode(state), digest_size=32).hexdigest()
+        return hashlib.blake2b(msgspec.json.encode(state), digest_size=32).hexdigest()
 
     # ==============================================================================================
     # emission
@@ -396,8 +396,7 @@ class Exchange(PerpMechanics):
                                     E.order_error(E.MARKET_NO_LIQUIDITY, req.asset))
             return self._reject(ts, user, req, "iocCancelRejected", E.order_error(E.IOC_CANCEL, req.asset))
         if not req.reduce_only:
-            bad = self._margin_check(user, spec, req.is_buy, req.px, req.sz) or self._oi_error(
-                asset, self._opens(user, asset, is_buy))
+            bad = self._margin_check(user, spec, req.is_buy, req.px, req.sz) or self._oi_error(user, asset, is_buy)
             if bad is not None:
                 return self._reject(ts, user, req, *bad)
         sz = req.sz
@@ -469,8 +468,7 @@ class Exchange(PerpMechanics):
         touched: dict[str, None] = {}
         out = self._out
         on_fill = self._on_fill
-        cfg = self.config[order.asset]
-        capped = bool(cfg.oi_cap_ntl or cfg.oi_cap_sz or self.dex_oi_cap.get(spec.dex))
+        capped = self._is_capped(order.asset)
         while order.sz:
             level = book.best_level(not is_buy)
             if level is None or (level.px > limit if is_buy else level.px < limit):

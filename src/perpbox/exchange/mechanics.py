@@ -25,31 +25,27 @@ first (equity / maintenance ascending, then address):
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
+from perpbox.book.book import OrderBook
+from perpbox.book.order import Order
 from perpbox.core import errors as E
 from perpbox.core.numbers import RATE_SCALE
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
-from perpbox.ledger.ledger import Account, Position
+from perpbox.ledger.ledger import Account, Ledger, Position
 from perpbox.market.funding import FundingParams, FundingPrice
 from perpbox.market.liquidation import LiquidationParams, LiquidationStyle, MarketStatus
 from perpbox.market.oracle import OracleKind
+from perpbox.market.spec import MarketSpec
 from perpbox.pricing import pricer
 from perpbox.pricing.funding import PREMIUM_SCALE, funding_rate, split_payments
 from perpbox.pricing.pricer import PriceState
 from perpbox.risk.liquidation import adl_score, allocate, bankruptcy_limit
-
-if TYPE_CHECKING:
-    from perpbox.book.book import OrderBook
-    from perpbox.book.order import Order
-    from perpbox.ledger.ledger import Ledger
-    from perpbox.market.spec import MarketSpec
-    from perpbox.risk.margin import MarginView
+from perpbox.risk.margin import MarginView
 
 LIQUIDATED = "liquidatedCanceled"
 MAIN_BACKSTOP = "0x000000000000000000000000000000000000b057"  # the main dex's liquidator vault
@@ -74,20 +70,31 @@ class FundingRecord(msgspec.Struct, frozen=True):
 class PerpMechanics:
     """Mixed into ``Exchange``; see the module docstring."""
 
-    if TYPE_CHECKING:
-        markets: dict[int, MarketSpec]
-        books: dict[int, OrderBook]
-        last_px: dict[int, int]
-        prices: dict[int, int]
-        ledger: Ledger
-        orders: dict[int, Order]
-        margin: MarginView
-        next_oid: int
-        _emit: Callable[[V.Event], None]
-        _close: Callable[..., None]
-        _execute: Callable[[int, Order], Any]
-        _fire_triggers: Callable[[int, int], None]
-        triggers: dict[int, dict[int, Order]]
+    # state and operations the exchange provides (declared here for the type checker and mypyc)
+    markets: dict[int, MarketSpec]
+    books: dict[int, OrderBook]
+    last_px: dict[int, int]
+    prices: dict[int, int]
+    ledger: Ledger
+    orders: dict[int, Order]
+    margin: MarginView
+    next_oid: int
+    triggers: dict[int, dict[int, Order]]
+
+    def _emit(self, ev: V.Event) -> None:
+        raise NotImplementedError
+
+    def _close(self, ts: int, order: Order, status: str, arm_children: bool = False) -> None:
+        raise NotImplementedError
+
+    def _execute(self, ts: int, order: Order) -> Any:
+        raise NotImplementedError
+
+    def _fire_triggers(self, ts: int, asset: int) -> None:
+        raise NotImplementedError
+
+    def _opens(self, user: str, asset: int, is_buy: bool) -> bool:
+        raise NotImplementedError
 
     def _init_mechanics(self) -> None:
         self.pricing: dict[int, PriceState] = {}
@@ -275,18 +282,24 @@ class PerpMechanics:
     # pre-trade controls (called from order validation)
     # ==============================================================================================
     def _control_error(self, asset: int, px: int, tif: str, reduce_only: bool) -> tuple[str, str] | None:
-        status = self.status(asset)
-        if status == "halted":
-            return "rejected", E.order_error(E.TRADING_HALTED, asset)
-        if status == "reduceOnly" and not reduce_only:
-            return "rejected", E.order_error(E.MARKET_REDUCE_ONLY, asset)
-        if status == "postOnly" and tif != "Alo":
-            return "rejected", E.order_error(E.MARKET_POST_ONLY, asset)
-        ref = self.oracle(asset) or self.prices.get(asset, 0)
+        st = self.pricing[asset]
+        status = self.config[asset].status
+        if status != "active" or st.halted:
+            if status == "halted" or st.halted:
+                return "rejected", E.order_error(E.TRADING_HALTED, asset)
+            if status == "reduceOnly" and not reduce_only:
+                return "rejected", E.order_error(E.MARKET_REDUCE_ONLY, asset)
+            if status == "postOnly" and tif != "Alo":
+                return "rejected", E.order_error(E.MARKET_POST_ONLY, asset)
+        ref = st.oracle or self.prices.get(asset, 0)
         band = self.markets[asset].controls.price_band_bps
         if ref and band and abs(px - ref) * 10_000 > ref * band:
             return "rejected", E.order_error(E.PRICE_TOO_FAR.format(pct=f"{band / 100:g}"), asset)
         return None
+
+    def _is_capped(self, asset: int) -> bool:
+        cfg = self.config[asset]
+        return bool(cfg.oi_cap_ntl or cfg.oi_cap_sz or self.dex_oi_cap.get(self.markets[asset].dex))
 
     def _oi_room(self, asset: int) -> int | None:
         """Lots of open interest still allowed in ``asset`` (None: uncapped)."""
@@ -305,8 +318,8 @@ class PerpMechanics:
             rooms.append((total - used) // mark)
         return max(0, min(rooms)) if rooms else None
 
-    def _oi_error(self, asset: int, opens: bool) -> tuple[str, str] | None:
-        if opens and self._oi_room(asset) == 0:
+    def _oi_error(self, user: str, asset: int, is_buy: bool) -> tuple[str, str] | None:
+        if self._is_capped(asset) and self._opens(user, asset, is_buy) and self._oi_room(asset) == 0:
             return "rejected", E.order_error(E.OI_CAPPED, asset)
         return None
 
