@@ -31,7 +31,7 @@ def _methods(sim: Sim, user: str) -> list[str]:
     return [e.method for e in sim.of(V.Liquidated) if e.user == user]
 
 
-def test_31pct_crash_on_a_thin_book_ends_in_book_liquidation_backstop_takeover_and_adl(sim: Sim) -> None:
+def test_31pct_crash_on_a_thin_book_ends_in_adl_book_liquidations_and_a_backstop_takeover(sim: Sim) -> None:
     _btc20(sim)
     for user, amount in ((CAROL, 100_000), (ALICE, 11_000), (DAVE, 32_000), (BOB, 1_000_000),
                          (MAIN_BACKSTOP, 5_000)):
@@ -45,39 +45,45 @@ def test_31pct_crash_on_a_thin_book_ends_in_book_liquidation_backstop_takeover_a
     sim.order(BOB, BTC_ID, True, 68_000, "0.3")
 
     sim.tick(BTC_ID, 69_000)  # a 31% crash in one tick
+    spec = sim.specs[0]
 
     # Alice: cash 11,000 − 100,000 − 45 fee = −89,045; value −89,045 + 69,000 = −20,045 (MM 1,725).
-    # Most underwater first.  Her liquidation order may not trade below her bankruptcy price (her
-    # equity share is negative, so no lower than the mark): it sells 0.2 to Bob at 69,000 (fee 6.21).
+    # Most underwater first.  She is bankrupt, so nothing goes to the book (that would crystallise
+    # the deficit); the vault ($5,000) cannot carry −$20,045, so ADL: Carol (the only short) buys
+    # Alice's 1 BTC at the mark and pays her deficit — Alice ends at exactly zero.
     liq = sim.of(V.Liquidated)
-    assert [(e.user, e.method) for e in liq] == [(ALICE, "market"), (ALICE, "adl"), (DAVE, "market"),
-                                                (DAVE, "backstop")]
+    assert [(e.user, e.method) for e in liq] == [(ALICE, "adl"), (DAVE, "market")]
     assert (liq[0].account_value, liq[0].maintenance_margin) == (-usd(20_045), usd(1_725))
-    fills = sim.of(V.Fill)
-    assert [(f.taker, f.px, f.sz, f.taker_fee) for f in fills] == [(ALICE, P(sim.specs[0], 69_000), S(sim.specs[0], "0.2"),
-                                                                    usd("6.21"))]
-    # The vault ($5,000) cannot carry −$20,051.21, so ADL: Carol (the only short) buys Alice's 0.8
-    # at the mark and pays her deficit: Alice ends at exactly zero.
-    assert liq[1].account_value == -usd("20051.21")
-    (adl, backstop) = sim.of(V.PositionTransferred)
-    assert (adl.src, adl.dst, adl.sz, adl.usd) == (ALICE, CAROL, S(sim.specs[0], "0.8"), -usd("20051.21"))
+    (adl,) = sim.of(V.PositionTransferred)
+    assert (adl.src, adl.dst, adl.sz, adl.px, adl.usd) == (ALICE, CAROL, S(spec, "1"), P(spec, 69_000), -usd(20_045))
     assert _value(sim, ALICE) == 0 and sim.szi(ALICE, BTC_ID) == 0
 
-    # Dave: cash 32,000 − 100,045 = −68,045; value 955 < MM 1,725.  His bankruptcy limit is
-    # 69,000 − 955 = 68,045 > Bob's 68,000 bid, so the book cannot absorb him; 955 < 2/3 × 1,725 =
-    # 1,150, so the backstop vault takes the position at the mark with his $955.
-    assert sim.closed()[7] == "iocCancelRejected"
+    # Dave: cash 32,000 − 100,045 = −68,045; value 955 < MM 1,725.  His order may not sell below his
+    # bankruptcy price net of the taker fee, (69,000 − 955) / (1 − 0.045%) = 68,075.7: it sells 0.2
+    # to Bob at 69,000 (fee 6.21) and no lower.  948.79 is still ≥ 2/3 of the MM of 0.8 (920): wait.
+    (fill,) = sim.of(V.Fill)
+    assert (fill.taker, fill.px, fill.sz, fill.taker_fee) == (DAVE, P(spec, 69_000), S(spec, "0.2"), usd("6.21"))
+    assert _value(sim, DAVE) == usd("948.79") and sim.szi(DAVE, BTC_ID) == S(spec, "0.8")
+
+    sim.tick(BTC_ID, 68_500)
+    # Dave: 948.79 − 0.8 × 500 = 548.79 < MM 1,370.  The book takes 0.3 at Bob's 68,000 (−150 against
+    # the mark, −9.18 fee): 389.61, under 2/3 of the MM of 0.5 (856.25 → 570.83), so the backstop vault
+    # takes the 0.5 left at the mark with his remaining $389.61.
+    liq = sim.of(V.Liquidated)
+    assert [(e.user, e.method) for e in liq] == [(DAVE, "market"), (DAVE, "backstop")]
+    assert liq[1].account_value == usd("389.61")
+    (backstop,) = sim.of(V.PositionTransferred)
     assert (backstop.src, backstop.dst, backstop.sz, backstop.px, backstop.usd) == (
-        DAVE, MAIN_BACKSTOP, S(sim.specs[0], "1"), P(sim.specs[0], 69_000), usd(955))
+        DAVE, MAIN_BACKSTOP, S(spec, "0.5"), P(spec, 68_500), usd("389.61"))
     assert _value(sim, DAVE) == 0 and sim.szi(DAVE, BTC_ID) == 0
 
-    # Exact equities afterwards.  Carol: cash 100,000 + 200,000 − 30 maker fees − 0.8 × 69,000 −
-    # 20,051.21 = 224,718.79; short 1.2 at 69,000 → 141,918.79 (she bore Alice's loss).
-    assert sim.cash(CAROL) == usd("224718.79") and _value(sim, CAROL) == usd("141918.79")
-    # The vault: 5,000 + 955 = 5,955, long 1 BTC at the mark.
-    assert _value(sim, MAIN_BACKSTOP) == usd(5_955) and sim.szi(MAIN_BACKSTOP, BTC_ID) == S(sim.specs[0], "1")
-    # Bob bought 0.2 at the mark: 1,000,000 − 2.07 maker fee.
-    assert _value(sim, BOB) == usd("999997.93")
+    # Exact equities afterwards.  Carol: cash 100,000 + 200,000 − 30 maker fees − 69,000 − 20,045 =
+    # 210,925; short 1 at 68,500 → 142,425 (she bore Alice's loss).
+    assert sim.cash(CAROL) == usd(210_925) and _value(sim, CAROL) == usd(142_425)
+    # The vault: 5,000 + 389.61, long 0.5 at the mark.
+    assert _value(sim, MAIN_BACKSTOP) == usd("5389.61") and sim.szi(MAIN_BACKSTOP, BTC_ID) == S(spec, "0.5")
+    # Bob bought 0.2 at 69,000 and 0.3 at 68,000 (maker fees 2.07 + 3.06): long 0.5 at 68,500.
+    assert _value(sim, BOB) == usd("1000044.87")
     sim.audit()
 
 

@@ -418,6 +418,10 @@ class Exchange(PerpMechanics):
         pos = None if acct is None else acct.positions.get(asset)
         return pos is None or pos.szi == 0 or (pos.szi > 0) == is_buy
 
+    def _szi(self, user: str, asset: int) -> int:
+        pos = self.ledger.accounts[user].positions.get(asset)
+        return 0 if pos is None else pos.szi
+
     def _execute(self, ts: int, order: Order) -> Status:
         """Match a pending order, then rest or finish it; apply the follow-ups of any fills."""
         oid, user, asset = order.oid, order.user, order.asset
@@ -492,12 +496,16 @@ class Exchange(PerpMechanics):
             elif self._margin_check(maker.user, spec, maker.is_buy, level.px, qty) is not None:
                 self._close(ts, maker, "marginCanceled", arm_children=maker.sz < maker.orig_sz)
                 continue
-            if capped and self._opens(user, order.asset, is_buy) and self._opens(maker.user, order.asset, not is_buy):
-                room = self._oi_room(order.asset) or 0  # both sides open: open interest grows by qty
-                if room == 0:
+            if capped:
+                # open interest (long side) grows by max(0, q − buyer's short) − min(q, seller's long),
+                # so it stays within ``room`` exactly for q ≤ room + buyer's short + seller's long
+                buyer, seller = (user, maker.user) if is_buy else (maker.user, user)
+                b, s_ = self._szi(buyer, order.asset), self._szi(seller, order.asset)
+                q_max = (self._oi_room(order.asset) or 0) + max(-b, 0) + max(s_, 0)
+                if q_max == 0:
                     self._oi_stopped = True
                     break
-                qty = min(qty, room)
+                qty = min(qty, q_max)
             px = level.px
             notional = px * qty
             fill = V.Fill(ts=ts, tid=self.next_tid, asset=order.asset, px=px, sz=qty, taker_is_buy=is_buy, taker=user,

@@ -429,10 +429,15 @@ class PerpMechanics:
             return
         if binance:
             self._clearance_fee(ts, acct, scope, value, params.clearance_fee)
-        self._book_liquidation(ts, acct, scope, budget, binance)
-        value, mm = self._scope_value_mm(acct, scope)
-        if not mm or value >= mm:
-            return  # closed, or back above maintenance: the trader keeps what is left
+        if value > 0:  # a bankrupt account never goes to the book: that would crystallise its deficit
+            self._book_liquidation(ts, acct, scope, budget, binance)
+            value, mm = self._scope_value_mm(acct, scope)
+        if not mm:
+            if value < 0:  # fee rounding on the way out: the backstop (or fund) covers the dust
+                self._cover_deficit(ts, acct, scope, -value, binance)
+            return
+        if value >= mm:
+            return  # back above maintenance: the trader keeps what is left
         if not binance and params.backstop_den * value >= params.backstop_num * mm:
             return  # above 2/3 of maintenance: the book gets another try next tick
         if self._take_over(ts, acct, scope, binance):
@@ -480,7 +485,7 @@ class PerpMechanics:
                 if used >= lp.max_ntl_per_tick:
                     continue  # cascade control: this market's budget is spent; next tick
                 budget[p.asset] = used + size * mark
-            limit = bankruptcy_limit(mark, p.szi, max(share, 0))
+            limit = bankruptcy_limit(mark, p.szi, max(share, 0), self.markets[p.asset].fees.taker)
             self._send_liquidation_order(ts, acct.address, p.asset, p.szi < 0, limit, size)
 
     def _send_liquidation_order(self, ts: int, user: str, asset: int, is_buy: bool, px: int, sz: int) -> None:
@@ -488,6 +493,14 @@ class PerpMechanics:
         self._emit(V.OrderPlaced(ts=ts, oid=oid, user=user, asset=asset, is_buy=is_buy, px=px, sz=sz, tif="Ioc",
                                  reduce_only=True, liquidation=True))
         self._execute(ts, self.orders[oid])
+
+    def _cover_deficit(self, ts: int, acct: Account, scope: int, deficit: int, binance: bool) -> None:
+        """A closed scope left below zero (at most the rounding of its last fees): the backstop
+        vault, or the insurance fund, pays it so that no flat account owes anything."""
+        asset = scope if scope >= 0 else min(a for a, p in acct.positions.items() if p.is_cross)
+        payer = self.insurance_of(asset) if binance else self.backstop_of(asset)
+        if payer in self.ledger.accounts and payer != acct.address:
+            self._emit(V.Transferred(ts=ts, src=payer, dst=acct.address, usd=deficit))
 
     def _take_over(self, ts: int, acct: Account, scope: int, binance: bool) -> bool:
         positions = self._scope(acct, scope)

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from fractions import Fraction
 
+from perpbox.core.numbers import RATE_SCALE
+
 
 def allocate(total: int, weights: Sequence[int]) -> list[int]:
     """Split ``total`` in proportion to non-negative ``weights``, exactly: each share is the
@@ -31,14 +33,18 @@ def allocate(total: int, weights: Sequence[int]) -> list[int]:
     return out
 
 
-def bankruptcy_limit(mark: int, szi: int, equity_share: int) -> int:
-    """The worst price a liquidation order closing the whole of ``szi`` may trade at without the
-    position's ``equity_share`` (micro-USDC) going below zero: ``mark ∓ share/|szi|``, rounded
-    toward the mark (the system's side), and never below one price unit."""
+def bankruptcy_limit(mark: int, szi: int, equity_share: int, fee_rate: int = 0) -> int:
+    """The worst price a liquidation order closing all of ``szi`` may trade at without the
+    position's ``equity_share`` (micro-USDC) going below zero once the order's taker fee
+    (``fee_rate``, 1e-8) is paid: a long sells at ``px ≥ (mark·size − share) / (size·(1 − fee))``,
+    a short buys at ``px ≤ (mark·size + share) / (size·(1 + fee))``; rounded toward the mark (the
+    system's side), and never below one price unit.  Per-fill fee rounding (< 1 micro-USDC a fill)
+    is the only slack left, covered by the backstop."""
     size = abs(szi)
-    if szi > 0:  # a long sells: no lower than mark − share/size
-        return max(1, mark - equity_share // size)
-    return mark + equity_share // size  # a short buys: no higher than mark + share/size
+    if szi > 0:
+        num = (mark * size - equity_share) * RATE_SCALE
+        return max(1, -(-num // (size * (RATE_SCALE - fee_rate))))
+    return (mark * size + equity_share) * RATE_SCALE // (size * (RATE_SCALE + fee_rate))
 
 
 def adl_score(mark: int, szi: int, entry_ntl: int, value: int) -> Fraction:
