@@ -459,6 +459,13 @@ class Audit:
                 self._finish(ev.oid)
             elif t is V.Fill:
                 self._fill(ev)
+            elif t is V.PositionTransferred:  # liquidation: backstop takeover or ADL (no fill)
+                assert ev.sz != 0 and ev.src != ev.dst, ev
+                self.szi[(ev.dst, ev.asset)] += ev.sz
+                self.szi[(ev.src, ev.asset)] -= ev.sz
+            elif t is V.MarketSettled:
+                for key in [k for k in self.szi if k[1] == ev.asset]:
+                    self.szi[key] = 0
             elif t is V.Deposited:
                 assert ev.usd > 0
                 self.deposits += ev.usd
