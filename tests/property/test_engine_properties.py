@@ -50,11 +50,9 @@ no example database), so CI runs the same sequences every time.
 from __future__ import annotations
 
 import os
-import re
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +68,11 @@ from perpbox.market import FeeSchedule, MarginMode, MarginTable, MarketSpec
 
 try:
     from reference_matcher import ReferenceMatcher, RefMarket
+    from repro import failure_key, minimise
 except ModuleNotFoundError:  # e.g. pytest --import-mode=importlib: the directory is not on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from reference_matcher import ReferenceMatcher, RefMarket
+    from repro import failure_key, minimise
 
 # ==================================================================================================
 # profiles and volume
@@ -635,7 +635,7 @@ def _apply_and_audit(ex: Exchange, audit: Audit, cmd: C.Command, log: list[C.Com
         msg = f"{e}\n  after command #{len(log)}: {cmd!r}\n  response: {ex.last_response!r}\n  events:\n"
         msg += _describe(events)
         if _is_final_run():  # hypothesis' last replay of the shrunk example: minimise it further
-            repro = minimise(repro, _failure_key(str(e)))
+            repro = minimise(repro, failure_key(str(e)), _replay_concrete)
             msg += "\n  minimal reproduction (delta-debugged; its own failure printed first):"
             msg += f"\n    {_replay_concrete(repro)[1]}"
         msg += "\n  reproduction:\n  [\n" + "\n".join(f"    {c!r}," for c in repro) + "\n  ]"
@@ -653,9 +653,6 @@ def _is_final_run() -> bool:
         return False
 
 
-def _failure_key(message: str) -> str:
-    """The kind of a failure: its first line with numbers and addresses blanked."""
-    return re.sub(r"0x[0-9a-f]+|\d+", "#", message.splitlines()[0] if message else "")[:60]
 
 
 def _replay_concrete(cmds: list[C.Command]) -> tuple[str | None, str]:
@@ -669,29 +666,10 @@ def _replay_concrete(cmds: list[C.Command]) -> tuple[str | None, str]:
             audit.state(ex)
             check_command(ex, audit, cmd, events)
     except AssertionError as e:
-        return _failure_key(str(e)), str(e).splitlines()[0] if str(e) else "AssertionError"
+        return failure_key(str(e)), str(e).splitlines()[0] if str(e) else "AssertionError"
     except Exception as e:  # the engine itself raised
         return f"{type(e).__name__}", f"{type(e).__name__}: {e}"
     return None, "passes"
-
-
-def minimise(cmds: list[C.Command], key: str, budget: int = 3_000,
-             replay: Callable[[list[C.Command]], tuple[str | None, str]] | None = None) -> list[C.Command]:
-    """Greedy delta debugging: drop chunks of commands (halving the chunk size) while the same
-    kind of failure remains.  Only used to print a short reproduction for a failure."""
-    replay = replay or _replay_concrete
-    chunk = max(1, len(cmds) // 2)
-    while chunk >= 1 and budget > 0:
-        i = 0
-        while i < len(cmds) and budget > 0:
-            trial = cmds[:i] + cmds[i + chunk:]
-            budget -= 1
-            if trial and replay(trial)[0] == key:
-                cmds = trial
-            else:
-                i += chunk
-        chunk //= 2
-    return cmds
 
 
 def _check_replay_and_determinism(ex: Exchange, log: list[C.Command], all_events: list[V.Event],
@@ -832,7 +810,7 @@ def _differential_property(data: st.DataObject) -> None:
         except AssertionError as e:
             msg = str(e)
             if _is_final_run():
-                key = _failure_key(msg)
+                key = failure_key(msg)
                 repro = minimise(log, key, replay=_diff_replay_concrete)
                 msg += "\n  minimal reproduction (delta-debugged; its own failure printed first):"
                 msg += f"\n    {_diff_replay_concrete(repro)[1]}\n  [\n"
@@ -868,7 +846,7 @@ def _diff_replay_concrete(cmds: list[C.Command]) -> tuple[str | None, str]:
         for cmd in cmds:
             _diff_step(ex, ref, cmd)
     except AssertionError as e:
-        return _failure_key(str(e)), str(e).splitlines()[0] if str(e) else "AssertionError"
+        return failure_key(str(e)), str(e).splitlines()[0] if str(e) else "AssertionError"
     except Exception as e:
         return f"{type(e).__name__}", f"{type(e).__name__}: {e}"
     return None, "passes"

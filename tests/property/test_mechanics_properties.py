@@ -62,14 +62,21 @@ quick tenth.  Derandomized, no example database: CI runs the same sequences ever
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+
+try:
+    from repro import failure_key, minimise
+except ModuleNotFoundError:  # e.g. pytest --import-mode=importlib: the directory is not on sys.path
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from repro import failure_key, minimise
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -728,32 +735,10 @@ def _replay_concrete(specs: dict[int, MarketSpec], cmds: list[C.Command]) -> tup
         for cmd in cmds:
             _step(ex, checker, cmd)
     except AssertionError as e:
-        return _failure_key(str(e)), str(e).splitlines()[0] if str(e) else "AssertionError"
+        return failure_key(str(e)), str(e).splitlines()[0] if str(e) else "AssertionError"
     except Exception as e:  # the engine itself raised
         return type(e).__name__, f"{type(e).__name__}: {e}"
     return None, "passes"
-
-
-def _failure_key(message: str) -> str:
-    return re.sub(r"0x[0-9a-f]+|-?\d+", "#", message.splitlines()[0] if message else "")[:60]
-
-
-def minimise(cmds: list[C.Command], key: str, replay: Callable[[list[C.Command]], tuple[str | None, str]],
-             budget: int = 2_000) -> list[C.Command]:
-    """Greedy delta debugging (drop chunks while the same kind of failure remains); only used to
-    print a short reproduction."""
-    chunk = max(1, len(cmds) // 2)
-    while chunk >= 1 and budget > 0:
-        i = 0
-        while i < len(cmds) and budget > 0:
-            trial = cmds[:i] + cmds[i + chunk:]
-            budget -= 1
-            if trial and replay(trial)[0] == key:
-                cmds = trial
-            else:
-                i += chunk
-        chunk //= 2
-    return cmds
 
 
 def _is_final_run() -> bool:
@@ -775,7 +760,7 @@ def _run(ex: Exchange, checker: Checker, cmd: C.Command, log: list[C.Command], n
         msg = f"{type(e).__name__}: {e}\n  after command #{len(log)}: {cmd!r}\n  response: {ex.last_response!r}\n"
         if _is_final_run():
             specs = checker.specs
-            key = _failure_key(str(e)) if isinstance(e, AssertionError) else type(e).__name__
+            key = failure_key(str(e)) if isinstance(e, AssertionError) else type(e).__name__
             repro = minimise(repro, key, lambda cs: _replay_concrete(specs, cs))
             msg += f"  minimal reproduction (delta-debugged): {_replay_concrete(specs, repro)[1]}\n"
         msg += "  reproduction:\n  [\n" + "\n".join(f"    {c!r}," for c in repro) + "\n  ]"

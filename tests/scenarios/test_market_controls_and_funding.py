@@ -105,7 +105,8 @@ def test_set_oracle_only_by_the_deployer_at_most_every_2_5s_and_mark_moves_at_mo
     assert st.oracle == P(spec, 26_000)
     assert st.mark == P(spec, 25_250)  # median input 26,000, moved at most 1% from 25,000
     sim.ts += 1_000
-    assert "at least 2500 ms apart" in sim.do(C.SetOracle, user=DEPLOYER, dex="xyz", oracle_pxs={a: P(spec, 26_000)})["error"]
+    too_soon = sim.do(C.SetOracle, user=DEPLOYER, dex="xyz", oracle_pxs={a: P(spec, 26_000)})
+    assert "at least 2500 ms apart" in too_soon["error"]
     # no push for 10 s: the mark falls back to the local mark (none without a book: held)
     sim.ts += 10_000
     sim.do(C.Tick)
@@ -144,7 +145,8 @@ def test_halt_trading_cancels_orders_settles_positions_at_the_mark_and_resumes(s
     sim.order(BOB, a, False, 25_000, "1")
     sim.order(ALICE, a, True, 25_000, "1")
     resting = sim.order(BOB, a, False, 25_500, "1")["resting"]["oid"]
-    assert sim.do(C.HaltTrading, user=ALICE, asset=a, halted=True) == {"error": "Only the deployer of this dex may do that."}
+    assert sim.do(C.HaltTrading, user=ALICE, asset=a, halted=True) == {
+        "error": "Only the deployer of this dex may do that."}
     sim.tick(a, 25_200)  # no manual marks on a deployer market: the mark stays 25,000
     assert sim.do(C.HaltTrading, user=DEPLOYER, asset=a, halted=True) == "ok"
     assert sim.closed()[resting] == "canceled"

@@ -204,7 +204,7 @@ class PerpMechanics:
         for a in assets:
             st = self.pricing[a]
             spec = self.markets[a]
-            if a in cmd.oracle_pxs and cmd.ts - st.push_ts < spec.oracle.min_update_ms and st.push_ts != st.ema_ts:
+            if a in cmd.oracle_pxs and st.deployer_ts and cmd.ts - st.deployer_ts < spec.oracle.min_update_ms:
                 return {"error": f"Oracle updates must be at least {spec.oracle.min_update_ms} ms apart."}
         if cmd.external_perp_pxs:
             self._emit(V.QuotesFed(ts=cmd.ts, source="deployer", pxs=dict(cmd.external_perp_pxs), perp=True))
@@ -283,9 +283,9 @@ class PerpMechanics:
     # ==============================================================================================
     def _control_error(self, asset: int, px: int, tif: str, reduce_only: bool) -> tuple[str, str] | None:
         st = self.pricing[asset]
-        status = self.config[asset].status
-        if status != "active" or st.halted:
-            if status == "halted" or st.halted:
+        if self.config[asset].status != "active" or st.halted:
+            status = self.status(asset)
+            if status == "halted":
                 return "rejected", E.order_error(E.TRADING_HALTED, asset)
             if status == "reduceOnly" and not reduce_only:
                 return "rejected", E.order_error(E.MARKET_REDUCE_ONLY, asset)

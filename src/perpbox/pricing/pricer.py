@@ -44,7 +44,8 @@ class PriceState(msgspec.Struct, frozen=True, kw_only=True):
     next_sample_ts: int = 0
     next_funding_ts: int = 0
     last_rate: int = 0  # the last settled interval rate, 1e-8
-    push_ts: int = 0  # last deployer update, or fallback to the local mark
+    push_ts: int = 0  # last deployer update, or fallback to the local mark (the 10 s clock)
+    deployer_ts: int = 0  # last deployer setOracle (the 2.5 s rate limit); 0 = none yet
     day: int = -1  # UTC day of day_px
     day_px: int = 0  # start-of-day oracle (HIP-3: prices clamped to 10× it)
     session_open: bool = True
@@ -198,7 +199,7 @@ def push(defn: OracleDefinition, st: PriceState, now: int, oracle_px: int, mark_
         mark = _clamp_move(st.mark, median(inputs), defn.max_mark_move_bps)
     elif not mark:
         mark = oracle
-    st = msgspec.structs.replace(st, oracle=oracle, push_ts=now, stale=False)
+    st = msgspec.structs.replace(st, oracle=oracle, push_ts=now, deployer_ts=now, stale=False)
     return msgspec.structs.replace(st, mark=_band(st, mark, defn))
 
 

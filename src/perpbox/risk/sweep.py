@@ -82,12 +82,12 @@ class _Pool:
             setattr(self, name, new)
 
     def set(self, slot: int, col: int, szi: int, iso_raw: int) -> None:
-        s = float(szi)
+        s = float(szi)  # float-ok: pre-filter
         self.col[slot] = col
         self.col2[slot] = 2 * col + (szi < 0)
         self.szi[slot] = s
         self.abs_szi[slot] = abs(s)
-        self.iso[slot] = float(iso_raw) - K
+        self.iso[slot] = float(iso_raw) - K  # float-ok: pre-filter
 
     def add(self, row: int, col: int, szi: int, iso_raw: int) -> int:
         if self.n == len(self.row):
@@ -176,7 +176,7 @@ class PositionIndex:
                 if at is not None:
                     pool.set(slot, col, szi, iso_raw)
                 where[asset] = (pool, slot, szi, iso_raw)
-            self._raw[row] = 0.0 if acct is None else float(acct.raw_usd)
+            self._raw[row] = 0.0 if acct is None else float(acct.raw_usd)  # float-ok: pre-filter
             self._n_cross[row] = n_cross
 
     def _new_row(self, address: str) -> int:
@@ -208,10 +208,10 @@ class PositionIndex:
             raise ValueError(f"asset {asset}: tier-0 maintenance rate below 1/{MAX_R} (see sweep error analysis)")
         col = self._col_of[asset] = len(self._assets)
         self._assets.append(asset)
-        self._mmr0.append(float(tiers[0].mmr))
-        self._lb1.append(float(tiers[1].lower_bound) if len(tiers) > 1 else np.inf)
-        self._kmmr.append([K * float(t.mmr) for t in tiers])
-        self._kded.append([K * float(table.maintenance_amount(i)) for i in range(len(tiers))])
+        self._mmr0.append(float(tiers[0].mmr))  # float-ok: pre-filter
+        self._lb1.append(float(tiers[1].lower_bound) if len(tiers) > 1 else np.inf)  # float-ok: pre-filter
+        self._kmmr.append([K * float(t.mmr) for t in tiers])  # float-ok: pre-filter
+        self._kded.append([K * float(table.maintenance_amount(i)) for i in range(len(tiers))])  # float-ok: pre-filter
         self._tables = None
         return col
 
@@ -232,7 +232,7 @@ class PositionIndex:
         if not n_rows:
             return []
         mmr0, lb1, kmmr, kded = self._numpy_tables()
-        px = np.array([float(prices.get(a, 0)) for a in self._assets])
+        px = np.array([float(prices.get(a, 0)) for a in self._assets])  # float-ok: pre-filter
         # tier-0 line folded into the price, per (asset, side): long (1 - K mmr0), short (1 + K mmr0)
         q = np.empty(2 * len(px))
         q[0::2] = px * (1.0 - K * mmr0)
