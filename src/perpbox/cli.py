@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from perpbox import __version__
 
 app = typer.Typer(
     help="perpbox: a deterministic perpetual-futures exchange engine and its tools.\n\n"
-    "Examples:\n\n  perpbox demo\n\n  perpbox demo --seed 7 --steps 400\n\n  perpbox version",
+    "Examples:\n\n  perpbox serve\n\n  perpbox fund 0xYourAddress 10000\n\n  perpbox replay ./perpbox-data\n\n"
+    "  perpbox demo --seed 7 --steps 400\n\n  perpbox version",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -32,6 +35,69 @@ def demo(
     from perpbox.demo import run_demo
 
     run_demo(seed=seed, steps=steps)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8080, help="TCP port."),
+    data_dir: Path = typer.Option(Path("perpbox-data"), "--data-dir", help="Where the log and snapshots live."),
+    config: Path | None = typer.Option(None, help="Markets TOML (default: the shipped BTC/ETH/SOL/HYPE + xyz dex)."),
+    feed: str = typer.Option("synthetic", help="Oracle feed: 'synthetic' (seeded) or 'none'."),
+    agents: bool = typer.Option(True, "--agents/--no-agents", help="Simulated market makers and takers."),
+    seed: int = typer.Option(1, help="Seed of the synthetic feed, the agents and the built-in deployer key."),
+    fsync: bool = typer.Option(True, "--fsync/--no-fsync", help="fsync every group commit (durable on power loss)."),
+    rate_limits: bool = typer.Option(True, "--rate-limits/--no-rate-limits", help="Hyperliquid's IP limits (429)."),
+    network: str = typer.Option("both", help="Phantom-agent source accepted: both, mainnet or testnet."),
+    log_level: str = typer.Option("warning", help="uvicorn log level."),
+) -> None:
+    """Run a Hyperliquid-compatible exchange on localhost (dev mode: faucet and HIP-3 deploys open).
+
+    Examples:
+
+      perpbox serve
+
+      perpbox serve --port 9000 --data-dir /tmp/px --no-agents --seed 7
+
+    Point the official SDK at it: Exchange(wallet, "http://127.0.0.1:8080").
+    """
+    from perpbox.serve_cli import run_server
+
+    run_server(host=host, port=port, data_dir=data_dir, config=config, feed=feed, agents=agents, seed=seed,
+               fsync=fsync, rate_limits=rate_limits, network=network, log_level=log_level)
+
+
+@app.command()
+def fund(
+    address: str = typer.Argument(..., help="The account to credit (0x…)."),
+    amount: str = typer.Argument(..., help="USDC to deposit, e.g. 10000."),
+    url: str = typer.Option("http://127.0.0.1:8080", help="The running perpbox serve."),
+) -> None:
+    """Dev faucet: deposit USDC into ADDRESS on a running `perpbox serve`.
+
+    Example: perpbox fund 0x14791697260E4c9A71f18484C9f997B308e59325 10000
+    """
+    import httpx
+
+    resp = httpx.post(url.rstrip("/") + "/dev/fund", json={"user": address, "usd": amount}, timeout=10)
+    if resp.status_code != 200 or resp.json().get("status") != "ok":
+        typer.echo(f"fund failed ({resp.status_code}): {resp.text}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"deposited {amount} USDC to {address.lower()}")
+
+
+@app.command()
+def replay(
+    data_dir: Path = typer.Argument(Path("perpbox-data"), help="A perpbox serve data directory."),
+    full: bool = typer.Option(False, help="Ignore snapshots: re-apply the whole log."),
+) -> None:
+    """Rebuild the exchange state from a data directory's log and print its state hash.
+
+    Example: perpbox replay ./perpbox-data --full
+    """
+    from perpbox.serve_cli import replay_dir
+
+    replay_dir(data_dir, full=full)
 
 
 if __name__ == "__main__":

@@ -188,3 +188,38 @@ class SetMarketStatus(Command, frozen=True, kw_only=True):
 def place(ts: int, user: str, asset: int, is_buy: bool, px: int, sz: int, **kw: object) -> PlaceOrders:
     """Shorthand for a single-order batch."""
     return PlaceOrders(ts=ts, user=user, orders=[OrderRequest(asset=asset, is_buy=is_buy, px=px, sz=sz, **kw)])  # type: ignore[arg-type]
+
+
+class ApproveAgent(Command, frozen=True, kw_only=True):
+    """Hyperliquid ``approveAgent``: ``agent`` (an API wallet) may sign L1 actions for ``user``.
+    An unnamed agent replaces the previous unnamed one, a named one the agent of the same name;
+    approving the zero address under a name removes that agent.  ``valid_until`` 0 = no expiry."""
+
+    user: str
+    agent: str
+    name: str = ""
+    valid_until: int = 0
+
+
+class ApproveBuilderFee(Command, frozen=True, kw_only=True):
+    """Hyperliquid ``approveBuilderFee``: the most ``builder`` may charge ``user``, in tenths of a
+    basis point (``"0.01%"`` = 10)."""
+
+    user: str
+    builder: str
+    max_fee: int
+
+
+class ScheduleCancel(Command, frozen=True, kw_only=True):
+    """Hyperliquid ``scheduleCancel`` (dead man's switch): at ``time`` every open order of ``user``
+    is cancelled (``scheduledCancel``); ``time`` None unsets it."""
+
+    user: str
+    time: int | None = None
+
+
+class Noop(Command, frozen=True, kw_only=True):
+    """Hyperliquid ``noop`` (and actions perpbox accepts without effect, e.g. ``setReferrer``):
+    logged so the signed action's nonce is durably used; changes nothing."""
+
+    user: str

@@ -35,6 +35,7 @@ from perpbox.core import errors as E
 from perpbox.core.numbers import format_units, round_price_sig
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
+from perpbox.exchange.access import AccountAccess
 from perpbox.exchange.mechanics import PerpMechanics
 from perpbox.ledger.ledger import FEE_ACCOUNT, Account, Ledger, Position
 from perpbox.market.spec import MarketSpec
@@ -46,7 +47,7 @@ TRIGGER_SLIPPAGE_BPS = 1000  # Hyperliquid: market TP/SL execute with 10% slippa
 Status = dict[str, Any] | str
 
 
-class Exchange(PerpMechanics):
+class Exchange(PerpMechanics, AccountAccess):
     def __init__(self) -> None:
         self.markets: dict[int, MarketSpec] = {}
         self.books: dict[int, OrderBook] = {}
@@ -62,6 +63,7 @@ class Exchange(PerpMechanics):
         self._out: list[V.Event] = []
         self._oi_stopped = False  # set by matching when an open-interest cap stops the taker
         self._init_mechanics()
+        self._init_access()
         self._handlers: dict[type, Callable[[Any], Any]] = {
             C.AddMarket: self._cmd_add_market,
             C.Deposit: self._cmd_deposit,
@@ -76,7 +78,7 @@ class Exchange(PerpMechanics):
             C.BatchModify: self._cmd_batch_modify,
             C.UpdateLeverage: self._cmd_update_leverage,
             C.UpdateIsolatedMargin: self._cmd_update_isolated_margin,
-            C.Tick: self._cmd_tick,
+            C.Tick: self._cmd_tick_all,
             C.FeedPrices: self._cmd_feed_prices,
             C.SetOracle: self._cmd_set_oracle,
             C.SetOpenInterestCaps: self._cmd_set_open_interest_caps,
@@ -109,6 +111,8 @@ class Exchange(PerpMechanics):
             V.Liquidated: self._on_liquidated,
             V.PositionTransferred: self._on_position_transferred,
         }
+        self._handlers.update(self._access_handlers())
+        self._appliers.update(self._access_appliers())
 
     # ==============================================================================================
     # public interface
@@ -162,8 +166,14 @@ class Exchange(PerpMechanics):
             [[a, [o.oid for o in b.iter_side(True)], [o.oid for o in b.iter_side(False)]]
              for a, b in sorted(self.books.items())],
             [[a, sorted(t)] for a, t in sorted(self.triggers.items())],
+            self._access_state(),
         ]
         return hashlib.blake2b(msgspec.json.encode(state), digest_size=32).hexdigest()
+
+    def _cmd_tick_all(self, cmd: C.Tick) -> Status:
+        """A tick fires due dead man's switches first, then the perp mechanics' fixed order."""
+        self._fire_scheduled_cancels(cmd.ts)
+        return self._cmd_tick(cmd)
 
     # ==============================================================================================
     # emission

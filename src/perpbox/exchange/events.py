@@ -233,3 +233,24 @@ class PositionTransferred(Event, frozen=True, kw_only=True):
     sz: int
     px: int
     usd: int
+
+
+class AgentApproved(Event, frozen=True, kw_only=True):
+    user: str
+    agent: str
+    name: str = ""
+    valid_until: int = 0
+
+
+class BuilderFeeApproved(Event, frozen=True, kw_only=True):
+    user: str
+    builder: str
+    max_fee: int
+
+
+class CancelScheduled(Event, frozen=True, kw_only=True):
+    """``time`` None: unset; ``fired``: the schedule ran (and counts toward the daily limit)."""
+
+    user: str
+    time: int | None = None
+    fired: bool = False

@@ -17,9 +17,12 @@ first (equity / maintenance ascending, then address):
    at the bankruptcy price (Binance), when it can carry them (its value stays ≥ its own
    maintenance margin);
 4. when nobody can take a negative-equity account over, ADL: opposite positions ranked by
-   profit × leverage (``risk.liquidation.adl_score``) are reduced against it at its bankruptcy
-   price, so the account ends at exactly zero and the deficit is shared by those who profit most
-   (a user with no position never bears any).
+   profit × leverage (``risk.liquidation.adl_score``) are reduced against it at the mark, and its
+   deficit is charged to them at most as at its bankruptcy price, each counterparty capped at what
+   it can pay without going below zero, the rest carried down the queue (``_adl``).  The account
+   ends at exactly zero, or with a reported shortfall when the counterparties together cannot
+   carry the deficit; the deficit is shared by those who profit most (a user with no position
+   never bears any), and ADL never makes a counterparty insolvent.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from perpbox.market.spec import MarketSpec
 from perpbox.pricing import pricer
 from perpbox.pricing.funding import PREMIUM_SCALE, funding_rate, split_payments
 from perpbox.pricing.pricer import PriceState
-from perpbox.risk.liquidation import adl_score, allocate, bankruptcy_limit
+from perpbox.risk.liquidation import adl_charges, adl_score, allocate, bankruptcy_limit
 from perpbox.risk.margin import MarginView
 
 LIQUIDATED = "liquidatedCanceled"
@@ -532,23 +535,81 @@ class PerpMechanics:
         return True
 
     def _adl(self, ts: int, acct: Account, scope: int, value: int, mm: int) -> None:
+        """Auto-deleverage a bankrupt scope (``value`` < 0) that nobody could take over.
+
+        Every lot of the scope's positions is closed at the mark against opposite-side holders,
+        in ``adl_queue`` order (profit × leverage, the bankrupt account itself excluded), each
+        reduced by up to its whole position; a transfer at the mark leaves both sides' equity
+        unchanged.  The deficit ``−value`` is then charged to those counterparties as cash
+        (``PositionTransferred.usd`` ≤ 0), so that what each pays per lot is the difference
+        between the mark and the price it effectively closed at:
+
+        * nominally at the bankrupt position's bankruptcy price (dYdX v4, Binance): the deficit
+          split over the positions by maintenance margin (``allocate``), each position's share
+          over its counterparties by lots (floored cumulative shares, exact);
+        * capped at what the counterparty can pay without going below zero — like dYdX v4, which
+          deleverages only "at a price that does not make the offsetting subaccount insolvent":
+          a cross counterparty at most its cross account value (shared by all its fills here); an
+          isolated one at most the equity the closed lots release from its position (the whole
+          position's value when all of it closes, else that share, floored), so its position
+          keeps a non-negative value and its cross account gains release − payment ≥ 0;
+        * what a capped counterparty cannot pay is carried to the next one down the queue, then
+          to the next position's counterparties; what is still left after the last one is
+          offered again, in the same order, to whatever room is left (``adl_charges``).
+
+        A holder with nothing at stake (no position) never pays, and no counterparty is pushed
+        below zero.  The scope ends flat at exactly zero if the counterparties could carry the
+        whole deficit.  Otherwise the rest — the shortfall — stays where it is, as the bankrupt
+        account's negative cross cash (for an isolated scope, taken out of its owner's cross
+        cash as the position's bucket is released); nothing is created or destroyed, and it is
+        reported by a ``Liquidated`` event with method ``adlShortfall`` and ``account_value``
+        = −shortfall, after the transfers."""
         positions = self._scope(acct, scope)
         self._record(ts, acct.address, scope, "adl", "", value, mm, positions)
         shares = allocate(value, [self.margin.maintenance_margin(p) for p in positions])  # each ≤ 0
+        fills: list[tuple[Position, str, int]] = []  # (bankrupt position, counterparty, lots)
+        nominal: list[int] = []
+        pool: list[int] = []
+        room: list[int] = []
+        cross_pool: dict[str, int] = {}
         for p, share in zip(positions, shares, strict=True):
-            asset, size, mark = p.asset, abs(p.szi), self.prices[p.asset]
-            queue = [u for u in self.adl_queue(asset, p.szi < 0) if u != acct.address]
+            size = abs(p.szi)
             done = 0
-            for cp in queue:
+            for cp in self.adl_queue(p.asset, p.szi < 0):
                 if done == size:
                     break
-                cp_pos = self.ledger.accounts[cp].positions[asset]
-                q = min(size - done, abs(cp_pos.szi))
+                if cp == acct.address:
+                    continue
+                q = min(size - done, abs(self.ledger.accounts[cp].positions[p.asset].szi))
                 before = share * done // size
                 done += q
-                usd = share * done // size - before  # ≤ 0: the counterparty pays the deficit share
-                self._emit(V.PositionTransferred(ts=ts, asset=asset, src=acct.address, dst=cp,
-                                                 sz=q if p.szi > 0 else -q, px=mark, usd=usd))
+                nominal.append(before - share * done // size)  # ≥ 0: this fill's share of the deficit
+                pool.append(self._adl_pool(cp, p.asset, q, cross_pool, room))
+                fills.append((p, cp, q))
+        pays, shortfall = adl_charges(nominal, pool, room)
+        for (p, cp, q), pay in zip(fills, pays, strict=True):
+            self._emit(V.PositionTransferred(ts=ts, asset=p.asset, src=acct.address, dst=cp,
+                                             sz=q if p.szi > 0 else -q, px=self.prices[p.asset], usd=-pay))
+        if shortfall:
+            self._emit(V.Liquidated(ts=ts, user=acct.address, asset=scope, method="adlShortfall", liquidator="",
+                                    account_value=-shortfall, maintenance_margin=0, notional=0))
+
+    def _adl_pool(self, cp: str, asset: int, q: int, cross_pool: dict[str, int], room: list[int]) -> int:
+        """The index in ``room`` of what ADL counterparty ``cp`` can pay for ``q`` lots of its
+        ``asset`` position: one pool per cross account (its cross value), or, for an isolated
+        position, the equity the ledger releases when ``q`` of its lots close at the mark."""
+        acct = self.ledger.accounts[cp]
+        pos = acct.positions[asset]
+        if pos.is_cross:
+            k = cross_pool.get(cp)
+            if k is None:
+                k = cross_pool[cp] = len(room)
+                room.append(max(self.margin.cross_value(acct), 0))
+            return k
+        equity = self.margin.isolated_value(pos)
+        release = equity if q == abs(pos.szi) else equity * q // abs(pos.szi)  # Ledger.apply_fill's rule
+        room.append(max(release, 0))
+        return len(room) - 1
 
     def _record(self, ts: int, user: str, scope: int, method: str, liquidator: str, value: int, mm: int,
                 positions: list[Position]) -> None:

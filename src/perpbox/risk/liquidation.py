@@ -4,8 +4,10 @@ Bankruptcy (dYdX v4's rule, reference perp-mechanics §2.8): closing part of an 
 share of its equity in proportion to the share of maintenance margin it removes.  So a position
 ``p`` of an account with equity ``E`` and total maintenance ``M`` carries ``E · mm_p / M`` of the
 equity, and its bankruptcy price is ``mark − E · mm_p / (M · szi)``.  A book liquidation is
-limited at that price, so it can never leave the account below zero; ADL and insurance takeovers
-happen at it, which moves the deficit (or surplus) to the counterparty exactly.
+limited at that price, so it can never leave the account below zero; an insurance takeover
+happens at it, which moves the deficit (or surplus) to the fund exactly.  ADL starts from it too,
+but caps what each counterparty pays at what it can pay without going below zero
+(``adl_charges``).
 """
 
 from __future__ import annotations
@@ -45,6 +47,35 @@ def bankruptcy_limit(mark: int, szi: int, equity_share: int, fee_rate: int = 0) 
         num = (mark * size - equity_share) * RATE_SCALE
         return max(1, -(-num // (size * (RATE_SCALE - fee_rate))))
     return (mark * size + equity_share) * RATE_SCALE // (size * (RATE_SCALE + fee_rate))
+
+
+def adl_charges(nominal: Sequence[int], pool: Sequence[int], room: Sequence[int]) -> tuple[list[int], int]:
+    """What each ADL fill's counterparty pays of a deficit, capped so none goes below zero.
+
+    ``nominal[i]`` (≥ 0, micro-USDC) is fill ``i``'s share of the deficit at the bankruptcy price;
+    ``pool[i]`` indexes ``room``, what the counterparty can pay in all (≥ 0; fills of one cross
+    account share its pool).  In fill order each fill pays its share plus the deficit carried
+    from the fills before it, up to its pool's room; what it cannot pay is carried to the next.
+    What is still carried after the last fill is offered again, in the same order, to the room
+    left.  Returns the payments and the shortfall nobody could pay:
+    ``Σ payments + shortfall == Σ nominal`` exactly, and no pool pays more than its room."""
+    left = [max(r, 0) for r in room]
+    pays: list[int] = []
+    carry = 0
+    for d, k in zip(nominal, pool, strict=True):
+        want = d + carry
+        pay = min(want, left[k])
+        left[k] -= pay
+        carry = want - pay
+        pays.append(pay)
+    for i, k in enumerate(pool):
+        if not carry:
+            break
+        extra = min(carry, left[k])
+        pays[i] += extra
+        left[k] -= extra
+        carry -= extra
+    return pays, carry
 
 
 def adl_score(mark: int, szi: int, entry_ntl: int, value: int) -> Fraction:

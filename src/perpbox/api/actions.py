@@ -1,0 +1,520 @@
+"""``POST /exchange``: signed actions → engine commands → the venue's response envelopes.
+
+The flow for one request (reference §3, §4.4):
+1. the envelope is checked (``action`` object with a ``type``, integer ``nonce``, ``signature``)
+   — a body that does not fit is HTTP 422, like the venue's deserialiser;
+2. the signer is recovered: user-signed actions from their EIP-712 typed data (the domain chain id
+   comes from the action), L1 actions from the phantom agent.  The server cannot know which
+   phantom source ("a" mainnet, "b" testnet) the client used — the SDK signs as testnet for any
+   non-mainnet URL, ccxt as mainnet — so both are recovered and the one that is a known account or
+   API wallet is taken (``network`` narrows this to one);
+3. the acting account is the signer, its master if the signer is an API wallet, or the
+   ``vaultAddress`` sub-account if the signer's account controls it;
+4. the action becomes engine commands (per-order validation that needs no state — number formats,
+   unknown assets — answers per order without reaching the engine, merged back in order);
+5. the sequencer checks the nonce, logs, applies and returns the engine's answer, which is then
+   put in the venue's envelope.
+
+Business errors are HTTP 200 ``{"status":"err","response":msg}`` or per-item ``{"error":msg}``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from eth_utils import keccak
+
+from perpbox.api import signing
+from perpbox.api.info import BadRequest
+from perpbox.api.wire import fmt_avg_px, fmt_sz, parse_px, parse_sz
+from perpbox.core import errors as E
+from perpbox.core.numbers import RATE_SCALE, USD, parse_units
+from perpbox.exchange import Exchange
+from perpbox.exchange import commands as C
+
+CLOID = re.compile(r"0x[0-9a-fA-F]{32}")
+VALID_UNTIL = re.compile(r"^(.*?)\s*valid_until\s+(\d+)$")
+UNKNOWN_SIGNER = "User or API Wallet {addr} does not exist."
+EXPIRED = "Action already expired"
+USER_SIGNED_WITH_VAULT = "Vault address is not allowed for this action."
+
+Submit = Callable[[list[C.Command], str | None, int | None], Awaitable[tuple[list[Any], str | None]]]
+
+
+class ActionError(Exception):
+    """A whole-action failure: ``{"status":"err","response":<message>}``."""
+
+
+def err(message: str) -> dict[str, Any]:
+    return {"status": "err", "response": message}
+
+
+def ok_default() -> dict[str, Any]:
+    return {"status": "ok", "response": {"type": "default"}}
+
+
+@dataclass
+class Plan:
+    """What an action turns into: commands for the engine, and how to answer."""
+
+    commands: list[C.Command]
+    respond: Callable[[list[Any]], dict[str, Any]]
+    pre: dict[int, Any] = field(default_factory=dict)  # per-order answers decided before the engine
+
+
+class ExchangeAPI:
+    """Authenticates and translates /exchange requests; ``submit`` is the sequencer's entry."""
+
+    def __init__(self, ex: Exchange, submit: Submit, now: Callable[[], int], network: str = "both",
+                 dev: bool = True) -> None:
+        self.ex = ex
+        self.submit = submit
+        self.now = now
+        self.sources = {"mainnet": ("a",), "testnet": ("b",)}.get(network, ("b", "a"))
+        self.dev = dev
+
+    async def handle(self, body: Any) -> dict[str, Any]:
+        action, nonce, signature, vault, expires = self._envelope(body)
+        try:
+            signer, user = self._authenticate(action, nonce, signature, vault, expires)
+            plan = self._plan(action, user, signer)
+        except ActionError as e:
+            return err(str(e))
+        responses, nonce_error = await self.submit(plan.commands, signer, nonce)
+        if nonce_error is not None:
+            return err(nonce_error)
+        return plan.respond(responses)
+
+    # -- envelope and authentication ------------------------------------------------------------------
+    @staticmethod
+    def _envelope(body: Any) -> tuple[dict[str, Any], int, dict[str, Any], str | None, int | None]:
+        if not isinstance(body, dict):
+            raise BadRequest("expected an object")
+        action, nonce, sig = body.get("action"), body.get("nonce"), body.get("signature")
+        if not isinstance(action, dict) or not isinstance(action.get("type"), str):
+            raise BadRequest("missing field `action`")
+        if not isinstance(nonce, int) or isinstance(nonce, bool) or nonce < 0:
+            raise BadRequest("missing field `nonce`")
+        if not isinstance(sig, dict):
+            raise BadRequest("missing field `signature`")
+        expires = body.get("expiresAfter")
+        if expires is not None and (not isinstance(expires, int) or isinstance(expires, bool)):
+            raise BadRequest("expiresAfter: expected an integer")
+        raw_vault = body.get("vaultAddress")
+        try:
+            vault = signing.normalise_address(raw_vault) if raw_vault else None
+        except ValueError:
+            raise BadRequest("vaultAddress: invalid address") from None
+        return action, nonce, sig, vault, expires
+
+    def _authenticate(self, action: dict[str, Any], nonce: int, sig: dict[str, Any], vault: str | None,
+                      expires: int | None) -> tuple[str, str]:
+        """(signer, acting account).  Raises ActionError with the venue's message."""
+        ts = self.now()
+        if expires is not None and expires < ts:
+            raise ActionError(EXPIRED)
+        try:
+            if signing.is_user_signed(action):
+                if vault is not None and action["type"] not in ("usdClassTransfer", "sendAsset"):
+                    raise ActionError(USER_SIGNED_WITH_VAULT)
+                signer = signing.recover_user_signed(action, sig)
+                inner = action.get("nonce", action.get("time"))
+                if inner != nonce:
+                    raise ActionError("Invalid nonce: the action's nonce must equal the request's nonce")
+                return signer, signer
+            candidates = signing.recover_l1_candidates(action, vault, nonce, expires, sig)
+        except signing.SignatureError as e:
+            raise ActionError(str(e)) from None
+        signer = master = None
+        for source in self.sources:
+            addr = candidates[source]
+            master = self.ex.agent_master(addr, ts)
+            if master is not None or addr in self.ex.ledger.accounts:
+                signer = addr
+                break
+        if signer is None:
+            raise ActionError(UNKNOWN_SIGNER.format(addr=candidates[self.sources[0]]))
+        user = master or signer
+        if vault is not None:
+            sub = self.ex.ledger.accounts.get(vault)
+            if sub is None or sub.master != user:
+                raise ActionError(f"Vault not registered: {vault}")
+            user = vault
+        return signer, user
+
+    # -- translation ----------------------------------------------------------------------------------
+    def _plan(self, action: dict[str, Any], user: str, signer: str) -> Plan:
+        kind = action["type"]
+        method = getattr(self, "_a_" + kind, None)
+        if method is None:
+            raise BadRequest(f"unknown variant `{kind}`")
+        if kind not in ("approveAgent", "usdSend", "withdraw3", "noop") and user not in self.ex.ledger.accounts:
+            raise ActionError(E.MUST_DEPOSIT.format(user=user))
+        plan: Plan = method(action, user)
+        return plan
+
+    def _spec(self, asset: Any) -> Any:
+        if not isinstance(asset, int) or isinstance(asset, bool):
+            raise BadRequest("asset: expected an integer")
+        return self.ex.markets.get(asset)
+
+    def _order_request(self, wire: Any) -> C.OrderRequest | str:
+        """A wire order as an OrderRequest, or the per-order error string."""
+        if not isinstance(wire, dict):
+            raise BadRequest("order: expected an object")
+        a, b, p, s, r, t = (wire.get(k) for k in "abpsrt")
+        if not isinstance(b, bool) or not isinstance(r, bool) or not isinstance(t, dict):
+            raise BadRequest("order: missing or invalid field")
+        spec = self._spec(a)
+        if spec is None:
+            return E.order_error(E.UNKNOWN_ASSET, a)
+        if not isinstance(p, str) or not isinstance(s, str):
+            raise BadRequest("order: p and s must be strings")
+        px = parse_px(spec, p)
+        if px is None:
+            return E.order_error(E.TICK if _is_decimal(p) else E.INVALID_PRICE, a)
+        sz = parse_sz(spec, s)
+        if sz is None:
+            return E.order_error(E.INVALID_SIZE, a)
+        cloid = wire.get("c")
+        if cloid is not None and (not isinstance(cloid, str) or not CLOID.fullmatch(cloid)):
+            raise BadRequest("cloid: expected 0x and 32 hex digits")
+        cloid = None if cloid is None else cloid.lower()
+        if "limit" in t:
+            tif = t["limit"].get("tif") if isinstance(t["limit"], dict) else None
+            if tif not in ("Gtc", "Ioc", "Alo"):
+                raise BadRequest("tif: unknown variant")
+            return C.OrderRequest(asset=a, is_buy=b, px=px, sz=sz, tif=tif, reduce_only=r, cloid=cloid)
+        trig = t.get("trigger")
+        if not isinstance(trig, dict) or trig.get("tpsl") not in ("tp", "sl") or not isinstance(
+                trig.get("isMarket"), bool):
+            raise BadRequest("order type: expected limit or trigger")
+        tpx = parse_px(spec, trig.get("triggerPx"))
+        if tpx is None or tpx <= 0:
+            return E.order_error(E.BAD_TRIGGER_PX, a)
+        return C.OrderRequest(asset=a, is_buy=b, px=px, sz=sz, reduce_only=r, cloid=cloid, trigger_px=tpx,
+                              is_market=trig["isMarket"], tpsl=trig["tpsl"])
+
+    def _statuses(self, results: list[Any], requests: list[C.OrderRequest | str]) -> list[Any]:
+        """Per-order engine statuses in wire form, merged with the pre-engine errors in order."""
+        engine = iter(results)
+        out: list[Any] = []
+        for req in requests:
+            if isinstance(req, str):
+                out.append({"error": req})
+                continue
+            out.append(self._wire_status(next(engine), req))
+        return out
+
+    def _wire_status(self, st: Any, req: C.OrderRequest) -> Any:
+        if isinstance(st, dict) and "filled" in st:
+            spec = self.ex.markets[req.asset]
+            f = st["filled"]
+            out = {"totalSz": fmt_sz(spec, f["totalSz"]), "avgPx": fmt_avg_px(spec, f["ntl"], f["totalSz"]),
+                   "oid": f["oid"]}
+            if req.cloid is not None:
+                out["cloid"] = req.cloid
+            return {"filled": out}
+        if isinstance(st, dict) and "resting" in st and req.cloid is not None:
+            return {"resting": {"oid": st["resting"]["oid"], "cloid": req.cloid}}
+        return st
+
+    def _a_order(self, action: dict[str, Any], user: str) -> Plan:
+        wires = action.get("orders")
+        grouping = action.get("grouping", "na")
+        if not isinstance(wires, list) or grouping not in ("na", "normalTpsl", "positionTpsl"):
+            raise BadRequest("orders/grouping")
+        builder = action.get("builder")
+        if builder is not None:
+            if not isinstance(builder, dict) or not isinstance(builder.get("f"), int):
+                raise BadRequest("builder")
+            if self.ex.max_builder_fee(user, str(builder.get("b", "")).lower()) < builder["f"]:
+                raise ActionError("Builder fee has not been approved.")
+        if not wires:
+            raise ActionError("Orders are empty")
+        requests = [self._order_request(w) for w in wires]
+        valid = [r for r in requests if not isinstance(r, str)]
+        if grouping != "na" and len(valid) != len(requests):  # a group is placed whole or not at all
+            raise ActionError(next(r for r in requests if isinstance(r, str)))
+
+        def respond(results: list[Any]) -> dict[str, Any]:
+            res = results[0] if results else []
+            if isinstance(res, dict) and "error" in res:
+                return err(res["error"])
+            return {"status": "ok", "response": {"type": "order", "data": {"statuses": self._statuses(res, requests)}}}
+
+        cmds: list[C.Command] = [C.PlaceOrders(ts=0, user=user, orders=valid, grouping=grouping)] if valid else []
+        return Plan(cmds, respond)
+
+    def _cancel_plan(self, cmds: list[C.Command], pre: list[str | None]) -> Plan:
+        def respond(results: list[Any]) -> dict[str, Any]:
+            it = iter(results)
+            statuses = [{"error": p} if p is not None else next(it)[0] for p in pre]
+            return {"status": "ok", "response": {"type": "cancel", "data": {"statuses": statuses}}}
+
+        return Plan(cmds, respond)
+
+    def _a_cancel(self, action: dict[str, Any], user: str) -> Plan:
+        cancels = action.get("cancels")
+        if not isinstance(cancels, list) or not cancels:
+            raise BadRequest("cancels")
+        cmds: list[C.Command] = []
+        pre: list[str | None] = []
+        for c in cancels:
+            if not isinstance(c, dict) or not isinstance(c.get("o"), int):
+                raise BadRequest("cancel: expected {a, o}")
+            spec = self._spec(c.get("a"))
+            if spec is None:
+                pre.append(E.MISSING_ORDER)
+                continue
+            pre.append(None)
+            cmds.append(C.Cancel(ts=0, user=user, asset=c["a"], oid=c["o"]))
+        return self._cancel_plan(cmds, pre)
+
+    def _a_cancelByCloid(self, action: dict[str, Any], user: str) -> Plan:  # noqa: N802 - the wire's name
+        cancels = action.get("cancels")
+        if not isinstance(cancels, list) or not cancels:
+            raise BadRequest("cancels")
+        cmds: list[C.Command] = []
+        pre: list[str | None] = []
+        for c in cancels:
+            if not isinstance(c, dict) or not isinstance(c.get("cloid"), str) or not CLOID.fullmatch(c["cloid"]):
+                raise BadRequest("cancelByCloid: expected {asset, cloid}")
+            if self._spec(c.get("asset")) is None:
+                pre.append(E.MISSING_ORDER)
+                continue
+            pre.append(None)
+            cmds.append(C.CancelByCloid(ts=0, user=user, asset=c["asset"], cloid=c["cloid"].lower()))
+        return self._cancel_plan(cmds, pre)
+
+    def _modify_of(self, m: Any, user: str) -> tuple[C.Modify | None, C.OrderRequest | str]:
+        if not isinstance(m, dict):
+            raise BadRequest("modify: expected an object")
+        ref = m.get("oid")
+        if isinstance(ref, str):
+            if not CLOID.fullmatch(ref):
+                raise BadRequest("oid: expected an integer or a cloid")
+            ref = ref.lower()
+        elif not isinstance(ref, int) or isinstance(ref, bool):
+            raise BadRequest("oid: expected an integer or a cloid")
+        req = self._order_request(m.get("order"))
+        if isinstance(req, str):
+            return None, req
+        return C.Modify(ts=0, user=user, oid=ref, order=req), req
+
+    def _a_batchModify(self, action: dict[str, Any], user: str) -> Plan:  # noqa: N802
+        modifies = action.get("modifies")
+        if not isinstance(modifies, list) or not modifies:
+            raise BadRequest("modifies")
+        pairs = [self._modify_of(m, user) for m in modifies]
+        valid = [m for m, _ in pairs if m is not None]
+        requests = [r for _, r in pairs]
+
+        def respond(results: list[Any]) -> dict[str, Any]:
+            res = results[0] if results else []
+            return {"status": "ok", "response": {"type": "order", "data": {"statuses": self._statuses(res, requests)}}}
+
+        cmds: list[C.Command] = [C.BatchModify(ts=0, user=user, modifies=valid)] if valid else []
+        return Plan(cmds, respond)
+
+    def _a_modify(self, action: dict[str, Any], user: str) -> Plan:
+        mod, req = self._modify_of(action, user)
+        if mod is None:
+            raise ActionError(str(req))
+        return Plan([mod], _default_or_error)
+
+    def _a_scheduleCancel(self, action: dict[str, Any], user: str) -> Plan:  # noqa: N802
+        t = action.get("time")
+        if t is not None and (not isinstance(t, int) or isinstance(t, bool)):
+            raise BadRequest("time: expected an integer")
+        return Plan([C.ScheduleCancel(ts=0, user=user, time=t)], _default_or_error)
+
+    def _a_updateLeverage(self, action: dict[str, Any], user: str) -> Plan:  # noqa: N802
+        a, cross, lev = action.get("asset"), action.get("isCross"), action.get("leverage")
+        if not isinstance(cross, bool) or not isinstance(lev, int) or isinstance(lev, bool):
+            raise BadRequest("updateLeverage")
+        if self._spec(a) is None:
+            raise ActionError(E.UNKNOWN_ASSET)
+        return Plan([C.UpdateLeverage(ts=0, user=user, asset=a, is_cross=cross, leverage=lev)], _default_or_error)
+
+    def _a_updateIsolatedMargin(self, action: dict[str, Any], user: str) -> Plan:  # noqa: N802
+        a, ntli = action.get("asset"), action.get("ntli")
+        if not isinstance(ntli, int) or isinstance(ntli, bool):
+            raise BadRequest("ntli: expected an integer")
+        if self._spec(a) is None:
+            raise ActionError(E.UNKNOWN_ASSET)
+        return Plan([C.UpdateIsolatedMargin(ts=0, user=user, asset=a, usd=ntli)], _default_or_error)
+
+    def _a_noop(self, action: dict[str, Any], user: str) -> Plan:
+        return Plan([C.Noop(ts=0, user=user)], _default_or_error)
+
+    def _a_setReferrer(self, action: dict[str, Any], user: str) -> Plan:  # noqa: N802
+        """Accepted without effect: perpbox has no referral programme (ccxt sends this on its own)."""
+        return Plan([C.Noop(ts=0, user=user)], _default_or_error)
+
+    def _a_approveAgent(self, action: dict[str, Any], user: str) -> Plan:  # noqa: N802
+        agent = _address(action.get("agentAddress"))
+        name = action.get("agentName") or ""
+        if not isinstance(name, str):
+            raise BadRequest("agentName")
+        valid_until = 0
+        m = VALID_UNTIL.match(name)
+        if m:
+            name, valid_until = m.group(1), int(m.group(2))
+        return Plan([C.ApproveAgent(ts=0, user=user, agent=agent, name=name, valid_until=valid_until)],
+                    _default_or_error)
+
+    def _a_approveBuilderFee(self, action: dict[str, Any], user: str) -> Plan:  # noqa: N802
+        builder = _address(action.get("builder"))
+        rate = action.get("maxFeeRate")
+        try:
+            tenths = Decimal(str(rate).rstrip("%")) * 1000 if isinstance(rate, str) and rate.endswith("%") else None
+        except InvalidOperation:
+            tenths = None
+        if tenths is None or tenths != tenths.to_integral_value():
+            raise ActionError("Invalid builder fee.")
+        return Plan([C.ApproveBuilderFee(ts=0, user=user, builder=builder, max_fee=int(tenths))], _default_or_error)
+
+    def _a_usdSend(self, action: dict[str, Any], user: str) -> Plan:  # noqa: N802
+        dst = _address(action.get("destination"))
+        usd = parse_units(action.get("amount"), 6)
+        if usd is None or usd <= 0:
+            raise ActionError(E.INSUFFICIENT_TRANSFER)
+        return Plan([C.Transfer(ts=0, src=user, dst=dst, usd=usd)], _default_or_error)
+
+    def _a_withdraw3(self, action: dict[str, Any], user: str) -> Plan:
+        """Withdrawal leaves the exchange (no bridge here); the venue's $1 fee is not charged."""
+        _address(action.get("destination"))
+        usd = parse_units(action.get("amount"), 6)
+        if usd is None or usd <= 0:
+            raise ActionError(E.INSUFFICIENT_WITHDRAW)
+        return Plan([C.Withdraw(ts=0, user=user, usd=usd)], _default_or_error)
+
+    def _a_usdClassTransfer(self, action: dict[str, Any], user: str) -> Plan:  # noqa: N802
+        raise ActionError("Spot balances are not modelled by perpbox: USDC stays in the perp account.")
+
+    def _a_subAccountTransfer(self, action: dict[str, Any], user: str) -> Plan:  # noqa: N802
+        sub = _address(action.get("subAccountUser"))
+        usd, deposit = action.get("usd"), action.get("isDeposit")
+        if not isinstance(usd, int) or not isinstance(deposit, bool):
+            raise BadRequest("subAccountTransfer")
+        acct = self.ex.ledger.accounts.get(sub)
+        if acct is None or acct.master != user:
+            raise ActionError(E.INVALID_SUBACCOUNT_TRANSFER.format(src=user, dst=sub))
+        src, dst = (user, sub) if deposit else (sub, user)
+        return Plan([C.Transfer(ts=0, src=src, dst=dst, usd=usd)], _default_or_error)
+
+    def _a_createSubAccount(self, action: dict[str, Any], user: str) -> Plan:  # noqa: N802
+        name = action.get("name")
+        if not isinstance(name, str):
+            raise BadRequest("name")
+        n = len(self.ex.ledger.accounts[user].subs)
+        sub = "0x" + keccak(text=f"{user}:sub:{n}").hex()[-40:]  # deterministic, like the venue's
+
+        def respond(results: list[Any]) -> dict[str, Any]:
+            res = results[0]
+            if isinstance(res, dict) and "error" in res:
+                return err(res["error"])
+            return {"status": "ok", "response": {"type": "createSubAccount", "data": sub}}
+
+        return Plan([C.CreateSubAccount(ts=0, master=user, sub=sub, name=name)], respond)
+
+    def _a_perpDeploy(self, action: dict[str, Any], user: str) -> Plan:  # noqa: N802
+        if "setOracle" in action:
+            return self._set_oracle(action["setOracle"], user)
+        if "haltTrading" in action:
+            h = action["haltTrading"]
+            spec = self._coin(h.get("coin") if isinstance(h, dict) else None)
+            if not isinstance(h.get("isHalted"), bool):
+                raise BadRequest("isHalted")
+            return Plan([C.HaltTrading(ts=0, asset=spec.asset, halted=h["isHalted"], user=user)], _default_or_error)
+        if "setOpenInterestCaps" in action:
+            caps = action["setOpenInterestCaps"]
+            if not isinstance(caps, list):
+                raise BadRequest("setOpenInterestCaps")
+            out: dict[int, int] = {}
+            dex = ""
+            for coin, cap in caps:
+                spec = self._coin(coin)
+                dex = spec.dex
+                if not isinstance(cap, int):
+                    raise BadRequest("cap: expected an integer")
+                out[spec.asset] = cap * USD
+            return Plan([C.SetOpenInterestCaps(ts=0, user=user, dex=dex, caps=out)], _default_or_error)
+        if "setFundingMultipliers" in action:
+            mults = action["setFundingMultipliers"]
+            if not isinstance(mults, list):
+                raise BadRequest("setFundingMultipliers")
+            m: dict[int, int] = {}
+            dex = ""
+            for coin, x in mults:
+                spec = self._coin(coin)
+                dex = spec.dex
+                v = parse_units(x, 8)
+                if v is None:
+                    raise ActionError("Invalid funding multiplier.")
+                m[spec.asset] = v * RATE_SCALE // 10**8
+            return Plan([C.SetFundingMultipliers(ts=0, user=user, dex=dex, multipliers=m)], _default_or_error)
+        raise ActionError("Unsupported perpDeploy action.")
+
+    def _coin(self, coin: Any) -> Any:
+        for spec in self.ex.markets.values():
+            name = f"{spec.dex}:{spec.name}" if spec.dex else spec.name
+            if coin in (name, spec.name) and spec.dex:
+                return spec
+        raise ActionError(f"Unknown asset {coin}.")
+
+    def _set_oracle(self, body: Any, user: str) -> Plan:
+        if not isinstance(body, dict) or not isinstance(body.get("dex"), str):
+            raise BadRequest("setOracle")
+
+        def pxs(pairs: Any) -> dict[int, int]:
+            if not isinstance(pairs, list):
+                raise BadRequest("setOracle prices")
+            out = {}
+            for coin, px in pairs:
+                spec = self._coin(coin)
+                units = _parse_loose_px(px, spec.px_decimals)
+                if units is None:
+                    raise ActionError(E.INVALID_PRICE)
+                out[spec.asset] = units
+            return out
+
+        cmd = C.SetOracle(ts=0, user=user, dex=body["dex"], oracle_pxs=pxs(body.get("oraclePxs", [])),
+                          mark_pxs=[pxs(m) for m in body.get("markPxs", [])],
+                          external_perp_pxs=pxs(body.get("externalPerpPxs", [])))
+        return Plan([cmd], _default_or_error)
+
+
+def _default_or_error(results: list[Any]) -> dict[str, Any]:
+    res = results[0] if results else "ok"
+    if isinstance(res, dict) and "error" in res:
+        return err(res["error"])
+    return ok_default()
+
+
+def _address(value: Any) -> str:
+    try:
+        addr = signing.normalise_address(value) if isinstance(value, str) else None
+    except ValueError:
+        addr = None
+    if addr is None:
+        raise BadRequest("invalid address")
+    return addr
+
+
+def _is_decimal(text: Any) -> bool:
+    return isinstance(text, str) and parse_units(text, 30) is not None
+
+
+def _parse_loose_px(text: Any, decimals: int) -> int | None:
+    """Deployer oracle prices may carry more decimals than the book's tick: rounded half-even to
+    the price unit (the oracle is an input, not an order)."""
+    if not isinstance(text, str) or parse_units(text, 30) is None:
+        return None
+    units = round(Decimal(text).scaleb(decimals))
+    return int(units) if units > 0 else None

@@ -1,0 +1,653 @@
+"""``POST /info``: Hyperliquid's read API over the engine's state and the read models.
+
+Shapes and field names follow ../shared/reference/hyperliquid-api.md §2 (recorded venue responses);
+numbers are formatted by ``api.wire``.  Where the venue keeps data perpbox does not model (spot
+tokens other than USDC, staking, vaults, referrals) the answer is the venue's answer for an
+account that has none of it.  An unknown request type raises ``BadRequest`` (HTTP 422, as the
+venue's deserialiser does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+from perpbox.api.readmodels import FillRec, OrderRec, ReadModels
+from perpbox.api.wire import (
+    coin_name,
+    fmt,
+    fmt_avg_px,
+    fmt_fraction,
+    fmt_px,
+    fmt_rate,
+    fmt_sz,
+    fmt_usd,
+    hex_hash,
+    rate_per_hour,
+)
+from perpbox.core.numbers import USD
+from perpbox.exchange import Exchange
+from perpbox.ledger.ledger import Account, Position
+from perpbox.market.spec import MarketSpec
+from perpbox.pricing import pricer
+from perpbox.pricing.funding import PREMIUM_SCALE
+from perpbox.pricing.impact import impact_price
+
+ZERO_HASH = "0x" + "0" * 64
+L2_LEVELS = 20
+MAX_FILLS = 2_000
+MAX_CANDLES = 5_000
+INTERVALS_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000, "1h": 3_600_000,
+                "2h": 7_200_000, "4h": 14_400_000, "8h": 28_800_000, "12h": 43_200_000, "1d": 86_400_000,
+                "3d": 259_200_000, "1w": 604_800_000, "1M": 2_592_000_000}
+USDC_TOKEN = {"name": "USDC", "szDecimals": 8, "weiDecimals": 8, "index": 0,
+              "tokenId": "0x6d1e7cde53ba9467b783cb7c530ce054", "isCanonical": True, "evmContract": None,
+              "fullName": None}
+
+
+class BadRequest(Exception):
+    """A body the venue could not deserialise: HTTP 422 with this text."""
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__("Failed to deserialize the JSON body into the target type" + (f": {detail}" if detail else ""))
+
+
+def _addr(body: dict[str, Any], key: str = "user") -> str:
+    user = body.get(key)
+    if not isinstance(user, str) or len(user) != 42 or not user.startswith("0x"):
+        raise BadRequest(f"{key}: invalid address")
+    try:
+        int(user[2:], 16)
+    except ValueError:
+        raise BadRequest(f"{key}: invalid address") from None
+    return user.lower()
+
+
+def _int(body: dict[str, Any], key: str, default: int | None = None) -> int:
+    v = body.get(key, default)
+    if v is None and default is not None:
+        return default
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise BadRequest(f"{key}: expected an integer")
+    return v
+
+
+class InfoAPI:
+    """Answers /info requests.  ``now`` gives the server's time in ms (for default end times)."""
+
+    def __init__(self, ex: Exchange, rm: ReadModels, now: Callable[[], int], dexes: list[str]) -> None:
+        self.ex = ex
+        self.rm = rm
+        self.now = now
+        self.dexes = dexes  # HIP-3 dex names in index order (index 1, 2, ...)
+        self.handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "meta": self.meta, "metaAndAssetCtxs": self.meta_and_asset_ctxs, "allPerpMetas": self.all_perp_metas,
+            "spotMeta": self.spot_meta, "spotMetaAndAssetCtxs": self.spot_meta_and_asset_ctxs,
+            "perpDexs": self.perp_dexs, "allMids": self.all_mids, "l2Book": self.l2_book,
+            "candleSnapshot": self.candle_snapshot, "clearinghouseState": self.clearinghouse_state,
+            "spotClearinghouseState": self.spot_clearinghouse_state, "openOrders": self.open_orders,
+            "frontendOpenOrders": self.frontend_open_orders, "orderStatus": self.order_status,
+            "historicalOrders": self.historical_orders, "userFills": self.user_fills,
+            "userFillsByTime": self.user_fills_by_time, "userFunding": self.user_funding,
+            "userNonFundingLedgerUpdates": self.user_non_funding_ledger_updates,
+            "fundingHistory": self.funding_history, "predictedFundings": self.predicted_fundings,
+            "userFees": self.user_fees, "userRateLimit": self.user_rate_limit, "userRole": self.user_role,
+            "exchangeStatus": self.exchange_status, "userAbstraction": self.user_abstraction,
+            "extraAgents": self.extra_agents, "maxBuilderFee": self.max_builder_fee,
+            "recentTrades": self.recent_trades, "activeAssetData": self.active_asset_data,
+            "subAccounts": self.sub_accounts, "perpsAtOpenInterestCap": self.perps_at_oi_cap,
+            "perpDexLimits": self.perp_dex_limits, "referral": self.referral, "portfolio": self.portfolio,
+            "userVaultEquities": lambda b: [], "delegations": lambda b: [], "userTwapSliceFills": lambda b: [],
+            "userDexAbstraction": lambda b: False, "vaultSummaries": lambda b: [],
+        }
+
+    def handle(self, body: Any) -> Any:
+        if not isinstance(body, dict) or not isinstance(body.get("type"), str):
+            raise BadRequest("missing field `type`")
+        handler = self.handlers.get(body["type"])
+        if handler is None:
+            raise BadRequest(f"unknown variant `{body['type']}`")
+        return handler(body)
+
+    # -- markets -------------------------------------------------------------------------------------
+    def specs(self, dex: str = "") -> list[MarketSpec]:
+        return sorted((s for s in self.ex.markets.values() if s.dex == dex), key=lambda s: s.asset)
+
+    def spec_by_coin(self, coin: object) -> MarketSpec | None:
+        if not isinstance(coin, str):
+            return None
+        for s in self.ex.markets.values():
+            if coin_name(s) == coin:
+                return s
+        return None
+
+    def _dex(self, body: dict[str, Any]) -> str:
+        dex = body.get("dex") or ""
+        if not isinstance(dex, str) or (dex and dex not in self.dexes):
+            raise BadRequest("dex: unknown perp dex")
+        return dex
+
+    @staticmethod
+    def table_id(spec: MarketSpec) -> int:
+        """Hyperliquid's margin table ids: a single tier is its max leverage (< 50); tiered tables
+        get ids from 50 up, one per distinct table (here: 50 + asset id keeps them unique)."""
+        tiers = spec.margin_table.tiers
+        return tiers[0].max_leverage if len(tiers) == 1 and tiers[0].max_leverage < 50 else 50 + spec.asset
+
+    def meta(self, body: dict[str, Any]) -> dict[str, Any]:
+        specs = self.specs(self._dex(body))
+        universe = []
+        tables = {}
+        for s in specs:
+            entry: dict[str, Any] = {"szDecimals": s.sz_decimals, "name": coin_name(s), "maxLeverage": s.max_leverage,
+                                     "marginTableId": self.table_id(s)}
+            if s.only_isolated:
+                entry["onlyIsolated"] = True
+                entry["marginMode"] = s.margin_mode.value
+            if self.ex.status(s.asset) == "halted":
+                entry["isDelisted"] = True
+            universe.append(entry)
+            tables[self.table_id(s)] = {"description": s.margin_table.description or "", "marginTiers": [
+                {"lowerBound": fmt_usd(t.lower_bound), "maxLeverage": t.max_leverage} for t in s.margin_table.tiers]}
+        return {"universe": universe, "marginTables": [[i, t] for i, t in sorted(tables.items())],
+                "collateralToken": 0}
+
+    def asset_ctx(self, s: MarketSpec) -> dict[str, Any]:
+        ex, a = self.ex, s.asset
+        book = ex.books[a]
+        bid, ask = book.best_bid(), book.best_ask()
+        params = ex.funding_params(a)
+        imp_bid = impact_price(book, False, params.impact_notional)
+        imp_ask = impact_price(book, True, params.impact_notional)
+        vol, ntl, prev = self.rm.day_stats(a, self.now())
+        oracle, mark = ex.oracle(a), ex.mark(a)
+        premium = pricer.interval_premium(ex.pricing[a], params)
+        return {
+            "funding": fmt_fraction(rate_per_hour(ex.predicted_funding(a), params.interval_ms), 8),
+            "openInterest": fmt_sz(s, ex.oi.get(a, 0)),
+            "prevDayPx": fmt_px(s, prev or mark),
+            "dayNtlVlm": fmt(ntl, 6),
+            "premium": None if ex.pricing[a].prem_n == 0 else fmt_fraction(premium, 8),
+            "oraclePx": fmt_px(s, oracle),
+            "markPx": fmt_px(s, mark),
+            "midPx": None if bid is None or ask is None else fmt_fraction(Fraction(bid + ask, 2 * 10**s.px_decimals), 8),
+            "impactPxs": None if imp_bid is None or imp_ask is None else
+            [fmt_fraction(imp_bid / 10**s.px_decimals, 8), fmt_fraction(imp_ask / 10**s.px_decimals, 8)],
+            "dayBaseVlm": fmt_sz(s, vol),
+        }
+
+    def meta_and_asset_ctxs(self, body: dict[str, Any]) -> list[Any]:
+        dex = self._dex(body)
+        return [self.meta(body), [self.asset_ctx(s) for s in self.specs(dex)]]
+
+    def all_perp_metas(self, body: dict[str, Any]) -> list[Any]:
+        return [self.meta_and_asset_ctxs({"dex": d}) for d in ["", *self.dexes]]
+
+    def spot_meta(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"universe": [], "tokens": [USDC_TOKEN]}
+
+    def spot_meta_and_asset_ctxs(self, body: dict[str, Any]) -> list[Any]:
+        return [self.spot_meta(body), []]
+
+    def perp_dexs(self, body: dict[str, Any]) -> list[Any]:
+        out: list[Any] = [None]
+        for dex in self.dexes:
+            specs = self.specs(dex)
+            out.append({
+                "name": dex, "fullName": f"{dex} dex", "deployer": self.ex.dex_deployer.get(dex, ""),
+                "oracleUpdater": None, "feeRecipient": None,
+                "assetToStreamingOiCap": [[coin_name(s), fmt_usd(self.ex.config[s.asset].oi_cap_ntl)] for s in specs],
+                "assetToFundingMultiplier": [[coin_name(s), fmt_rate(self.ex.funding_params(s.asset).multiplier)]
+                                             for s in specs],
+            })
+        return out
+
+    def all_mids(self, body: dict[str, Any]) -> dict[str, str]:
+        out = {}
+        for s in self.specs(self._dex(body)):
+            mid = self.mid(s)
+            if mid is not None:
+                out[coin_name(s)] = mid
+        return out
+
+    def mid(self, s: MarketSpec) -> str | None:
+        """Book mid; the last trade (then the mark) when a side is empty, as the venue does."""
+        book = self.ex.books[s.asset]
+        bid, ask = book.best_bid(), book.best_ask()
+        if bid is not None and ask is not None:
+            return fmt_fraction(Fraction(bid + ask, 2 * 10**s.px_decimals), 8)
+        px = self.ex.last_px.get(s.asset) or self.ex.mark(s.asset)
+        return fmt_px(s, px) if px else None
+
+    def l2_book(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        s = self.spec_by_coin(body.get("coin"))
+        if s is None:
+            return None
+        sig, mantissa = body.get("nSigFigs"), body.get("mantissa")
+        if (sig is not None and sig not in (2, 3, 4, 5)) or (
+                mantissa is not None and (sig != 5 or mantissa not in (1, 2, 5))):
+            raise BadRequest("invalid nSigFigs/mantissa")
+        return self.book_snapshot(s, sig, mantissa)
+
+    def book_snapshot(self, s: MarketSpec, sig: int | None = None, mantissa: int | None = None,
+                      levels: int = L2_LEVELS) -> dict[str, Any]:
+        book = self.ex.books[s.asset]
+        sides = []
+        for is_buy in (True, False):
+            rows = aggregate_levels(book.depth(is_buy, 10_000 if sig else levels), is_buy, sig, mantissa)[:levels]
+            sides.append([{"px": fmt_px(s, px), "sz": fmt_sz(s, sz), "n": n} for px, sz, n in rows])
+        return {"coin": coin_name(s), "time": self.now(), "levels": sides}
+
+    def candle_snapshot(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        req = body.get("req")
+        if not isinstance(req, dict):
+            raise BadRequest("missing field `req`")
+        s = self.spec_by_coin(req.get("coin"))
+        interval = req.get("interval")
+        if interval not in INTERVALS_MS:
+            raise BadRequest("interval: unknown variant")
+        start, end = _int(req, "startTime"), _int(req, "endTime", self.now())
+        if s is None:
+            return []
+        step = INTERVALS_MS[interval]
+        out = []
+        for c in self.rm.candles_between(s.asset, step, start, end)[-MAX_CANDLES:]:
+            out.append({"t": c.t, "T": c.t + step - 1, "s": coin_name(s), "i": interval, "o": fmt_px(s, c.o),
+                        "c": fmt_px(s, c.c), "h": fmt_px(s, c.h), "l": fmt_px(s, c.l), "v": fmt_sz(s, c.v), "n": c.n})
+        return out
+
+    # -- accounts ------------------------------------------------------------------------------------
+    def _account(self, user: str) -> Account | None:
+        return self.ex.ledger.accounts.get(user)
+
+    def position_json(self, acct: Account, pos: Position) -> dict[str, Any]:
+        ex = self.ex
+        s = ex.markets[pos.asset]
+        m = ex.margin
+        value = m.position_value(pos)
+        upnl = m.unrealized_pnl(pos)
+        entry = Fraction(pos.entry_ntl, abs(pos.szi))  # micro-USDC per lot
+        entry_px = entry * 10**s.sz_decimals / USD
+        margin_at_entry = Fraction(pos.entry_ntl, pos.leverage)
+        if pos.is_cross:
+            lev: dict[str, Any] = {"type": "cross", "value": pos.leverage}
+            used = -(-value // pos.leverage)
+        else:
+            lev = {"type": "isolated", "value": pos.leverage, "rawUsd": fmt_usd(pos.iso_raw)}
+            used = m.isolated_value(pos)
+        liq = self.liquidation_px(acct, pos)
+        return {"type": "oneWay", "position": {
+            "coin": coin_name(s), "szi": fmt_sz(s, pos.szi), "leverage": lev,
+            "entryPx": fmt_fraction(entry_px, 8),
+            "positionValue": fmt_usd(value), "unrealizedPnl": fmt_usd(upnl),
+            "returnOnEquity": fmt_fraction(Fraction(upnl) / margin_at_entry if margin_at_entry else 0, 10),
+            "liquidationPx": None if liq is None else fmt_fraction(liq, 8),
+            "marginUsed": fmt_usd(used), "maxLeverage": s.max_leverage,
+            "cumFunding": {"allTime": fmt_usd(pos.cum_funding), "sinceOpen": fmt_usd(pos.cum_funding),
+                           "sinceChange": fmt_usd(pos.cum_funding)},
+        }}
+
+    def liquidation_px(self, acct: Account, pos: Position) -> Fraction | None:
+        """Hyperliquid's documented estimate: ``price − side · margin_available / |size| / (1 − mmr · side)``
+        with the position's tier maintenance rate; None when no positive price liquidates it."""
+        ex, m = self.ex, self.ex.margin
+        s = ex.markets[pos.asset]
+        mark = Fraction(ex.mark(pos.asset), 10**s.px_decimals)
+        size = Fraction(abs(pos.szi), 10**s.sz_decimals)
+        if pos.is_cross:
+            available = Fraction(m.cross_value(acct) - m.cross_maintenance_margin(acct), USD)
+        else:
+            available = Fraction(m.isolated_value(pos) - m.maintenance_margin(pos), USD)
+        side = 1 if pos.szi > 0 else -1
+        mmr = s.margin_table.tiers[s.margin_table.tier_index(m.position_value(pos))].mmr
+        px = mark - side * available / size / (1 - mmr * side)
+        return px if px > 0 else None
+
+    def clearinghouse_state(self, body: dict[str, Any]) -> dict[str, Any]:
+        user, dex = _addr(body), self._dex(body)
+        acct = self._account(user)
+        now = self.now()
+        empty = {"accountValue": "0.0", "totalNtlPos": "0.0", "totalRawUsd": "0.0", "totalMarginUsed": "0.0"}
+        if acct is None:
+            return {"marginSummary": empty, "crossMarginSummary": dict(empty), "crossMaintenanceMarginUsed": "0.0",
+                    "withdrawable": "0.0", "assetPositions": [], "time": now}
+        ex, m = self.ex, self.ex.margin
+        positions = [p for _, p in sorted(acct.positions.items()) if p.szi and ex.markets[p.asset].dex == dex]
+        asset_positions = []
+        for p in positions:
+            asset_positions.append(self.position_json(acct, p))
+        cross_ntl = m.cross_notional(acct)
+        cross_value = m.cross_value(acct)
+        iso = [p for p in acct.positions.values() if not p.is_cross and (p.szi or p.iso_raw)]
+        iso_raw = sum(p.iso_raw for p in iso)
+        iso_ntl = sum(m.position_value(p) for p in iso)
+        iso_used = sum(m.isolated_value(p) for p in iso)
+        cross_used = m.cross_initial_margin(acct)
+        return {
+            "marginSummary": {"accountValue": fmt_usd(m.account_value(acct)), "totalNtlPos": fmt_usd(cross_ntl + iso_ntl),
+                              "totalRawUsd": fmt_usd(acct.raw_usd + iso_raw),
+                              "totalMarginUsed": fmt_usd(cross_used + iso_used)},
+            "crossMarginSummary": {"accountValue": fmt_usd(cross_value), "totalNtlPos": fmt_usd(cross_ntl),
+                                   "totalRawUsd": fmt_usd(acct.raw_usd), "totalMarginUsed": fmt_usd(cross_used)},
+            "crossMaintenanceMarginUsed": fmt_usd(m.cross_maintenance_margin(acct)),
+            "withdrawable": fmt_usd(m.withdrawable(acct)),
+            "assetPositions": asset_positions,
+            "time": now,
+        }
+
+    def spot_clearinghouse_state(self, body: dict[str, Any]) -> dict[str, Any]:
+        _addr(body)
+        return {"balances": []}
+
+    # -- orders --------------------------------------------------------------------------------------
+    def _live_orders(self, user: str, dex: str) -> list[OrderRec]:
+        acct = self._account(user)
+        if acct is None:
+            return []
+        out = []
+        for oid in sorted(acct.orders, reverse=True):  # newest first, as the venue lists them
+            rec = self.rm.orders.get(oid)
+            if rec is not None and self.ex.markets[rec.asset].dex == dex:
+                out.append(rec)
+        return out
+
+    def order_basic(self, rec: OrderRec) -> dict[str, Any]:
+        s = self.ex.markets[rec.asset]
+        out: dict[str, Any] = {"coin": coin_name(s), "side": "B" if rec.is_buy else "A", "limitPx": fmt_px(s, rec.px),
+                               "sz": fmt_sz(s, rec.sz), "oid": rec.oid, "timestamp": rec.ts,
+                               "origSz": fmt_sz(s, rec.orig_sz)}
+        if rec.cloid is not None:
+            out["cloid"] = rec.cloid
+        return out
+
+    def order_frontend(self, rec: OrderRec, children: bool = True) -> dict[str, Any]:
+        s = self.ex.markets[rec.asset]
+        out = self.order_basic(rec)
+        is_trigger = bool(rec.tpsl)
+        if is_trigger:
+            above = (rec.tpsl == "tp") != rec.is_buy
+            cond = f"Price {'above' if above else 'below'} {fmt_px(s, rec.trigger_px)}"
+            kind = ("Take Profit" if rec.tpsl == "tp" else "Stop") + (" Market" if rec.is_market else " Limit")
+        else:
+            cond, kind = "N/A", "Market" if rec.tif in ("FrontendMarket", "LiquidationMarket") else "Limit"
+        kids = [self.order_frontend(k, False) for k in self._children(rec)] if children else []
+        out.update({"triggerCondition": cond, "isTrigger": is_trigger,
+                    "triggerPx": fmt_px(s, rec.trigger_px) if is_trigger else "0.0", "children": kids,
+                    "isPositionTpsl": rec.position_tpsl, "reduceOnly": rec.reduce_only, "orderType": kind,
+                    "tif": None if is_trigger else ("LiquidationMarket" if rec.liquidation else rec.tif),
+                    "cloid": rec.cloid})
+        return out
+
+    def _children(self, rec: OrderRec) -> list[OrderRec]:
+        acct = self._account(rec.user)
+        if acct is None or rec.tpsl:
+            return []
+        return [c for oid in sorted(acct.orders) if (c := self.rm.orders.get(oid)) is not None and c.parent == rec.oid]
+
+    def open_orders(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        out = []
+        for rec in self._live_orders(_addr(body), self._dex(body)):
+            j = self.order_basic(rec)
+            if rec.reduce_only:
+                j["reduceOnly"] = True
+            out.append(j)
+        return out
+
+    def frontend_open_orders(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        return [self.order_frontend(r) for r in self._live_orders(_addr(body), self._dex(body))
+                if not r.parent or r.status != "waitingForFill"]
+
+    def order_status(self, body: dict[str, Any]) -> dict[str, Any]:
+        user = _addr(body)
+        ref = body.get("oid")
+        rec = None
+        if isinstance(ref, int) and not isinstance(ref, bool):
+            rec = self.rm.orders.get(ref)
+        elif isinstance(ref, str):
+            acct = self._account(user)
+            oid = None if acct is None else acct.cloids.get(ref.lower())
+            if oid is not None:
+                rec = self.rm.orders.get(oid)
+            else:  # a closed order: search the user's recent orders
+                rec = next((r for oid in reversed(self.rm.user_orders.get(user, ()))
+                            if (r := self.rm.orders.get(oid)) is not None and r.cloid == ref.lower()), None)
+        else:
+            raise BadRequest("oid: expected an integer or a cloid")
+        if rec is None or rec.user != user:
+            return {"status": "unknownOid"}
+        return {"status": "order", "order": {"order": self.order_frontend(rec), "status": rec.status,
+                                             "statusTimestamp": rec.status_ts}}
+
+    def historical_orders(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        user = _addr(body)
+        out = []
+        for oid in reversed(self.rm.user_orders.get(user, ())):
+            rec = self.rm.orders.get(oid)
+            if rec is not None:
+                out.append({"order": self.order_frontend(rec), "status": rec.status, "statusTimestamp": rec.status_ts})
+        return out[:MAX_FILLS]
+
+    # -- fills, funding, ledger ----------------------------------------------------------------------
+    def fill_json(self, f: FillRec) -> dict[str, Any]:
+        s = self.ex.markets[f.asset]
+        out: dict[str, Any] = {
+            "coin": coin_name(s), "px": fmt_px(s, f.px), "sz": fmt_sz(s, f.sz), "side": "B" if f.is_buy else "A",
+            "time": f.time, "startPosition": fmt_sz(s, f.start), "dir": f.dir or fill_dir(f.start, f.is_buy, f.sz),
+            "closedPnl": fmt_usd(f.closed_pnl), "hash": hex_hash("fill", f.tid, f.oid, f.time), "oid": f.oid,
+            "crossed": f.crossed, "fee": fmt_usd(f.fee), "tid": f.tid, "feeToken": "USDC",
+        }
+        if f.cloid is not None:
+            out["cloid"] = f.cloid
+        if f.liquidation is not None:
+            liq = dict(f.liquidation)
+            liq["markPx"] = fmt_px(s, liq["markPx"])
+            out["liquidation"] = liq
+        return out
+
+    def user_fills(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        fills = self.rm.fills.get(_addr(body), ())
+        return [self.fill_json(f) for f in list(reversed(fills))[:MAX_FILLS]]
+
+    def user_fills_by_time(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        user = _addr(body)
+        start, end = _int(body, "startTime"), _int(body, "endTime", self.now())
+        fills = [f for f in self.rm.fills.get(user, ()) if start <= f.time <= end]
+        return [self.fill_json(f) for f in fills[:MAX_FILLS]]
+
+    def user_funding_rate(self, asset: int, rate: int) -> str:
+        return fmt_fraction(rate_per_hour(rate, self.ex.funding_params(asset).interval_ms), 8)
+
+    def user_funding(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        user = _addr(body)
+        start, end = _int(body, "startTime", 0), _int(body, "endTime", self.now())
+        out = []
+        for r in self.rm.funding.get(user, ()):
+            if start <= r.time <= end:
+                s = self.ex.markets[r.asset]
+                out.append({"time": r.time, "hash": ZERO_HASH, "delta": {
+                    "type": "funding", "coin": coin_name(s), "usdc": fmt_usd(r.usdc), "szi": fmt_sz(s, r.szi),
+                    "fundingRate": self.user_funding_rate(r.asset, r.rate),
+                    "nSamples": None}})
+        return out[:500]
+
+    def user_non_funding_ledger_updates(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        user = _addr(body)
+        start, end = _int(body, "startTime", 0), _int(body, "endTime", self.now())
+        out = []
+        for r in self.rm.ledger.get(user, ()):
+            if start <= r.time <= end:
+                out.append({"time": r.time, "hash": hex_hash("ledger", user, r.time, r.delta["type"]),
+                            "delta": self._ledger_delta(r.delta)})
+        return out[:500]
+
+    def _ledger_delta(self, delta: dict[str, Any]) -> dict[str, Any]:
+        out = dict(delta)
+        for key in ("usdc", "fee", "accountValue"):
+            if key in out:
+                out[key] = fmt_usd(out[key])
+        if "liquidatedPositions" in out:
+            out["liquidatedPositions"] = [{"coin": coin_name(self.ex.markets[a]), "szi": fmt_sz(self.ex.markets[a], z)}
+                                          for a, z in out["liquidatedPositions"]]
+        return out
+
+    def funding_history(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        s = self.spec_by_coin(body.get("coin"))
+        start, end = _int(body, "startTime"), _int(body, "endTime", self.now())
+        if s is None:
+            return []
+        interval = self.ex.funding_params(s.asset).interval_ms
+        return [{"coin": coin_name(s), "fundingRate": fmt_fraction(rate_per_hour(r.rate, interval), 8),
+                 "premium": fmt_fraction(Fraction(r.premium, PREMIUM_SCALE), 8), "time": r.ts}
+                for r in self.ex.funding_history.get(s.asset, []) if start <= r.ts <= end][:500]
+
+    def predicted_fundings(self, body: dict[str, Any]) -> list[Any]:
+        out = []
+        for s in self.specs(""):
+            params = self.ex.funding_params(s.asset)
+            nxt = self.ex.pricing[s.asset].next_funding_ts
+            out.append([coin_name(s), [["HlPerp", {
+                "fundingRate": fmt_fraction(rate_per_hour(self.ex.predicted_funding(s.asset), params.interval_ms), 8),
+                "nextFundingTime": nxt, "fundingIntervalHours": params.interval_ms // 3_600_000}]]])
+        return out
+
+    def user_fees(self, body: dict[str, Any]) -> dict[str, Any]:
+        _addr(body)
+        fees = next(iter(self.ex.markets.values())).fees if self.ex.markets else None
+        taker = fmt_rate(fees.taker) if fees else "0.00045"
+        maker = fmt_rate(fees.maker) if fees else "0.00015"
+        return {"dailyUserVlm": [], "feeSchedule": {"cross": taker, "add": maker, "spotCross": "0.0007",
+                                                    "spotAdd": "0.0004", "tiers": {"vip": [], "mm": []},
+                                                    "referralDiscount": "0.0", "stakingDiscountTiers": []},
+                "userCrossRate": taker, "userAddRate": maker, "userSpotCrossRate": "0.0007",
+                "userSpotAddRate": "0.0004", "activeReferralDiscount": "0.0", "trial": None,
+                "feeTrialReward": "0.0", "nextTrialAvailableTimestamp": None, "stakingLink": None,
+                "activeStakingDiscount": {"bpsOfMaxSupply": "0.0", "discount": "0.0"}}
+
+    def user_rate_limit(self, body: dict[str, Any]) -> dict[str, Any]:
+        user = _addr(body)
+        vlm = sum(f.px * f.sz for f in self.rm.fills.get(user, ()))  # price units × lots = micro-USDC
+        return {"cumVlm": fmt_usd(vlm), "nRequestsUsed": 0, "nRequestsCap": 10_000 + vlm // USD,
+                "nRequestsSurplus": 0}
+
+    def user_role(self, body: dict[str, Any]) -> dict[str, Any]:
+        user = _addr(body)
+        master = self.ex.agent_master(user, self.now())
+        if master is not None:
+            return {"role": "agent", "data": {"user": master}}
+        acct = self._account(user)
+        if acct is None:
+            return {"role": "missing"}
+        if acct.master is not None:
+            return {"role": "subAccount", "data": {"master": acct.master}}
+        return {"role": "user"}
+
+    def exchange_status(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"time": self.now(), "specialStatuses": None}
+
+    def user_abstraction(self, body: dict[str, Any]) -> str:
+        _addr(body)
+        return "disabled"
+
+    def extra_agents(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"name": n, "address": a, "validUntil": v or None} for a, n, v in self.ex.agents_of(_addr(body)) if n]
+
+    def max_builder_fee(self, body: dict[str, Any]) -> int:
+        return self.ex.max_builder_fee(_addr(body), _addr(body, "builder"))
+
+    def recent_trades(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        s = self.spec_by_coin(body.get("coin"))
+        if s is None:
+            return []
+        return [self.trade_json(s, t) for t in list(self.rm.trades.get(s.asset, ()))[-100:]]
+
+    def trade_json(self, s: MarketSpec, t: Any) -> dict[str, Any]:
+        return {"coin": coin_name(s), "side": "B" if t.taker_is_buy else "A", "px": fmt_px(s, t.px),
+                "sz": fmt_sz(s, t.sz), "time": t.time, "hash": hex_hash("trade", t.tid, t.time), "tid": t.tid,
+                "users": [t.buyer, t.seller]}
+
+    def active_asset_data(self, body: dict[str, Any]) -> dict[str, Any]:
+        user = _addr(body)
+        s = self.spec_by_coin(body.get("coin"))
+        if s is None:
+            raise BadRequest("coin: unknown")
+        acct = self._account(user)
+        pos = None if acct is None else acct.positions.get(s.asset)
+        lev = pos.leverage if pos is not None else s.default_leverage
+        cross = pos.is_cross if pos is not None else not s.only_isolated
+        avail = self.ex.margin.available_to_trade(acct) if acct is not None else 0
+        mark = self.ex.mark(s.asset)
+        max_sz = avail * lev // mark if mark and avail > 0 else 0
+        leverage: dict[str, Any] = {"type": "cross" if cross else "isolated", "value": lev}
+        if not cross:
+            leverage["rawUsd"] = fmt_usd(pos.iso_raw if pos is not None else 0)
+        return {"user": user, "coin": coin_name(s), "leverage": leverage,
+                "maxTradeSzs": [fmt_sz(s, max_sz), fmt_sz(s, max_sz)],
+                "availableToTrade": [fmt_usd(max(avail, 0)), fmt_usd(max(avail, 0))], "markPx": fmt_px(s, mark)}
+
+    def sub_accounts(self, body: dict[str, Any]) -> list[dict[str, Any]] | None:
+        acct = self._account(_addr(body))
+        if acct is None or not acct.subs:
+            return None
+        return [{"name": "", "subAccountUser": sub, "master": acct.address,
+                 "clearinghouseState": self.clearinghouse_state({"user": sub}), "spotState": {"balances": []}}
+                for sub in acct.subs]
+
+    def perps_at_oi_cap(self, body: dict[str, Any]) -> list[str]:
+        out = []
+        for s in self.specs(self._dex(body)):
+            cap = self.ex.config[s.asset].oi_cap_ntl
+            if cap and self.ex.open_interest_ntl(s.asset) >= cap:
+                out.append(coin_name(s))
+        return out
+
+    def perp_dex_limits(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        dex = self._dex(body)
+        if not dex:
+            return None
+        specs = self.specs(dex)
+        return {"totalOiCap": fmt_usd(self.ex.dex_oi_cap.get(dex, 0)), "oiSzCapPerPerp": "1000000000.0",
+                "maxTransferNtl": "100000000.0",
+                "coinToOiCap": [[coin_name(s), fmt_usd(self.ex.config[s.asset].oi_cap_ntl)] for s in specs]}
+
+    def referral(self, body: dict[str, Any]) -> dict[str, Any]:
+        _addr(body)
+        return {"referredBy": None, "cumVlm": "0.0", "unclaimedRewards": "0.0", "claimedRewards": "0.0",
+                "builderRewards": "0.0", "referrerState": {"stage": "needToTrade", "data": {"required": "10000.0"}},
+                "rewardHistory": []}
+
+    def portfolio(self, body: dict[str, Any]) -> list[Any]:
+        user = _addr(body)
+        acct = self._account(user)
+        value = fmt_usd(self.ex.margin.account_value(acct)) if acct is not None else "0.0"
+        point = {"accountValueHistory": [[self.now(), value]], "pnlHistory": [[self.now(), "0.0"]], "vlm": "0.0"}
+        return [[k, point] for k in ("day", "week", "month", "allTime", "perpDay", "perpWeek", "perpMonth",
+                                     "perpAllTime")]
+
+
+def fill_dir(start: int, is_buy: bool, sz: int) -> str:
+    end = start + (sz if is_buy else -sz)
+    if start == 0 or (start > 0) == is_buy:
+        return "Open Long" if is_buy else "Open Short"
+    if end == 0 or (end > 0) == (start > 0):
+        return "Close Short" if is_buy else "Close Long"
+    return "Short > Long" if is_buy else "Long > Short"
+
+
+def aggregate_levels(levels: list[tuple[int, int, int]], is_buy: bool, sig: int | None,
+                     mantissa: int | None) -> list[tuple[int, int, int]]:
+    """Hyperliquid's ``nSigFigs``/``mantissa`` bucketing (reference: the order_book_server): bucket
+    width ``mantissa × 10^(digits(px) − nSigFigs)`` in price units; bids round down, asks up;
+    consecutive levels in one bucket merge (sizes and order counts summed)."""
+    if sig is None:
+        return levels
+    out: list[tuple[int, int, int]] = []
+    for px, sz, n in levels:
+        inc = (mantissa or 1) * 10 ** max(len(str(px)) - sig, 0)
+        b = px // inc * inc if is_buy else -(-px // inc) * inc
+        if out and out[-1][0] == b:
+            out[-1] = (b, out[-1][1] + sz, out[-1][2] + n)
+        else:
+            out.append((b, sz, n))
+    return out
+

@@ -1,0 +1,258 @@
+"""``perpbox serve``: the HTTP/WebSocket service around a ``Venue``, and its background jobs.
+
+Routes: ``POST /info``, ``POST /exchange``, ``WS /ws``, ``GET /`` (the live page), and in dev mode
+``POST /dev/fund`` (the faucet behind ``perpbox fund``).  Malformed bodies are HTTP 422 with the
+venue's text; business errors HTTP 200 envelopes; no client input yields a 500 (unexpected
+exceptions in a handler are answered 422 with their message, and logged).
+
+Background jobs, all feeding the one sequencer: a ``Tick`` every second; the synthetic oracle feed
+every 3 s (``FeedPrices`` from three CEX-like sources for the first dex); the HIP-3 deployer, which
+signs ``perpDeploy setOracle`` every ~3 s with its own key and sends it through the same
+``/exchange`` handler a client's request goes through; the simulated participants; the WebSocket
+book flusher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import orjson
+from eth_account import Account
+from eth_utils import keccak
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from perpbox.agents.simulated import Agents, funding_commands
+from perpbox.api import signing
+from perpbox.api.actions import ExchangeAPI
+from perpbox.api.info import BadRequest, InfoAPI
+from perpbox.api.ratelimit import RateLimiter
+from perpbox.api.venue import Venue, bootstrap_commands
+from perpbox.api.ws import WsHub
+from perpbox.config import ExchangeConfig
+from perpbox.core.numbers import USD
+from perpbox.exchange import commands as C
+from perpbox.feeds.synthetic import SyntheticFeed
+
+log = logging.getLogger("perpbox.serve")
+TICK_S = 1.0
+FEED_S = 3.0
+DEPLOYER_S = 3.0
+SPOT_SOURCES = ("binance", "okx", "bybit")
+PERP_SOURCES = ("binance", "okx")
+FAUCET_MAX = 10_000_000 * USD
+
+
+@dataclass
+class ServeOptions:
+    data_dir: Path
+    config: ExchangeConfig
+    seed: int = 1
+    agents: bool = True
+    dev: bool = True
+    fsync: bool = True
+    rate_limits: bool = True
+    network: str = "both"
+    feed: str = "synthetic"
+
+
+def deployer_key(seed: int, dex: str) -> str:
+    """The built-in deployer's private key: fixed by the seed, so a restart keeps the same deployer."""
+    return "0x" + keccak(text=f"perpbox deployer {seed} {dex}").hex()
+
+
+class Service:
+    def __init__(self, opts: ServeOptions) -> None:
+        self.opts = opts
+        self.venue = Venue(opts.data_dir, fsync=opts.fsync)
+        self.dex_names = [d.name for d in opts.config.dexes]
+        self.info = InfoAPI(self.venue.ex, self.venue.rm, self.venue.now, self.dex_names)
+        self.actions = ExchangeAPI(self.venue.ex, self.venue.submit, self.venue.now, network=opts.network)
+        self.hub = WsHub(self.info, self.actions.handle)
+        self.venue.listeners.append(self.hub.on_events)
+        self.limiter = RateLimiter(enabled=opts.rate_limits)
+        self.deployers = {d.name: Account.from_key(deployer_key(opts.seed, d.name)) for d in opts.config.dexes}
+        self.feed = SyntheticFeed(opts.config.all_markets(), opts.seed, self.venue.now())
+        self.agents = Agents(self.venue.ex, self.venue.submit, opts.seed)
+        self.tasks: list[asyncio.Task[Any]] = []
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.tasks.append(asyncio.create_task(self.venue.run(), name="sequencer"))
+        await asyncio.sleep(0)
+        if not self.venue.ex.markets:
+            deployers = {n: a.address.lower() for n, a in self.deployers.items()}
+            await self.venue.submit(bootstrap_commands(self.opts.config, "", deployers))
+            await self.venue.submit([C.Deposit(ts=0, user=a, usd=1_000_000 * USD) for a in deployers.values()])
+        else:
+            self.feed.resume_from({a: self.venue.ex.oracle(a) for a in self.venue.ex.markets})
+        self._every(TICK_S, self._tick, "ticker")
+        if self.opts.feed == "synthetic":
+            self._every(FEED_S, self._feed, "feed")
+            self._every(DEPLOYER_S, self._deploy_oracles, "deployer")
+        self._every(0.5, self._flush, "ws-flusher")
+        if self.opts.agents:
+            await self.venue.submit(funding_commands(self.venue.ex))
+            self._every(2.0, self.agents.requote, "makers")
+            self._every(0.7, self.agents.take, "takers")
+            self._every(5.0, self.agents.lever, "levered")
+
+    def _every(self, period: float, job: Callable[[], Awaitable[None]], name: str) -> None:
+        async def loop() -> None:
+            while True:
+                try:
+                    await job()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # a background job's failure is logged, never fatal
+                    log.exception("background job %s failed", name)
+                await asyncio.sleep(period)
+
+        self.tasks.append(asyncio.create_task(loop(), name=name))
+
+    async def stop(self) -> None:
+        for t in reversed(self.tasks):
+            t.cancel()
+        for t in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self.venue.snapshot()
+        self.venue.close()
+
+    # -- jobs -------------------------------------------------------------------------------------------
+    async def _tick(self) -> None:
+        await self.venue.submit([C.Tick(ts=0)])
+
+    async def _flush(self) -> None:
+        self.hub.flush_books()
+
+    async def _feed(self) -> None:
+        self.feed.step(self.venue.now())
+        main = [m.spec.asset for m in self.opts.config.markets]
+        cmds: list[C.Command] = [C.FeedPrices(ts=0, source=s, pxs={a: self.feed.quote(a) for a in main})
+                                 for s in SPOT_SOURCES]
+        cmds += [C.FeedPrices(ts=0, source=s, pxs={a: self.feed.quote(a) for a in main}, perp=True)
+                 for s in PERP_SOURCES]
+        await self.venue.submit(cmds)
+
+    async def _deploy_oracles(self) -> None:
+        """The HIP-3 deployer's job, done as a deployer would: a signed ``perpDeploy setOracle``."""
+        from perpbox.api.wire import coin_name, fmt_px
+
+        for dex in self.opts.config.dexes:
+            specs = [m.spec for m in dex.markets]
+            oracle = sorted([coin_name(s), fmt_px(s, max(1, round(self.feed.px[s.asset])))] for s in specs)
+            action = {"type": "perpDeploy", "setOracle": {"dex": dex.name, "oraclePxs": oracle, "markPxs": [],
+                                                          "externalPerpPxs": oracle}}
+            nonce = self.venue.now()
+            sig = signing.sign_l1_action(self.deployers[dex.name].key.hex(), action, None, nonce, None, False)
+            resp = await self.actions.handle({"action": action, "nonce": nonce, "signature": sig,
+                                              "vaultAddress": None, "expiresAfter": None})
+            if resp.get("status") != "ok":
+                log.debug("setOracle for %s: %s", dex.name, resp)
+
+    # -- HTTP -------------------------------------------------------------------------------------------
+    async def http_info(self, request: Request) -> Response:
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as e:
+            return _unprocessable(BadRequest(str(e)))
+        weight = self.limiter.info_weight(body)
+        if not self.limiter.allow(_ip(request), weight):
+            return PlainTextResponse("Too many requests", status_code=429)
+        try:
+            return _json(self.info.handle(body))
+        except BadRequest as e:
+            return _unprocessable(e)
+        except Exception as e:  # never a 500 for client input
+            log.exception("info request failed: %r", body)
+            return _unprocessable(BadRequest(f"{type(e).__name__}: {e}"))
+
+    async def http_exchange(self, request: Request) -> Response:
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as e:
+            return _unprocessable(BadRequest(str(e)))
+        if not self.limiter.allow(_ip(request), self.limiter.action_weight(body)):
+            return PlainTextResponse("Too many requests", status_code=429)
+        try:
+            return _json(await self.actions.handle(body))
+        except BadRequest as e:
+            return _unprocessable(e)
+        except Exception as e:
+            log.exception("exchange request failed")
+            return _unprocessable(BadRequest(f"{type(e).__name__}: {e}"))
+
+    async def http_fund(self, request: Request) -> Response:
+        """Dev faucet: ``{"user": "0x…", "usd": "1000"}`` deposits USDC."""
+        try:
+            body = orjson.loads(await request.body())
+            user = signing.normalise_address(body["user"])
+            usd = round(float(body["usd"]) * USD)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            return _unprocessable(BadRequest(str(e)))
+        if user is None or not 0 < usd <= FAUCET_MAX:
+            return _unprocessable(BadRequest(f"usd must be within (0, {FAUCET_MAX // USD}]"))
+        responses, _ = await self.venue.submit([C.Deposit(ts=0, user=user, usd=usd)])
+        if responses and responses[0] == "ok":
+            return _json({"status": "ok", "user": user, "usd": body["usd"]})
+        return _json({"status": "err", "response": str(responses)})
+
+    async def page(self, request: Request) -> Response:
+        html = resources.files("perpbox").joinpath("web/index.html").read_text()
+        return HTMLResponse(html)
+
+    async def plotly_js(self, request: Request) -> Response:
+        from perpbox.api.page import plotly_bundle
+
+        return Response(plotly_bundle(), media_type="application/javascript",
+                        headers={"Cache-Control": "max-age=86400"})
+
+    async def websocket(self, ws: WebSocket) -> None:
+        await self.hub.serve(ws)
+
+    def app(self) -> Starlette:
+        routes = [Route("/info", self.http_info, methods=["POST"]),
+                  Route("/exchange", self.http_exchange, methods=["POST"]),
+                  WebSocketRoute("/ws", self.websocket),
+                  Route("/", self.page, methods=["GET"]),
+                  Route("/static/plotly.min.js", self.plotly_js, methods=["GET"])]
+        if self.opts.dev:
+            routes.append(Route("/dev/fund", self.http_fund, methods=["POST"]))
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Starlette) -> Any:
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _ip(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+def _json(data: Any) -> Response:
+    return Response(orjson.dumps(data), media_type="application/json")
+
+
+def _unprocessable(e: BadRequest) -> Response:
+    return PlainTextResponse(str(e), status_code=422)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000

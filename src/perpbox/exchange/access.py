@@ -1,0 +1,134 @@
+"""Who may act for an account, and the dead man's switch: the account-level settings Hyperliquid
+keeps in its L1 state (so they are commands and events here, durable and replayable).
+
+* API wallets (``approveAgent``): an agent signs L1 actions for its master.  As on Hyperliquid a
+  master has one unnamed agent and up to ``MAX_NAMED_AGENTS`` named ones; approving a new unnamed
+  agent, or a named one under a name in use, replaces the old one; the zero address under a name
+  removes it; ``valid_until`` (ms, from the name's `` valid_until <ms>`` suffix) expires it.
+* Builder-fee approvals (``approveBuilderFee``): the most a builder may charge, in tenths of a bp.
+* ``scheduleCancel``: at the scheduled time every open order is cancelled with status
+  ``scheduledCancel``; at most ``MAX_SCHEDULED_CANCELS_PER_DAY`` firings per UTC day, as on the venue.
+  The venue's volume gate ($1M traded) is not applied: a local exchange is for trying bots.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from perpbox.exchange import commands as C
+from perpbox.exchange import events as V
+
+ZERO_ADDRESS = "0x" + "0" * 40
+MAX_NAMED_AGENTS = 3
+MAX_SCHEDULED_CANCELS_PER_DAY = 10
+MIN_SCHEDULE_DELAY_MS = 5_000
+DAY_MS = 86_400_000
+TOO_MANY_AGENTS = "Too many extra agents for cumulative volume traded. Current limit is 3"
+AGENT_EXPIRED = "Agent valid_until already expired."
+SCHEDULE_TOO_EARLY = "Scheduled cancel time must be at least 5 seconds in the future."
+TOO_MANY_SCHEDULED = "Too many scheduled cancels triggered for the day. Limit is 10"
+
+
+class AccountAccess:
+    """Mixin of ``Exchange`` (it relies on ``_emit``, ``ledger``, ``orders`` and ``_close``)."""
+
+    agents: dict[str, tuple[str, str, int]]  # agent -> (master, name, valid_until)
+    builder_fees: dict[tuple[str, str], int]
+    cancel_schedule: dict[str, int]
+    scheduled_fired: dict[str, tuple[int, int]]  # user -> (UTC day, firings that day)
+
+    def _init_access(self) -> None:
+        self.agents = {}
+        self.builder_fees = {}
+        self.cancel_schedule = {}
+        self.scheduled_fired = {}
+
+    def _access_handlers(self) -> dict[type, Any]:
+        return {C.ApproveAgent: self._cmd_approve_agent, C.ApproveBuilderFee: self._cmd_approve_builder_fee,
+                C.ScheduleCancel: self._cmd_schedule_cancel, C.Noop: lambda cmd: "ok"}
+
+    def _access_appliers(self) -> dict[type, Any]:
+        return {V.AgentApproved: self._on_agent_approved, V.BuilderFeeApproved: self._on_builder_fee_approved,
+                V.CancelScheduled: self._on_cancel_scheduled}
+
+    # -- queries ------------------------------------------------------------------------------------
+    def agent_master(self, agent: str, ts: int) -> str | None:
+        """The account an API wallet acts for, or None (unknown or expired)."""
+        entry = self.agents.get(agent)
+        if entry is None or (entry[2] and entry[2] < ts):
+            return None
+        return entry[0]
+
+    def agents_of(self, master: str) -> list[tuple[str, str, int]]:
+        """(agent, name, valid_until) of every API wallet of ``master``, by name."""
+        return sorted((a, n, v) for a, (m, n, v) in self.agents.items() if m == master)
+
+    def max_builder_fee(self, user: str, builder: str) -> int:
+        return self.builder_fees.get((user, builder), 0)
+
+    # -- commands -----------------------------------------------------------------------------------
+    def _cmd_approve_agent(self, cmd: C.ApproveAgent) -> Any:
+        if cmd.user not in self.ledger.accounts:  # type: ignore[attr-defined]
+            return {"error": f"Must deposit before performing actions. User: {cmd.user}"}
+        if cmd.valid_until and cmd.valid_until <= cmd.ts:
+            return {"error": AGENT_EXPIRED}
+        named = [a for a, n, _ in self.agents_of(cmd.user) if n]
+        replacing = any(n == cmd.name for _, n, _ in self.agents_of(cmd.user))
+        if cmd.name and cmd.agent != ZERO_ADDRESS and not replacing and len(named) >= MAX_NAMED_AGENTS:
+            return {"error": TOO_MANY_AGENTS}
+        self._emit(V.AgentApproved(ts=cmd.ts, user=cmd.user, agent=cmd.agent, name=cmd.name,  # type: ignore[attr-defined]
+                                   valid_until=cmd.valid_until))
+        return "ok"
+
+    def _cmd_approve_builder_fee(self, cmd: C.ApproveBuilderFee) -> Any:
+        if cmd.max_fee < 0 or cmd.max_fee > 1000:  # 0.1% = 100 tenths of a bp on perps; 1% spot
+            return {"error": "Invalid builder fee."}
+        self._emit(V.BuilderFeeApproved(ts=cmd.ts, user=cmd.user, builder=cmd.builder,  # type: ignore[attr-defined]
+                                        max_fee=cmd.max_fee))
+        return "ok"
+
+    def _cmd_schedule_cancel(self, cmd: C.ScheduleCancel) -> Any:
+        if cmd.time is not None:
+            if cmd.time < cmd.ts + MIN_SCHEDULE_DELAY_MS:
+                return {"error": SCHEDULE_TOO_EARLY}
+            day, fired = self.scheduled_fired.get(cmd.user, (0, 0))
+            if day == cmd.ts // DAY_MS and fired >= MAX_SCHEDULED_CANCELS_PER_DAY:
+                return {"error": TOO_MANY_SCHEDULED}
+        self._emit(V.CancelScheduled(ts=cmd.ts, user=cmd.user, time=cmd.time))  # type: ignore[attr-defined]
+        return "ok"
+
+    def _fire_scheduled_cancels(self, ts: int) -> None:
+        """Part of every Tick, before pricing: cancel the orders of every switch that is due."""
+        for user in sorted(u for u, t in self.cancel_schedule.items() if t <= ts):
+            acct = self.ledger.accounts.get(user)  # type: ignore[attr-defined]
+            for oid in sorted(acct.orders) if acct is not None else ():
+                order = self.orders.get(oid)  # type: ignore[attr-defined]
+                if order is not None:
+                    self._close(ts, order, "scheduledCancel")  # type: ignore[attr-defined]
+            self._emit(V.CancelScheduled(ts=ts, user=user, time=None, fired=True))  # type: ignore[attr-defined]
+
+    # -- appliers -----------------------------------------------------------------------------------
+    def _on_agent_approved(self, ev: V.AgentApproved) -> None:
+        for agent, (master, name, _) in list(self.agents.items()):
+            if master == ev.user and name == ev.name:
+                del self.agents[agent]
+        if ev.agent != ZERO_ADDRESS:
+            self.agents.pop(ev.agent, None)
+            self.agents[ev.agent] = (ev.user, ev.name, ev.valid_until)
+
+    def _on_builder_fee_approved(self, ev: V.BuilderFeeApproved) -> None:
+        self.builder_fees[(ev.user, ev.builder)] = ev.max_fee
+
+    def _on_cancel_scheduled(self, ev: V.CancelScheduled) -> None:
+        if ev.fired:
+            day, fired = self.scheduled_fired.get(ev.user, (0, 0))
+            today = ev.ts // DAY_MS
+            self.scheduled_fired[ev.user] = (today, fired + 1 if day == today else 1)
+        if ev.time is None:
+            self.cancel_schedule.pop(ev.user, None)
+        else:
+            self.cancel_schedule[ev.user] = ev.time
+
+    def _access_state(self) -> list[Any]:
+        return [sorted(self.agents.items()), sorted(self.builder_fees.items()), sorted(self.cancel_schedule.items()),
+                sorted(self.scheduled_fired.items())]

@@ -1,0 +1,74 @@
+"""The ``serve`` and ``replay`` commands' work (kept out of cli.py so ``perpbox --help`` is fast)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from perpbox.config import load_config
+
+BANNER = """[bold]perpbox[/] — a Hyperliquid-compatible perp exchange on localhost
+
+  HTTP   [cyan]http://{host}:{port}[/]   (POST /info, POST /exchange)
+  WS     [cyan]ws://{host}:{port}/ws[/]
+  Page   [cyan]http://{host}:{port}/[/]
+  Data   {data_dir}  ({n} commands in the log{replayed})
+  Markets {markets}
+
+  [dim]from eth_account import Account; from hyperliquid.exchange import Exchange
+  w = Account.create(); # then: perpbox fund <w.address> 10000
+  Exchange(w, "http://{host}:{port}").order("BTC", True, 0.01, 100000, {{"limit": {{"tif": "Gtc"}}}})[/]
+"""
+
+
+def run_server(*, host: str, port: int, data_dir: Path, config: Path | None, feed: str, agents: bool, seed: int,
+               fsync: bool, rate_limits: bool, network: str, log_level: str) -> None:
+    import uvicorn
+
+    from perpbox.api.server import ServeOptions, Service
+
+    console = Console()
+    opts = ServeOptions(data_dir=data_dir, config=load_config(config), seed=seed, agents=agents, fsync=fsync,
+                        rate_limits=rate_limits, network=network, feed=feed)
+    service = Service(opts)
+    v = service.venue
+    markets = ", ".join(m.spec.name if not m.spec.dex else f"{m.spec.dex}:{m.spec.name}"
+                        for m in opts.config.all_markets())
+    console.print(BANNER.format(host=host, port=port, data_dir=data_dir.resolve(), n=v.log.last_seq,
+                                replayed=f"; {v.replayed} re-applied on start" if v.replayed else "",
+                                markets=markets))
+    server = uvicorn.Server(uvicorn.Config(service.app(), host=host, port=port, log_level=log_level,
+                                           ws="websockets-sansio", lifespan="on"))
+    asyncio.run(_serve(server))
+
+
+async def _serve(server: object) -> None:
+    import uvicorn
+
+    assert isinstance(server, uvicorn.Server)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+    await server.serve()
+
+
+def replay_dir(data_dir: Path, full: bool = False) -> None:
+    from perpbox.api.venue import recover
+    from perpbox.store.log import CommandLog
+
+    console = Console()
+    if not (data_dir / "perpbox.db").exists():
+        console.print(f"[red]no perpbox log in {data_dir}[/]")
+        raise SystemExit(1)
+    log = CommandLog(data_dir, fsync=False)
+    if full:
+        log.latest_snapshot = lambda: None  # type: ignore[method-assign]
+    with Progress(TextColumn("replaying"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeRemainingColumn(), console=console, transient=True) as progress:
+        task = progress.add_task("replay", total=log.count())
+        state, n = recover(log, lambda done, total: progress.update(task, completed=done, total=total))
+    console.print(f"commands={state.seq} replayed={n} state_hash={state.ex.state_hash()}")
