@@ -122,22 +122,28 @@ class ExchangeAPI:
                 if vault is not None and action["type"] not in ("usdClassTransfer", "sendAsset"):
                     raise ActionError(USER_SIGNED_WITH_VAULT)
                 signer = signing.recover_user_signed(action, sig)
+                if signer not in self.ex.ledger.accounts and action["type"] != "approveAgent" and \
+                        action["type"] not in ("usdSend", "withdraw3"):
+                    raise ActionError(E.MUST_DEPOSIT.format(user=signer))
                 inner = action.get("nonce", action.get("time"))
                 if inner != nonce:
                     raise ActionError("Invalid nonce: the action's nonce must equal the request's nonce")
                 return signer, signer
-            candidates = signing.recover_l1_candidates(action, vault, nonce, expires, sig)
+            signer = master = None
+            first = ""
+            for source in self.sources:  # one recovery when the first source is the client's
+                addr = signing.recover_l1(action, vault, nonce, expires, sig, source)
+                first = first or addr
+                master = self.ex.agent_master(addr, ts)
+                if master is not None or addr in self.ex.ledger.accounts:
+                    signer = addr
+                    break
         except signing.SignatureError as e:
+            if str(e) == signing.FAILED_TO_DESERIALIZE:
+                raise BadRequest() from None
             raise ActionError(str(e)) from None
-        signer = master = None
-        for source in self.sources:
-            addr = candidates[source]
-            master = self.ex.agent_master(addr, ts)
-            if master is not None or addr in self.ex.ledger.accounts:
-                signer = addr
-                break
         if signer is None:
-            raise ActionError(UNKNOWN_SIGNER.format(addr=candidates[self.sources[0]]))
+            raise ActionError(UNKNOWN_SIGNER.format(addr=first))
         user = master or signer
         if vault is not None:
             sub = self.ex.ledger.accounts.get(vault)

@@ -100,6 +100,7 @@ class InfoAPI:
             "perpDexLimits": self.perp_dex_limits, "referral": self.referral, "portfolio": self.portfolio,
             "userVaultEquities": lambda b: [], "delegations": lambda b: [], "userTwapSliceFills": lambda b: [],
             "userDexAbstraction": lambda b: False, "vaultSummaries": lambda b: [],
+            "liquidations": self.liquidations,
         }
 
     def handle(self, body: Any) -> Any:
@@ -609,6 +610,16 @@ class InfoAPI:
         return {"totalOiCap": fmt_usd(self.ex.dex_oi_cap.get(dex, 0)), "oiSzCapPerPerp": "1000000000.0",
                 "maxTransferNtl": "100000000.0",
                 "coinToOiCap": [[coin_name(s), fmt_usd(self.ex.config[s.asset].oi_cap_ntl)] for s in specs]}
+
+    def liquidations(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """perpbox's own request type (the venue has none): recent liquidation steps, newest first."""
+        out = []
+        for ev in reversed(self.rm.liquidations):
+            spec = self.ex.markets.get(ev.asset)
+            out.append({"time": ev.ts, "user": ev.user, "coin": coin_name(spec) if spec is not None else "cross",
+                        "method": ev.method, "liquidator": ev.liquidator or None, "notional": fmt_usd(ev.notional),
+                        "accountValue": fmt_usd(ev.account_value), "maintenanceMargin": fmt_usd(ev.maintenance_margin)})
+        return out
 
     def referral(self, body: dict[str, Any]) -> dict[str, Any]:
         _addr(body)

@@ -194,6 +194,8 @@ class ReadModels:
                 rec.sz = max(rec.sz - ev.sz, 0)
                 rec.filled_sz += ev.sz
                 rec.filled_ntl += ev.px * ev.sz
+                if rec.sz == 0:  # the engine closes a fully filled order with the fill itself
+                    rec.status, rec.status_ts = "filled", ev.ts
         liq = None
         if taker_rec is not None and taker_rec.liquidation:
             liq = {"liquidatedUser": ev.taker, "markPx": marks.get(ev.asset, ev.px), "method": "market"}

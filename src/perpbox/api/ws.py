@@ -276,6 +276,11 @@ class WsHub:
                 trades[ev.asset].append({"coin": coin_name(spec), "side": "B" if ev.taker_is_buy else "A",
                                          "px": fmt_px(spec, ev.px), "sz": fmt_sz(spec, ev.sz), "time": ev.ts,
                                          "hash": f"0x{ev.tid:064x}", "tid": ev.tid, "users": [buyer, seller]})
+                for oid in (ev.taker_oid, ev.maker_oid):
+                    rec = info.rm.orders.get(oid)
+                    if rec is not None and rec.sz == 0 and ("orderUpdates", rec.user) in self.subs:
+                        orders[rec.user].append({"order": info.order_basic(rec), "status": "filled",
+                                                 "statusTimestamp": ev.ts})
                 for user in (ev.taker, ev.maker):
                     if ("userFills", user) in self.subs or ("userEvents", user) in self.subs:
                         rec = next((f for f in reversed(info.rm.fills.get(user, ())) if f.tid == ev.tid), None)
