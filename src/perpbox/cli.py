@@ -90,6 +90,7 @@ def fund(
 def replay(
     data_dir: Path = typer.Argument(Path("perpbox-data"), help="A perpbox serve data directory."),
     full: bool = typer.Option(False, help="Ignore snapshots: re-apply the whole log."),
+    upto: int | None = typer.Option(None, help="Stop after this sequence number (the state as it was then)."),
 ) -> None:
     """Rebuild the exchange state from a data directory's log and print its state hash.
 
@@ -97,7 +98,7 @@ def replay(
     """
     from perpbox.serve_cli import replay_dir
 
-    replay_dir(data_dir, full=full)
+    replay_dir(data_dir, full=full, upto=upto)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ async def _serve(server: object) -> None:
     await server.serve()
 
 
-def replay_dir(data_dir: Path, full: bool = False) -> None:
+def replay_dir(data_dir: Path, full: bool = False, upto: int | None = None) -> None:
     from perpbox.api.venue import recover
     from perpbox.store.log import CommandLog
 
@@ -70,5 +70,5 @@ def replay_dir(data_dir: Path, full: bool = False) -> None:
     with Progress(TextColumn("replaying"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeRemainingColumn(), console=console, transient=True) as progress:
         task = progress.add_task("replay", total=log.count())
-        state, n = recover(log, lambda done, total: progress.update(task, completed=done, total=total))
+        state, n = recover(log, lambda done, total: progress.update(task, completed=done, total=total), upto)
     console.print(f"commands={state.seq} replayed={n} state_hash={state.ex.state_hash()}")

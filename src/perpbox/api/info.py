@@ -76,7 +76,9 @@ def _int(body: dict[str, Any], key: str, default: int | None = None) -> int:
 class InfoAPI:
     """Answers /info requests.  ``now`` gives the server's time in ms (for default end times)."""
 
-    def __init__(self, ex: Exchange, rm: ReadModels, now: Callable[[], int], dexes: list[str]) -> None:
+    def __init__(self, ex: Exchange, rm: ReadModels, now: Callable[[], int], dexes: list[str],
+                 seq: Callable[[], int] = lambda: 0) -> None:
+        self.seq = seq
         self.ex = ex
         self.rm = rm
         self.now = now
@@ -101,6 +103,7 @@ class InfoAPI:
             "userVaultEquities": lambda b: [], "delegations": lambda b: [], "userTwapSliceFills": lambda b: [],
             "userDexAbstraction": lambda b: False, "vaultSummaries": lambda b: [],
             "liquidations": self.liquidations,
+            "perpboxState": lambda b: {"seq": self.seq(), "stateHash": self.ex.state_hash(), "time": self.now()},
         }
 
     def handle(self, body: Any) -> Any:

@@ -55,12 +55,13 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def recover(log: CommandLog, progress: Callable[[int, int], None] | None = None) -> tuple[Recovered, int]:
-    """State from the newest good snapshot plus the log after it; returns it and how many log
-    entries were re-applied."""
+def recover(log: CommandLog, progress: Callable[[int, int], None] | None = None,
+            upto: int | None = None) -> tuple[Recovered, int]:
+    """State from the newest good snapshot plus the log after it (up to sequence number ``upto``);
+    returns it and how many log entries were re-applied."""
     state = None
     snap = log.latest_snapshot()
-    if snap is not None:
+    if snap is not None and (upto is None or snap[0] <= upto):
         seq, digest, body = snap
         try:
             loaded = pickle.loads(body)
@@ -73,6 +74,8 @@ def recover(log: CommandLog, progress: Callable[[int, int], None] | None = None)
     total = log.count(state.seq)
     done = 0
     for entry in log.read(state.seq):
+        if upto is not None and entry.seq > upto:
+            break
         events = state.ex.apply(entry.command)
         state.rm.apply(events, state.ex.prices)
         if entry.signer is not None and entry.nonce is not None:
@@ -102,6 +105,7 @@ class Venue:
     def __init__(self, data_dir: Path, fsync: bool = True, snapshot_every: int = SNAPSHOT_EVERY) -> None:
         self.log = CommandLog(data_dir, fsync=fsync)
         self.state, self.replayed = recover(self.log)
+        self.applied_seq = self.state.seq  # state.seq runs ahead while a batch is being written
         self.snapshot_every = snapshot_every
         self._since_snapshot = 0
         self.queue: asyncio.Queue[Submission] | None = None
@@ -147,7 +151,7 @@ class Venue:
     async def _process(self, batch: list[Submission]) -> None:
         st = self.state
         entries: list[LogEntry] = []
-        plans: list[tuple[Submission, list[C.Command], bool]] = []
+        plans: list[tuple[Submission, list[C.Command], bool, int]] = []
         for sub in batch:
             ts = self.now()
             st.ts = ts
@@ -164,13 +168,14 @@ class Venue:
             for i, cmd in enumerate(cmds):
                 st.seq += 1
                 entries.append(LogEntry(st.seq, cmd, sub.signer if i == 0 else None, sub.nonce if i == 0 else None))
-            plans.append((sub, cmds, padded))
+            plans.append((sub, cmds, padded, st.seq))
         if entries:
             await asyncio.to_thread(self.log.append, entries)
         published: list[V.Event] = []
-        for sub, cmds, padded in plans:
+        for sub, cmds, padded, last_seq in plans:
             responses = []
-            for cmd in cmds:
+            for i, cmd in enumerate(cmds):
+                self.applied_seq = last_seq - len(cmds) + 1 + i
                 events = st.ex.apply(cmd)
                 st.rm.apply(events, st.ex.prices)
                 responses.append(st.ex.last_response)
