@@ -24,9 +24,8 @@ import orjson
 from eth_account import Account
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from compat.conftest import Server  # noqa: E402
-
-from perpbox.api.signing import sign_l1_action  # noqa: E402
+from compat.conftest import Server
+from perpbox.api.signing import sign_l1_action
 
 
 def signed_orders(key: str, n: int, base_nonce: int) -> list[dict]:
@@ -36,7 +35,8 @@ def signed_orders(key: str, n: int, base_nonce: int) -> list[dict]:
         action = {"type": "order", "orders": [{"a": 0, "b": True, "p": px, "s": "0.001", "r": False,
                                                "t": {"limit": {"tif": "Gtc"}}}], "grouping": "na"}
         nonce = base_nonce + i
-        out.append({"action": action, "nonce": nonce, "signature": sign_l1_action(key, action, None, nonce, None, False),
+        sig = sign_l1_action(key, action, None, nonce, None, False)
+        out.append({"action": action, "nonce": nonce, "signature": sig,
                     "vaultAddress": None, "expiresAfter": None})
     return out
 

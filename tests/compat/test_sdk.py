@@ -46,7 +46,7 @@ def maker(server: Server) -> Exchange:
     assert res["status"] == "ok"
     assert all("resting" in s for s in res["response"]["data"]["statuses"])
     yield ex
-    ex.cancel_all = None  # noqa: B010 - nothing to clean: each test uses fresh accounts
+    ex.cancel_all = None
     for o in Info(server.url, skip_ws=True).open_orders(w.address):
         ex.cancel(o["coin"], o["oid"])
 

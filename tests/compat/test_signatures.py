@@ -72,7 +72,8 @@ def test_a_signature_for_another_account_is_refused(server: Server, wallet: Any)
     victim = Account.create()
     server.fund(victim.address)
     body = _signed(wallet, ORDER, get_timestamp_ms(), vault=victim.address.lower())
-    assert _post(server, body).json() == {"status": "err", "response": f"Vault not registered: {victim.address.lower()}"}
+    expected = {"status": "err", "response": f"Vault not registered: {victim.address.lower()}"}
+    assert _post(server, body).json() == expected
     assert _open_orders(server, victim.address) == []
     assert _open_orders(server, wallet.address) == []
 

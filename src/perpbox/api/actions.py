@@ -281,7 +281,7 @@ class ExchangeAPI:
             cmds.append(C.Cancel(ts=0, user=user, asset=c["a"], oid=c["o"]))
         return self._cancel_plan(cmds, pre)
 
-    def _a_cancelByCloid(self, action: dict[str, Any], user: str) -> Plan:  # noqa: N802 - the wire's name
+    def _a_cancelByCloid(self, action: dict[str, Any], user: str) -> Plan:
         cancels = action.get("cancels")
         if not isinstance(cancels, list) or not cancels:
             raise BadRequest("cancels")
@@ -312,7 +312,7 @@ class ExchangeAPI:
             return None, req
         return C.Modify(ts=0, user=user, oid=ref, order=req), req
 
-    def _a_batchModify(self, action: dict[str, Any], user: str) -> Plan:  # noqa: N802
+    def _a_batchModify(self, action: dict[str, Any], user: str) -> Plan:
         modifies = action.get("modifies")
         if not isinstance(modifies, list) or not modifies:
             raise BadRequest("modifies")
@@ -333,13 +333,13 @@ class ExchangeAPI:
             raise ActionError(str(req))
         return Plan([mod], _default_or_error)
 
-    def _a_scheduleCancel(self, action: dict[str, Any], user: str) -> Plan:  # noqa: N802
+    def _a_scheduleCancel(self, action: dict[str, Any], user: str) -> Plan:
         t = action.get("time")
         if t is not None and (not isinstance(t, int) or isinstance(t, bool)):
             raise BadRequest("time: expected an integer")
         return Plan([C.ScheduleCancel(ts=0, user=user, time=t)], _default_or_error)
 
-    def _a_updateLeverage(self, action: dict[str, Any], user: str) -> Plan:  # noqa: N802
+    def _a_updateLeverage(self, action: dict[str, Any], user: str) -> Plan:
         a, cross, lev = action.get("asset"), action.get("isCross"), action.get("leverage")
         if not isinstance(cross, bool) or not isinstance(lev, int) or isinstance(lev, bool):
             raise BadRequest("updateLeverage")
@@ -347,7 +347,7 @@ class ExchangeAPI:
             raise ActionError(E.UNKNOWN_ASSET)
         return Plan([C.UpdateLeverage(ts=0, user=user, asset=a, is_cross=cross, leverage=lev)], _default_or_error)
 
-    def _a_updateIsolatedMargin(self, action: dict[str, Any], user: str) -> Plan:  # noqa: N802
+    def _a_updateIsolatedMargin(self, action: dict[str, Any], user: str) -> Plan:
         a, ntli = action.get("asset"), action.get("ntli")
         if not isinstance(ntli, int) or isinstance(ntli, bool):
             raise BadRequest("ntli: expected an integer")
@@ -358,11 +358,11 @@ class ExchangeAPI:
     def _a_noop(self, action: dict[str, Any], user: str) -> Plan:
         return Plan([C.Noop(ts=0, user=user)], _default_or_error)
 
-    def _a_setReferrer(self, action: dict[str, Any], user: str) -> Plan:  # noqa: N802
+    def _a_setReferrer(self, action: dict[str, Any], user: str) -> Plan:
         """Accepted without effect: perpbox has no referral programme (ccxt sends this on its own)."""
         return Plan([C.Noop(ts=0, user=user)], _default_or_error)
 
-    def _a_approveAgent(self, action: dict[str, Any], user: str) -> Plan:  # noqa: N802
+    def _a_approveAgent(self, action: dict[str, Any], user: str) -> Plan:
         agent = _address(action.get("agentAddress"))
         name = action.get("agentName") or ""
         if not isinstance(name, str):
@@ -374,7 +374,7 @@ class ExchangeAPI:
         return Plan([C.ApproveAgent(ts=0, user=user, agent=agent, name=name, valid_until=valid_until)],
                     _default_or_error)
 
-    def _a_approveBuilderFee(self, action: dict[str, Any], user: str) -> Plan:  # noqa: N802
+    def _a_approveBuilderFee(self, action: dict[str, Any], user: str) -> Plan:
         builder = _address(action.get("builder"))
         rate = action.get("maxFeeRate")
         try:
@@ -385,7 +385,7 @@ class ExchangeAPI:
             raise ActionError("Invalid builder fee.")
         return Plan([C.ApproveBuilderFee(ts=0, user=user, builder=builder, max_fee=int(tenths))], _default_or_error)
 
-    def _a_usdSend(self, action: dict[str, Any], user: str) -> Plan:  # noqa: N802
+    def _a_usdSend(self, action: dict[str, Any], user: str) -> Plan:
         dst = _address(action.get("destination"))
         usd = parse_units(action.get("amount"), 6)
         if usd is None or usd <= 0:
@@ -400,10 +400,10 @@ class ExchangeAPI:
             raise ActionError(E.INSUFFICIENT_WITHDRAW)
         return Plan([C.Withdraw(ts=0, user=user, usd=usd)], _default_or_error)
 
-    def _a_usdClassTransfer(self, action: dict[str, Any], user: str) -> Plan:  # noqa: N802
+    def _a_usdClassTransfer(self, action: dict[str, Any], user: str) -> Plan:
         raise ActionError("Spot balances are not modelled by perpbox: USDC stays in the perp account.")
 
-    def _a_subAccountTransfer(self, action: dict[str, Any], user: str) -> Plan:  # noqa: N802
+    def _a_subAccountTransfer(self, action: dict[str, Any], user: str) -> Plan:
         sub = _address(action.get("subAccountUser"))
         usd, deposit = action.get("usd"), action.get("isDeposit")
         if not isinstance(usd, int) or not isinstance(deposit, bool):
@@ -414,7 +414,7 @@ class ExchangeAPI:
         src, dst = (user, sub) if deposit else (sub, user)
         return Plan([C.Transfer(ts=0, src=src, dst=dst, usd=usd)], _default_or_error)
 
-    def _a_createSubAccount(self, action: dict[str, Any], user: str) -> Plan:  # noqa: N802
+    def _a_createSubAccount(self, action: dict[str, Any], user: str) -> Plan:
         name = action.get("name")
         if not isinstance(name, str):
             raise BadRequest("name")
@@ -429,7 +429,7 @@ class ExchangeAPI:
 
         return Plan([C.CreateSubAccount(ts=0, master=user, sub=sub, name=name)], respond)
 
-    def _a_perpDeploy(self, action: dict[str, Any], user: str) -> Plan:  # noqa: N802
+    def _a_perpDeploy(self, action: dict[str, Any], user: str) -> Plan:
         if "setOracle" in action:
             return self._set_oracle(action["setOracle"], user)
         if "haltTrading" in action:

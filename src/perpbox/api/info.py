@@ -17,7 +17,6 @@ from perpbox.api.readmodels import FillRec, OrderRec, ReadModels
 from perpbox.api.wire import (
     coin_name,
     fmt,
-    fmt_avg_px,
     fmt_fraction,
     fmt_px,
     fmt_rate,
@@ -175,7 +174,7 @@ class InfoAPI:
             "premium": None if ex.pricing[a].prem_n == 0 else fmt_fraction(premium, 8),
             "oraclePx": fmt_px(s, oracle),
             "markPx": fmt_px(s, mark),
-            "midPx": None if bid is None or ask is None else fmt_fraction(Fraction(bid + ask, 2 * 10**s.px_decimals), 8),
+            "midPx": self.mid(s) if bid is not None and ask is not None else None,
             "impactPxs": None if imp_bid is None or imp_ask is None else
             [fmt_fraction(imp_bid / 10**s.px_decimals, 8), fmt_fraction(imp_ask / 10**s.px_decimals, 8)],
             "dayBaseVlm": fmt_sz(s, vol),
@@ -329,7 +328,8 @@ class InfoAPI:
         iso_used = sum(m.isolated_value(p) for p in iso)
         cross_used = m.cross_initial_margin(acct)
         return {
-            "marginSummary": {"accountValue": fmt_usd(m.account_value(acct)), "totalNtlPos": fmt_usd(cross_ntl + iso_ntl),
+            "marginSummary": {"accountValue": fmt_usd(m.account_value(acct)),
+                              "totalNtlPos": fmt_usd(cross_ntl + iso_ntl),
                               "totalRawUsd": fmt_usd(acct.raw_usd + iso_raw),
                               "totalMarginUsed": fmt_usd(cross_used + iso_used)},
             "crossMarginSummary": {"accountValue": fmt_usd(cross_value), "totalNtlPos": fmt_usd(cross_ntl),

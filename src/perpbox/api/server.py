@@ -77,7 +77,8 @@ class Service:
         self.opts = opts
         self.venue = Venue(opts.data_dir, fsync=opts.fsync)
         self.dex_names = [d.name for d in opts.config.dexes]
-        self.info = InfoAPI(self.venue.ex, self.venue.rm, self.venue.now, self.dex_names, lambda: self.venue.applied_seq)
+        self.info = InfoAPI(self.venue.ex, self.venue.rm, self.venue.now, self.dex_names,
+                            lambda: self.venue.applied_seq)
         self.actions = ExchangeAPI(self.venue.ex, self.venue.submit, self.venue.now, network=opts.network)
         self.hub = WsHub(self.info, self.actions.handle)
         self.venue.listeners.append(self.hub.on_events)

@@ -258,7 +258,8 @@ class WsHub:
         sides = []
         for is_buy in (True, False):
             lvl = book.depth(is_buy, 1)
-            sides.append({"px": fmt_px(spec, lvl[0][0]), "sz": fmt_sz(spec, lvl[0][1]), "n": lvl[0][2]} if lvl else None)
+            top = {"px": fmt_px(spec, lvl[0][0]), "sz": fmt_sz(spec, lvl[0][1]), "n": lvl[0][2]} if lvl else None
+            sides.append(top)
         return {"coin": coin, "time": self.info.now(), "bbo": sides}
 
     # -- pushes after each batch ----------------------------------------------------------------------
@@ -294,9 +295,8 @@ class WsHub:
                     status = getattr(ev, "status", "open")
                     if t is V.OrderTriggered:
                         status = "triggered"
-                    elif t is V.OrderPlaced and status in ("pending", "waitingForTrigger", "waitingForFill"):
-                        status = "open"
-                    elif t is V.OrderRested:
+                    elif t is V.OrderRested or (
+                            t is V.OrderPlaced and status in ("pending", "waitingForTrigger", "waitingForFill")):
                         status = "open"
                     if ("orderUpdates", rec.user) in self.subs:
                         orders[rec.user].append({"order": info.order_basic(rec), "status": status,
