@@ -29,15 +29,16 @@ does), so the checks can see the state between the events of one command.  After
    backstop/insurance fund or ADL); when the engine is done with a scope it is either closed with
    value ≥ 0 (takeover and ADL: exactly 0, the transfers' cash equal to its equity; a book
    liquidation's fee dust covered by the backstop/insurance fund to exactly 0), or still open
-   with value ≥ 0; a takeover leaves the vault at or above its maintenance.  After a Tick, every
-   scope with a negative value is explained: its owner was pushed there *by the sweep itself*
-   (the maker of a liquidation order's fill, an ADL counterparty, a vault, or the cross account
-   of an isolated position liquidated in the sweep — the sweep is one pass over the scopes below
+   with value ≥ 0; a takeover leaves the vault at or above its maintenance.  The one exception
+   is an ADL whose counterparties together cannot carry the deficit: it closes the scope and
+   reports what is left with a ``Liquidated`` event (method ``adlShortfall``, ``account_value``
+   = −shortfall, ≤ the scope's deficit), and the transfers' cash is the equity plus that
+   shortfall.  After a Tick, every scope with a negative value is explained: its owner was
+   pushed there *by the sweep itself* (the maker of a liquidation order's fill, an ADL
+   shortfall, an ADL counterparty that was already below zero, or the cross account of an
+   isolated position liquidated in the sweep — the sweep is one pass over the scopes below
    maintenance at its start), or it is a flat account whose deficit predates the tick and did not
-   grow.  "No account below zero after a tick" is NOT something the engine guarantees: ADL
-   charges each counterparty its share of the deficit with no cap, so it can leave one flat with
-   negative cash (``test_adl_can_leave_a_counterparty_below_zero``, strict xfail; counted in the
-   printed figures as "negative after a tick … ADL counterparty").
+   grow.
 6. open interest never exceeds a cap through a fill that grows it: after every such fill
    ``oi × mark ≤ oi_cap_ntl`` (and the lots cap, and the dex total at the marks), checked fill
    by fill (marks as ``ex.prices`` at the time), and at the end of every command with fills in
@@ -47,6 +48,9 @@ does), so the checks can see the state between the events of one command.  After
 8. ADL only touches holders: every ADL ``PositionTransferred`` goes to an account holding the
    opposite side, at least as large as the lots it takes, which it reduces (never flips), paying
    (usd ≤ 0) never receiving; the backstop/insurance takes the whole position at the mark.
+   ADL never pushes a counterparty below zero: after each transfer a cross counterparty's cross
+   value is ≥ 0, an isolated one's position value is ≥ 0 and its cross value did not fall (one
+   already below zero pays nothing).
 
 Engine bugs found while this test was written (fixed in 732852f; their minimal reproductions are
 regression tests at the end of this file): a book liquidation could close an account that was already below zero
@@ -67,8 +71,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
-
 try:
     from repro import failure_key, minimise
 except ModuleNotFoundError:  # e.g. pytest --import-mode=importlib: the directory is not on sys.path
@@ -88,6 +90,7 @@ from perpbox.exchange.mechanics import LIQUIDATED, MAIN_BACKSTOP, MAIN_INSURANCE
 from perpbox.market import FeeSchedule, MarginTable, MarketSpec
 from perpbox.market.funding import HOUR_MS, FundingParams, FundingPrice, PremiumAverage
 from perpbox.market.liquidation import LiquidationParams, LiquidationStyle
+from perpbox.risk.liquidation import adl_charges
 
 # ==================================================================================================
 # profiles and volume
@@ -371,6 +374,10 @@ class Group:
     n_fills: int = 0  # and how many there were
     covered: int = 0  # fee dust paid in by the backstop/insurance after the book closed it
     clearance: int = 0  # Binance clearance fee charged just before
+    shortfall: int = 0  # the deficit ADL could not place (its ``adlShortfall`` event)
+    cross_cps: set[str] = field(default_factory=set)  # ADL counterparties charged on their cross account
+    iso_slack: dict[str, int] = field(default_factory=dict)  # what isolated ADL counterparties could
+    # still have paid: the equity their closed lots released to their cross cash, less what they paid
 
 
 @dataclass
@@ -413,6 +420,13 @@ class Checker:
         ps = _scope_positions(acct, -1)
         big = max(ps, key=lambda p: (abs(p.szi) * self.m.prices[p.asset], -p.asset))
         return self.specs[big.asset].liquidation.style
+
+    def adl_cp_values(self, user: str, asset: int) -> tuple[int, int]:
+        """An ADL counterparty's cross value, and its ``asset`` position's value if isolated (else 0)."""
+        acct = self.m.ledger.accounts[user]
+        cross, _ = self.value_mm(acct, -1)
+        p = acct.positions.get(asset)
+        return cross, (p.iso_raw + p.szi * self.m.prices[asset] if p is not None and not p.is_cross else 0)
 
     def szi(self, user: str, asset: int) -> int:
         acct = self.m.ledger.accounts.get(user)
@@ -523,6 +537,21 @@ class Checker:
             p = acct.positions[ev.asset]
             assert p.szi and ((g.scope < 0 and p.is_cross) or g.scope == ev.asset), ev
             return
+        if ev.method == "adlShortfall":
+            g = ctx.group
+            assert g is not None and (g.user, g.scope, g.method) == (ev.user, ev.asset, "adl"), (ev, g)
+            assert not _scope_positions(acct, ev.asset), f"ADL shortfall before the scope is closed: {ev}"
+            assert g.equity <= ev.account_value < 0 and not g.shortfall, (ev, g)
+            assert (ev.liquidator, ev.maintenance_margin, ev.notional) == ("", 0, 0), ev
+            # a shortfall only when no counterparty could pay more without going below zero
+            # (a cross account's room is its value net of what its isolated fills here released into it)
+            room = sum(g.iso_slack.values()) + sum(
+                max(self.value_mm(m.ledger.accounts[u], -1)[0] - g.iso_slack.get(u, 0), 0) for u in g.cross_cps)
+            assert room == 0, f"ADL left a shortfall of {-ev.account_value} with {room} of room: {ev}"
+            g.shortfall = -ev.account_value
+            ctx.hit.setdefault(ev.user, "ADL shortfall (reported)")
+            STATS["ADL shortfall (micro-USDC)"] += g.shortfall
+            return
         if ev.method == "market":
             self.end_group(ctx)
             value, mm = self.value_mm(acct, ev.asset)
@@ -581,11 +610,13 @@ class Checker:
         assert ev.px == m.prices[a], ev
         assert src0 and (src0 > 0) == (ev.sz > 0) and abs(ev.sz) <= abs(src0), f"transfer {ev} of szi {src0}"
         assert (g.scope < 0 and m.ledger.accounts[ev.src].positions[a].is_cross) or g.scope == a, ev
+        cp_before = (0, 0)
         if g.method == "adl":
             # 8. only holders of the opposite side, never more than they hold, and they pay
             assert ev.dst != ev.src and dst0 and (dst0 > 0) != (ev.sz > 0), f"ADL to a non-holder: {ev} (szi {dst0})"
             assert abs(dst0) >= abs(ev.sz), f"ADL flips {ev.dst}: szi {dst0}, {ev}"
             assert ev.usd <= 0, f"ADL counterparty receives money: {ev}"
+            cp_before = self.adl_cp_values(ev.dst, a)
             STATS["ADL transfers"] += 1
         else:
             assert ev.dst == g.liquidator and ev.sz == src0, f"takeover must take the whole position: {ev}"
@@ -593,8 +624,28 @@ class Checker:
         if g.method == "adl":
             dst1 = self.szi(ev.dst, a)
             assert dst1 * dst0 >= 0 and abs(dst1) == abs(dst0) - abs(ev.sz), (ev, dst0, dst1)
+            # ... and never pushes one below zero (8): one already below zero pays nothing
+            (cross0, pos0), (cross1, pos1) = cp_before, self.adl_cp_values(ev.dst, a)
+            is_cross = m.ledger.accounts[ev.dst].positions[a].is_cross
+            if (cross0 if is_cross else pos0) < 0:
+                assert ev.usd == 0, f"ADL charges {ev.dst}, already below zero ({cross0}, {pos0}): {ev}"
+                ctx.hit.setdefault(ev.dst, "ADL counterparty already below zero")
+            elif is_cross:
+                assert cross1 >= 0, f"ADL pushes {ev.dst} below zero: cross value {cross0} -> {cross1}, {ev}"
+                g.cross_cps.add(ev.dst)
+                STATS["ADL cross counterparties capped at exactly zero"] += cross0 > 0 and cross1 == 0
+            else:
+                assert pos1 >= 0 and cross1 >= cross0, (
+                    f"ADL pushes {ev.dst} below zero: isolated {pos0} -> {pos1}, cross {cross0} -> {cross1}, {ev}")
+                release = pos0 if abs(ev.sz) == abs(dst0) else pos0 * abs(ev.sz) // abs(dst0)
+                STATS["ADL transfers to isolated counterparties"] += 1
+                STATS["ADL isolated counterparties capped at their released equity"] += 0 < release == -ev.usd
+                g.iso_slack[ev.dst] = g.iso_slack.get(ev.dst, 0) + release + ev.usd
+                if cross0 < 0:
+                    ctx.hit.setdefault(ev.dst, "ADL counterparty already below zero")
+        else:
+            ctx.hit.setdefault(ev.dst, "took a position over")
         g.usd += ev.usd
-        ctx.hit.setdefault(ev.dst, "ADL counterparty" if g.method == "adl" else "took a position over")
 
     def end_group(self, ctx: Ctx) -> None:
         """What the engine guarantees once it is done with one scope (``PerpMechanics._liquidate``):
@@ -613,8 +664,9 @@ class Checker:
             # the isolated bucket's cash goes to cross cash as the position closes: count it in
             left = value + (acct.raw_usd - g.raw1 if g.scope >= 0 else 0)
             assert not open_, f"{where}: positions left after the {g.method}"
-            assert g.usd == g.equity, f"{where}: transfers moved {g.usd}, equity was {g.equity}"
-            assert left == 0, f"{where}: equity {left} after the {g.method}, not 0"
+            assert g.usd == g.equity + g.shortfall, (
+                f"{where}: transfers moved {g.usd}, equity was {g.equity}, shortfall {g.shortfall}")
+            assert left == -g.shortfall, f"{where}: equity {left} after the {g.method}, not −{g.shortfall}"
             if g.method != "adl":
                 vault = self.m.ledger.accounts[g.liquidator]
                 v_value, v_mm = self.value_mm(vault, -1)
@@ -822,7 +874,7 @@ def test_mechanics_invariants_hold_after_every_command() -> None:
 
 
 # ==================================================================================================
-# regressions: minimal reproductions of the engine bugs found (fixed in 732852f), and one open issue
+# regressions: minimal reproductions of the engine bugs found (fixed in 732852f, and the ADL cap)
 # ==================================================================================================
 def _btc_long(ex: Exchange, ts: int) -> None:
     """BTC at $100,000 (20x, maintenance 2.5%, taker fee 0.045%); 0xa, with $10,000, buys 1 BTC
@@ -891,15 +943,18 @@ def test_flipping_taker_cannot_grow_open_interest_past_the_cap() -> None:
     assert ex.open_interest_ntl(0) == 150_000 * USD
 
 
-@pytest.mark.xfail(strict=True, reason="open engine issue: ADL charges a counterparty its share of the deficit "
-                                       "with no cap, and splits a cross deficit by maintenance margin")
-def test_adl_can_leave_a_counterparty_below_zero() -> None:
-    """v, cross, is long 1 BTC and 10 ETH; BTC falls 30% and ETH 0.33%: v's equity is −$21,158.50,
-    split by maintenance margin into −$14,825.78 on BTC and −$6,332.72 on ETH.  s, short the 10 ETH
-    with $2,000 (in profit, so first in the ETH queue), pays the whole ETH share: a position that
-    barely moved is closed 21% away from its mark, and s ends flat at −$4,237.22, which nothing
-    ever recovers (a flat account is not liquidated).  The deficit came from BTC, whose short m
-    ($1,000,000) could have carried it."""
+def test_adl_cannot_leave_a_counterparty_below_zero() -> None:
+    """Was (strict xfail ``test_adl_can_leave_a_counterparty_below_zero``): v, cross, is long 1 BTC
+    and 10 ETH; BTC falls 30% and ETH 0.33%: v's equity is −$21,158.50, split by maintenance margin
+    into −$14,825.78 on BTC and −$6,332.72 on ETH.  s, short the 10 ETH with $2,000 (in profit, so
+    first in the ETH queue), paid the whole ETH share: a position that barely moved was closed 21%
+    away from its mark, and s ended flat at −$4,237.22, which nothing ever recovers (a flat
+    account is not liquidated).
+
+    Now s pays at most its cross value, $2,095.50 (31,995.50 cash − 10 × 2,990), and ends at
+    exactly zero; the $4,237.22 it cannot pay is carried on and, the ETH queue being exhausted,
+    offered again to BTC's short m ($1,000,000), who pays 14,825.775776 + 4,237.224224 =
+    $19,063.00 in all.  v ends at exactly zero and nothing is left unplaced."""
     ex, ts = Exchange(), TS0
     ex.apply(C.AddMarket(ts=ts, spec=MarketSpec("BTC", 0, 5, MarginTable.single(20)), mark_px=1_000_000))
     ex.apply(C.AddMarket(ts=ts, spec=MarketSpec("ETH", 1, 4, MarginTable.single(20)), mark_px=300_000))
@@ -910,8 +965,34 @@ def test_adl_can_leave_a_counterparty_below_zero() -> None:
     ex.apply(C.place(ts, "0xs", 1, False, 300_000, 100_000))  # s asks 10 ETH at $3,000
     ex.apply(C.place(ts, "0xv", 1, True, 300_000, 100_000, tif="Ioc"))
     evs = ex.apply(C.Tick(ts=ts + 1_000, marks={0: 700_000, 1: 299_000}))
-    assert [(e.dst, e.asset, e.usd) for e in evs if isinstance(e, V.PositionTransferred)] == [
-        ("0xm", 0, -14_825_775_776), ("0xs", 1, -6_332_724_224)]
-    s_ = ex.ledger.accounts["0xs"]
-    assert s_.positions[1].szi == 0
-    assert ex.margin.cross_value(s_) >= 0, f"s left at ${ex.margin.cross_value(s_) / USD:,.2f}"  # −4,237.22
+    assert [(e.dst, e.asset, e.sz, e.px, e.usd) for e in evs if isinstance(e, V.PositionTransferred)] == [
+        ("0xm", 0, 100_000, 700_000, -19_063 * USD), ("0xs", 1, 100_000, 299_000, -2_095_500_000)]
+    assert [e.method for e in evs if isinstance(e, V.Liquidated)] == ["adl"]  # no shortfall
+    s_, v_, m_ = (ex.ledger.accounts[u] for u in ("0xs", "0xv", "0xm"))
+    assert s_.positions[1].szi == 0 and s_.raw_usd == 0  # was −4,237.22
+    assert v_.positions[0].szi == v_.positions[1].szi == 0 and v_.raw_usd == 0
+    # m: 1,000,000 − 15 maker fee + 30,000 on its short − 19,063 = 1,010,922
+    assert m_.positions[0].szi == 0 and m_.raw_usd == 1_010_922 * USD
+    assert _conserved(ex)
+
+
+@settings(max_examples=500, deadline=None, derandomize=True, database=None)
+@given(st.lists(st.tuples(st.integers(0, 10**9), st.integers(0, 3)), max_size=12),
+       st.lists(st.integers(-10**9, 2 * 10**9), min_size=4, max_size=4))
+def test_adl_charges_place_the_deficit_exactly_and_never_past_a_counterparty_room(
+        fills: list[tuple[int, int]], room: list[int]) -> None:
+    """``risk.liquidation.adl_charges``: every micro-USDC of the deficit is either paid or reported
+    as the shortfall; no pool pays more than its room (a negative room is none); nothing is left
+    unpaid while some pool has room; and when no pool binds every fill pays exactly its share."""
+    nominal = [d for d, _ in fills]
+    pool = [k for _, k in fills]
+    pays, shortfall = adl_charges(nominal, pool, room)
+    assert len(pays) == len(fills) and all(p >= 0 for p in pays) and shortfall >= 0
+    assert sum(pays) + shortfall == sum(nominal)
+    paid = [sum(p for p, k in zip(pays, pool) if k == i) for i in range(4)]
+    assert all(paid[i] <= max(room[i], 0) for i in range(4)), (paid, room)
+    used = set(pool)
+    if shortfall:
+        assert all(paid[i] == max(room[i], 0) for i in used), (paid, room, shortfall)
+    if all(sum(d for d, k in fills if k == i) <= room[i] for i in used):
+        assert pays == nominal and shortfall == 0

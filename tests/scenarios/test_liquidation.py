@@ -240,3 +240,83 @@ def test_tick_with_nothing_to_do_emits_only_prices(sim: Sim) -> None:
     sim.tick(BTC_ID, 100_000)
     assert {type(e) for e in sim.last} <= {V.PricesUpdated}
     assert sim.do(C.Tick) == "ok"
+
+
+def test_adl_stops_at_a_counterparty_that_would_go_below_zero(sim: Sim) -> None:
+    """ADL charges each counterparty at most what keeps it at or above zero and carries the rest
+    down the queue (dYdX v4: deleverage only "at a price that does not make the offsetting
+    subaccount insolvent"; Hyperliquid: never make a profitable counterparty insolvent)."""
+    _btc20(sim)
+    eth = sim.list_market(eth_spec(margin_table=MarginTable.single(20)), 3_000)
+    btc = sim.specs[BTC_ID]
+    for user, amount in ((ALICE, 11_000), (CAROL, 6_000), (ERIN, 200_000), (BOB, 1_000_000)):
+        sim.deposit(user, amount)
+    # Carol (cross) shorts 0.5 BTC at 100,000 and is also long 10 ETH at 3,000 (bought from Bob);
+    # Erin shorts the other 0.5 BTC with plenty of collateral; Alice buys the 1 BTC.
+    sim.order(CAROL, BTC_ID, False, 100_000, "0.5")
+    sim.order(ERIN, BTC_ID, False, 100_000, "0.5")
+    sim.order(ALICE, BTC_ID, True, 100_000, "1")
+    sim.order(BOB, ETH_ID, False, 3_000, "10")
+    sim.order(CAROL, ETH_ID, True, 3_000, "10")
+    # Carol's cash: 6,000 + 50,000 (short) − 7.5 (maker fee 0.015%) − 30,000 (ETH) − 13.5 (taker
+    # fee 0.045%) = 25,979
+    assert sim.cash(CAROL) == usd(25_979)
+
+    # BTC −30% and ETH −50% in one tick
+    sim.do(C.Tick, marks={BTC_ID: P(btc, 70_000), ETH_ID: P(eth, 1_500)})
+    # Alice: 11,000 − 100,000 − 45 + 70,000 = −19,045 (MM 1,750); no vault → ADL.
+    # Carol: 25,979 − 0.5 × 70,000 + 10 × 1,500 = 5,979 ≥ her MM (875 + 375): not liquidated herself.
+    # Queue (profit × leverage): Carol (100/70) × 35,000 / 5,979 ≈ 8.36 before Erin
+    # (100/70) × 35,000 / 214,992.5 ≈ 0.23.
+    liq = sim.of(V.Liquidated)
+    assert [(e.user, e.method, e.account_value, e.maintenance_margin) for e in liq] == [
+        (ALICE, "adl", -usd(19_045), usd(1_750))]
+    # At Alice's bankruptcy price (70,000 + 19,045 = 89,045) each short would pay 0.5 × 19,045 =
+    # 9,522.5; Carol's ETH loss leaves her only 5,979, so she pays that and ends at exactly zero,
+    # and the 9,522.5 − 5,979 = 3,543.5 she cannot pay goes to Erin: 9,522.5 + 3,543.5 = 13,066.
+    # (Both close at the mark, 70,000; Carol in effect at 70,000 + 5,979 / 0.5 = 81,958, Erin at
+    # 70,000 + 13,066 / 0.5 = 96,132.)
+    adl = sim.of(V.PositionTransferred)
+    assert [(t.src, t.dst, t.sz, t.px, t.usd) for t in adl] == [
+        (ALICE, CAROL, S(btc, "0.5"), P(btc, 70_000), -usd(5_979)),
+        (ALICE, ERIN, S(btc, "0.5"), P(btc, 70_000), -usd(13_066))]
+    assert sum(t.usd for t in adl) == -usd(19_045)  # the whole deficit, no shortfall
+    assert _value(sim, ALICE) == 0 and sim.szi(ALICE, BTC_ID) == 0
+    # Carol: 25,979 − 35,000 (buys back 0.5 at the mark) − 5,979 = −15,000 cash, long 10 ETH at
+    # 1,500 = 15,000: exactly zero (was −3,543.5 when charged her full 9,522.5)
+    assert sim.cash(CAROL) == -usd(15_000) and sim.szi(CAROL, ETH_ID) == S(eth, "10")
+    assert _value(sim, CAROL) == 0
+    # Erin: 200,000 + 50,000 − 7.5 − 35,000 − 13,066 = 201,926.5, flat
+    assert _value(sim, ERIN) == usd("201926.5") and sim.szi(ERIN, BTC_ID) == 0
+    sim.audit()
+
+
+def test_adl_reports_the_deficit_no_counterparty_can_carry(sim: Sim) -> None:
+    """When every counterparty is capped, what is left stays with the bankrupt account, reported by
+    a ``Liquidated`` event with method ``adlShortfall``: nothing is created or destroyed."""
+    _btc20(sim)
+    eth = sim.list_market(eth_spec(margin_table=MarginTable.single(20)), 3_000)
+    btc = sim.specs[BTC_ID]
+    for user, amount in ((ALICE, 11_000), (CAROL, 9_000), (BOB, 1_000_000)):
+        sim.deposit(user, amount)
+    # Carol is the only BTC short (1 at 100,000), and long 20 ETH at 3,000
+    sim.order(CAROL, BTC_ID, False, 100_000, "1")
+    sim.order(ALICE, BTC_ID, True, 100_000, "1")
+    sim.order(BOB, ETH_ID, False, 3_000, "20")
+    sim.order(CAROL, ETH_ID, True, 3_000, "20")
+    # Carol's cash: 9,000 + 100,000 − 15 − 60,000 − 27 = 48,958
+    assert sim.cash(CAROL) == usd(48_958)
+
+    sim.do(C.Tick, marks={BTC_ID: P(btc, 70_000), ETH_ID: P(eth, 1_500)})
+    # Alice: −19,045 as above.  Carol: 48,958 − 70,000 + 30,000 = 8,958 (MM 1,750 + 750): she pays
+    # 8,958 and ends at zero; the other 19,045 − 8,958 = 10,087 has no one left to go to.
+    liq = sim.of(V.Liquidated)
+    assert [(e.user, e.asset, e.method, e.account_value) for e in liq] == [
+        (ALICE, -1, "adl", -usd(19_045)), (ALICE, -1, "adlShortfall", -usd(10_087))]
+    (adl,) = sim.of(V.PositionTransferred)
+    assert (adl.dst, adl.sz, adl.px, adl.usd) == (CAROL, S(btc, "1"), P(btc, 70_000), -usd(8_958))
+    assert _value(sim, CAROL) == 0 and sim.szi(CAROL, ETH_ID) == S(eth, "20")
+    # Alice is flat with the shortfall as negative cash, and in the liquidation log
+    assert sim.szi(ALICE, BTC_ID) == 0 and sim.cash(ALICE) == -usd(10_087)
+    assert sim.ex.liquidation_log[-1].method == "adlShortfall"
+    sim.audit()
