@@ -45,7 +45,7 @@ class AccountAccess:
 
     def _access_handlers(self) -> dict[type, Any]:
         return {C.ApproveAgent: self._cmd_approve_agent, C.ApproveBuilderFee: self._cmd_approve_builder_fee,
-                C.ScheduleCancel: self._cmd_schedule_cancel, C.Noop: lambda cmd: "ok"}
+                C.ScheduleCancel: self._cmd_schedule_cancel, C.Noop: self._cmd_noop}
 
     def _access_appliers(self) -> dict[type, Any]:
         return {V.AgentApproved: self._on_agent_approved, V.BuilderFeeApproved: self._on_builder_fee_approved,
@@ -85,6 +85,9 @@ class AccountAccess:
             return {"error": "Invalid builder fee."}
         self._emit(V.BuilderFeeApproved(ts=cmd.ts, user=cmd.user, builder=cmd.builder,  # type: ignore[attr-defined]
                                         max_fee=cmd.max_fee))
+        return "ok"
+
+    def _cmd_noop(self, cmd: C.Noop) -> Any:
         return "ok"
 
     def _cmd_schedule_cancel(self, cmd: C.ScheduleCancel) -> Any:
