@@ -28,6 +28,7 @@ first (equity / maintenance ascending, then address):
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from fractions import Fraction
 from typing import Any
 
@@ -97,6 +98,9 @@ class PerpMechanics:
         raise NotImplementedError
 
     def _opens(self, user: str, asset: int, is_buy: bool) -> bool:
+        raise NotImplementedError
+
+    def _after_fills(self, ts: int, asset: int, users: Iterable[str]) -> None:
         raise NotImplementedError
 
     def _init_mechanics(self) -> None:
@@ -329,7 +333,7 @@ class PerpMechanics:
     # ==============================================================================================
     # tick
     # ==============================================================================================
-    def _cmd_tick(self, cmd: C.Tick) -> Any:
+    def _cmd_tick(self, cmd: C.Tick) -> str:
         ts = cmd.ts
         for asset in sorted(self.markets):
             spec = self.markets[asset]
@@ -530,8 +534,10 @@ class PerpMechanics:
         self._record(ts, acct.address, scope, "insurance" if binance else "backstop", taker, value, mm, positions)
         shares = allocate(value, [m.maintenance_margin(p) for p in positions])
         for p, share in zip(positions, shares, strict=True):
-            self._emit(V.PositionTransferred(ts=ts, asset=p.asset, src=acct.address, dst=taker, sz=p.szi,
-                                             px=self.prices[p.asset], usd=share))
+            asset = p.asset
+            self._emit(V.PositionTransferred(ts=ts, asset=asset, src=acct.address, dst=taker, sz=p.szi,
+                                             px=self.prices[asset], usd=share))
+            self._after_fills(ts, asset, [taker])
         return True
 
     def _adl(self, ts: int, acct: Account, scope: int, value: int, mm: int) -> None:
@@ -590,9 +596,12 @@ class PerpMechanics:
         for (p, cp, q), pay in zip(fills, pays, strict=True):
             self._emit(V.PositionTransferred(ts=ts, asset=p.asset, src=acct.address, dst=cp,
                                              sz=q if p.szi > 0 else -q, px=self.prices[p.asset], usd=-pay))
+            self._after_fills(ts, p.asset, [cp])  # the counterparty's reduce-only orders follow its position
         if shortfall:
             self._emit(V.Liquidated(ts=ts, user=acct.address, asset=scope, method="adlShortfall", liquidator="",
                                     account_value=-shortfall, maintenance_margin=0, notional=0))
+        for p in positions:  # reduce-only orders of the reduced counterparties may no longer fit
+            self._after_fills(ts, p.asset, sorted({cp for fp, cp, _ in fills if fp is p}))
 
     def _adl_pool(self, cp: str, asset: int, q: int, cross_pool: dict[str, int], room: list[int]) -> int:
         """The index in ``room`` of what ADL counterparty ``cp`` can pay for ``q`` lots of its
