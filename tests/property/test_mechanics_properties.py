@@ -60,7 +60,9 @@ bankruptcy limit ignored the liquidation order's taker fee, so a fill at it left
 
 Volume: the default (CI) profile runs ``EXAMPLES`` examples of at least ``SEQ_LEN[0]`` random
 commands each (setup not counted): ≥ 20,000 commands, asserted.  ``HYPOTHESIS_PROFILE=dev`` is a
-quick tenth.  Derandomized, no example database: CI runs the same sequences every time.
+quick tenth.  Derandomized, no example database, and no constants drawn from whatever modules the
+session imported (``_no_local_constants``): CI runs the same sequences every time, alone or in
+the full suite.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -857,10 +861,41 @@ def _mechanics_property(data: st.DataObject) -> None:
     STATS["fills"] += sum(1 for ev in all_events if isinstance(ev, V.Fill))
 
 
+@contextmanager
+def _no_local_constants() -> Iterator[None]:
+    """Hypothesis (since 6.131) sometimes draws an integer from the constants it finds in the
+    *imported* local modules, so a derandomized run still changed with what else the session had
+    imported: under ``pytest -n 2 tests`` this test saw other sequences than on its own, and the
+    "every mechanism really ran" floors below failed by chance (2 partial liquidations, or 3
+    insurance takeovers, with the engine before and after the ADL cap alike).  Pin that pool to
+    empty, so the sequences depend only on the engine and this file (private Hypothesis API: if
+    it moves, the test still runs, just unpinned)."""
+    try:
+        from hypothesis.internal.conjecture import providers
+        from hypothesis.internal.constants_ast import Constants
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    saved = getattr(providers, "_get_local_constants", None)
+    cache = getattr(getattr(providers, "CONSTANTS_CACHE", None), "cache", None)
+    if saved is None or cache is None:  # pragma: no cover
+        yield
+        return
+    empty = Constants()
+    cache.clear()
+    providers._get_local_constants = lambda: empty
+    try:
+        yield
+    finally:
+        providers._get_local_constants = saved
+        cache.clear()
+
+
 def test_mechanics_invariants_hold_after_every_command() -> None:
     STATS.clear()
     t0 = time.perf_counter()
-    _mechanics_property()
+    with _no_local_constants():
+        _mechanics_property()
     dt = time.perf_counter() - t0
     lines = "\n".join(f"  {k}: {v}" for k, v in sorted(STATS.items()))
     print(f"\nmechanics: {STATS['commands']} commands in {EXAMPLES} examples, {dt:.1f}s ({PROFILE} profile)\n{lines}")

@@ -320,3 +320,20 @@ def test_adl_reports_the_deficit_no_counterparty_can_carry(sim: Sim) -> None:
     assert sim.szi(ALICE, BTC_ID) == 0 and sim.cash(ALICE) == -usd(10_087)
     assert sim.ex.liquidation_log[-1].method == "adlShortfall"
     sim.audit()
+
+
+def test_adl_cancels_the_reduce_only_orders_a_counterparty_no_longer_has_a_position_for(sim: Sim) -> None:
+    """Was: ADL closed Carol's short but left her resting reduce-only buy in the book with no
+    position to reduce (found by tests/property/test_engine_properties.py)."""
+    _btc20(sim)
+    for user, amount in ((ALICE, 11_000), (CAROL, 100_000)):
+        sim.deposit(user, amount)
+    sim.order(CAROL, BTC_ID, False, 100_000, "1")
+    sim.order(ALICE, BTC_ID, True, 100_000, "1")
+    oid = sim.order(CAROL, BTC_ID, True, 60_000, "0.5", reduce_only=True)["resting"]["oid"]
+    sim.tick(BTC_ID, 70_000)
+    # Alice −19,045: ADL closes Carol's whole short (she pays the 19,045 out of her 129,985)
+    (adl,) = sim.of(V.PositionTransferred)
+    assert (adl.dst, adl.usd) == (CAROL, -usd(19_045)) and sim.szi(CAROL, BTC_ID) == 0
+    assert sim.closed() == {oid: "reduceOnlyCanceled"} and oid not in sim.ex.orders
+    sim.audit()

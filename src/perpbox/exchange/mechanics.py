@@ -596,7 +596,6 @@ class PerpMechanics:
         for (p, cp, q), pay in zip(fills, pays, strict=True):
             self._emit(V.PositionTransferred(ts=ts, asset=p.asset, src=acct.address, dst=cp,
                                              sz=q if p.szi > 0 else -q, px=self.prices[p.asset], usd=-pay))
-            self._after_fills(ts, p.asset, [cp])  # the counterparty's reduce-only orders follow its position
         if shortfall:
             self._emit(V.Liquidated(ts=ts, user=acct.address, asset=scope, method="adlShortfall", liquidator="",
                                     account_value=-shortfall, maintenance_margin=0, notional=0))
