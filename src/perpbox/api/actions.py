@@ -30,7 +30,7 @@ from eth_utils import keccak
 
 from perpbox.api import signing
 from perpbox.api.info import BadRequest
-from perpbox.api.wire import fmt_avg_px, fmt_sz, parse_px, parse_sz
+from perpbox.api.wire import coin_name, fmt_avg_px, fmt_sz, parse_px, parse_sz
 from perpbox.core import errors as E
 from perpbox.core.numbers import RATE_SCALE, USD, parse_units
 from perpbox.exchange import Exchange
@@ -256,7 +256,20 @@ class ExchangeAPI:
         cmds: list[C.Command] = [C.PlaceOrders(ts=0, user=user, orders=valid, grouping=grouping)] if valid else []
         return Plan(cmds, respond)
 
-    def _cancel_plan(self, cmds: list[C.Command], pre: list[str | None]) -> Plan:
+    def _cancel_plan(self, action: dict[str, Any], to_command: Callable[[Any], C.Command | None]) -> Plan:
+        """A cancel batch: ``to_command`` turns one wire item into its command, or None for an
+        unknown asset (answered ``MissingOrder`` without reaching the engine)."""
+        cancels = action.get("cancels")
+        if not isinstance(cancels, list) or not cancels:
+            raise BadRequest("cancels")
+        cmds: list[C.Command] = []
+        pre: list[str | None] = []
+        for c in cancels:
+            cmd = to_command(c)
+            pre.append(None if cmd is not None else E.MISSING_ORDER)
+            if cmd is not None:
+                cmds.append(cmd)
+
         def respond(results: list[Any]) -> dict[str, Any]:
             it = iter(results)
             statuses = [{"error": p} if p is not None else next(it)[0] for p in pre]
@@ -265,37 +278,22 @@ class ExchangeAPI:
         return Plan(cmds, respond)
 
     def _a_cancel(self, action: dict[str, Any], user: str) -> Plan:
-        cancels = action.get("cancels")
-        if not isinstance(cancels, list) or not cancels:
-            raise BadRequest("cancels")
-        cmds: list[C.Command] = []
-        pre: list[str | None] = []
-        for c in cancels:
+        def command(c: Any) -> C.Command | None:
             if not isinstance(c, dict) or not isinstance(c.get("o"), int):
                 raise BadRequest("cancel: expected {a, o}")
-            spec = self._spec(c.get("a"))
-            if spec is None:
-                pre.append(E.MISSING_ORDER)
-                continue
-            pre.append(None)
-            cmds.append(C.Cancel(ts=0, user=user, asset=c["a"], oid=c["o"]))
-        return self._cancel_plan(cmds, pre)
+            return None if self._spec(c.get("a")) is None else C.Cancel(ts=0, user=user, asset=c["a"], oid=c["o"])
+
+        return self._cancel_plan(action, command)
 
     def _a_cancelByCloid(self, action: dict[str, Any], user: str) -> Plan:
-        cancels = action.get("cancels")
-        if not isinstance(cancels, list) or not cancels:
-            raise BadRequest("cancels")
-        cmds: list[C.Command] = []
-        pre: list[str | None] = []
-        for c in cancels:
+        def command(c: Any) -> C.Command | None:
             if not isinstance(c, dict) or not isinstance(c.get("cloid"), str) or not CLOID.fullmatch(c["cloid"]):
                 raise BadRequest("cancelByCloid: expected {asset, cloid}")
             if self._spec(c.get("asset")) is None:
-                pre.append(E.MISSING_ORDER)
-                continue
-            pre.append(None)
-            cmds.append(C.CancelByCloid(ts=0, user=user, asset=c["asset"], cloid=c["cloid"].lower()))
-        return self._cancel_plan(cmds, pre)
+                return None
+            return C.CancelByCloid(ts=0, user=user, asset=c["asset"], cloid=c["cloid"].lower())
+
+        return self._cancel_plan(action, command)
 
     def _modify_of(self, m: Any, user: str) -> tuple[C.Modify | None, C.OrderRequest | str]:
         if not isinstance(m, dict):
@@ -439,61 +437,63 @@ class ExchangeAPI:
                 raise BadRequest("isHalted")
             return Plan([C.HaltTrading(ts=0, asset=spec.asset, halted=h["isHalted"], user=user)], _default_or_error)
         if "setOpenInterestCaps" in action:
-            caps = action["setOpenInterestCaps"]
-            if not isinstance(caps, list):
-                raise BadRequest("setOpenInterestCaps")
-            out: dict[int, int] = {}
-            dex = ""
-            for coin, cap in caps:
-                spec = self._coin(coin)
-                dex = spec.dex
-                if not isinstance(cap, int):
-                    raise BadRequest("cap: expected an integer")
-                out[spec.asset] = cap * USD
-            return Plan([C.SetOpenInterestCaps(ts=0, user=user, dex=dex, caps=out)], _default_or_error)
+            dex, caps = self._per_coin(action["setOpenInterestCaps"], _oi_cap)
+            return Plan([C.SetOpenInterestCaps(ts=0, user=user, dex=dex, caps=caps)], _default_or_error)
         if "setFundingMultipliers" in action:
-            mults = action["setFundingMultipliers"]
-            if not isinstance(mults, list):
-                raise BadRequest("setFundingMultipliers")
-            m: dict[int, int] = {}
-            dex = ""
-            for coin, x in mults:
-                spec = self._coin(coin)
-                dex = spec.dex
-                v = parse_units(x, 8)
-                if v is None:
-                    raise ActionError("Invalid funding multiplier.")
-                m[spec.asset] = v * RATE_SCALE // 10**8
-            return Plan([C.SetFundingMultipliers(ts=0, user=user, dex=dex, multipliers=m)], _default_or_error)
+            dex, mults = self._per_coin(action["setFundingMultipliers"], _funding_multiplier)
+            return Plan([C.SetFundingMultipliers(ts=0, user=user, dex=dex, multipliers=mults)], _default_or_error)
         raise ActionError("Unsupported perpDeploy action.")
 
     def _coin(self, coin: Any) -> Any:
+        """A HIP-3 market by its coin name (``xyz:SILVER``; the bare ``SILVER`` is accepted too)."""
         for spec in self.ex.markets.values():
-            name = f"{spec.dex}:{spec.name}" if spec.dex else spec.name
-            if coin in (name, spec.name) and spec.dex:
+            if spec.dex and coin in (coin_name(spec), spec.name):
                 return spec
         raise ActionError(f"Unknown asset {coin}.")
+
+    def _per_coin(self, pairs: Any, convert: Callable[[Any, Any], int]) -> tuple[str, dict[int, int]]:
+        """``[[coin, value], …]`` of a deployer action as (the coins' dex, {asset: converted value})."""
+        if not isinstance(pairs, list) or not all(isinstance(p, list | tuple) and len(p) == 2 for p in pairs):
+            raise BadRequest("expected a list of [coin, value] pairs")
+        dex = ""
+        out: dict[int, int] = {}
+        for coin, value in pairs:
+            spec = self._coin(coin)
+            dex = spec.dex
+            out[spec.asset] = convert(spec, value)
+        return dex, out
 
     def _set_oracle(self, body: Any, user: str) -> Plan:
         if not isinstance(body, dict) or not isinstance(body.get("dex"), str):
             raise BadRequest("setOracle")
 
         def pxs(pairs: Any) -> dict[int, int]:
-            if not isinstance(pairs, list):
-                raise BadRequest("setOracle prices")
-            out = {}
-            for coin, px in pairs:
-                spec = self._coin(coin)
-                units = _parse_loose_px(px, spec.px_decimals)
-                if units is None:
-                    raise ActionError(E.INVALID_PRICE)
-                out[spec.asset] = units
-            return out
+            return self._per_coin(pairs, _oracle_px)[1]
 
         cmd = C.SetOracle(ts=0, user=user, dex=body["dex"], oracle_pxs=pxs(body.get("oraclePxs", [])),
                           mark_pxs=[pxs(m) for m in body.get("markPxs", [])],
                           external_perp_pxs=pxs(body.get("externalPerpPxs", [])))
         return Plan([cmd], _default_or_error)
+
+
+def _oi_cap(spec: Any, cap: Any) -> int:
+    if not isinstance(cap, int) or isinstance(cap, bool):
+        raise BadRequest("cap: expected an integer")
+    return cap * USD
+
+
+def _funding_multiplier(spec: Any, x: Any) -> int:
+    v = parse_units(x, 8)
+    if v is None:
+        raise ActionError("Invalid funding multiplier.")
+    return v * RATE_SCALE // 10**8
+
+
+def _oracle_px(spec: Any, px: Any) -> int:
+    units = _parse_loose_px(px, spec.px_decimals)
+    if units is None:
+        raise ActionError(E.INVALID_PRICE)
+    return units
 
 
 def _default_or_error(results: list[Any]) -> dict[str, Any]:

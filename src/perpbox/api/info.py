@@ -13,7 +13,7 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
-from perpbox.api.readmodels import FillRec, OrderRec, ReadModels
+from perpbox.api.readmodels import FillRec, FundingRec, OrderRec, ReadModels, TradeRec
 from perpbox.api.wire import (
     coin_name,
     fmt,
@@ -459,8 +459,12 @@ class InfoAPI:
         fills = [f for f in self.rm.fills.get(user, ()) if start <= f.time <= end]
         return [self.fill_json(f) for f in fills[:MAX_FILLS]]
 
-    def user_funding_rate(self, asset: int, rate: int) -> str:
-        return fmt_fraction(rate_per_hour(rate, self.ex.funding_params(asset).interval_ms), 8)
+    def funding_item(self, r: FundingRec) -> dict[str, Any]:
+        """One funding payment as the WebSocket sends it (``userFundings``, ``userEvents``)."""
+        s = self.ex.markets[r.asset]
+        return {"time": r.time, "coin": coin_name(s), "usdc": fmt_usd(r.usdc), "szi": fmt_sz(s, r.szi),
+                "fundingRate": fmt_fraction(rate_per_hour(r.rate, self.ex.funding_params(r.asset).interval_ms), 8),
+                "nSamples": None}
 
     def user_funding(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         user = _addr(body)
@@ -468,11 +472,9 @@ class InfoAPI:
         out = []
         for r in self.rm.funding.get(user, ()):
             if start <= r.time <= end:
-                s = self.ex.markets[r.asset]
-                out.append({"time": r.time, "hash": ZERO_HASH, "delta": {
-                    "type": "funding", "coin": coin_name(s), "usdc": fmt_usd(r.usdc), "szi": fmt_sz(s, r.szi),
-                    "fundingRate": self.user_funding_rate(r.asset, r.rate),
-                    "nSamples": None}})
+                item = self.funding_item(r)
+                del item["time"]
+                out.append({"time": r.time, "hash": ZERO_HASH, "delta": {"type": "funding", **item}})
         return out[:500]
 
     def user_non_funding_ledger_updates(self, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -565,7 +567,7 @@ class InfoAPI:
             return []
         return [self.trade_json(s, t) for t in list(self.rm.trades.get(s.asset, ()))[-100:]]
 
-    def trade_json(self, s: MarketSpec, t: Any) -> dict[str, Any]:
+    def trade_json(self, s: MarketSpec, t: TradeRec) -> dict[str, Any]:
         return {"coin": coin_name(s), "side": "B" if t.taker_is_buy else "A", "px": fmt_px(s, t.px),
                 "sz": fmt_sz(s, t.sz), "time": t.time, "hash": hex_hash("trade", t.tid, t.time), "tid": t.tid,
                 "users": [t.buyer, t.seller]}

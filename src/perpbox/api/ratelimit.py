@@ -9,7 +9,6 @@ import time
 from typing import Any
 
 CAPACITY = 1_200
-PER_SECOND = CAPACITY / 60
 LIGHT = frozenset({"l2Book", "allMids", "clearinghouseState", "orderStatus", "spotClearinghouseState",
                    "exchangeStatus"})
 
@@ -18,7 +17,7 @@ class RateLimiter:
     def __init__(self, enabled: bool = True, capacity: float = CAPACITY) -> None:
         self.enabled = enabled
         self.capacity = capacity
-        self._buckets: dict[str, tuple[float, float]] = {}  # ip -> (tokens, last refill, monotonic s)
+        self._buckets: dict[str, tuple[float, float]] = {}  # ip -> (tokens, monotonic time of last refill)
 
     @staticmethod
     def info_weight(body: Any) -> int:

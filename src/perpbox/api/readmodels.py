@@ -211,9 +211,11 @@ class ReadModels:
     def _user_fill(self, user: str, ev: V.Fill, is_buy: bool, oid: int, crossed: bool, fee: int,
                    cloid: str | None, liq: dict[str, Any] | None = None, dir_: str = "") -> None:
         start, closed = self._move(user, ev.asset, is_buy, ev.px, ev.sz)
-        q = self.fills.setdefault(user, deque(maxlen=MAX_FILLS_PER_USER))
-        q.append(FillRec(ev.ts, ev.asset, ev.px, ev.sz, is_buy, start, closed, oid, crossed, fee, ev.tid, cloid,
-                         dir_, liq))
+        self._keep_fill(user, FillRec(ev.ts, ev.asset, ev.px, ev.sz, is_buy, start, closed, oid, crossed, fee, ev.tid,
+                                      cloid, dir_, liq))
+
+    def _keep_fill(self, user: str, rec: FillRec) -> None:
+        self.fills.setdefault(user, deque(maxlen=MAX_FILLS_PER_USER)).append(rec)
 
     def _move(self, user: str, asset: int, is_buy: bool, px: int, sz: int) -> tuple[int, int]:
         """Apply a trade to the mirrored position; returns (start size, closed PnL)."""
@@ -240,17 +242,15 @@ class ReadModels:
             dir_ = "Auto-Deleveraging" if method == "adl" else ""
             if not dir_ and user == ev.src:
                 dir_ = f"Liquidated {'Cross' if scope < 0 else 'Isolated'} {'Long' if start > 0 else 'Short'}"
-            q = self.fills.setdefault(user, deque(maxlen=MAX_FILLS_PER_USER))
-            q.append(FillRec(ev.ts, ev.asset, ev.px, abs(ev.sz), is_buy, start, closed, 0, user == ev.dst, 0,
-                             0, None, dir_, liq))
+            self._keep_fill(user, FillRec(ev.ts, ev.asset, ev.px, abs(ev.sz), is_buy, start, closed, 0,
+                                          user == ev.dst, 0, 0, None, dir_, liq))
 
     def _settled(self, ev: V.MarketSettled, _m: dict[int, int]) -> None:
         for user in sorted(self.holders.get(ev.asset, set())):
             szi, _ = self.positions[(user, ev.asset)]
             start, closed = self._move(user, ev.asset, szi < 0, ev.px, abs(szi))
-            q = self.fills.setdefault(user, deque(maxlen=MAX_FILLS_PER_USER))
-            q.append(FillRec(ev.ts, ev.asset, ev.px, abs(szi), szi < 0, start, closed, 0, False, 0, 0, None,
-                             "Settlement"))
+            self._keep_fill(user, FillRec(ev.ts, ev.asset, ev.px, abs(szi), szi < 0, start, closed, 0, False, 0, 0,
+                                          None, "Settlement"))
 
     def _liquidated(self, ev: V.Liquidated, _m: dict[int, int]) -> None:
         """``ev.asset`` is the scope: -1 the cross account, else the isolated position's asset."""

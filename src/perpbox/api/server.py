@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -37,8 +36,10 @@ from perpbox.agents.simulated import Agents, funding_commands
 from perpbox.api import signing
 from perpbox.api.actions import ExchangeAPI
 from perpbox.api.info import BadRequest, InfoAPI
+from perpbox.api.page import plotly_bundle
 from perpbox.api.ratelimit import RateLimiter
 from perpbox.api.venue import Venue, bootstrap_commands
+from perpbox.api.wire import coin_name, fmt_px
 from perpbox.api.ws import WsHub
 from perpbox.config import ExchangeConfig
 from perpbox.core.numbers import USD
@@ -94,7 +95,7 @@ class Service:
         await asyncio.sleep(0)
         if not self.venue.ex.markets:
             deployers = {n: a.address.lower() for n, a in self.deployers.items()}
-            await self.venue.submit(bootstrap_commands(self.opts.config, "", deployers))
+            await self.venue.submit(bootstrap_commands(self.opts.config, deployers))
             await self.venue.submit([C.Deposit(ts=0, user=a, usd=1_000_000 * USD) for a in deployers.values()])
         else:
             self.feed.resume_from({a: self.venue.ex.oracle(a) for a in self.venue.ex.markets})
@@ -149,8 +150,6 @@ class Service:
 
     async def _deploy_oracles(self) -> None:
         """The HIP-3 deployer's job, done as a deployer would: a signed ``perpDeploy setOracle``."""
-        from perpbox.api.wire import coin_name, fmt_px
-
         for dex in self.opts.config.dexes:
             specs = [m.spec for m in dex.markets]
             oracle = sorted([coin_name(s), fmt_px(s, max(1, round(self.feed.px[s.asset])))] for s in specs)
@@ -215,8 +214,6 @@ class Service:
         return HTMLResponse(html)
 
     async def plotly_js(self, request: Request) -> Response:
-        from perpbox.api.page import plotly_bundle
-
         return Response(plotly_bundle(), media_type="application/javascript",
                         headers={"Cache-Control": "max-age=86400"})
 
@@ -254,6 +251,3 @@ def _json(data: Any) -> Response:
 def _unprocessable(e: BadRequest) -> Response:
     return PlainTextResponse(str(e), status_code=422)
 
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000

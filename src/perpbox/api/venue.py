@@ -87,7 +87,7 @@ def recover(log: CommandLog, progress: Callable[[int, int], None] | None = None,
     return state, done
 
 
-def bootstrap_commands(config: ExchangeConfig, operator: str, deployers: dict[str, str]) -> list[C.Command]:
+def bootstrap_commands(config: ExchangeConfig, deployers: dict[str, str]) -> list[C.Command]:
     """The commands that list a fresh exchange's markets (logged like everything else)."""
     cmds: list[C.Command] = []
     for m in config.markets:
@@ -95,7 +95,6 @@ def bootstrap_commands(config: ExchangeConfig, operator: str, deployers: dict[st
     for dex in config.dexes:
         for m in dex.markets:
             cmds.append(C.AddMarket(ts=0, spec=m.spec, mark_px=m.price, deployer=deployers[dex.name]))
-    _ = operator
     return cmds
 
 

@@ -26,6 +26,7 @@ import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from perpbox.api.info import BadRequest, InfoAPI
+from perpbox.api.readmodels import FundingRec, TradeRec
 from perpbox.api.wire import coin_name, fmt_px, fmt_sz, fmt_usd
 from perpbox.exchange import events as V
 
@@ -232,9 +233,7 @@ class WsHub:
             fills = [info.fill_json(f) for f in list(info.rm.fills.get(key[1], ()))[-100:]]
             self._push(conn, "userFills", {"isSnapshot": True, "user": key[1], "fills": fills})
         elif kind == "userFundings":
-            fundings = [dict(f["delta"], time=f["time"]) for f in info.user_funding({"user": key[1]})]
-            for f in fundings:
-                f.pop("type", None)
+            fundings = [info.funding_item(r) for r in list(info.rm.funding.get(key[1], ()))[-500:]]
             self._push(conn, "userFundings", {"isSnapshot": True, "user": key[1], "fundings": fundings})
         elif kind == "userNonFundingLedgerUpdates":
             updates = info.user_non_funding_ledger_updates({"user": key[1]})
@@ -274,9 +273,8 @@ class WsHub:
             if t is V.Fill:
                 spec = ex.markets[ev.asset]
                 buyer, seller = (ev.taker, ev.maker) if ev.taker_is_buy else (ev.maker, ev.taker)
-                trades[ev.asset].append({"coin": coin_name(spec), "side": "B" if ev.taker_is_buy else "A",
-                                         "px": fmt_px(spec, ev.px), "sz": fmt_sz(spec, ev.sz), "time": ev.ts,
-                                         "hash": f"0x{ev.tid:064x}", "tid": ev.tid, "users": [buyer, seller]})
+                trades[ev.asset].append(info.trade_json(spec, TradeRec(ev.ts, ev.asset, ev.px, ev.sz, ev.taker_is_buy,
+                                                                       buyer, seller, ev.tid)))
                 for oid in (ev.taker_oid, ev.maker_oid):
                     rec = info.rm.orders.get(oid)
                     if rec is not None and rec.sz == 0 and ("orderUpdates", rec.user) in self.subs:
@@ -304,12 +302,9 @@ class WsHub:
                     self.dirty_assets.add(rec.asset)
                     self.dirty_users.add(rec.user)
             elif t is V.FundingSettled:
-                spec = ex.markets[ev.asset]
                 for user, szi, amount in ev.payments:
-                    key = ("userFundings", user)
-                    item = {"time": ev.ts, "coin": coin_name(spec), "usdc": fmt_usd(-amount), "szi": fmt_sz(spec, szi),
-                            "fundingRate": info.user_funding_rate(ev.asset, ev.rate), "nSamples": None}
-                    self.publish(key, "userFundings", {"user": user, "fundings": [item]})
+                    item = info.funding_item(FundingRec(ev.ts, ev.asset, -amount, szi, ev.rate))
+                    self.publish(("userFundings", user), "userFundings", {"user": user, "fundings": [item]})
                     self.publish(("userEvents", user), "user", {"funding": item})
                 self.dirty_assets.add(ev.asset)
             elif t is V.Liquidated:

@@ -18,6 +18,7 @@ basis and moves no money).
 from __future__ import annotations
 
 from perpbox.core.numbers import ceil_div
+from perpbox.ledger.entry import close_split
 
 FEE_ACCOUNT = "0x00000000000000000000000000000000000fee00"
 
@@ -121,13 +122,10 @@ class Ledger:
         sign.  The position pays its own fees from its bucket."""
         old = pos.szi
         signed = sz if is_buy else -sz
-        close_qty = min(sz, abs(old)) if old and (old > 0) != is_buy else 0
+        close_qty, removed, closed_pnl = close_split(old, pos.entry_ntl, is_buy, px, sz)
         open_qty = sz - close_qty
-        closed_pnl = 0
         if close_qty:
-            removed = pos.entry_ntl if close_qty == abs(old) else pos.entry_ntl * close_qty // abs(old)
             pos.entry_ntl -= removed
-            closed_pnl = (px * close_qty - removed) if old > 0 else (removed - px * close_qty)
             pos.realized_pnl += closed_pnl
         if pos.is_cross:
             acct.raw_usd -= signed * px + fee
