@@ -101,5 +101,10 @@ def replay(
     replay_dir(data_dir, full=full, upto=upto)
 
 
+# Venue data kit commands (scan, funding, watch, record, report) live in their own modules.
+from perpbox import data_cli  # noqa: E402
+
+data_cli.register(app)
+
 if __name__ == "__main__":
     app()
