@@ -35,6 +35,8 @@ from perpbox.core import errors as E
 from perpbox.core.numbers import RATE_SCALE, USD, parse_units
 from perpbox.exchange import Exchange
 from perpbox.exchange import commands as C
+from perpbox.exchange.deploy import INVALID_TABLE
+from perpbox.market import MarginTable
 
 CLOID = re.compile(r"0x[0-9a-fA-F]{32}")
 VALID_UNTIL = re.compile(r"^(.*?)\s*valid_until\s+(\d+)$")
@@ -442,6 +444,14 @@ class ExchangeAPI:
         if "setFundingMultipliers" in action:
             dex, mults = self._per_coin(action["setFundingMultipliers"], _funding_multiplier)
             return Plan([C.SetFundingMultipliers(ts=0, user=user, dex=dex, multipliers=mults)], _default_or_error)
+        if "registerAsset2" in action or "registerAsset" in action:
+            return Plan([_register_asset(action.get("registerAsset2") or action.get("registerAsset"), user)],
+                        _default_or_error)
+        if "insertMarginTable" in action:
+            return Plan([_insert_margin_table(action["insertMarginTable"], user)], _default_or_error)
+        if "setMarginTableIds" in action:
+            dex, ids = self._per_coin(action["setMarginTableIds"], _table_id)
+            return Plan([C.SetMarginTableIds(ts=0, user=user, dex=dex, ids=ids)], _default_or_error)
         raise ActionError("Unsupported perpDeploy action.")
 
     def _coin(self, coin: Any) -> Any:
@@ -474,6 +484,65 @@ class ExchangeAPI:
                           mark_pxs=[pxs(m) for m in body.get("markPxs", [])],
                           external_perp_pxs=pxs(body.get("externalPerpPxs", [])))
         return Plan([cmd], _default_or_error)
+
+
+def _register_asset(body: Any, user: str) -> C.RegisterAsset:
+    """``registerAsset2`` (``marginMode``) or the older ``registerAsset`` (``onlyIsolated``, read
+    as ``noCross``: isolated only).  The coin may carry its ``dex:`` prefix."""
+    if not isinstance(body, dict) or not isinstance(body.get("assetRequest"), dict):
+        raise BadRequest("registerAsset: assetRequest")
+    req, dex = body["assetRequest"], body.get("dex")
+    coin, szd, table_id = req.get("coin"), req.get("szDecimals"), req.get("marginTableId")
+    if not isinstance(dex, str) or not isinstance(coin, str) or not _is_int(szd) or not _is_int(table_id):
+        raise BadRequest("registerAsset: dex, coin, szDecimals, marginTableId")
+    coin = coin.removeprefix(f"{dex}:")
+    mode = req.get("marginMode", "noCross" if req.get("onlyIsolated") else "normal")
+    if not 0 <= szd <= 5:
+        raise ActionError("Invalid szDecimals.")
+    oracle_px = _parse_loose_px(req.get("oraclePx"), 6 - szd)
+    if oracle_px is None:
+        raise ActionError(E.INVALID_PRICE)
+    schema = body.get("schema")
+    full_name = schema.get("fullName", "") if isinstance(schema, dict) else ""
+    return C.RegisterAsset(ts=0, user=user, dex=dex, coin=coin, sz_decimals=szd, oracle_px=oracle_px,
+                           margin_table_id=table_id, margin_mode=str(mode), full_name=str(full_name or ""))
+
+
+def _insert_margin_table(body: Any, user: str) -> C.InsertMarginTable:
+    """``{dex, marginTable: {description, marginTiers: [{lowerBound (USD), maxLeverage}]}}``."""
+    table = body.get("marginTable") if isinstance(body, dict) else None
+    tiers = table.get("marginTiers") if isinstance(table, dict) else None
+    if not isinstance(table, dict) or not isinstance(tiers, list) or not all(isinstance(t, dict) for t in tiers):
+        raise BadRequest("insertMarginTable")
+    if not isinstance(body.get("dex"), str):
+        raise BadRequest("insertMarginTable")
+    try:
+        parsed = [(_usd_int(t.get("lowerBound")), t.get("maxLeverage")) for t in tiers]
+        if not all(_is_int(lev) for _, lev in parsed):
+            raise ValueError("maxLeverage")
+        margin_table = MarginTable.hyperliquid(parsed, str(table.get("description", "")))
+    except ValueError:
+        raise ActionError(INVALID_TABLE) from None
+    return C.InsertMarginTable(ts=0, user=user, dex=body["dex"], table=margin_table)
+
+
+def _usd_int(value: Any) -> int:
+    """A whole-dollar amount sent as an integer or a decimal string without a fraction."""
+    if _is_int(value):
+        return int(value)
+    if isinstance(value, str) and (units := parse_units(value, 0)) is not None:
+        return units
+    raise ValueError("lowerBound")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _table_id(spec: Any, value: Any) -> int:
+    if not _is_int(value):
+        raise BadRequest("margin table id: expected an integer")
+    return int(value)
 
 
 def _oi_cap(spec: Any, cap: Any) -> int:

@@ -28,6 +28,7 @@ from perpbox.api.wire import (
 from perpbox.core.numbers import USD
 from perpbox.exchange import Exchange
 from perpbox.ledger.ledger import Account, Position
+from perpbox.market.margin import MarginTable
 from perpbox.market.spec import MarketSpec
 from perpbox.pricing import pricer
 from perpbox.pricing.funding import PREMIUM_SCALE
@@ -63,6 +64,11 @@ def _addr(body: dict[str, Any], key: str = "user") -> str:
     return user.lower()
 
 
+def margin_table_json(table: MarginTable) -> dict[str, Any]:
+    return {"description": table.description or "", "marginTiers": [
+        {"lowerBound": fmt_usd(t.lower_bound), "maxLeverage": t.max_leverage} for t in table.tiers]}
+
+
 def _int(body: dict[str, Any], key: str, default: int | None = None) -> int:
     v = body.get(key, default)
     if v is None and default is not None:
@@ -75,13 +81,12 @@ def _int(body: dict[str, Any], key: str, default: int | None = None) -> int:
 class InfoAPI:
     """Answers /info requests.  ``now`` gives the server's time in ms (for default end times)."""
 
-    def __init__(self, ex: Exchange, rm: ReadModels, now: Callable[[], int], dexes: list[str],
+    def __init__(self, ex: Exchange, rm: ReadModels, now: Callable[[], int],
                  seq: Callable[[], int] = lambda: 0) -> None:
         self.seq = seq
         self.ex = ex
         self.rm = rm
         self.now = now
-        self.dexes = dexes  # HIP-3 dex names in index order (index 1, 2, ...)
         self.handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
             "meta": self.meta, "metaAndAssetCtxs": self.meta_and_asset_ctxs, "allPerpMetas": self.all_perp_metas,
             "spotMeta": self.spot_meta, "spotMetaAndAssetCtxs": self.spot_meta_and_asset_ctxs,
@@ -97,7 +102,8 @@ class InfoAPI:
             "exchangeStatus": self.exchange_status, "userAbstraction": self.user_abstraction,
             "extraAgents": self.extra_agents, "maxBuilderFee": self.max_builder_fee,
             "recentTrades": self.recent_trades, "activeAssetData": self.active_asset_data,
-            "subAccounts": self.sub_accounts, "perpsAtOpenInterestCap": self.perps_at_oi_cap,
+            "subAccounts": self.sub_accounts, "marginTable": self.margin_table,
+            "perpsAtOpenInterestCap": self.perps_at_oi_cap,
             "perpDexLimits": self.perp_dex_limits, "referral": self.referral, "portfolio": self.portfolio,
             "userVaultEquities": lambda b: [], "delegations": lambda b: [], "userTwapSliceFills": lambda b: [],
             "userDexAbstraction": lambda b: False, "vaultSummaries": lambda b: [],
@@ -117,6 +123,11 @@ class InfoAPI:
     def specs(self, dex: str = "") -> list[MarketSpec]:
         return sorted((s for s in self.ex.markets.values() if s.dex == dex), key=lambda s: s.asset)
 
+    @property
+    def dexes(self) -> list[str]:
+        """HIP-3 dex names in index order (index 1, 2, ...), including dexes deployed at run time."""
+        return [d for d, _ in sorted(self.ex.dexes.items(), key=lambda kv: kv[1]) if d]
+
     def spec_by_coin(self, coin: object) -> MarketSpec | None:
         if not isinstance(coin, str):
             return None
@@ -131,30 +142,30 @@ class InfoAPI:
             raise BadRequest("dex: unknown perp dex")
         return dex
 
-    @staticmethod
-    def table_id(spec: MarketSpec) -> int:
-        """Hyperliquid's margin table ids: a single tier is its max leverage (< 50); tiered tables
-        get ids from 50 up, one per distinct table (here: 50 + asset id keeps them unique)."""
-        tiers = spec.margin_table.tiers
-        return tiers[0].max_leverage if len(tiers) == 1 and tiers[0].max_leverage < 50 else 50 + spec.asset
-
     def meta(self, body: dict[str, Any]) -> dict[str, Any]:
         specs = self.specs(self._dex(body))
         universe = []
         tables = {}
         for s in specs:
             entry: dict[str, Any] = {"szDecimals": s.sz_decimals, "name": coin_name(s), "maxLeverage": s.max_leverage,
-                                     "marginTableId": self.table_id(s)}
+                                     "marginTableId": self.ex.table_ids[s.asset]}
             if s.only_isolated:
                 entry["onlyIsolated"] = True
                 entry["marginMode"] = s.margin_mode.value
             if self.ex.status(s.asset) == "halted":
                 entry["isDelisted"] = True
             universe.append(entry)
-            tables[self.table_id(s)] = {"description": s.margin_table.description or "", "marginTiers": [
-                {"lowerBound": fmt_usd(t.lower_bound), "maxLeverage": t.max_leverage} for t in s.margin_table.tiers]}
-        return {"universe": universe, "marginTables": [[i, t] for i, t in sorted(tables.items())],
+            tables[self.ex.table_ids[s.asset]] = s.margin_table
+        for table_id in self.ex.dex_tables(self._dex(body)):  # inserted by the deployer, maybe unused yet
+            tables[table_id] = self.ex.margin_tables[table_id][1]
+        return {"universe": universe, "marginTables": [[i, margin_table_json(t)] for i, t in sorted(tables.items())],
                 "collateralToken": 0}
+
+    def margin_table(self, body: dict[str, Any]) -> dict[str, Any]:
+        table = self.ex.margin_table(_int(body, "id"))
+        if table is None:
+            raise BadRequest("id: unknown margin table")
+        return margin_table_json(table)
 
     def asset_ctx(self, s: MarketSpec) -> dict[str, Any]:
         ex, a = self.ex, s.asset
@@ -198,7 +209,8 @@ class InfoAPI:
         for dex in self.dexes:
             specs = self.specs(dex)
             out.append({
-                "name": dex, "fullName": f"{dex} dex", "deployer": self.ex.dex_deployer.get(dex, ""),
+                "name": dex, "fullName": self.ex.dex_full_names.get(dex, dex),
+                "deployer": self.ex.dex_deployer.get(dex, ""),
                 "oracleUpdater": None, "feeRecipient": None,
                 "assetToStreamingOiCap": [[coin_name(s), fmt_usd(self.ex.config[s.asset].oi_cap_ntl)] for s in specs],
                 "assetToFundingMultiplier": [[coin_name(s), fmt_rate(self.ex.funding_params(s.asset).multiplier)]

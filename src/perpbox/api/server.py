@@ -77,8 +77,7 @@ class Service:
     def __init__(self, opts: ServeOptions) -> None:
         self.opts = opts
         self.venue = Venue(opts.data_dir, fsync=opts.fsync)
-        self.dex_names = [d.name for d in opts.config.dexes]
-        self.info = InfoAPI(self.venue.ex, self.venue.rm, self.venue.now, self.dex_names,
+        self.info = InfoAPI(self.venue.ex, self.venue.rm, self.venue.now,
                             lambda: self.venue.applied_seq)
         self.actions = ExchangeAPI(self.venue.ex, self.venue.submit, self.venue.now, network=opts.network)
         self.hub = WsHub(self.info, self.actions.handle)

@@ -94,7 +94,8 @@ def bootstrap_commands(config: ExchangeConfig, deployers: dict[str, str]) -> lis
         cmds.append(C.AddMarket(ts=0, spec=m.spec, mark_px=m.price))
     for dex in config.dexes:
         for m in dex.markets:
-            cmds.append(C.AddMarket(ts=0, spec=m.spec, mark_px=m.price, deployer=deployers[dex.name]))
+            cmds.append(C.AddMarket(ts=0, spec=m.spec, mark_px=m.price, deployer=deployers[dex.name],
+                                    full_name=dex.full_name))
     return cmds
 
 

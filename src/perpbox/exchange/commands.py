@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import msgspec
 
+from perpbox.market.margin import MarginTable
 from perpbox.market.spec import MarketSpec
 
 
@@ -17,6 +18,7 @@ class AddMarket(Command, frozen=True, kw_only=True):
     spec: MarketSpec
     mark_px: int = 0  # optional initial mark (e.g. the deployer's oraclePx); 0 = none yet
     deployer: str = ""  # HIP-3: the dex's deployer (set by the dex's first listing)
+    full_name: str = ""  # HIP-3: the dex's full name (first listing)
 
 
 class Deposit(Command, frozen=True, kw_only=True):
@@ -223,3 +225,34 @@ class Noop(Command, frozen=True, kw_only=True):
     logged so the signed action's nonce is durably used; changes nothing."""
 
     user: str
+
+
+class RegisterAsset(Command, frozen=True, kw_only=True):
+    """HIP-3 ``perpDeploy registerAsset2`` / ``registerAsset`` in dev mode (no stake, no auction):
+    lists ``coin`` on ``dex``; the first listing creates the dex (``full_name`` from its schema) and
+    makes ``user`` its deployer.  The engine allocates the asset id."""
+
+    user: str
+    dex: str
+    coin: str
+    sz_decimals: int
+    oracle_px: int  # price units of the new asset (10^-(6 - sz_decimals) USDC)
+    margin_table_id: int
+    margin_mode: str = "normal"
+    full_name: str = ""
+
+
+class InsertMarginTable(Command, frozen=True, kw_only=True):
+    """HIP-3 ``insertMarginTable``: a new margin table for ``dex`` (its id is allocated)."""
+
+    user: str
+    dex: str
+    table: MarginTable
+
+
+class SetMarginTableIds(Command, frozen=True, kw_only=True):
+    """HIP-3 ``setMarginTableIds``: ``{asset: margin table id}`` for assets of ``dex``."""
+
+    user: str
+    dex: str
+    ids: dict[int, int]

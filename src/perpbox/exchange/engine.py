@@ -36,6 +36,7 @@ from perpbox.core.numbers import format_units, round_price_sig
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.access import AccountAccess
+from perpbox.exchange.deploy import DexDeployment
 from perpbox.exchange.mechanics import PerpMechanics
 from perpbox.ledger.ledger import FEE_ACCOUNT, Account, Ledger, Position
 from perpbox.market.spec import MarketSpec
@@ -47,7 +48,7 @@ TRIGGER_SLIPPAGE_BPS = 1000  # Hyperliquid: market TP/SL execute with 10% slippa
 Status = dict[str, Any] | str
 
 
-class Exchange(PerpMechanics, AccountAccess):
+class Exchange(PerpMechanics, AccountAccess, DexDeployment):
     def __init__(self) -> None:
         self.markets: dict[int, MarketSpec] = {}
         self.books: dict[int, OrderBook] = {}
@@ -64,6 +65,7 @@ class Exchange(PerpMechanics, AccountAccess):
         self._oi_stopped = False  # set by matching when an open-interest cap stops the taker
         self._init_mechanics()
         self._init_access()
+        self._init_deploy()
         self._handlers: dict[type, Callable[[Any], Any]] = {
             C.AddMarket: self._cmd_add_market,
             C.Deposit: self._cmd_deposit,
@@ -113,6 +115,8 @@ class Exchange(PerpMechanics, AccountAccess):
         }
         self._handlers.update(self._access_handlers())
         self._appliers.update(self._access_appliers())
+        self._handlers.update(self._deploy_handlers())
+        self._appliers.update(self._deploy_appliers())
 
     # ==============================================================================================
     # public interface
@@ -167,6 +171,7 @@ class Exchange(PerpMechanics, AccountAccess):
              for a, b in sorted(self.books.items())],
             [[a, sorted(t)] for a, t in sorted(self.triggers.items())],
             self._access_state(),
+            self._deploy_state(),
         ]
         return hashlib.blake2b(msgspec.json.encode(state), digest_size=32).hexdigest()
 
@@ -194,7 +199,8 @@ class Exchange(PerpMechanics, AccountAccess):
         deployer = self.dex_deployer.get(spec.dex, cmd.deployer)
         if spec.dex and not deployer:
             return {"error": "A HIP-3 dex needs a deployer."}
-        self._emit(V.MarketListed(ts=cmd.ts, spec=spec, mark_px=cmd.mark_px, deployer=deployer))
+        self._emit(V.MarketListed(ts=cmd.ts, spec=spec, mark_px=cmd.mark_px, deployer=deployer,
+                                  full_name=cmd.full_name))
         return "ok"
 
     def _cmd_deposit(self, cmd: C.Deposit) -> Status:
@@ -692,6 +698,7 @@ class Exchange(PerpMechanics, AccountAccess):
             self.dexes[spec.dex] = len(self.dexes)
         if spec.dex and spec.dex not in self.dex_deployer:
             self.dex_deployer[spec.dex] = ev.deployer
+        self._list_table(ev)
 
     def _on_deposited(self, ev: V.Deposited) -> None:
         self.ledger.deposit(ev.user, ev.usd)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import msgspec
 
+from perpbox.market.margin import MarginTable
 from perpbox.market.spec import MarketSpec
 from perpbox.pricing.pricer import PriceState
 
@@ -27,9 +28,14 @@ class Event(msgspec.Struct, tag=True, frozen=True, kw_only=True):
 
 
 class MarketListed(Event, frozen=True, kw_only=True):
+    """``table_id`` 0: derived at listing (a flat table's id is its leverage, a tiered one gets the
+    next free id); ``full_name`` names a HIP-3 dex its first listing creates."""
+
     spec: MarketSpec
     mark_px: int = 0
     deployer: str = ""
+    table_id: int = 0
+    full_name: str = ""
 
 
 class Deposited(Event, frozen=True, kw_only=True):
@@ -254,3 +260,17 @@ class CancelScheduled(Event, frozen=True, kw_only=True):
     user: str
     time: int | None = None
     fired: bool = False
+
+
+class MarginTableInserted(Event, frozen=True, kw_only=True):
+    dex: str
+    table_id: int
+    table: MarginTable
+
+
+class MarginTableSet(Event, frozen=True, kw_only=True):
+    """``asset`` now uses margin table ``table_id`` (existing positions keep their leverage; above
+    the new table's limit they can only be reduced, see ``MarginTable.max_notional_at_leverage``)."""
+
+    asset: int
+    table_id: int

@@ -1,0 +1,203 @@
+"""HIP-3 dex deployment in dev mode: ``registerAsset2``/``registerAsset`` and margin tables.
+
+On Hyperliquid a deployer stakes 500k HYPE and wins a Dutch auction for assets beyond the first
+three; a local exchange skips both (``perpbox serve``'s dev mode): any account with collateral may
+create a dex with its first ``RegisterAsset`` and becomes that dex's only deployer.
+
+Margin tables follow Hyperliquid's ids: ids 1..50 are the flat tables (one tier at that leverage,
+implicit, never inserted); tiered tables get ids from 51 up, in the order they appear (listed with
+a market or inserted by a deployer with ``insertMarginTable``).  A deployer may point its assets at
+a flat table or at one of its own dex's tables (``setMarginTableIds``).  HIP-3 rules checked:
+1..3 tiers, lower bounds strictly increasing from 0, max leverage 1..50 and not increasing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from perpbox.exchange import commands as C
+from perpbox.exchange import events as V
+from perpbox.market import MarginTable, MarketSpec
+from perpbox.market.funding import FundingParams, PremiumFormula
+from perpbox.market.oracle import OracleDefinition
+from perpbox.market.spec import MarginMode
+
+FLAT_TABLE_MAX = 50  # ids 1..50: one tier at that leverage
+FIRST_TIERED_ID = 51
+HIP3_ASSET_BASE = 100_000
+HIP3_ASSETS_PER_DEX = 10_000
+MAX_HIP3_TIERS = 3
+MAX_HIP3_LEVERAGE = 50
+MAX_SZ_DECIMALS = 5
+
+INVALID_TABLE_ID = "Invalid margin table id."
+INVALID_TABLE = ("Invalid margin table: 1 to 3 tiers, lower bounds increasing from 0, "
+                 "max leverage 1 to 50 and not increasing.")
+ASSET_EXISTS = "Asset already exists on this dex."
+DEX_NEEDS_SCHEMA = "Dex does not exist: the first registerAsset needs a schema."
+INVALID_DEX_NAME = "Invalid dex name: 2 to 4 lowercase letters."
+INVALID_COIN = "Invalid coin name."
+INVALID_SZ_DECIMALS = "Invalid szDecimals."
+
+
+def flat_table(table_id: int) -> MarginTable | None:
+    return MarginTable.single(table_id) if 1 <= table_id <= FLAT_TABLE_MAX else None
+
+
+def hip3_spec(dex: str, coin: str, asset: int, sz_decimals: int, table: MarginTable, margin_mode: str) -> MarketSpec:
+    """A deployer-listed market with HIP-3 defaults: deployer oracle (``setOracle``), HIP-3 mark
+    and premium formula, Hyperliquid's default fees and $10 minimum."""
+    return MarketSpec(name=coin, asset=asset, sz_decimals=sz_decimals, dex=dex, margin_table=table,
+                      margin_mode=MarginMode(margin_mode), oracle=OracleDefinition.hip3(),
+                      funding=FundingParams(premium_formula=PremiumFormula.HIP3))
+
+
+def table_error(table: MarginTable) -> str | None:
+    tiers = table.tiers
+    levs = [t.max_leverage for t in tiers]
+    if not 1 <= len(tiers) <= MAX_HIP3_TIERS or not all(1 <= lev <= MAX_HIP3_LEVERAGE for lev in levs):
+        return INVALID_TABLE
+    if levs != sorted(levs, reverse=True):
+        return INVALID_TABLE
+    return None
+
+
+class DexDeployment:
+    """Mixin of ``Exchange`` (relies on ``_emit``, ``markets``, ``dexes``, ``dex_deployer``, ``ledger``
+    and ``_deployer_error``)."""
+
+    margin_tables: dict[int, tuple[str, MarginTable]]  # tiered table id -> (dex, table)
+    table_ids: dict[int, int]  # asset -> margin table id
+    dex_full_names: dict[str, str]
+    markets: dict[int, MarketSpec]
+    dexes: dict[str, int]
+    dex_deployer: dict[str, str]
+
+    def _init_deploy(self) -> None:
+        self.margin_tables = {}
+        self.table_ids = {}
+        self.dex_full_names = {}
+
+    def _deploy_handlers(self) -> dict[type, Any]:
+        return {C.RegisterAsset: self._cmd_register_asset, C.InsertMarginTable: self._cmd_insert_margin_table,
+                C.SetMarginTableIds: self._cmd_set_margin_table_ids}
+
+    def _deploy_appliers(self) -> dict[type, Any]:
+        return {V.MarginTableInserted: self._on_margin_table_inserted, V.MarginTableSet: self._on_margin_table_set}
+
+    # -- queries ------------------------------------------------------------------------------------
+    def margin_table(self, table_id: int, dex: str | None = None) -> MarginTable | None:
+        """Table ``table_id`` (flat or tiered); with ``dex``, only a flat table or one of that dex's."""
+        flat = flat_table(table_id)
+        if flat is not None:
+            return flat
+        entry = self.margin_tables.get(table_id)
+        if entry is None or (dex is not None and entry[0] != dex):
+            return None
+        return entry[1]
+
+    def dex_tables(self, dex: str) -> list[int]:
+        """Ids of the tiered tables that belong to ``dex`` (inserted there or listed with its markets)."""
+        return sorted(i for i, (d, _) in self.margin_tables.items() if d == dex)
+
+    def _table_id_for(self, dex: str, table: MarginTable) -> int:
+        """The id a listed market's table gets: flat id, an equal table of the dex, or a new id."""
+        tiers = table.tiers
+        flat = flat_table(tiers[0].max_leverage) if len(tiers) == 1 else None
+        if flat is not None and flat.tiers == tiers:
+            return tiers[0].max_leverage
+        for i, (d, t) in self.margin_tables.items():
+            if d == dex and t.tiers == tiers:
+                return i
+        return self._next_table_id()
+
+    def _next_table_id(self) -> int:
+        return max(self.margin_tables, default=FIRST_TIERED_ID - 1) + 1
+
+    # -- commands -----------------------------------------------------------------------------------
+    def _cmd_register_asset(self, cmd: C.RegisterAsset) -> Any:
+        acct = self.ledger.accounts.get(cmd.user)  # type: ignore[attr-defined]
+        if acct is None or acct.raw_usd <= 0:
+            return {"error": f"Must deposit before performing actions. User: {cmd.user}"}
+        dex = cmd.dex
+        if not (2 <= len(dex) <= 4 and dex.isascii() and dex.isalpha() and dex.islower()):
+            return {"error": INVALID_DEX_NAME}
+        if dex in self.dex_deployer and self.dex_deployer[dex] != cmd.user:
+            return {"error": "Only the deployer of this dex may do that."}
+        if dex not in self.dex_deployer and not cmd.full_name:
+            return {"error": DEX_NEEDS_SCHEMA}
+        if not (cmd.coin and len(cmd.coin) <= 12 and cmd.coin.isascii() and cmd.coin.isalnum()):
+            return {"error": INVALID_COIN}
+        if any(s.dex == dex and s.name == cmd.coin for s in self.markets.values()):
+            return {"error": ASSET_EXISTS}
+        if not 0 <= cmd.sz_decimals <= MAX_SZ_DECIMALS:
+            return {"error": INVALID_SZ_DECIMALS}
+        if cmd.margin_mode not in {m.value for m in MarginMode}:
+            return {"error": "Invalid margin mode."}
+        table = self.margin_table(cmd.margin_table_id, dex)
+        if table is None:
+            return {"error": INVALID_TABLE_ID}
+        if cmd.oracle_px <= 0:
+            return {"error": "Invalid oracle price."}
+        index = self.dexes.get(dex, len(self.dexes))
+        n = sum(1 for s in self.markets.values() if s.dex == dex)
+        if n >= HIP3_ASSETS_PER_DEX:
+            return {"error": "Too many assets on this dex."}
+        spec = hip3_spec(dex, cmd.coin, HIP3_ASSET_BASE + index * HIP3_ASSETS_PER_DEX + n, cmd.sz_decimals, table,
+                         cmd.margin_mode)
+        self._emit(V.MarketListed(ts=cmd.ts, spec=spec, mark_px=cmd.oracle_px, deployer=cmd.user,  # type: ignore[attr-defined]
+                                  table_id=cmd.margin_table_id, full_name=cmd.full_name))
+        return "ok"
+
+    def _cmd_insert_margin_table(self, cmd: C.InsertMarginTable) -> Any:
+        err = self._deployer_error(cmd.user, cmd.dex) or table_error(cmd.table)  # type: ignore[attr-defined]
+        if err:
+            return {"error": err}
+        self._emit(V.MarginTableInserted(ts=cmd.ts, dex=cmd.dex, table_id=self._next_table_id(), table=cmd.table))  # type: ignore[attr-defined]
+        return "ok"
+
+    def _cmd_set_margin_table_ids(self, cmd: C.SetMarginTableIds) -> Any:
+        err = self._deployer_error(cmd.user, cmd.dex)  # type: ignore[attr-defined]
+        if err:
+            return {"error": err}
+        for asset, table_id in cmd.ids.items():
+            spec = self.markets.get(asset)
+            if spec is None or spec.dex != cmd.dex:
+                return {"error": f"Unknown asset {asset}."}
+            if self.margin_table(table_id, cmd.dex) is None:
+                return {"error": INVALID_TABLE_ID}
+        for asset, table_id in sorted(cmd.ids.items()):
+            self._emit(V.MarginTableSet(ts=cmd.ts, asset=asset, table_id=table_id))  # type: ignore[attr-defined]
+        return "ok"
+
+    # -- appliers -----------------------------------------------------------------------------------
+    def _list_table(self, ev: V.MarketListed) -> None:
+        """Record the listed market's table id (called by the MarketListed applier) and the new
+        dex's full name."""
+        spec = ev.spec
+        table_id = ev.table_id or self._table_id_for(spec.dex, spec.margin_table)
+        if table_id > FLAT_TABLE_MAX and table_id not in self.margin_tables:
+            self.margin_tables[table_id] = (spec.dex, spec.margin_table)
+        self.table_ids[spec.asset] = table_id
+        if spec.dex and spec.dex not in self.dex_full_names:
+            self.dex_full_names[spec.dex] = ev.full_name or spec.dex
+
+    def _on_margin_table_inserted(self, ev: V.MarginTableInserted) -> None:
+        self.margin_tables[ev.table_id] = (ev.dex, ev.table)
+
+    def _on_margin_table_set(self, ev: V.MarginTableSet) -> None:
+        spec = self.markets[ev.asset]
+        table = self.margin_table(ev.table_id)
+        assert table is not None
+        self.markets[ev.asset] = replace(spec, margin_table=table)
+        self.table_ids[ev.asset] = ev.table_id
+
+    def _deploy_state(self) -> list[Any]:
+        return [
+            [[i, d, [[t.lower_bound, t.max_leverage] for t in table.tiers], table.description]
+             for i, (d, table) in sorted(self.margin_tables.items())],
+            sorted(self.table_ids.items()),
+            sorted(self.dex_full_names.items()),
+        ]
+

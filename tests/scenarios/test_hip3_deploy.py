@@ -1,0 +1,69 @@
+"""Dev-mode HIP-3 deployment in the engine: a dex created by its first asset, margin tables
+inserted and assigned, and a table change that lowers the limit for an open position."""
+
+from __future__ import annotations
+
+from scenario_kit import ALICE, BOB, CAROL, USD, MarginTable, Sim
+
+from perpbox.exchange import commands as C
+from perpbox.exchange import events as V
+
+GOLD = 110_000  # first asset of the first HIP-3 dex
+
+
+def _deploy_gold(sim: Sim, table_id: int = 20) -> None:
+    sim.deposit(CAROL, 100_000)
+    res = sim.do(C.RegisterAsset, user=CAROL, dex="dv", coin="GOLD", sz_decimals=2, oracle_px=2_650_0000,
+                 margin_table_id=table_id, full_name="Dev metals")
+    assert res == "ok"
+    sim.specs[GOLD] = sim.ex.markets[GOLD]
+
+
+def test_first_asset_creates_the_dex_and_its_deployer(sim: Sim) -> None:
+    _deploy_gold(sim)
+    spec = sim.ex.markets[GOLD]
+    assert (spec.name, spec.dex, spec.sz_decimals, spec.max_leverage) == ("GOLD", "dv", 2, 20)
+    assert sim.ex.dex_deployer["dv"] == CAROL and sim.ex.dex_full_names["dv"] == "Dev metals"
+    assert sim.ex.table_ids[GOLD] == 20 and sim.ex.prices[GOLD] == 2_650_0000
+    sim.deposit(ALICE, 10_000)
+    assert sim.do(C.RegisterAsset, user=ALICE, dex="dv", coin="SILV", sz_decimals=1, oracle_px=3125,
+                  margin_table_id=10) == {"error": "Only the deployer of this dex may do that."}
+    assert sim.do(C.RegisterAsset, user=CAROL, dex="dv", coin="SILV", sz_decimals=1, oracle_px=3125,
+                  margin_table_id=10, margin_mode="strictIsolated") == "ok"
+    assert sim.ex.markets[GOLD + 1].only_isolated
+    sim.audit()
+
+
+def test_a_tiered_table_lowers_the_limit_of_an_open_position(sim: Sim) -> None:
+    _deploy_gold(sim)
+    for user in (ALICE, BOB):
+        sim.deposit(user, 100_000)
+    assert sim.order(BOB, GOLD, False, 2650, 20) == {"resting": {"oid": 1}}
+    assert sim.order(ALICE, GOLD, True, 2650, 10)["filled"]["totalSz"] == 10 * 100  # $26.5k at 20x
+    tiers = MarginTable.hyperliquid([(0, 20), (30_000, 10)], "tight")
+    assert sim.do(C.InsertMarginTable, user=CAROL, dex="dv", table=tiers) == "ok"
+    (inserted,) = sim.of(V.MarginTableInserted)
+    assert inserted.table_id == 51
+    assert sim.do(C.SetMarginTableIds, user=ALICE, dex="dv", ids={GOLD: 51}) == {
+        "error": "Only the deployer of this dex may do that."}
+    assert sim.do(C.SetMarginTableIds, user=CAROL, dex="dv", ids={GOLD: 51}) == "ok"
+    assert sim.ex.markets[GOLD].margin_table.tiers == tiers.tiers
+    # at 20x the new table caps the position at $30k notional: $26.5k + $5.3k no longer fits
+    res = sim.order(ALICE, GOLD, True, 2650, 2)
+    assert "error" in res and sim.szi(ALICE, GOLD) == 10 * 100
+    assert sim.order(ALICE, GOLD, True, 2650, 1)["filled"]["totalSz"] == 100  # $29.15k still fits
+    maint = sim.ex.margin.maintenance_margin(sim.pos(ALICE, GOLD))
+    assert maint == 11 * 2650 * USD // 40  # tier 0: mmr 1/40 below $30k
+    sim.audit()
+
+
+def test_bad_tables_and_ids_are_refused(sim: Sim) -> None:
+    _deploy_gold(sim)
+    too_many = MarginTable.hyperliquid([(0, 20), (1, 10), (2, 5), (3, 3)])
+    rising = MarginTable.hyperliquid([(0, 5), (1000, 10)])
+    for table in (too_many, rising):
+        assert "error" in sim.do(C.InsertMarginTable, user=CAROL, dex="dv", table=table)
+    assert sim.do(C.SetMarginTableIds, user=CAROL, dex="dv", ids={GOLD: 99}) == {"error": "Invalid margin table id."}
+    assert sim.do(C.SetMarginTableIds, user=CAROL, dex="dv", ids={GOLD: 3}) == "ok"  # flat 3x
+    assert sim.ex.markets[GOLD].max_leverage == 3
+    sim.audit()
