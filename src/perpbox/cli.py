@@ -37,17 +37,21 @@ def demo(
     run_demo(seed=seed, steps=steps)
 
 
-@app.command()
+@app.command(context_settings={"allow_extra_args": True})
 def serve(
+    ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8080, help="TCP port."),
     data_dir: Path = typer.Option(Path("perpbox-data"), "--data-dir", help="Where the log and snapshots live."),
     config: Path | None = typer.Option(None, help="Markets TOML (default: the shipped BTC/ETH/SOL/HYPE + xyz dex)."),
-    feed: str = typer.Option("synthetic", help="Oracle feed: 'synthetic' (seeded) or 'none'."),
+    feed: str = typer.Option("synthetic", help="Oracle feed: 'synthetic' (seeded), 'replay FILE' (recorded prices: "
+                             "CSV/Parquet with time, coin, px, or a perpbox dataset directory) or 'none'."),
     agents: bool = typer.Option(True, "--agents/--no-agents", help="Simulated market makers and takers."),
     seed: int = typer.Option(1, help="Seed of the synthetic feed, the agents and the built-in deployer key."),
     fsync: bool = typer.Option(True, "--fsync/--no-fsync", help="fsync every group commit (durable on power loss)."),
-    rate_limits: bool = typer.Option(True, "--rate-limits/--no-rate-limits", help="Hyperliquid's IP limits (429)."),
+    rate_limits: bool = typer.Option(True, "--rate-limits/--no-rate-limits",
+                                     help="Hyperliquid's IP limits (429) and address-based request limits."),
+    request_buffer: int = typer.Option(10_000, help="Address limit: requests allowed before 1 per USDC traded."),
     network: str = typer.Option("both", help="Phantom-agent source accepted: both, mainnet or testnet."),
     log_level: str = typer.Option("warning", help="uvicorn log level."),
 ) -> None:
@@ -59,12 +63,24 @@ def serve(
 
       perpbox serve --port 9000 --data-dir /tmp/px --no-agents --seed 7
 
+      perpbox serve --feed replay prices.csv   (columns: ts_ms, coin, px)
+
     Point the official SDK at it: Exchange(wallet, "http://127.0.0.1:8080").
     """
     from perpbox.serve_cli import run_server
 
-    run_server(host=host, port=port, data_dir=data_dir, config=config, feed=feed, agents=agents, seed=seed,
-               fsync=fsync, rate_limits=rate_limits, network=network, log_level=log_level)
+    feed_file = None
+    extra = list(ctx.args)
+    if feed == "replay" and extra:
+        feed_file = Path(extra.pop(0))
+    elif feed.startswith("replay:"):
+        feed, feed_file = "replay", Path(feed.removeprefix("replay:"))
+    if extra or feed not in ("synthetic", "replay", "none") or (feed == "replay" and feed_file is None):
+        unexpected = f" (unexpected: {' '.join(extra)})" if extra else ""
+        raise typer.BadParameter(f"--feed: 'synthetic', 'none' or 'replay FILE'{unexpected}")
+    run_server(host=host, port=port, data_dir=data_dir, config=config, feed=feed, feed_file=feed_file, agents=agents,
+               seed=seed, fsync=fsync, rate_limits=rate_limits, request_buffer=request_buffer, network=network,
+               log_level=log_level)
 
 
 @app.command()

@@ -25,15 +25,17 @@ BANNER = """[bold]perpbox[/] — a Hyperliquid-compatible perp exchange on local
 """
 
 
-def run_server(*, host: str, port: int, data_dir: Path, config: Path | None, feed: str, agents: bool, seed: int,
-               fsync: bool, rate_limits: bool, network: str, log_level: str) -> None:
+def run_server(*, host: str, port: int, data_dir: Path, config: Path | None, feed: str, feed_file: Path | None,
+               agents: bool, seed: int, fsync: bool, rate_limits: bool, request_buffer: int, network: str,
+               log_level: str) -> None:
     import uvicorn
 
     from perpbox.api.server import ServeOptions, Service
 
     console = Console()
     opts = ServeOptions(data_dir=data_dir, config=load_config(config), seed=seed, agents=agents, fsync=fsync,
-                        rate_limits=rate_limits, network=network, feed=feed)
+                        rate_limits=rate_limits, request_buffer=request_buffer, network=network, feed=feed,
+                        feed_file=feed_file)
     service = Service(opts)
     v = service.venue
     markets = ", ".join(m.spec.name if not m.spec.dex else f"{m.spec.dex}:{m.spec.name}"

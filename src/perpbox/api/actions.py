@@ -30,6 +30,7 @@ from eth_utils import keccak
 
 from perpbox.api import signing
 from perpbox.api.info import BadRequest
+from perpbox.api.ratelimit import AddressLimiter
 from perpbox.api.wire import coin_name, fmt_avg_px, fmt_sz, parse_px, parse_sz
 from perpbox.core import errors as E
 from perpbox.core.numbers import RATE_SCALE, USD, parse_units
@@ -78,11 +79,16 @@ class ExchangeAPI:
         self.now = now
         self.sources = {"mainnet": ("a",), "testnet": ("b",)}.get(network, ("b", "a"))
         self.dev = dev
+        self.address_limiter: AddressLimiter | None = None  # set by the server when limits are on
 
     async def handle(self, body: Any) -> dict[str, Any]:
         action, nonce, signature, vault, expires = self._envelope(body)
         try:
             signer, user = self._authenticate(action, nonce, signature, vault, expires)
+            if self.address_limiter is not None:
+                limited = self.address_limiter.check(user, action)
+                if limited:
+                    raise ActionError(limited)
             plan = self._plan(action, user, signer)
         except ActionError as e:
             return err(str(e))

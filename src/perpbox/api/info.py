@@ -13,6 +13,7 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
+from perpbox.api.ratelimit import AddressLimiter
 from perpbox.api.readmodels import FillRec, FundingRec, OrderRec, ReadModels, TradeRec
 from perpbox.api.wire import (
     coin_name,
@@ -84,6 +85,7 @@ class InfoAPI:
     def __init__(self, ex: Exchange, rm: ReadModels, now: Callable[[], int],
                  seq: Callable[[], int] = lambda: 0) -> None:
         self.seq = seq
+        self.address_limiter: AddressLimiter | None = None  # set by the server when limits are on
         self.ex = ex
         self.rm = rm
         self.now = now
@@ -544,9 +546,10 @@ class InfoAPI:
 
     def user_rate_limit(self, body: dict[str, Any]) -> dict[str, Any]:
         user = _addr(body)
-        vlm = sum(f.px * f.sz for f in self.rm.fills.get(user, ()))  # price units × lots = micro-USDC
-        return {"cumVlm": fmt_usd(vlm), "nRequestsUsed": 0, "nRequestsCap": 10_000 + vlm // USD,
-                "nRequestsSurplus": 0}
+        vlm = self.rm.volume.get(user, 0)
+        limiter = self.address_limiter
+        used, cap = (0, 10_000 + vlm // USD) if limiter is None else (limiter.used.get(user, 0), limiter.cap(user))
+        return {"cumVlm": fmt_usd(vlm), "nRequestsUsed": used, "nRequestsCap": cap, "nRequestsSurplus": 0}
 
     def user_role(self, body: dict[str, Any]) -> dict[str, Any]:
         user = _addr(body)

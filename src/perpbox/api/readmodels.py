@@ -124,6 +124,7 @@ class ReadModels:
     liquidations: deque[V.Liquidated] = field(default_factory=lambda: deque(maxlen=200))
     positions: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)  # (szi, entry_ntl)
     holders: dict[int, set[str]] = field(default_factory=dict)
+    volume: dict[str, int] = field(default_factory=dict)  # user -> cumulative traded notional, micro-USDC
     _liq_method: dict[str, tuple[str, int]] = field(default_factory=dict)  # user -> (method, scope)
 
     # -- folding --------------------------------------------------------------------------------------
@@ -211,6 +212,7 @@ class ReadModels:
     def _user_fill(self, user: str, ev: V.Fill, is_buy: bool, oid: int, crossed: bool, fee: int,
                    cloid: str | None, liq: dict[str, Any] | None = None, dir_: str = "") -> None:
         start, closed = self._move(user, ev.asset, is_buy, ev.px, ev.sz)
+        self.volume[user] = self.volume.get(user, 0) + ev.px * ev.sz
         self._keep_fill(user, FillRec(ev.ts, ev.asset, ev.px, ev.sz, is_buy, start, closed, oid, crossed, fee, ev.tid,
                                       cloid, dir_, liq))
 

@@ -37,13 +37,14 @@ from perpbox.api import signing
 from perpbox.api.actions import ExchangeAPI
 from perpbox.api.info import BadRequest, InfoAPI
 from perpbox.api.page import plotly_bundle
-from perpbox.api.ratelimit import RateLimiter
+from perpbox.api.ratelimit import ADDRESS_BUFFER, AddressLimiter, RateLimiter
 from perpbox.api.venue import Venue, bootstrap_commands
 from perpbox.api.wire import coin_name, fmt_px
 from perpbox.api.ws import WsHub
 from perpbox.config import ExchangeConfig
 from perpbox.core.numbers import USD
 from perpbox.exchange import commands as C
+from perpbox.feeds.replay import ReplayFeed
 from perpbox.feeds.synthetic import SyntheticFeed
 
 log = logging.getLogger("perpbox.serve")
@@ -65,7 +66,9 @@ class ServeOptions:
     fsync: bool = True
     rate_limits: bool = True
     network: str = "both"
-    feed: str = "synthetic"
+    feed: str = "synthetic"  # synthetic | replay | none
+    feed_file: Path | None = None  # the recording, for feed "replay"
+    request_buffer: int = ADDRESS_BUFFER  # address-based limit: initial requests before volume counts
 
 
 def deployer_key(seed: int, dex: str) -> str:
@@ -84,7 +87,16 @@ class Service:
         self.venue.listeners.append(self.hub.on_events)
         self.limiter = RateLimiter(enabled=opts.rate_limits)
         self.deployers = {d.name: Account.from_key(deployer_key(opts.seed, d.name)) for d in opts.config.dexes}
-        self.feed = SyntheticFeed(opts.config.all_markets(), opts.seed, self.venue.now())
+        if opts.rate_limits:
+            limiter = AddressLimiter(lambda user: self.venue.rm.volume.get(user, 0), opts.request_buffer,
+                                     exempt={a.address.lower() for a in self.deployers.values()})
+            self.actions.address_limiter = self.info.address_limiter = limiter
+        if opts.feed == "replay":
+            assert opts.feed_file is not None
+            self.feed: SyntheticFeed = ReplayFeed(opts.config.all_markets(), opts.feed_file, opts.seed,
+                                                  self.venue.now())
+        else:
+            self.feed = SyntheticFeed(opts.config.all_markets(), opts.seed, self.venue.now())
         self.agents = Agents(self.venue.ex, self.venue.submit, opts.seed)
         self.tasks: list[asyncio.Task[Any]] = []
 
@@ -99,7 +111,7 @@ class Service:
         else:
             self.feed.resume_from({a: self.venue.ex.oracle(a) for a in self.venue.ex.markets})
         self._every(TICK_S, self._tick, "ticker")
-        if self.opts.feed == "synthetic":
+        if self.opts.feed != "none":
             self._every(FEED_S, self._feed, "feed")
             self._every(DEPLOYER_S, self._deploy_oracles, "deployer")
         self._every(0.5, self._flush, "ws-flusher")

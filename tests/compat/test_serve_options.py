@@ -1,0 +1,79 @@
+"""`perpbox serve` options that need their own server: the recorded-price feed and the
+address-based request limit."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from eth_account import Account
+from hyperliquid.exchange import Exchange
+
+from .conftest import Server
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    root = tmp_path_factory.mktemp("limited")
+    prices = root / "prices.csv"
+    prices.write_text("ts_ms,coin,px\n1700000000000,BTCUSDT,65000.5\n1700000000000,ETHUSDT,3100\n"
+                      "1700000001000,ETHUSDT,3101\n")
+    srv = Server(root / "data", "--no-agents", "--seed", "5", "--feed", "replay", str(prices),
+                 "--rate-limits", "--request-buffer", "3")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def _ctx(srv: Server, coin: str) -> dict[str, Any]:
+    meta, ctxs = srv.info({"type": "metaAndAssetCtxs"})  # type: ignore[misc]
+    names = [u["name"] for u in meta["universe"]]
+    return ctxs[names.index(coin)]  # type: ignore[no-any-return]
+
+
+def test_replayed_prices_become_the_oracle(limited: Server) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if _ctx(limited, "BTC")["oraclePx"] == "65000.5" and _ctx(limited, "ETH")["oraclePx"] == "3101.0":
+            break
+        time.sleep(0.3)
+    assert _ctx(limited, "BTC")["oraclePx"] == "65000.5"
+    assert _ctx(limited, "ETH")["oraclePx"] == "3101.0"
+
+
+def test_an_address_over_its_request_cap_is_refused_with_the_venue_message(limited: Server) -> None:
+    w = Account.create()
+    limited.fund(w.address)
+    ex = Exchange(w, limited.url)
+    bulk = [{"coin": "ETH", "is_buy": True, "sz": 0.01, "limit_px": 3000 - i, "order_type": {"limit": {"tif": "Gtc"}},
+             "reduce_only": False} for i in range(3)]
+    assert ex.bulk_orders(bulk)["status"] == "ok"  # 3 of 3
+    assert ex.order("ETH", True, 0.01, 2990, {"limit": {"tif": "Gtc"}})["status"] == "ok"  # over: the 10 s slot
+    res = ex.order("ETH", True, 0.01, 2989, {"limit": {"tif": "Gtc"}})
+    assert res == {"status": "err", "response": "Too many cumulative requests sent (5 > 3) for cumulative volume "
+                   "traded $0.00. Place taker orders to free up 1 request per USDC traded."}
+    usage = limited.info({"type": "userRateLimit", "user": w.address})
+    assert usage == {"cumVlm": "0.0", "nRequestsUsed": 4, "nRequestsCap": 3, "nRequestsSurplus": 0}
+    oids = [o["oid"] for o in limited.info({"type": "openOrders", "user": w.address})]  # type: ignore[union-attr]
+    assert len(oids) == 4
+    res = ex.bulk_cancel([{"coin": "ETH", "oid": oid} for oid in oids[:2]])  # cancels: up to 2 x cap
+    assert res["status"] == "ok"
+
+
+def test_ip_limit_answers_429(limited: Server) -> None:
+    codes = [httpx.post(limited.url + "/info", json={"type": "userRole", "user": "0x" + "1" * 40}).status_code
+             for _ in range(25)]  # weight 60 each against 1,200 per minute (20 at most)
+    first = codes.index(429)
+    assert set(codes[:first]) == {200} and first <= 20 and codes[-1] == 429
+
+
+def test_the_replay_feed_needs_a_file(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "perpbox.cli", "serve", "--feed", "replay", "--data-dir",
+                          str(tmp_path / "d")], capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "replay FILE" in out.stderr
