@@ -1,0 +1,350 @@
+"""The market-quality report: metrics per venue/coin and regime, ``metrics.json`` and an HTML page.
+
+``build_report(venue_data, benchmark=..., regimes=..., out="report.html")`` computes the metrics of
+:mod:`perpbox.analytics.quality` for every (venue, coin) in ``venue_data`` and writes the HTML
+report (plotly, with plotly.js embedded so it opens offline) and ``metrics.json`` beside it.
+
+``metrics.json`` layout (dotted paths; ``<b>`` ∈ 2, 5, 10, 25, 50; ``<bucket>`` ∈ lt_1k, 1k_10k,
+10k_50k, gt_50k; ``<t>`` ∈ 5, 10, 25, 50, 100)::
+
+    meta.{generated_at, benchmark_sources, regimes, weekend, basis_step_s, definitions}
+    venues.<venue>.<coin>.<scope>            scope = "all" or "regimes.<name>"
+        span.{start, end, start_ns, end_ns, hours, book_snapshots, quotes, trades}
+        spread_bps.{count, mean, median, p90, p95, p99, share_le_5bps, crossed}
+        depth_usd.snapshots
+        depth_usd.<b>.{bid, ask, both}.{median, p5, p95, mean}
+        depth_usd.<b>.{bid_ask_ratio, truncated_share}
+        slippage_bps.{count, unmatched, mean, median, median_abs, p95, p99, p95_abs, p99_abs,
+                      share_within_5bps, share_within_10bps, count_above_50bps}
+        slippage_bps.by_notional.<bucket>.{same keys as above, without unmatched}
+        trade_size.{count, total_notional, median_notional, mean_notional, p90_notional, buy_share}
+        trade_size.by_notional.<bucket>.{count, notional}
+        basis.benchmark                                  "venue/coin" of the benchmark used, or null
+        basis.{vs_benchmark, oracle_vs_benchmark, perp_vs_oracle}.{samples, seconds, step_s, mean,
+              median, p5, p95, min, max, max_abs, reason}
+        basis.<kind>.time_above.<t>.{seconds, share}
+        basis.<kind>.time_to_revert_s.<t>.{episodes, open_at_end, median, mean, max}
+    venues.<venue>.<coin>.all.sessions.{weekend, weekday}.{bars, mean_notional, median_notional,
+              vol_5m_bps_equal, vol_5m_bps_notional}
+    venues.<venue>.<coin>.all.sessions.ratios.<same four>     weekend / weekday (null + reason)
+    venues.<venue>.<coin>.all.reopen_test.{share, weekends, details, reason}
+    venues.<venue>.<coin>.regime_ratios.<regime>.<metric path>   regime / first regime
+
+A statistic over no data is ``null``; a block that cannot be computed carries a ``reason``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from perpbox.analytics import quality as q
+from perpbox.analytics.quality import NS, Regime, Weekend
+
+Frames = dict[str, pl.DataFrame]
+_QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "USD")
+
+
+def base_asset(coin: str) -> str:
+    """``BTCUSDT`` / ``BTCUSD_PERP`` / ``BTC-PERP`` / ``BTC/USDC:USDC`` / ``BTC`` → ``BTC``."""
+    c = re.split(r"[_\-/:]", coin.upper())[0]
+    for quote in _QUOTES:
+        if c.endswith(quote) and len(c) > len(quote):
+            return c[: -len(quote)]
+    return c
+
+
+def _as_frames(source: Any) -> Frames:
+    if source is None:
+        return {}
+    if isinstance(source, dict):
+        return source
+    from perpbox.venues.sources import load_source, merge
+
+    paths = [source] if isinstance(source, (str, Path)) else list(source)
+    return merge(load_source(p)[0] for p in paths)
+
+
+def _pairs(frames: Frames) -> list[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    for channel in ("book", "bbo", "trades"):
+        f = frames.get(channel)
+        if f is not None and f.height:
+            found.update(f.select("venue", "coin").unique().iter_rows())
+    return sorted(found)
+
+
+def _select(frames: Frames, channel: str, venue: str, coin: str) -> pl.DataFrame | None:
+    f = frames.get(channel)
+    if f is None:
+        return None
+    f = f.filter((pl.col("venue") == venue) & (pl.col("coin") == coin)).sort("ts_ns", maintain_order=True)
+    return f if f.height else None
+
+
+def _iso(ns: int | None) -> str | None:
+    if ns is None:
+        return None
+    return dt.datetime.fromtimestamp(ns / NS, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _span(book, quotes, trades) -> dict[str, Any]:
+    lo, hi = [], []
+    for f in (book, quotes, trades):
+        if f is not None and f.height:
+            lo.append(int(f["ts_ns"].min()))
+            hi.append(int(f["ts_ns"].max()))
+    start, end = (min(lo), max(hi)) if lo else (None, None)
+    return {
+        "start": _iso(start), "end": _iso(end), "start_ns": start, "end_ns": end,
+        "hours": (end - start) / 3600 / NS if lo else 0.0,
+        "book_snapshots": book.height if book is not None else 0,
+        "quotes": quotes.height if quotes is not None else 0,
+        "trades": trades.height if trades is not None else 0,
+    }
+
+
+def _window_metrics(book, quotes, trades, prices, bench_quotes, bench_name, step_ns, max_age_ns) -> dict:
+    m: dict[str, Any] = {"span": _span(book, quotes, trades)}
+    m["spread_bps"] = q.spread_stats(quotes) if quotes is not None and quotes.height else q.spread_stats(
+        pl.DataFrame(schema={"bid_px": pl.Float64, "ask_px": pl.Float64}))
+    if book is not None and book.height:
+        m["depth_usd"] = q.depth_stats(book)
+    else:
+        m["depth_usd"] = {"snapshots": 0, "reason": "no book snapshots"}
+    if trades is not None and trades.height and quotes is not None and quotes.height:
+        m["slippage_bps"] = q.slippage_stats(trades, quotes, max_quote_age_ns=max_age_ns)
+    else:
+        m["slippage_bps"] = {"count": 0, "reason": "needs trades and quotes"}
+    if trades is not None and trades.height:
+        m["trade_size"] = q.trade_size_stats(trades)
+    else:
+        m["trade_size"] = {"count": 0, "total_notional": 0.0}
+    vmid = q.mids(quotes) if quotes is not None and quotes.height else (np.empty(0, np.int64), np.empty(0))
+    basis: dict[str, Any] = {"benchmark": bench_name}
+    if bench_quotes is not None and bench_quotes.height:
+        bmid = q.mids(bench_quotes)
+        g, b = q.basis_series(vmid, bmid, step_ns)
+        basis["vs_benchmark"] = q.basis_stats(g, b, step_ns,
+                                              reason="the venue and the benchmark do not overlap in time")
+    else:
+        basis["vs_benchmark"] = {"samples": 0, "reason": "no benchmark for this coin"}
+    if prices is not None and prices.height:
+        p = prices.filter(pl.col("oracle_px").is_not_null() & (pl.col("oracle_px") > 0)).sort("ts_ns")
+        omid = (p["ts_ns"].to_numpy(), p["oracle_px"].to_numpy())
+        g, b = q.basis_series(vmid, omid, step_ns)
+        basis["perp_vs_oracle"] = q.basis_stats(g, b, step_ns)
+        if bench_quotes is not None and bench_quotes.height:
+            g, b = q.basis_series(omid, q.mids(bench_quotes), step_ns)
+            basis["oracle_vs_benchmark"] = q.basis_stats(g, b, step_ns)
+    m["basis"] = basis
+    return m
+
+
+def compute_metrics(venue_data: Any, benchmark: Any = None, regimes: Sequence[Regime | str] = (),
+                    weekend: Weekend | None = None, basis_step_s: float = 1.0,
+                    max_quote_age_s: float | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(metrics, plot_data)`` for every venue/coin in ``venue_data`` (frames, a path or paths)."""
+    weekend = weekend or Weekend()
+    frames = _as_frames(venue_data)
+    bench = _as_frames(benchmark)
+    regs = [r if isinstance(r, Regime) else Regime.parse(r) for r in regimes]
+    step_ns = int(basis_step_s * NS)
+    max_age_ns = int(max_quote_age_s * NS) if max_quote_age_s else None
+    bench_pairs = _pairs(bench)
+    venues: dict[str, Any] = {}
+    plots: dict[str, Any] = {}
+    for venue, coin in _pairs(frames):
+        book = _select(frames, "book", venue, coin)
+        quotes = q.top_of_book(book, _select(frames, "bbo", venue, coin))
+        trades = _select(frames, "trades", venue, coin)
+        prices = _select(frames, "prices", venue, coin)
+        bench_quotes, bench_name = None, None
+        for bv, bc in bench_pairs:
+            if base_asset(bc) == base_asset(coin) and (bv, bc) != (venue, coin):
+                bench_quotes = q.top_of_book(_select(bench, "book", bv, bc), _select(bench, "bbo", bv, bc))
+                bench_name = f"{bv}/{bc}"
+                break
+        args = (bench_name, step_ns, max_age_ns)
+        allm = _window_metrics(book, quotes, trades, prices, bench_quotes, *args)
+        allm["sessions"] = q.session_stats(trades if trades is not None else pl.DataFrame(
+            schema={"ts_ns": pl.Int64, "px": pl.Float64, "sz": pl.Float64}), quotes, weekend)
+        allm["reopen_test"] = q.reopen_test(quotes, bench_quotes, weekend)
+        entry: dict[str, Any] = {"all": allm}
+        if regs:
+            rm = {}
+            for r in regs:
+                def w(f, r=r):
+                    return q.window(f, r.start_ns, r.end_ns)
+                rm[r.name] = _window_metrics(w(book), w(quotes), w(trades), w(prices), w(bench_quotes), *args)
+                rm[r.name]["window"] = {"start": _iso(r.start_ns), "end": _iso(r.end_ns)}
+            entry["regimes"] = rm
+            entry["regime_ratios"] = q.regime_ratios(rm, regs[0].name)
+        venues.setdefault(venue, {})[coin] = entry
+        plots[f"{venue}/{coin}"] = _plot_data(book, quotes, trades, bench_quotes, step_ns, max_age_ns)
+    metrics = {
+        "meta": {
+            "generated_at": _iso(int(dt.datetime.now(dt.UTC).timestamp() * NS)),
+            "benchmark_sources": [f"{v}/{c}" for v, c in bench_pairs],
+            "regimes": [{"name": r.name, "start": _iso(r.start_ns), "end": _iso(r.end_ns)} for r in regs],
+            "weekend": asdict(weekend), "basis_step_s": basis_step_s, "max_quote_age_s": max_quote_age_s,
+            "bands_bps": list(q.BANDS_BPS), "notional_buckets": [b[0] for b in q.NOTIONAL_BUCKETS],
+            "definitions": "see perpbox.analytics.quality (module docstring)",
+        },
+        "venues": venues,
+    }
+    return _clean(metrics), plots
+
+
+def _clean(x: Any) -> Any:
+    """JSON-safe: numpy scalars → Python, NaN/inf → None."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, (np.bool_, bool)):
+        return bool(x)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return None if math.isnan(x) or math.isinf(x) else float(x)
+    return x
+
+
+# ------------------------------------------------------------------------------------------- plots
+
+def _hist(x: np.ndarray, bins: int = 60, lo_q: float = 0.5, hi_q: float = 99.5) -> dict[str, list]:
+    x = x[np.isfinite(x)]
+    if not len(x):
+        return {"x": [], "y": []}
+    lo, hi = np.percentile(x, [lo_q, hi_q])
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    counts, edges = np.histogram(np.clip(x, lo, hi), bins=bins, range=(lo, hi))
+    return {"x": ((edges[:-1] + edges[1:]) / 2).tolist(), "y": (counts / len(x)).tolist(),
+            "width": float(edges[1] - edges[0])}
+
+
+def _plot_data(book, quotes, trades, bench_quotes, step_ns, max_age_ns) -> dict[str, Any]:
+    out: dict[str, Any] = {"spread": _hist(q.spread_bps(quotes)) if quotes is not None and quotes.height else None}
+    if trades is not None and trades.height and quotes is not None and quotes.height:
+        s = q.slippage_frame(trades, quotes, max_quote_age_ns=max_age_ns)["slippage_bps"].drop_nulls().to_numpy()
+        out["slippage"] = _hist(s)
+    if book is not None and book.height:
+        m = q.depth_matrix(book)
+        out["depth"] = {"bands": list(q.BANDS_BPS),
+                        "bid": [float(np.median(m[f"bid_{b}"])) if len(m["mid"]) else 0.0 for b in q.BANDS_BPS],
+                        "ask": [float(np.median(m[f"ask_{b}"])) if len(m["mid"]) else 0.0 for b in q.BANDS_BPS]}
+    if bench_quotes is not None and bench_quotes.height and quotes is not None and quotes.height:
+        g, b = q.basis_series(q.mids(quotes), q.mids(bench_quotes), step_ns)
+        if len(g):
+            stride = max(1, len(g) // 3000)
+            out["basis"] = {"t": [_iso(int(t)) for t in g[::stride]], "bps": b[::stride].tolist()}
+    return out
+
+
+def _figure(name: str, pd: dict[str, Any]):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=2, cols=2, subplot_titles=(
+        "Quoted spread (bps), share of quote updates", "Slippage vs prior mid (bps, + = paid), share of trades",
+        "Median depth within ±band of mid (USD)", "Basis vs benchmark mid (bps)"))
+    if pd.get("spread") and pd["spread"]["x"]:
+        fig.add_trace(go.Bar(x=pd["spread"]["x"], y=pd["spread"]["y"], width=pd["spread"]["width"],
+                             name="spread", marker_color="#4C78A8"), row=1, col=1)
+    if pd.get("slippage") and pd["slippage"]["x"]:
+        fig.add_trace(go.Bar(x=pd["slippage"]["x"], y=pd["slippage"]["y"], width=pd["slippage"]["width"],
+                             name="slippage", marker_color="#F58518"), row=1, col=2)
+    if pd.get("depth"):
+        labels = [f"±{b} bps" for b in pd["depth"]["bands"]]
+        fig.add_trace(go.Bar(x=labels, y=pd["depth"]["bid"], name="bid depth", marker_color="#54A24B"), row=2, col=1)
+        fig.add_trace(go.Bar(x=labels, y=pd["depth"]["ask"], name="ask depth", marker_color="#E45756"), row=2, col=1)
+    if pd.get("basis"):
+        fig.add_trace(go.Scatter(x=pd["basis"]["t"], y=pd["basis"]["bps"], mode="lines", name="basis",
+                                 line={"color": "#72B7B2"}), row=2, col=2)
+    else:
+        fig.add_annotation(text="no benchmark overlap", xref="x4 domain", yref="y4 domain", x=0.5, y=0.5,
+                           showarrow=False)
+    fig.update_layout(title=name, height=720, barmode="group", template="plotly_white",
+                      legend={"orientation": "h", "y": -0.08})
+    return fig
+
+
+_SUMMARY = (
+    ("median spread (bps)", ("spread_bps", "median")), ("mean spread (bps)", ("spread_bps", "mean")),
+    ("p95 spread (bps)", ("spread_bps", "p95")),
+    ("depth ±5 bps both, median (USD)", ("depth_usd", "5", "both", "median")),
+    ("depth ±25 bps both, median (USD)", ("depth_usd", "25", "both", "median")),
+    ("median |slippage| (bps)", ("slippage_bps", "median_abs")), ("p95 slippage (bps)", ("slippage_bps", "p95")),
+    ("trades", ("trade_size", "count")), ("median trade (USD)", ("trade_size", "median_notional")),
+    ("basis vs benchmark, mean (bps)", ("basis", "vs_benchmark", "mean")),
+    ("hours", ("span", "hours")),
+)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:.4g}"
+    return html.escape(str(v))
+
+
+def render_html(metrics: dict[str, Any], plots: dict[str, Any], title: str = "perpbox market-quality report") -> str:
+    """The report page: summary table, one 2×2 figure per venue/coin, the metrics JSON; plotly.js
+    is embedded once (no network needed to open it)."""
+    from plotly.offline import get_plotlyjs
+
+    names = [f"{v}/{c}" for v, coins in metrics["venues"].items() for c in coins]
+    rows = []
+    for label, path in _SUMMARY:
+        cells = "".join(f"<td>{_fmt(q.dig(metrics['venues'][n.split('/')[0]][n.split('/', 1)[1]]['all'], path))}</td>"
+                        for n in names)
+        rows.append(f"<tr><th>{html.escape(label)}</th>{cells}</tr>")
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    figs = "".join(
+        f"<section><h2>{html.escape(n)}</h2>"
+        f"{_figure(n, plots.get(n, {})).to_html(full_html=False, include_plotlyjs=False)}</section>" for n in names)
+    meta = metrics["meta"]
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th:first-child{{text-align:left}}
+details pre{{max-height:30em;overflow:auto;background:#f6f6f6;padding:1em}}</style>
+<script type="text/javascript">{get_plotlyjs()}</script></head><body>
+<h1>{html.escape(title)}</h1>
+<p>Benchmark: {html.escape(", ".join(meta["benchmark_sources"]) or "none")}.
+Regimes: {html.escape(", ".join(r["name"] for r in meta["regimes"]) or "none")}.
+Definitions: spread = (ask − bid)/mid; depth = USD within ±band of mid per book snapshot;
+slippage = side × (price − mid)/mid of the last quote before the trade; basis = (venue − benchmark)/benchmark.</p>
+<table><tr><th></th>{head}</tr>{"".join(rows)}</table>
+{figs}
+<details><summary>metrics.json</summary><pre>{html.escape(json.dumps(metrics, indent=1))}</pre></details>
+</body></html>"""
+
+
+def build_report(venue_data: Any, benchmark: Any = None, regimes: Sequence[Regime | str] = (),
+                 out: Path | str = "report.html", metrics_path: Path | str | None = None,
+                 weekend: Weekend | None = None, basis_step_s: float = 1.0,
+                 max_quote_age_s: float | None = None) -> dict[str, Any]:
+    """Compute the metrics, write ``out`` (HTML) and ``metrics.json`` (beside it unless
+    ``metrics_path``), and return the metrics dict."""
+    metrics, plots = compute_metrics(venue_data, benchmark, regimes, weekend, basis_step_s, max_quote_age_s)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_html(metrics, plots), encoding="utf-8")
+    mpath = Path(metrics_path) if metrics_path else out.with_name("metrics.json")
+    mpath.write_text(json.dumps(metrics, indent=1), encoding="utf-8")
+    return metrics
