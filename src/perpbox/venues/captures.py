@@ -237,10 +237,12 @@ def load_capture(path: Path | str, *, venue: str | None = None, coin: str | None
             if "pu" in data:
                 kind["usdm"] = True
             depth_for(data["s"]).on_event(local_ns, data)
-        elif e is None and "b" in data and "A" in data:  # a bare spot bookTicker has no "e"
-            stats["bookTicker"] += 1
-            routed["bookTicker"][0].append(local_ns)
-            routed["bookTicker"][1].append(b'{"data":' + raw + b"}")
+        elif e in _EVENT_ROUTE or (e is None and "b" in data and "A" in data):  # bare spot bookTicker: no "e"
+            # the fast path in _route missed it (non-compact JSON, bare event): re-serialise once
+            name = _EVENT_ROUTE.get(e, "bookTicker")
+            stats[name] += 1
+            routed[name][0].append(local_ns)
+            routed[name][1].append(orjson.dumps({"data": data}))
         else:
             stats["unknown"] += 1
     for d in books.values():
@@ -267,6 +269,7 @@ def load_capture(path: Path | str, *, venue: str | None = None, coin: str | None
 
 _ROUTED = ("bookTicker", "trade", "aggTrade", "markPrice")
 _STREAM_SUFFIX = {b"bookTicker": "bookTicker", b"trade": "trade", b"aggTrade": "aggTrade"}
+_EVENT_ROUTE = {"bookTicker": "bookTicker", "trade": "trade", "aggTrade": "aggTrade", "markPriceUpdate": "markPrice"}
 _EVENT_TAG = {b'"e":"bookTicker"': "bookTicker", b'"e":"trade"': "trade", b'"e":"aggTrade"': "aggTrade",
               b'"e":"markPriceUpdate"': "markPrice"}
 
