@@ -56,9 +56,8 @@ def _premium(q: dict[str, str]) -> dict[str, Any]:
             "nextFundingTime": T0 + 4_000_000, "time": T0}
 
 
-@pytest.fixture
-def binance() -> tuple[CcxtVenue, Router]:
-    router = Router({
+def _binance_router() -> Router:
+    return Router({
         "/fapi/v1/exchangeInfo": {"timezone": "UTC", "serverTime": T0, "assets": [], "symbols": [
             _bn_symbol("BTCUSDT", "BTC"), _bn_symbol("BLZUSDT", "BLZ"), _bn_symbol("1000PEPEUSDT", "1000PEPE")]},
         "/fapi/v1/depth": lambda q: {"lastUpdateId": 1027024, "E": T0, "T": T0 - 5,
@@ -80,6 +79,11 @@ def binance() -> tuple[CcxtVenue, Router]:
                                   "disclaimer": False}],
         "/fapi/v1/openInterest": {"openInterest": "80000.500", "symbol": "BTCUSDT", "time": T0},
     })
+
+
+@pytest.fixture
+def binance() -> tuple[CcxtVenue, Router]:
+    router = _binance_router()
     ex = ccxt.binanceusdm()
     ex.fetch = router
     return CcxtVenue("binance", ex), router
@@ -160,9 +164,8 @@ def _by_ticker(q: dict[str, str]) -> dict[str, Any]:
         "ask1Price": "58010.5", "ask1Size": "0.4"}]}}
 
 
-@pytest.fixture
-def bybit() -> CcxtVenue:
-    router = Router({
+def _bybit_router() -> Router:
+    return Router({
         "/v5/market/instruments-info": {"retCode": 0, "retMsg": "OK", "time": T0, "retExtInfo": {},
                                         "result": {"category": "linear", "nextPageCursor": "", "list": [
                                             _by_inst("BTCUSDT", "BTC", 480), _by_inst("ZROUSDT", "ZRO", 240)]}},
@@ -170,9 +173,16 @@ def bybit() -> CcxtVenue:
         "/v5/market/open-interest": {"retCode": 0, "retMsg": "OK", "time": T0, "result": {
             "symbol": "BTCUSDT", "category": "linear", "nextPageCursor": "",
             "list": [{"openInterest": "48069.549", "timestamp": str(T0)}]}},
+        "/v5/market/orderbook": {"retCode": 0, "retMsg": "OK", "time": T0, "result": {
+            "s": "BTCUSDT", "b": [["58010.0", "1.2"], ["58009.5", "3.0"]], "a": [["58010.5", "0.4"]],
+            "ts": T0, "u": 18521288, "seq": 7961638724}},
     })
+
+
+@pytest.fixture
+def bybit() -> CcxtVenue:
     ex = ccxt.bybit({"options": {"fetchMarkets": {"types": ["linear"]}}})
-    ex.fetch = router
+    ex.fetch = _bybit_router()
     return CcxtVenue("bybit", ex)
 
 
@@ -257,3 +267,43 @@ def test_make_exchange_points_hyperliquid_at_a_url() -> None:
         make_exchange("bybit", url="http://127.0.0.1:9999")
     with pytest.raises(ValueError):
         make_exchange("nosuchvenue")
+
+
+# -- the funding command over ccxt venues (offline) -----------------------------------------------------
+
+def test_funding_command_reproduces_the_issue_example(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Binance 1 bp per 8 h vs Bybit 0.5 bp per 8 h: long Bybit, short Binance, 547.5 bps a year."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from perpbox import venues_cli
+    from perpbox.cli import app
+    from perpbox.venues import ccxt_venues
+
+    def fake_make(venue: str, url: str | None = None, pro: bool = False, config: Any = None) -> Any:
+        ex = {"binanceusdm": ccxt.binanceusdm, "bybit": lambda: ccxt.bybit(
+            {"options": {"fetchMarkets": {"types": ["linear"]}}})}[venue]()
+        ex.fetch = {"binanceusdm": _binance_router, "bybit": _bybit_router}[venue]()
+        return ex
+
+    monkeypatch.setattr(ccxt_venues, "make_exchange", fake_make)
+    res = CliRunner().invoke(app, ["funding", "--coin", "BTC", "--venues", "binance,bybit,nosuchvenue",
+                                   "--hold-hours", "720", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert list(out["errors"]) == ["nosuchvenue"]          # one dead venue does not hide the others
+    bn, by = out["venues"]
+    assert (bn["venue"], bn["rate"], bn["interval_hours"], bn["taker_fee"]) == ("binanceusdm", 0.0001, 8.0, 0.0005)
+    assert (by["venue"], by["rate"], by["interval_hours"], by["taker_fee"]) == ("bybit", 0.00005, 8.0, 0.0006)
+    [pair] = out["pairs"]
+    assert (pair["long"], pair["short"]) == ("bybit", "binanceusdm")
+    assert pair["carry_apr"] * 1e4 == pytest.approx(547.5)
+    hs_bn, hs_by = 0.05 / 58000.05, 0.25 / 58010.25
+    assert bn["half_spread"] == pytest.approx(hs_bn) and by["half_spread"] == pytest.approx(hs_by)
+    cost = 2 * (0.0005 + 0.0006) + 2 * (hs_bn + hs_by)
+    assert pair["round_trip_cost"] == pytest.approx(cost)
+    assert pair["break_even_hours"] == pytest.approx(cost / (0.00005 / 8))  # ≈ 3,535 h: the carry is thin
+    assert pair["net_apr"] == pytest.approx((0.00005 / 8 * 720 - cost) / 720 * 8760)
+    assert venues_cli.deviations({"a": 100.0, "b": 100.1, "c": 99.9}) == pytest.approx(
+        {"a": 0.0, "b": 10.0, "c": -10.0})
