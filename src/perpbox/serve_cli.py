@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -45,7 +46,17 @@ def run_server(*, host: str, port: int, data_dir: Path, config: Path | None, fee
                                 markets=markets))
     server = uvicorn.Server(uvicorn.Config(service.app(), host=host, port=port, log_level=log_level,
                                            ws="websockets-sansio", lifespan="on"))
-    asyncio.run(_serve(server))
+    _run(_serve(server))
+
+
+def _run(main: Any) -> None:
+    """uvloop where it exists (uvicorn picks it only when it owns the loop; here we do)."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    uvloop.run(main)
 
 
 async def _serve(server: object) -> None:
