@@ -88,7 +88,7 @@ def test_native_info_calls(server: Server, sol_market: dict[str, Any]) -> None:
         assert trades and trades[0].sz == 4.0 and trades[0].side == 1
         [pred] = [p for p in info.predicted_fundings() if p.coin == COIN]
         assert (pred.venue, pred.interval_hours) == ("HlPerp", 1.0)
-        assert info.perp_dexs() == ["", "xyz"]
+        assert info.perp_dexs()[:2] == ["", "xyz"]   # other tests may deploy more dexes
         hip3 = info.meta_and_asset_ctxs("xyz", 1)
         assert hip3[0].coin.startswith("xyz:") and hip3[0].asset == 110000
         now = int(time.time() * 1000)
