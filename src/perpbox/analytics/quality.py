@@ -72,6 +72,13 @@ def _pct(x: np.ndarray, q: float) -> float | None:
     return _num(np.percentile(x, q)) if len(x) else None
 
 
+def _pcts(x: np.ndarray, qs: Sequence[float]) -> list[float | None]:
+    """Several percentiles with one partition of ``x`` (all ``None`` when empty)."""
+    if not len(x):
+        return [None] * len(qs)
+    return [_num(v) for v in np.percentile(x, list(qs))]
+
+
 def _mean(x: np.ndarray) -> float | None:
     return _num(x.mean()) if len(x) else None
 
@@ -110,10 +117,13 @@ def spread_bps(bbo: pl.DataFrame) -> np.ndarray:
 
 
 def spread_stats(bbo: pl.DataFrame) -> dict[str, Any]:
-    s = spread_bps(bbo)
+    return spread_summary(spread_bps(bbo))
+
+
+def spread_summary(s: np.ndarray) -> dict[str, Any]:
+    med, p90, p95, p99 = _pcts(s, (50, 90, 95, 99))
     return {
-        "count": len(s),
-        "mean": _mean(s), "median": _pct(s, 50), "p90": _pct(s, 90), "p95": _pct(s, 95), "p99": _pct(s, 99),
+        "count": len(s), "mean": _mean(s), "median": med, "p90": p90, "p95": p95, "p99": p99,
         "share_le_5bps": _mean((s <= 5 + _EPS).astype(float)),
         "crossed": int((s < 0).sum()),
     }
@@ -122,51 +132,62 @@ def spread_stats(bbo: pl.DataFrame) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------- depth
 
 def depth_matrix(book: pl.DataFrame, bands: Sequence[float] = BANDS_BPS) -> dict[str, np.ndarray]:
-    """Per snapshot: ``mid`` and, per band, bid/ask depth in USD and whether the book was cut
-    inside the band (``cut_bid``/``cut_ask``). Snapshots missing a side are dropped."""
+    """Per snapshot: ``ts_ns``, ``mid`` and, per band, bid/ask depth in USD and whether the book was
+    cut inside the band (``cut_bid``/``cut_ask``). Snapshots missing a side are dropped.
+
+    Levels are best-first, so the levels inside a band are a prefix of the row: one comparison
+    against the row's band edge counts them, and a row-wise cumulative notional gives the depth
+    (``take_along_axis``), with no per-band multiply over the whole matrix."""
     bp = list_to_matrix(book["bid_px"])
     bs = list_to_matrix(book["bid_sz"], bp.shape[1])
     ap = list_to_matrix(book["ask_px"])
     asz = list_to_matrix(book["ask_sz"], ap.shape[1])
+    ts = book["ts_ns"].to_numpy()
     out: dict[str, np.ndarray] = {}
     if bp.shape[1] == 0 or ap.shape[1] == 0:
-        out["mid"] = np.empty(0)
+        out["mid"] = out["ts_ns"] = np.empty(0)
         for b in bands:
             for k in ("bid", "ask", "cut_bid", "cut_ask"):
                 out[f"{k}_{b}"] = np.empty(0)
         return out
     ok = ~np.isnan(bp[:, 0]) & ~np.isnan(ap[:, 0])
-    bp, bs, ap, asz = bp[ok], bs[ok], ap[ok], asz[ok]
+    if not ok.all():
+        bp, bs, ap, asz, ts = bp[ok], bs[ok], ap[ok], asz[ok], ts[ok]
     mid = (bp[:, 0] + ap[:, 0]) * 0.5
-    # distance of each level from mid in bps (NaN where the row has no such level)
-    with np.errstate(invalid="ignore"):
-        bdist = (mid[:, None] - bp) / mid[:, None] * 1e4
-        adist = (ap - mid[:, None]) / mid[:, None] * 1e4
-    bnot = np.nan_to_num(bp * bs)
-    anot = np.nan_to_num(ap * asz)
-    blast = np.where(np.isnan(bdist), -np.inf, bdist).max(axis=1)
-    alast = np.where(np.isnan(adist), -np.inf, adist).max(axis=1)
-    out["mid"] = mid
-    for b in bands:
-        lim = b + _EPS
-        with np.errstate(invalid="ignore"):
-            out[f"bid_{b}"] = (bnot * (bdist <= lim)).sum(axis=1)
-            out[f"ask_{b}"] = (anot * (adist <= lim)).sum(axis=1)
-        out[f"cut_bid_{b}"] = blast <= lim
-        out[f"cut_ask_{b}"] = alast <= lim
+    out["ts_ns"], out["mid"] = ts, mid
+    for side, px, sz, sign in (("bid", bp, bs, -1.0), ("ask", ap, asz, 1.0)):
+        notional = px * sz
+        ragged = np.isnan(notional)
+        if ragged.any():
+            notional[ragged] = 0.0
+        cum = np.cumsum(notional, axis=1)
+        n_levels = np.count_nonzero(~np.isnan(px), axis=1) if ragged.any() else px.shape[1]
+        for b in bands:
+            edge = mid * (1.0 + sign * (b + _EPS) / 1e4)
+            inside = (px >= edge[:, None]) if sign < 0 else (px <= edge[:, None])
+            k = np.count_nonzero(inside, axis=1)
+            depth = np.take_along_axis(cum, np.maximum(k - 1, 0)[:, None], axis=1)[:, 0]
+            out[f"{side}_{b}"] = np.where(k > 0, depth, 0.0)
+            out[f"cut_{side}_{b}"] = k >= n_levels
     return out
 
 
 def depth_stats(book: pl.DataFrame, bands: Sequence[float] = BANDS_BPS) -> dict[str, Any]:
-    m = depth_matrix(book, bands)
-    out: dict[str, Any] = {"snapshots": len(m["mid"])}
+    return depth_summary(depth_matrix(book, bands), bands=bands)
+
+
+def depth_summary(m: dict[str, np.ndarray], rows: slice = slice(None),
+                  bands: Sequence[float] = BANDS_BPS) -> dict[str, Any]:
+    """Statistics of ``depth_matrix`` output over ``rows`` (a time window is a slice)."""
+    out: dict[str, Any] = {"snapshots": len(m["mid"][rows])}
     for b in bands:
-        bid, ask = m[f"bid_{b}"], m[f"ask_{b}"]
+        bid, ask = m[f"bid_{b}"][rows], m[f"ask_{b}"][rows]
         band: dict[str, Any] = {}
         for side, x in (("bid", bid), ("ask", ask), ("both", bid + ask)):
-            band[side] = {"median": _pct(x, 50), "p5": _pct(x, 5), "p95": _pct(x, 95), "mean": _mean(x)}
+            p5, med, p95 = _pcts(x, (5, 50, 95))
+            band[side] = {"median": med, "p5": p5, "p95": p95, "mean": _mean(x)}
         band["bid_ask_ratio"] = _ratio(_mean(bid), _mean(ask))
-        band["truncated_share"] = _mean((m[f"cut_bid_{b}"] | m[f"cut_ask_{b}"]).astype(float))
+        band["truncated_share"] = _mean((m[f"cut_bid_{b}"][rows] | m[f"cut_ask_{b}"][rows]).astype(float))
         out[_band_key(b)] = band
     return out
 
@@ -196,10 +217,12 @@ def slippage_frame(trades: pl.DataFrame, bbo: pl.DataFrame, *, max_quote_age_ns:
 
 def _slip_block(s: np.ndarray) -> dict[str, Any]:
     a = np.abs(s)
+    med, p95, p99 = _pcts(s, (50, 95, 99))
+    med_a, p95_a, p99_a = _pcts(a, (50, 95, 99))
     return {
         "count": len(s),
-        "mean": _mean(s), "median": _pct(s, 50), "median_abs": _pct(a, 50),
-        "p95": _pct(s, 95), "p99": _pct(s, 99), "p95_abs": _pct(a, 95), "p99_abs": _pct(a, 99),
+        "mean": _mean(s), "median": med, "median_abs": med_a,
+        "p95": p95, "p99": p99, "p95_abs": p95_a, "p99_abs": p99_a,
         "share_within_5bps": _mean((a <= 5 + _EPS).astype(float)),
         "share_within_10bps": _mean((a <= 10 + _EPS).astype(float)),
         "count_above_50bps": int((a > 50 + _EPS).sum()),
@@ -214,22 +237,33 @@ def bucket_of(notional: np.ndarray) -> np.ndarray:
 
 def slippage_stats(trades: pl.DataFrame, bbo: pl.DataFrame, *, max_quote_age_ns: int | None = None) -> dict:
     f = slippage_frame(trades, bbo, max_quote_age_ns=max_quote_age_ns)
-    ok = f.filter(pl.col("slippage_bps").is_not_null() & pl.col("slippage_bps").is_not_nan())
-    s = ok["slippage_bps"].to_numpy()
+    return slippage_summary(f["slippage_bps"].to_numpy(), f["notional"].to_numpy())
+
+
+def slippage_summary(slip: np.ndarray, notional: np.ndarray) -> dict[str, Any]:
+    """Slippage statistics; NaN entries (no usable quote) are counted as ``unmatched``."""
+    ok = np.isfinite(slip)
+    s, n = slip[ok], notional[ok]
     out = _slip_block(s)
-    out["unmatched"] = f.height - ok.height
-    b = bucket_of(ok["notional"].to_numpy())
+    out["unmatched"] = int(len(slip) - len(s))
+    b = bucket_of(n)
     out["by_notional"] = {name: _slip_block(s[b == i]) for i, (name, _, _) in enumerate(NOTIONAL_BUCKETS)}
     return out
 
 
 def trade_size_stats(trades: pl.DataFrame) -> dict[str, Any]:
-    n = (trades["px"] * trades["sz"]).to_numpy() if trades.height else np.empty(0)
+    if not trades.height:
+        return trade_size_summary(np.empty(0), np.empty(0))
+    return trade_size_summary((trades["px"] * trades["sz"]).to_numpy(), trades["side"].to_numpy())
+
+
+def trade_size_summary(n: np.ndarray, side: np.ndarray) -> dict[str, Any]:
     b = bucket_of(n)
+    med, p90 = _pcts(n, (50, 90))
     return {
         "count": len(n), "total_notional": _num(n.sum()) if len(n) else 0.0,
-        "median_notional": _pct(n, 50), "mean_notional": _mean(n), "p90_notional": _pct(n, 90),
-        "buy_share": _mean((trades["side"].to_numpy() == 1).astype(float)) if trades.height else None,
+        "median_notional": med, "mean_notional": _mean(n), "p90_notional": p90,
+        "buy_share": _mean((side == 1).astype(float)) if len(n) else None,
         "by_notional": {name: {"count": int((b == i).sum()), "notional": float(n[b == i].sum())}
                         for i, (name, _, _) in enumerate(NOTIONAL_BUCKETS)},
     }
@@ -245,8 +279,10 @@ def asof_values(ts: np.ndarray, values: np.ndarray, at: np.ndarray) -> np.ndarra
 
 
 def basis_series(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray],
-                 step_ns: int = NS) -> tuple[np.ndarray, np.ndarray]:
-    """``(grid_ns, basis_bps)`` of series ``a`` against ``b`` over their common span."""
+                 step_ns: int = NS, max_stale_ns: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(grid_ns, basis_bps)`` of series ``a`` against ``b`` over their common span. Grid points
+    where either series' last value is older than ``max_stale_ns`` are dropped (a benchmark that
+    is closed for the weekend has no basis, not Friday's)."""
     (ta, va), (tb, vb) = a, b
     if not len(ta) or not len(tb):
         return np.empty(0, dtype=np.int64), np.empty(0)
@@ -255,10 +291,14 @@ def basis_series(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarr
         return np.empty(0, dtype=np.int64), np.empty(0)
     first = -(-start // step_ns) * step_ns
     grid = np.arange(first, end + 1, step_ns, dtype=np.int64)
-    xa, xb = asof_values(ta, va, grid), asof_values(tb, vb, grid)
+    ia = np.searchsorted(ta, grid, side="right") - 1
+    ib = np.searchsorted(tb, grid, side="right") - 1
+    xa, xb = va[ia], vb[ib]  # the grid starts inside both spans: indices are >= 0
     with np.errstate(invalid="ignore", divide="ignore"):
         basis = (xa - xb) / xb * 1e4
     keep = np.isfinite(basis)
+    if max_stale_ns is not None:
+        keep &= (grid - ta[ia] <= max_stale_ns) & (grid - tb[ib] <= max_stale_ns)
     return grid[keep], basis[keep]
 
 
@@ -280,7 +320,7 @@ def basis_stats(grid: np.ndarray, basis: np.ndarray, step_ns: int = NS,
     a = np.abs(basis)
     out: dict[str, Any] = {
         "samples": len(basis), "seconds": len(basis) * step_s, "step_s": step_s,
-        "mean": _mean(basis), "median": _pct(basis, 50), "p5": _pct(basis, 5), "p95": _pct(basis, 95),
+        "mean": _mean(basis), **dict(zip(("p5", "median", "p95"), _pcts(basis, (5, 50, 95)))),
         "min": _num(basis.min()), "max": _num(basis.max()), "max_abs": _num(a.max()),
         "time_above": {}, "time_to_revert_s": {},
     }
@@ -293,7 +333,7 @@ def basis_stats(grid: np.ndarray, basis: np.ndarray, step_ns: int = NS,
         out["time_above"][key] = {"seconds": float(above.sum() * step_s), "share": _mean(above.astype(float))}
         out["time_to_revert_s"][key] = {
             "episodes": len(lengths), "open_at_end": int(open_end),
-            "median": _pct(closed * step_s, 50), "mean": _mean(closed * step_s),
+            "median": _pct(closed * step_s, 50), "mean": _mean(closed * step_s * 1.0),
             "max": _num(closed.max() * step_s) if len(closed) else None,
         }
     return out

@@ -80,7 +80,10 @@ def _pairs(frames: Frames) -> list[tuple[str, str]]:
     for channel in ("book", "bbo", "trades"):
         f = frames.get(channel)
         if f is not None and f.height:
-            found.update(f.select("venue", "coin").unique().iter_rows())
+            if f["venue"].n_unique() == 1 and f["coin"].n_unique() == 1:
+                found.add((f["venue"][0], f["coin"][0]))
+            else:
+                found.update(f.select("venue", "coin").unique().iter_rows())
     return sorted(found)
 
 
@@ -88,7 +91,12 @@ def _select(frames: Frames, channel: str, venue: str, coin: str) -> pl.DataFrame
     f = frames.get(channel)
     if f is None:
         return None
-    f = f.filter((pl.col("venue") == venue) & (pl.col("coin") == coin)).sort("ts_ns", maintain_order=True)
+    if not (f["venue"].n_unique() == 1 and f["coin"].n_unique() == 1):
+        f = f.filter((pl.col("venue") == venue) & (pl.col("coin") == coin))
+    elif f.height and (f["venue"][0], f["coin"][0]) != (venue, coin):
+        return None
+    if not f["ts_ns"].is_sorted():
+        f = f.sort("ts_ns", maintain_order=True)
     return f if f.height else None
 
 
@@ -98,69 +106,109 @@ def _iso(ns: int | None) -> str | None:
     return dt.datetime.fromtimestamp(ns / NS, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _span(book, quotes, trades) -> dict[str, Any]:
-    lo, hi = [], []
-    for f in (book, quotes, trades):
-        if f is not None and f.height:
-            lo.append(int(f["ts_ns"].min()))
-            hi.append(int(f["ts_ns"].max()))
-    start, end = (min(lo), max(hi)) if lo else (None, None)
-    return {
-        "start": _iso(start), "end": _iso(end), "start_ns": start, "end_ns": end,
-        "hours": (end - start) / 3600 / NS if lo else 0.0,
-        "book_snapshots": book.height if book is not None else 0,
-        "quotes": quotes.height if quotes is not None else 0,
-        "trades": trades.height if trades is not None else 0,
-    }
+class _Series:
+    """Every per-event array of one venue/coin, computed once and sorted by time, so that the
+    whole span and each regime are just slices (``np.searchsorted`` on the time columns)."""
 
+    def __init__(self, book, quotes, trades, prices, bench_quotes, bench_name, step_ns, max_age_ns, stale_ns):
+        self.bench_name = bench_name
+        self.step_ns = step_ns
+        self.book_n = book.height if book is not None else 0
+        self.depth = q.depth_matrix(book) if self.book_n else None
+        have_q = quotes is not None and quotes.height
+        valid = quotes.filter((pl.col("bid_px") > 0) & (pl.col("ask_px") > 0)) if have_q else None
+        self.q_ts = valid["ts_ns"].to_numpy() if have_q else np.empty(0, np.int64)
+        self.spread = q.spread_bps(valid) if have_q else np.empty(0)
+        self.n_quotes = quotes.height if have_q else 0
+        vmid = q.mids(quotes) if have_q else (np.empty(0, np.int64), np.empty(0))
+        self.vmid = vmid
+        if trades is not None and trades.height:
+            t = trades.sort("ts_ns", maintain_order=True)
+            self.t_ts = t["ts_ns"].to_numpy()
+            self.t_notional = (t["px"] * t["sz"]).to_numpy()
+            self.t_side = t["side"].to_numpy()
+            if have_q:
+                f = q.slippage_frame(t, quotes, max_quote_age_ns=max_age_ns)
+                self.slip = f["slippage_bps"].fill_null(float("nan")).to_numpy()
+            else:
+                self.slip = None
+        else:
+            self.t_ts = np.empty(0, np.int64)
+            self.t_notional = self.t_side = np.empty(0)
+            self.slip = None
+        self.basis: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+        self.basis_reason: dict[str, str] = {}
+        bmid = q.mids(bench_quotes) if bench_quotes is not None and bench_quotes.height else None
+        if bmid is not None:
+            self.basis["vs_benchmark"] = q.basis_series(vmid, bmid, step_ns, stale_ns)
+            self.basis_reason["vs_benchmark"] = "the venue and the benchmark do not overlap in time"
+        else:
+            self.basis["vs_benchmark"] = None
+            self.basis_reason["vs_benchmark"] = "no benchmark for this coin"
+        if prices is not None and prices.height:
+            p = prices.filter(pl.col("oracle_px").is_not_null() & (pl.col("oracle_px") > 0)).sort("ts_ns")
+            omid = (p["ts_ns"].to_numpy(), p["oracle_px"].to_numpy())
+            self.basis["perp_vs_oracle"] = q.basis_series(vmid, omid, step_ns, stale_ns)
+            if bmid is not None:
+                self.basis["oracle_vs_benchmark"] = q.basis_series(omid, bmid, step_ns, stale_ns)
 
-def _window_metrics(book, quotes, trades, prices, bench_quotes, bench_name, step_ns, max_age_ns) -> dict:
-    m: dict[str, Any] = {"span": _span(book, quotes, trades)}
-    m["spread_bps"] = q.spread_stats(quotes) if quotes is not None and quotes.height else q.spread_stats(
-        pl.DataFrame(schema={"bid_px": pl.Float64, "ask_px": pl.Float64}))
-    if book is not None and book.height:
-        m["depth_usd"] = q.depth_stats(book)
-    else:
-        m["depth_usd"] = {"snapshots": 0, "reason": "no book snapshots"}
-    if trades is not None and trades.height and quotes is not None and quotes.height:
-        m["slippage_bps"] = q.slippage_stats(trades, quotes, max_quote_age_ns=max_age_ns)
-    else:
-        m["slippage_bps"] = {"count": 0, "reason": "needs trades and quotes"}
-    if trades is not None and trades.height:
-        m["trade_size"] = q.trade_size_stats(trades)
-    else:
-        m["trade_size"] = {"count": 0, "total_notional": 0.0}
-    vmid = q.mids(quotes) if quotes is not None and quotes.height else (np.empty(0, np.int64), np.empty(0))
-    basis: dict[str, Any] = {"benchmark": bench_name}
-    if bench_quotes is not None and bench_quotes.height:
-        bmid = q.mids(bench_quotes)
-        g, b = q.basis_series(vmid, bmid, step_ns)
-        basis["vs_benchmark"] = q.basis_stats(g, b, step_ns,
-                                              reason="the venue and the benchmark do not overlap in time")
-    else:
-        basis["vs_benchmark"] = {"samples": 0, "reason": "no benchmark for this coin"}
-    if prices is not None and prices.height:
-        p = prices.filter(pl.col("oracle_px").is_not_null() & (pl.col("oracle_px") > 0)).sort("ts_ns")
-        omid = (p["ts_ns"].to_numpy(), p["oracle_px"].to_numpy())
-        g, b = q.basis_series(vmid, omid, step_ns)
-        basis["perp_vs_oracle"] = q.basis_stats(g, b, step_ns)
-        if bench_quotes is not None and bench_quotes.height:
-            g, b = q.basis_series(omid, q.mids(bench_quotes), step_ns)
-            basis["oracle_vs_benchmark"] = q.basis_stats(g, b, step_ns)
-    m["basis"] = basis
-    return m
+    @staticmethod
+    def _rows(ts: np.ndarray, lo: int | None, hi: int | None) -> slice:
+        i = 0 if lo is None else int(np.searchsorted(ts, lo, side="left"))
+        j = len(ts) if hi is None else int(np.searchsorted(ts, hi, side="left"))
+        return slice(i, j)
+
+    def metrics(self, lo: int | None = None, hi: int | None = None) -> dict[str, Any]:
+        qr = self._rows(self.q_ts, lo, hi)
+        tr = self._rows(self.t_ts, lo, hi)
+        br = self._rows(self.depth["ts_ns"], lo, hi) if self.depth is not None else slice(0, 0)
+        starts, ends = [], []
+        for ts, r in ((self.q_ts, qr), (self.t_ts, tr)) + (
+                ((self.depth["ts_ns"], br),) if self.depth is not None else ()):
+            if r.stop > r.start:
+                starts.append(int(ts[r.start]))
+                ends.append(int(ts[r.stop - 1]))
+        start, end = (min(starts), max(ends)) if starts else (None, None)
+        m: dict[str, Any] = {"span": {
+            "start": _iso(start), "end": _iso(end), "start_ns": start, "end_ns": end,
+            "hours": (end - start) / 3600 / NS if starts else 0.0,
+            "book_snapshots": br.stop - br.start, "quotes": qr.stop - qr.start, "trades": tr.stop - tr.start,
+        }}
+        m["spread_bps"] = q.spread_summary(self.spread[qr])
+        if self.depth is not None:
+            m["depth_usd"] = q.depth_summary(self.depth, br)
+        else:
+            m["depth_usd"] = {"snapshots": 0, "reason": "no book snapshots"}
+        if self.slip is not None:
+            m["slippage_bps"] = q.slippage_summary(self.slip[tr], self.t_notional[tr])
+        else:
+            m["slippage_bps"] = {"count": 0, "reason": "needs trades and quotes"}
+        m["trade_size"] = q.trade_size_summary(self.t_notional[tr], self.t_side[tr])
+        basis: dict[str, Any] = {"benchmark": self.bench_name}
+        for kind, series in self.basis.items():
+            if series is None:
+                basis[kind] = {"samples": 0, "reason": self.basis_reason.get(kind, "no data")}
+                continue
+            g, b = series
+            r = self._rows(g, lo, hi)
+            basis[kind] = q.basis_stats(g[r], b[r], self.step_ns,
+                                        reason=self.basis_reason.get(kind, "the series do not overlap in time"))
+        m["basis"] = basis
+        return m
 
 
 def compute_metrics(venue_data: Any, benchmark: Any = None, regimes: Sequence[Regime | str] = (),
                     weekend: Weekend | None = None, basis_step_s: float = 1.0,
-                    max_quote_age_s: float | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                    max_quote_age_s: float | None = None,
+                    basis_max_stale_s: float | None = 300.0) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(metrics, plot_data)`` for every venue/coin in ``venue_data`` (frames, a path or paths)."""
     weekend = weekend or Weekend()
     frames = _as_frames(venue_data)
     bench = _as_frames(benchmark)
     regs = [r if isinstance(r, Regime) else Regime.parse(r) for r in regimes]
-    step_ns = int(basis_step_s * NS)
+    step_ns = max(1, int(basis_step_s * NS))
     max_age_ns = int(max_quote_age_s * NS) if max_quote_age_s else None
+    stale_ns = int(basis_max_stale_s * NS) if basis_max_stale_s else None
     bench_pairs = _pairs(bench)
     venues: dict[str, Any] = {}
     plots: dict[str, Any] = {}
@@ -175,8 +223,8 @@ def compute_metrics(venue_data: Any, benchmark: Any = None, regimes: Sequence[Re
                 bench_quotes = q.top_of_book(_select(bench, "book", bv, bc), _select(bench, "bbo", bv, bc))
                 bench_name = f"{bv}/{bc}"
                 break
-        args = (bench_name, step_ns, max_age_ns)
-        allm = _window_metrics(book, quotes, trades, prices, bench_quotes, *args)
+        series = _Series(book, quotes, trades, prices, bench_quotes, bench_name, step_ns, max_age_ns, stale_ns)
+        allm = series.metrics()
         allm["sessions"] = q.session_stats(trades if trades is not None else pl.DataFrame(
             schema={"ts_ns": pl.Int64, "px": pl.Float64, "sz": pl.Float64}), quotes, weekend)
         allm["reopen_test"] = q.reopen_test(quotes, bench_quotes, weekend)
@@ -184,20 +232,19 @@ def compute_metrics(venue_data: Any, benchmark: Any = None, regimes: Sequence[Re
         if regs:
             rm = {}
             for r in regs:
-                def w(f, r=r):
-                    return q.window(f, r.start_ns, r.end_ns)
-                rm[r.name] = _window_metrics(w(book), w(quotes), w(trades), w(prices), w(bench_quotes), *args)
+                rm[r.name] = series.metrics(r.start_ns, r.end_ns)
                 rm[r.name]["window"] = {"start": _iso(r.start_ns), "end": _iso(r.end_ns)}
             entry["regimes"] = rm
             entry["regime_ratios"] = q.regime_ratios(rm, regs[0].name)
         venues.setdefault(venue, {})[coin] = entry
-        plots[f"{venue}/{coin}"] = _plot_data(book, quotes, trades, bench_quotes, step_ns, max_age_ns)
+        plots[f"{venue}/{coin}"] = _plot_data(allm, series)
     metrics = {
         "meta": {
             "generated_at": _iso(int(dt.datetime.now(dt.UTC).timestamp() * NS)),
             "benchmark_sources": [f"{v}/{c}" for v, c in bench_pairs],
             "regimes": [{"name": r.name, "start": _iso(r.start_ns), "end": _iso(r.end_ns)} for r in regs],
-            "weekend": asdict(weekend), "basis_step_s": basis_step_s, "max_quote_age_s": max_quote_age_s,
+            "weekend": asdict(weekend), "basis_step_s": basis_step_s, "basis_max_stale_s": basis_max_stale_s,
+            "max_quote_age_s": max_quote_age_s,
             "bands_bps": list(q.BANDS_BPS), "notional_buckets": [b[0] for b in q.NOTIONAL_BUCKETS],
             "definitions": "see perpbox.analytics.quality (module docstring)",
         },
@@ -235,21 +282,22 @@ def _hist(x: np.ndarray, bins: int = 60, lo_q: float = 0.5, hi_q: float = 99.5) 
             "width": float(edges[1] - edges[0])}
 
 
-def _plot_data(book, quotes, trades, bench_quotes, step_ns, max_age_ns) -> dict[str, Any]:
-    out: dict[str, Any] = {"spread": _hist(q.spread_bps(quotes)) if quotes is not None and quotes.height else None}
-    if trades is not None and trades.height and quotes is not None and quotes.height:
-        s = q.slippage_frame(trades, quotes, max_quote_age_ns=max_age_ns)["slippage_bps"].drop_nulls().to_numpy()
-        out["slippage"] = _hist(s)
-    if book is not None and book.height:
-        m = q.depth_matrix(book)
+def _plot_data(allm: dict, series: _Series) -> dict[str, Any]:
+    """Pre-binned, downsampled series for the figures (the page never embeds raw events)."""
+    out: dict[str, Any] = {"spread": _hist(series.spread) if len(series.spread) else None}
+    if series.slip is not None:
+        out["slippage"] = _hist(series.slip)
+    depth = allm.get("depth_usd", {})
+    if depth.get("snapshots"):
+        keys = [q._band_key(b) for b in q.BANDS_BPS]
         out["depth"] = {"bands": list(q.BANDS_BPS),
-                        "bid": [float(np.median(m[f"bid_{b}"])) if len(m["mid"]) else 0.0 for b in q.BANDS_BPS],
-                        "ask": [float(np.median(m[f"ask_{b}"])) if len(m["mid"]) else 0.0 for b in q.BANDS_BPS]}
-    if bench_quotes is not None and bench_quotes.height and quotes is not None and quotes.height:
-        g, b = q.basis_series(q.mids(quotes), q.mids(bench_quotes), step_ns)
-        if len(g):
-            stride = max(1, len(g) // 3000)
-            out["basis"] = {"t": [_iso(int(t)) for t in g[::stride]], "bps": b[::stride].tolist()}
+                        "bid": [depth[k]["bid"]["median"] for k in keys],
+                        "ask": [depth[k]["ask"]["median"] for k in keys]}
+    vs = series.basis.get("vs_benchmark")
+    if vs is not None and len(vs[0]):
+        g, b = vs
+        stride = max(1, len(g) // 3000)
+        out["basis"] = {"t": [_iso(int(t)) for t in g[::stride]], "bps": b[::stride].tolist()}
     return out
 
 
@@ -338,10 +386,11 @@ slippage = side × (price − mid)/mid of the last quote before the trade; basis
 def build_report(venue_data: Any, benchmark: Any = None, regimes: Sequence[Regime | str] = (),
                  out: Path | str = "report.html", metrics_path: Path | str | None = None,
                  weekend: Weekend | None = None, basis_step_s: float = 1.0,
-                 max_quote_age_s: float | None = None) -> dict[str, Any]:
+                 max_quote_age_s: float | None = None, basis_max_stale_s: float | None = 300.0) -> dict[str, Any]:
     """Compute the metrics, write ``out`` (HTML) and ``metrics.json`` (beside it unless
     ``metrics_path``), and return the metrics dict."""
-    metrics, plots = compute_metrics(venue_data, benchmark, regimes, weekend, basis_step_s, max_quote_age_s)
+    metrics, plots = compute_metrics(venue_data, benchmark, regimes, weekend, basis_step_s, max_quote_age_s,
+                                     basis_max_stale_s)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_html(metrics, plots), encoding="utf-8")

@@ -170,22 +170,24 @@ def list_column(flat: np.ndarray, lengths: list[int] | np.ndarray) -> pl.Series:
 def list_to_matrix(series: pl.Series, width: int | None = None) -> np.ndarray:
     """Best-first list column → 2-D float array (rows × width), NaN where a row has fewer levels.
 
-    Zero-copy access to the Arrow values/offsets, then one fancy-index scatter; this is how the
-    metrics read millions of 20-level snapshots without exploding them into rows."""
-    arr = series.to_arrow()
+    Full-depth rows are a fixed-size view (``list.to_array``); ragged ones are scattered from the
+    Arrow values/offsets. This is how the metrics read millions of 20-level snapshots without
+    exploding them into rows."""
+    lengths = series.list.len().fill_null(0).cast(pl.Int64).to_numpy()
+    n = len(lengths)
+    if width is None:
+        width = int(lengths.max()) if n else 0
+    if n == 0 or width == 0:
+        return np.full((n, width), np.nan)
+    if (lengths == width).all() and not series.has_nulls():
+        # the common case (every snapshot at full depth): a fixed-size view, no scatter
+        return np.asarray(series.list.to_array(width).to_numpy(), dtype=np.float64)
+    arr = series.rechunk().to_arrow()
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     offsets = np.asarray(arr.offsets, dtype=np.int64)
     values = np.asarray(arr.flatten().to_numpy(zero_copy_only=False), dtype=np.float64)
-    lengths = np.diff(offsets)
-    n = len(lengths)
-    if width is None:
-        width = int(lengths.max()) if n else 0
     out = np.full((n, width), np.nan)
-    if n == 0 or width == 0:
-        return out
-    if (lengths == width).all() and offsets[0] == 0 and len(values) == n * width:
-        return values.reshape(n, width).copy()
     lengths_c = np.minimum(lengths, width)
     rows = np.repeat(np.arange(n), lengths_c)
     starts = np.repeat(offsets[:-1] - offsets[0], lengths_c)

@@ -83,4 +83,8 @@ def merge(parts: Iterable[dict[str, pl.DataFrame]]) -> dict[str, pl.DataFrame]:
         for channel, frame in part.items():
             if frame.height:
                 acc.setdefault(channel, []).append(frame)
-    return {ch: pl.concat(fs).sort("ts_ns", maintain_order=True) for ch, fs in acc.items()}
+    out = {}
+    for ch, fs in acc.items():
+        f = fs[0] if len(fs) == 1 else pl.concat(fs)
+        out[ch] = f if f["ts_ns"].is_sorted() else f.sort("ts_ns", maintain_order=True)
+    return out
