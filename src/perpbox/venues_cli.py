@@ -26,6 +26,15 @@ DEFAULT_OUT = Path("venue-data")
 DEFAULT_TAKER_FEES = {"hyperliquid": 0.00045, "binanceusdm": 0.0005, "bybit": 0.00055, "okx": 0.0005}
 
 
+def _px(x: float | None) -> str:
+    """Prices readable at any scale: 100,034.50 / 31.2450 / 0.00001234."""
+    if x is None:
+        return "-"
+    if abs(x) >= 1000:
+        return f"{x:,.2f}"
+    return f"{x:.4f}" if abs(x) >= 1 else f"{x:.6g}"
+
+
 def _split(csv: str) -> list[str]:
     return [x.strip() for x in csv.split(",") if x.strip()]
 
@@ -207,7 +216,7 @@ def _watch_table(coin: str, state: dict[str, dict[str, Any]], errors: dict[str, 
     now = time.time()
     for v, s in state.items():
         if "mid" in s:
-            t.add_row(v, f"{s['bid']:,.6g}", f"{s['ask']:,.6g}", f"{s['mid']:,.6g}", f"{devs[v]:+.2f}",
+            t.add_row(v, _px(s["bid"]), _px(s["ask"]), _px(s["mid"]), f"{devs[v]:+.2f}",
                       f"{now - s.get('local_ts', now):.1f}")
     for v, e in errors.items():
         t.add_row(v, "", "", "", "", e[:60])
@@ -263,7 +272,7 @@ def register(app: typer.Typer) -> None:
             t.add_column(col, justify="left" if col == "coin" else "right")
         for r in rows:
             t.add_row(r.coin, "-" if r.spread_bps is None else f"{r.spread_bps:.2f}",
-                      "-" if r.mid_px is None else f"{r.mid_px:,.6g}", f"{r.oi_usd:,.0f}", f"{r.volume_24h_usd:,.0f}",
+                      _px(r.mid_px), f"{r.oi_usd:,.0f}", f"{r.volume_24h_usd:,.0f}",
                       f"{r.funding_1h * 1e4:.4f}", f"{r.funding_8h * 1e4:.3f}", f"{r.funding_apr * 100:.2f}",
                       f"{r.bid_depth_usd:,.0f}", f"{r.ask_depth_usd:,.0f}")
         Console().print(t)
@@ -399,6 +408,7 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("only --venue hyperliquid is recorded natively (use --url for compatible servers)")
         stats = do_record(url, _split(coins), _split(channels), out, duration=duration, flush_seconds=flush_seconds,
                           flush_rows=flush_rows, live=not quiet)
-        typer.echo(f"wrote {sum(stats.rows_written.values()):,} rows in {stats.files} files to {out} "
+        lead = "" if quiet else "\n"
+        typer.echo(f"{lead}wrote {sum(stats.rows_written.values()):,} rows in {stats.files} files to {out} "
                    f"({', '.join(f'{k}={v}' for k, v in sorted(stats.rows_written.items()))}); "
                    f"gaps={len(stats.gaps)} reconnects={stats.reconnects}")
