@@ -248,3 +248,24 @@ def test_hip3_deployer_sets_the_oracle_through_the_sdk(server: Server) -> None:
     server.fund(stranger.address)
     res = Exchange(stranger, server.url).perp_deploy_set_oracle("xyz", {"xyz:SILVER": "40"}, [], {"xyz:SILVER": "40"})
     assert res["status"] == "err"
+
+
+def test_builder_code_fee_is_charged_and_reported(server: Server, maker: Exchange) -> None:
+    builder = Account.create()
+    server.fund(builder.address, "100")
+    w = Account.create()
+    server.fund(w.address)
+    ex = Exchange(w, server.url)
+    code = {"b": builder.address.lower(), "f": 10}  # 1 bp
+    res = ex.order("ETH", True, 1.0, 3515, {"limit": {"tif": "Ioc"}}, builder=code)
+    assert res == {"status": "err", "response": "Builder fee has not been approved."}
+    assert ex.approve_builder_fee(builder.address, "0.01%")["status"] == "ok"
+    info = Info(server.url, skip_ws=True)
+    assert info.post("/info", {"type": "maxBuilderFee", "user": w.address, "builder": builder.address}) == 10
+    res = ex.order("ETH", True, 1.0, 3515, {"limit": {"tif": "Ioc"}}, builder=code)
+    assert res["response"]["data"]["statuses"][0]["filled"]["avgPx"] == "3510.0"
+    fill = info.user_fills(w.address)[0]
+    assert fill["builderFee"] == "0.351"  # 1 bp of $3,510
+    assert fill["fee"] == "1.9305"  # 4.5 bp exchange fee (1.5795) + the builder's
+    state = info.user_state(builder.address)
+    assert state["marginSummary"]["accountValue"] == "100.351"

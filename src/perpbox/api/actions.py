@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import msgspec
 from eth_utils import keccak
 
 from perpbox.api import signing
@@ -36,6 +37,7 @@ from perpbox.core import errors as E
 from perpbox.core.numbers import RATE_SCALE, USD, parse_units
 from perpbox.exchange import Exchange
 from perpbox.exchange import commands as C
+from perpbox.exchange.access import MAX_PERP_BUILDER_FEE
 from perpbox.exchange.deploy import INVALID_TABLE
 from perpbox.market import MarginTable
 
@@ -243,14 +245,19 @@ class ExchangeAPI:
         if not isinstance(wires, list) or grouping not in ("na", "normalTpsl", "positionTpsl"):
             raise BadRequest("orders/grouping")
         builder = action.get("builder")
+        code: dict[str, Any] = {}
         if builder is not None:
-            if not isinstance(builder, dict) or not isinstance(builder.get("f"), int):
+            if not isinstance(builder, dict) or not _is_int(builder.get("f")) or not isinstance(builder.get("b"), str):
                 raise BadRequest("builder")
-            if self.ex.max_builder_fee(user, str(builder.get("b", "")).lower()) < builder["f"]:
-                raise ActionError("Builder fee has not been approved.")
+            code = {"builder": _address(builder["b"]), "builder_fee": builder["f"]}
+            if builder["f"] and (builder["f"] > MAX_PERP_BUILDER_FEE
+                                 or self.ex.max_builder_fee(user, code["builder"]) < builder["f"]):
+                raise ActionError(E.BUILDER_FEE_NOT_APPROVED)
         if not wires:
             raise ActionError("Orders are empty")
         requests = [self._order_request(w) for w in wires]
+        if code.get("builder_fee"):
+            requests = [r if isinstance(r, str) else msgspec.structs.replace(r, **code) for r in requests]
         valid = [r for r in requests if not isinstance(r, str)]
         if grouping != "na" and len(valid) != len(requests):  # a group is placed whole or not at all
             raise ActionError(next(r for r in requests if isinstance(r, str)))

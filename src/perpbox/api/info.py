@@ -457,6 +457,8 @@ class InfoAPI:
         }
         if f.cloid is not None:
             out["cloid"] = f.cloid
+        if f.builder_fee:
+            out["builderFee"] = fmt_usd(f.builder_fee)
         if f.liquidation is not None:
             liq = dict(f.liquidation)
             liq["markPx"] = fmt_px(s, liq["markPx"])

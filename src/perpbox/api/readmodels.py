@@ -71,6 +71,7 @@ class FillRec:
     cloid: str | None = None
     dir: str = ""  # set for transfers (liquidation, ADL, settlement); else derived from start/side
     liquidation: dict[str, Any] | None = None
+    builder_fee: int = 0  # the part of ``fee`` paid to a builder
 
 
 @dataclass(slots=True)
@@ -201,20 +202,21 @@ class ReadModels:
         if taker_rec is not None and taker_rec.liquidation:
             liq = {"liquidatedUser": ev.taker, "markPx": marks.get(ev.asset, ev.px), "method": "market"}
         self._user_fill(ev.taker, ev, ev.taker_is_buy, ev.taker_oid, True, ev.taker_fee,
-                        None if taker_rec is None else taker_rec.cloid, liq=liq)
+                        None if taker_rec is None else taker_rec.cloid, liq=liq, builder_fee=ev.taker_builder_fee)
         self._user_fill(ev.maker, ev, not ev.taker_is_buy, ev.maker_oid, False, ev.maker_fee,
-                        None if maker_rec is None else maker_rec.cloid, liq=liq)
+                        None if maker_rec is None else maker_rec.cloid, liq=liq, builder_fee=ev.maker_builder_fee)
         buyer, seller = (ev.taker, ev.maker) if ev.taker_is_buy else (ev.maker, ev.taker)
         trades = self.trades.setdefault(ev.asset, deque(maxlen=MAX_TRADES_PER_COIN))
         trades.append(TradeRec(ev.ts, ev.asset, ev.px, ev.sz, ev.taker_is_buy, buyer, seller, ev.tid))
         self._candle(ev.asset, ev.ts, ev.px, ev.sz)
 
     def _user_fill(self, user: str, ev: V.Fill, is_buy: bool, oid: int, crossed: bool, fee: int,
-                   cloid: str | None, liq: dict[str, Any] | None = None, dir_: str = "") -> None:
+                   cloid: str | None, liq: dict[str, Any] | None = None, dir_: str = "",
+                   builder_fee: int = 0) -> None:
         start, closed = self._move(user, ev.asset, is_buy, ev.px, ev.sz)
         self.volume[user] = self.volume.get(user, 0) + ev.px * ev.sz
         self._keep_fill(user, FillRec(ev.ts, ev.asset, ev.px, ev.sz, is_buy, start, closed, oid, crossed, fee, ev.tid,
-                                      cloid, dir_, liq))
+                                      cloid, dir_, liq, builder_fee))
 
     def _keep_fill(self, user: str, rec: FillRec) -> None:
         self.fills.setdefault(user, deque(maxlen=MAX_FILLS_PER_USER)).append(rec)

@@ -28,6 +28,8 @@ class Order:
 
     __slots__ = (
         "asset",
+        "builder",
+        "builder_fee",
         "children",
         "cloid",
         "is_buy",
@@ -67,6 +69,8 @@ class Order:
         parent: int = 0,
         position_tpsl: bool = False,
         orig_sz: int | None = None,
+        builder: str = "",
+        builder_fee: int = 0,
     ) -> None:
         self.oid = oid
         self.user = user
@@ -85,6 +89,8 @@ class Order:
         self.parent = parent
         self.children: list[int] = []
         self.position_tpsl = position_tpsl
+        self.builder = builder
+        self.builder_fee = builder_fee
         self.status = "pending"
         self.triggered = False
         self.level: Level | None = None  # set while resting

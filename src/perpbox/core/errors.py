@@ -7,6 +7,7 @@ shared/reference/hyperliquid-api.md §3.10); :func:`order_error` adds it.
 from __future__ import annotations
 
 TICK = "Price must be divisible by tick size."
+BUILDER_FEE_NOT_APPROVED = "Builder fee has not been approved."
 MIN_TRADE_NTL = "Order must have minimum value of $10."
 PERP_MARGIN = "Insufficient margin to place order."
 REDUCE_ONLY = "Reduce only order would increase position."

@@ -21,6 +21,9 @@ from perpbox.exchange import events as V
 ZERO_ADDRESS = "0x" + "0" * 40
 MAX_NAMED_AGENTS = 3
 MAX_SCHEDULED_CANCELS_PER_DAY = 10
+MAX_PERP_BUILDER_FEE = 100  # tenths of a bp: 0.1% on perps (approvals may go to 1%, the spot limit)
+MIN_BUILDER_VALUE = 100_000_000  # a builder needs 100 USDC in its perp account
+BUILDER_TOO_POOR = "Builder has insufficient balance to be approved."
 MIN_SCHEDULE_DELAY_MS = 5_000
 DAY_MS = 86_400_000
 TOO_MANY_AGENTS = "Too many extra agents for cumulative volume traded. Current limit is 3"
@@ -83,6 +86,9 @@ class AccountAccess:
     def _cmd_approve_builder_fee(self, cmd: C.ApproveBuilderFee) -> Any:
         if cmd.max_fee < 0 or cmd.max_fee > 1000:  # 0.1% = 100 tenths of a bp on perps; 1% spot
             return {"error": "Invalid builder fee."}
+        builder = self.ledger.accounts.get(cmd.builder)  # type: ignore[attr-defined]
+        if cmd.max_fee and (builder is None or self.margin.cross_value(builder) < MIN_BUILDER_VALUE):  # type: ignore[attr-defined]
+            return {"error": BUILDER_TOO_POOR}
         self._emit(V.BuilderFeeApproved(ts=cmd.ts, user=cmd.user, builder=cmd.builder,  # type: ignore[attr-defined]
                                         max_fee=cmd.max_fee))
         return "ok"

@@ -61,6 +61,8 @@ class OrderRequest(msgspec.Struct, frozen=True, kw_only=True):
     trigger_px: int = 0
     is_market: bool = False
     tpsl: str = ""
+    builder: str = ""  # builder code: this address earns ``builder_fee`` (tenths of a bp) of each fill
+    builder_fee: int = 0
 
 
 class PlaceOrders(Command, frozen=True, kw_only=True):

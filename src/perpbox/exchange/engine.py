@@ -35,7 +35,7 @@ from perpbox.core import errors as E
 from perpbox.core.numbers import format_units, round_price_sig
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
-from perpbox.exchange.access import AccountAccess
+from perpbox.exchange.access import MAX_PERP_BUILDER_FEE, AccountAccess
 from perpbox.exchange.deploy import DexDeployment
 from perpbox.exchange.mechanics import PerpMechanics
 from perpbox.ledger.ledger import FEE_ACCOUNT, Account, Ledger, Position
@@ -338,6 +338,9 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             return "rejected", E.order_error(E.ZERO_SIZE if req.sz == 0 else E.INVALID_SIZE, a)
         if not spec.valid_price(req.px):
             return "tickRejected", E.order_error(E.TICK, a)
+        if req.builder_fee and (req.builder_fee > MAX_PERP_BUILDER_FEE
+                                or self.max_builder_fee(user, req.builder) < req.builder_fee):
+            return "rejected", E.BUILDER_FEE_NOT_APPROVED
         bad = self._control_error(a, req.px, req.tif, req.reduce_only)
         if bad is not None:
             return bad
@@ -393,7 +396,8 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             self._emit(V.OrderPlaced(ts=ts, oid=oid, user=user, asset=asset, is_buy=is_buy, px=req.px, sz=req.sz,
                                      tif=tif, reduce_only=req.reduce_only, cloid=req.cloid, trigger_px=req.trigger_px,
                                      is_market=req.is_market, tpsl=req.tpsl, parent=parent,
-                                     position_tpsl=position_tpsl, status=status))
+                                     position_tpsl=position_tpsl, status=status, builder=req.builder,
+                                     builder_fee=req.builder_fee))
             return status
         book = self.books[asset]
         if is_buy:
@@ -420,12 +424,14 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             sz = min(sz, abs(self.ledger.accounts[user].positions[asset].szi))
         if not crosses:  # GTC/ALO that cannot match: rests at once, one event
             self._emit(V.OrderPlaced(ts=ts, oid=oid, user=user, asset=asset, is_buy=is_buy, px=req.px, sz=sz, tif=tif,
-                                     reduce_only=req.reduce_only, cloid=req.cloid, status="open"))
+                                     reduce_only=req.reduce_only, cloid=req.cloid, status="open", builder=req.builder,
+                                     builder_fee=req.builder_fee))
             if req.reduce_only:
                 self._enforce_reduce_only(ts, self.ledger.accounts[user], asset)
             return {"resting": _with_cloid({"oid": oid}, req.cloid)}
         self._emit(V.OrderPlaced(ts=ts, oid=oid, user=user, asset=asset, is_buy=is_buy, px=req.px, sz=sz, tif=tif,
-                                 reduce_only=req.reduce_only, cloid=req.cloid))
+                                 reduce_only=req.reduce_only, cloid=req.cloid, builder=req.builder,
+                                 builder_fee=req.builder_fee))
         return self._execute(ts, self.orders[oid])
 
     def _opens(self, user: str, asset: int, is_buy: bool) -> bool:
@@ -524,9 +530,18 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
                 qty = min(qty, q_max)
             px = level.px
             notional = px * qty
-            fill = V.Fill(ts=ts, tid=self.next_tid, asset=order.asset, px=px, sz=qty, taker_is_buy=is_buy, taker=user,
-                          maker=maker.user, taker_oid=order.oid, maker_oid=maker.oid,
-                          taker_fee=spec.fee(notional, taker_rate), maker_fee=spec.fee(notional, maker_rate))
+            taker_fee, maker_fee = spec.fee(notional, taker_rate), spec.fee(notional, maker_rate)
+            if order.builder_fee or maker.builder_fee:
+                tb, mb = builder_fee(notional, order.builder_fee), builder_fee(notional, maker.builder_fee)
+                fill = V.Fill(ts=ts, tid=self.next_tid, asset=order.asset, px=px, sz=qty, taker_is_buy=is_buy,
+                              taker=user, maker=maker.user, taker_oid=order.oid, maker_oid=maker.oid,
+                              taker_fee=taker_fee + tb, maker_fee=maker_fee + mb,
+                              taker_builder=order.builder if tb else "", taker_builder_fee=tb,
+                              maker_builder=maker.builder if mb else "", maker_builder_fee=mb)
+            else:
+                fill = V.Fill(ts=ts, tid=self.next_tid, asset=order.asset, px=px, sz=qty, taker_is_buy=is_buy,
+                              taker=user, maker=maker.user, taker_oid=order.oid, maker_oid=maker.oid,
+                              taker_fee=taker_fee, maker_fee=maker_fee)
             on_fill(fill)  # the hottest event: its applier is called directly rather than via _emit
             out.append(fill)
             filled += qty
@@ -723,7 +738,8 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
 
     def _on_order_placed(self, ev: V.OrderPlaced) -> None:
         order = Order(ev.oid, ev.user, ev.asset, ev.is_buy, ev.px, ev.sz, ev.ts, ev.tif, ev.reduce_only,
-                      ev.cloid, ev.trigger_px, ev.is_market, ev.tpsl, ev.parent, ev.position_tpsl)
+                      ev.cloid, ev.trigger_px, ev.is_market, ev.tpsl, ev.parent, ev.position_tpsl,
+                      builder=ev.builder, builder_fee=ev.builder_fee)
         order.status = ev.status
         self.orders[ev.oid] = order
         acct = self.ledger.accounts.get(ev.user) or self.ledger.account(ev.user)
@@ -758,6 +774,9 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         old = pos.szi
         ledger.apply_fill(maker_acct, pos, not taker_buys, px, sz, ev.maker_fee)
         self._track(asset, ev.maker, old, pos.szi)
+        if ev.taker_builder_fee or ev.maker_builder_fee:
+            ledger.pay_builder(ev.taker_builder, ev.taker_builder_fee)
+            ledger.pay_builder(ev.maker_builder, ev.maker_builder_fee)
         maker = self.orders[ev.maker_oid]
         self.books[asset].reduce(maker, ev.sz)
         if maker.sz == 0:
@@ -819,6 +838,12 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
 # ==================================================================================================
 # helpers
 # ==================================================================================================
+def builder_fee(notional: int, tenths_bp: int) -> int:
+    """A builder's fee in micro-USDC: ``tenths_bp`` tenths of a basis point (1e-5) of the notional,
+    rounded up like every fee charged."""
+    return -((-notional * tenths_bp) // 100_000) if tenths_bp else 0
+
+
 def _trigger_hit(is_buy: bool, tpsl: str, trigger_px: int, mark: int) -> bool:
     """Hyperliquid: a sell TP fires on "Price above", a sell SL on "Price below"; buys mirror."""
     above = (tpsl == "tp") != is_buy
@@ -841,7 +866,8 @@ def _with_cloid(d: dict[str, Any], cloid: str | None) -> dict[str, Any]:
 
 def _order_state(o: Order) -> list[Any]:
     return [o.oid, o.user, o.asset, o.is_buy, o.px, o.sz, o.orig_sz, o.ts, o.tif, o.reduce_only, o.cloid,
-            o.trigger_px, o.is_market, o.tpsl, o.parent, list(o.children), o.position_tpsl, o.status, o.triggered]
+            o.trigger_px, o.is_market, o.tpsl, o.parent, list(o.children), o.position_tpsl, o.status, o.triggered,
+            o.builder, o.builder_fee]
 
 
 def _spec_state(s: MarketSpec) -> list[Any]:

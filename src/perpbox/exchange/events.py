@@ -88,6 +88,8 @@ class OrderPlaced(Event, frozen=True, kw_only=True):
     tif: str
     reduce_only: bool = False
     cloid: str | None = None
+    builder: str = ""
+    builder_fee: int = 0
     trigger_px: int = 0
     is_market: bool = False
     tpsl: str = ""
@@ -116,7 +118,9 @@ class OrderRejected(Event, frozen=True, kw_only=True):
 
 class Fill(Event, frozen=True, kw_only=True):
     """A trade of ``sz`` lots at ``px`` between a taker and a resting maker.  Fees in micro-USDC
-    (negative = rebate) go to the fee account.  ``tid`` is the trade id."""
+    (negative = rebate) go to the fee account, except the builder-fee part of a side's fee
+    (``*_builder_fee``, included in ``*_fee``), which goes to that side's builder.  ``tid`` is the
+    trade id."""
 
     tid: int
     asset: int
@@ -129,6 +133,10 @@ class Fill(Event, frozen=True, kw_only=True):
     maker_oid: int
     taker_fee: int
     maker_fee: int
+    taker_builder: str = ""
+    taker_builder_fee: int = 0
+    maker_builder: str = ""
+    maker_builder_fee: int = 0
 
 
 class OrderRested(Event, frozen=True, kw_only=True):

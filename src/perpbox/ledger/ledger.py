@@ -73,6 +73,12 @@ class Ledger:
             acct = self.accounts[address] = Account(address)
         return acct
 
+    def pay_builder(self, builder: str, amount: int) -> None:
+        """Move a fill's builder fee (already collected into the fee account) to the builder."""
+        if amount:
+            self.accounts[FEE_ACCOUNT].raw_usd -= amount
+            self.account(builder).raw_usd += amount
+
     def position(self, acct: Account, asset: int, is_cross: bool, leverage: int) -> Position:
         """The account's position slot in ``asset``, created with the given default settings."""
         pos = acct.positions.get(asset)
