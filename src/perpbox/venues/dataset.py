@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import polars as pl
 
@@ -23,7 +24,14 @@ def _date_col() -> pl.Expr:
 
 
 def partition_dir(root: Path, venue: str, channel: str, coin: str, date: str) -> Path:
-    return Path(root) / f"venue={venue}" / f"channel={channel}" / f"coin={coin}" / f"date={date}"
+    """Partition values are percent-encoded (``xyz:SILVER`` -> ``xyz%3ASILVER``) so every name is a
+    portable directory name; the rows keep the real names."""
+    return (Path(root) / f"venue={quote(venue, safe='')}" / f"channel={channel}" / f"coin={quote(coin, safe='')}"
+            / f"date={date}")
+
+
+def _value(part: str) -> str:
+    return unquote(part.split("=", 1)[1])
 
 
 def write_chunk(frame: pl.DataFrame, channel: str, root: Path | str) -> list[Path]:
@@ -60,8 +68,8 @@ def files(root: Path | str, channel: str, venues: Iterable[str] | None = None,
     cset = set(coins) if coins else None
     out: list[Path] = []
     for path in sorted(root.glob(f"venue=*/channel={channel}/coin=*/date=*/*.parquet")):
-        venue = path.parts[-5].split("=", 1)[1]
-        coin = path.parts[-3].split("=", 1)[1]
+        venue = _value(path.parts[-5])
+        coin = _value(path.parts[-3])
         if (vset is None or venue in vset) and (cset is None or coin in cset):
             out.append(path)
     return out
@@ -80,8 +88,6 @@ def channels(root: Path | str) -> dict[str, list[tuple[str, str]]]:
     """What the dataset holds: channel -> sorted (venue, coin) pairs."""
     out: dict[str, set[tuple[str, str]]] = {}
     for d in Path(root).glob("venue=*/channel=*/coin=*"):
-        venue = d.parts[-3].split("=", 1)[1]
-        channel = d.parts[-2].split("=", 1)[1]
-        coin = d.parts[-1].split("=", 1)[1]
+        venue, channel, coin = _value(d.parts[-3]), _value(d.parts[-2]), _value(d.parts[-1])
         out.setdefault(channel, set()).add((venue, coin))
     return {k: sorted(v) for k, v in sorted(out.items())}
