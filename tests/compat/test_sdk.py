@@ -269,3 +269,19 @@ def test_builder_code_fee_is_charged_and_reported(server: Server, maker: Exchang
     assert fill["fee"] == "1.9305"  # 4.5 bp exchange fee (1.5795) + the builder's
     state = info.user_state(builder.address)
     assert state["marginSummary"]["accountValue"] == "100.351"
+
+
+def test_usd_class_transfer_moves_usdc_between_perp_and_spot(server: Server) -> None:
+    w = Account.create()
+    server.fund(w.address, "1000")
+    ex = Exchange(w, server.url)
+    info = Info(server.url, skip_ws=True)
+    assert ex.usd_class_transfer(250.5, False) == {"status": "ok", "response": {"type": "default"}}
+    assert info.spot_user_state(w.address) == {"balances": [
+        {"coin": "USDC", "token": 0, "hold": "0.0", "total": "250.5", "entryNtl": "0.0"}]}
+    assert info.user_state(w.address)["withdrawable"] == "749.5"
+    assert ex.usd_class_transfer(50, True)["status"] == "ok"
+    assert info.spot_user_state(w.address)["balances"][0]["total"] == "200.5"
+    assert info.user_state(w.address)["withdrawable"] == "799.5"
+    res = ex.usd_class_transfer(1000, True)  # more than the spot wallet holds
+    assert res["status"] == "err"

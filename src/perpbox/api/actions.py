@@ -39,6 +39,7 @@ from perpbox.exchange import Exchange
 from perpbox.exchange import commands as C
 from perpbox.exchange.access import MAX_PERP_BUILDER_FEE
 from perpbox.exchange.deploy import INVALID_TABLE
+from perpbox.ledger.ledger import spot_wallet
 from perpbox.market import MarginTable
 
 CLOID = re.compile(r"0x[0-9a-fA-F]{32}")
@@ -414,7 +415,23 @@ class ExchangeAPI:
         return Plan([C.Withdraw(ts=0, user=user, usd=usd)], _default_or_error)
 
     def _a_usdClassTransfer(self, action: dict[str, Any], user: str) -> Plan:
-        raise ActionError("Spot balances are not modelled by perpbox: USDC stays in the perp account.")
+        """USDC between the perp account and the spot wallet: ``amount`` is ``"12.5"`` or
+        ``"12.5 subaccount:0x…"`` (for a sub-account of the signer); ``toPerp`` gives the direction."""
+        amount, to_perp = action.get("amount"), action.get("toPerp")
+        if not isinstance(amount, str) or not isinstance(to_perp, bool):
+            raise BadRequest("usdClassTransfer")
+        text, _, owner = amount.partition(" subaccount:")
+        if owner:
+            owner = _address(owner)
+            acct = self.ex.ledger.accounts.get(owner)
+            if acct is None or acct.master != user:
+                raise ActionError(E.INVALID_SUBACCOUNT_TRANSFER.format(src=user, dst=owner))
+        usd = parse_units(text, 6)
+        if usd is None or usd <= 0:
+            raise ActionError(E.INSUFFICIENT_TRANSFER)
+        perp = owner or user
+        src, dst = (spot_wallet(perp), perp) if to_perp else (perp, spot_wallet(perp))
+        return Plan([C.Transfer(ts=0, src=src, dst=dst, usd=usd)], _default_or_error)
 
     def _a_subAccountTransfer(self, action: dict[str, Any], user: str) -> Plan:
         sub = _address(action.get("subAccountUser"))

@@ -28,7 +28,7 @@ from perpbox.api.wire import (
 )
 from perpbox.core.numbers import USD
 from perpbox.exchange import Exchange
-from perpbox.ledger.ledger import Account, Position
+from perpbox.ledger.ledger import Account, Position, spot_wallet
 from perpbox.market.margin import MarginTable
 from perpbox.market.spec import MarketSpec
 from perpbox.pricing import pricer
@@ -355,8 +355,12 @@ class InfoAPI:
         }
 
     def spot_clearinghouse_state(self, body: dict[str, Any]) -> dict[str, Any]:
-        _addr(body)
-        return {"balances": []}
+        """USDC only: what ``usdClassTransfer`` moved to the spot wallet."""
+        wallet = self.ex.ledger.accounts.get(spot_wallet(_addr(body)))
+        if wallet is None or not wallet.raw_usd:
+            return {"balances": []}
+        return {"balances": [{"coin": "USDC", "token": 0, "hold": "0.0", "total": fmt_usd(wallet.raw_usd),
+                              "entryNtl": "0.0"}]}
 
     # -- orders --------------------------------------------------------------------------------------
     def _live_orders(self, user: str, dex: str) -> list[OrderRec]:

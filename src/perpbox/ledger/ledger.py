@@ -60,6 +60,12 @@ class Account:
         self.n_reduce_only = 0
 
 
+def spot_wallet(user: str) -> str:
+    """The ledger account holding ``user``'s spot USDC (moved in and out by ``usdClassTransfer``);
+    perpbox models no spot trading, so this is all a spot balance is."""
+    return "spot:" + user
+
+
 class Ledger:
     def __init__(self) -> None:
         self.accounts: dict[str, Account] = {FEE_ACCOUNT: Account(FEE_ACCOUNT)}
