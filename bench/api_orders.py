@@ -13,18 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import aiohttp
-import httpx
 import orjson
 from eth_account import Account
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from compat.conftest import Server
+import local_server
 from perpbox.api.signing import sign_l1_action
 
 
@@ -79,14 +74,5 @@ if __name__ == "__main__":
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--orders", type=int, default=6000)
     args = ap.parse_args()
-    if args.url:
-        def fund(addr: str) -> None:
-            httpx.post(args.url + "/dev/fund", json={"user": addr, "usd": "1000000"}).raise_for_status()
-        asyncio.run(main(args.url, args.clients, args.orders, fund))
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            srv = Server(Path(tmp) / "data", "--no-agents", "--feed", "none").start()
-            try:
-                asyncio.run(main(srv.url, args.clients, args.orders, lambda a: srv.fund(a, "1000000")))
-            finally:
-                srv.stop()
+    with local_server.server(args.url) as (url, fund):
+        asyncio.run(main(url, args.clients, args.orders, fund))

@@ -15,18 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 import orjson
 import websockets
 from eth_account import Account
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from compat.conftest import Server
+import local_server
 from perpbox.api.signing import sign_l1_action
 
 SUBS = [{"type": "l2Book", "coin": "BTC"}, {"type": "trades", "coin": "BTC"}]
@@ -136,15 +132,5 @@ if __name__ == "__main__":
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=20.0, help="trades per second")
     args = ap.parse_args()
-    if args.url:
-        def fund(addr: str) -> None:
-            httpx.post(args.url + "/dev/fund", json={"user": addr, "usd": "1000000"}).raise_for_status()
-        asyncio.run(main(args.url, args.subscribers, args.seconds, args.rate, fund))
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            srv = Server(Path(tmp) / "data", "--no-agents", "--feed", "none").start()
-            try:
-                asyncio.run(main(srv.url, args.subscribers, args.seconds, args.rate,
-                                 lambda a: srv.fund(a, "1000000")))
-            finally:
-                srv.stop()
+    with local_server.server(args.url) as (url, fund):
+        asyncio.run(main(url, args.subscribers, args.seconds, args.rate, fund))

@@ -39,8 +39,7 @@ def run_server(*, host: str, port: int, data_dir: Path, config: Path | None, fee
                         feed_file=feed_file)
     service = Service(opts)
     v = service.venue
-    markets = ", ".join(m.spec.name if not m.spec.dex else f"{m.spec.dex}:{m.spec.name}"
-                        for m in opts.config.all_markets())
+    markets = ", ".join(m.spec.coin for m in opts.config.all_markets())
     console.print(BANNER.format(host=host, port=port, data_dir=data_dir.resolve(), n=v.log.last_seq,
                                 replayed=f"; {v.replayed} re-applied on start" if v.replayed else "",
                                 markets=markets))

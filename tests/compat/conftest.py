@@ -9,10 +9,22 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from eth_account import Account
+
+
+def wait_until(pred: Any, timeout: float = 30.0) -> Any:
+    """Poll ``pred`` until it returns something truthy (returned) or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not reached")
 
 
 def free_port() -> int:

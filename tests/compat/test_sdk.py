@@ -14,17 +14,9 @@ from hyperliquid.utils.types import Cloid
 
 from perpbox.api.server import deployer_key
 
+from .conftest import wait_until
+
 Server = Any  # the fixture type lives in conftest.py
-
-
-def _wait(pred: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not reached")
 
 
 @pytest.fixture
@@ -184,7 +176,7 @@ def test_schedule_cancel_fires_and_cancels_open_orders(server: Server, wallet: A
         "resting"]["oid"]
     now = info.post("/info", {"type": "exchangeStatus"})["time"]
     assert ex.schedule_cancel(now + 5_500)["status"] == "ok"
-    _wait(lambda: info.query_order_by_oid(wallet.address, oid)["order"]["status"] == "scheduledCancel")
+    wait_until(lambda: info.query_order_by_oid(wallet.address, oid)["order"]["status"] == "scheduledCancel")
     assert info.open_orders(wallet.address) == []
 
 

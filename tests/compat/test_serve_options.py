@@ -3,7 +3,7 @@ address-based request limit."""
 
 from __future__ import annotations
 
-import time
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import pytest
 from eth_account import Account
 from hyperliquid.exchange import Exchange
 
-from .conftest import Server
+from .conftest import Server, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +35,11 @@ def _ctx(srv: Server, coin: str) -> dict[str, Any]:
 
 
 def test_replayed_prices_become_the_oracle(limited: Server) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if _ctx(limited, "BTC")["oraclePx"] == "65000.5" and _ctx(limited, "ETH")["oraclePx"] == "3101.0":
-            break
-        time.sleep(0.3)
+    def replayed() -> bool:
+        return _ctx(limited, "BTC")["oraclePx"] == "65000.5" and _ctx(limited, "ETH")["oraclePx"] == "3101.0"
+
+    with contextlib.suppress(AssertionError):  # the asserts below say which price is off
+        wait_until(replayed)
     assert _ctx(limited, "BTC")["oraclePx"] == "65000.5"
     assert _ctx(limited, "ETH")["oraclePx"] == "3101.0"
 

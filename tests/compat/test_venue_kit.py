@@ -34,18 +34,10 @@ from perpbox.venues.ccxt_venues import CcxtVenue
 from perpbox.venues.hyperliquid import HyperliquidInfo
 from perpbox.venues.recorder import Recorder
 
+from .conftest import wait_until
+
 Server = Any
 COIN = "SOL"
-
-
-def _wait(pred: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached")
 
 
 def _gtc(coin: str, is_buy: bool, sz: float, px: float) -> dict[str, Any]:
@@ -170,11 +162,11 @@ def test_recorder_writes_rows_from_live_stream(server: Server, sol_market: dict[
         task = asyncio.create_task(rec.run(stop=stop))
         loop = asyncio.get_running_loop()
         # subscribed (l2Book answers with a snapshot), then a trade: 2 SOL more at 150.1
-        await loop.run_in_executor(None, _wait, lambda: rec.stats.messages["l2Book"] >= 1)
+        await loop.run_in_executor(None, wait_until, lambda: rec.stats.messages["l2Book"] >= 1)
         taker = sol_market["taker"]
         st = await loop.run_in_executor(None, lambda: taker.order(COIN, True, 2, 150.1, {"limit": {"tif": "Ioc"}}))
         assert st["response"]["data"]["statuses"][0]["filled"]["totalSz"] == "2.0"
-        await loop.run_in_executor(None, _wait, lambda: rec.stats.messages["trades"] >= 1
+        await loop.run_in_executor(None, wait_until, lambda: rec.stats.messages["trades"] >= 1
                                    and any(r["ask_sz"] == 4.0 for r in rec.buffers["bbo"])
                                    and any(r["ask_sz"][0] == 4.0 for r in rec.buffers["book"])
                                    and rec.stats.messages["activeAssetCtx"] >= 1)

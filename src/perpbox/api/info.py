@@ -145,7 +145,8 @@ class InfoAPI:
         return dex
 
     def meta(self, body: dict[str, Any]) -> dict[str, Any]:
-        specs = self.specs(self._dex(body))
+        dex = self._dex(body)
+        specs = self.specs(dex)
         universe = []
         tables = {}
         for s in specs:
@@ -158,7 +159,7 @@ class InfoAPI:
                 entry["isDelisted"] = True
             universe.append(entry)
             tables[self.ex.table_ids[s.asset]] = s.margin_table
-        for table_id in self.ex.dex_tables(self._dex(body)):  # inserted by the deployer, maybe unused yet
+        for table_id in self.ex.dex_tables(dex):  # inserted by the deployer, maybe unused yet
             tables[table_id] = self.ex.margin_tables[table_id][1]
         return {"universe": universe, "marginTables": [[i, margin_table_json(t)] for i, t in sorted(tables.items())],
                 "collateralToken": 0}

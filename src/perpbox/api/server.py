@@ -175,33 +175,30 @@ class Service:
 
     # -- HTTP -------------------------------------------------------------------------------------------
     async def answer_info(self, ip: str, raw: bytes) -> Answer:
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as e:
-            return _unprocessable(BadRequest(str(e)))
-        if not self.limiter.allow(ip, self.limiter.info_weight(body)):
-            return TOO_MANY
-        try:
-            return _json(self.info.handle(body))
-        except BadRequest as e:
-            return _unprocessable(e)
-        except Exception as e:  # never a 500 for client input
-            log.exception("info request failed: %r", body)
-            return _unprocessable(BadRequest(f"{type(e).__name__}: {e}"))
+        return await self._answer(ip, raw, self.limiter.info_weight, self._info_handle)
 
     async def answer_exchange(self, ip: str, raw: bytes) -> Answer:
+        return await self._answer(ip, raw, self.limiter.action_weight, self.actions.handle)
+
+    async def _info_handle(self, body: Any) -> Any:
+        return self.info.handle(body)
+
+    async def _answer(self, ip: str, raw: bytes, weight: Callable[[Any], int],
+                      handle: Callable[[Any], Awaitable[Any]]) -> Answer:
+        """Decode, rate-limit by IP, answer; malformed input and handler failures are HTTP 422
+        (never a 500 for client input)."""
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as e:
             return _unprocessable(BadRequest(str(e)))
-        if not self.limiter.allow(ip, self.limiter.action_weight(body)):
+        if not self.limiter.allow(ip, weight(body)):
             return TOO_MANY
         try:
-            return _json(await self.actions.handle(body))
+            return _json(await handle(body))
         except BadRequest as e:
             return _unprocessable(e)
         except Exception as e:
-            log.exception("exchange request failed")
+            log.exception("request failed: %r", body)
             return _unprocessable(BadRequest(f"{type(e).__name__}: {e}"))
 
     async def http_fund(self, request: Request) -> Response:

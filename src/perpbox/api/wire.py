@@ -71,7 +71,7 @@ def rate_per_hour(rate_1e8: int, interval_ms: int) -> Fraction:
 
 def coin_name(spec: MarketSpec) -> str:
     """``BTC`` on the first dex, ``xyz:XYZ100`` on a HIP-3 dex."""
-    return f"{spec.dex}:{spec.name}" if spec.dex else spec.name
+    return spec.coin
 
 
 def hex_hash(*parts: object) -> str:

@@ -530,18 +530,12 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
                 qty = min(qty, q_max)
             px = level.px
             notional = px * qty
-            taker_fee, maker_fee = spec.fee(notional, taker_rate), spec.fee(notional, maker_rate)
-            if order.builder_fee or maker.builder_fee:
-                tb, mb = builder_fee(notional, order.builder_fee), builder_fee(notional, maker.builder_fee)
-                fill = V.Fill(ts=ts, tid=self.next_tid, asset=order.asset, px=px, sz=qty, taker_is_buy=is_buy,
-                              taker=user, maker=maker.user, taker_oid=order.oid, maker_oid=maker.oid,
-                              taker_fee=taker_fee + tb, maker_fee=maker_fee + mb,
-                              taker_builder=order.builder if tb else "", taker_builder_fee=tb,
-                              maker_builder=maker.builder if mb else "", maker_builder_fee=mb)
-            else:
-                fill = V.Fill(ts=ts, tid=self.next_tid, asset=order.asset, px=px, sz=qty, taker_is_buy=is_buy,
-                              taker=user, maker=maker.user, taker_oid=order.oid, maker_oid=maker.oid,
-                              taker_fee=taker_fee, maker_fee=maker_fee)
+            tb, mb = builder_fee(notional, order.builder_fee), builder_fee(notional, maker.builder_fee)
+            fill = V.Fill(ts=ts, tid=self.next_tid, asset=order.asset, px=px, sz=qty, taker_is_buy=is_buy, taker=user,
+                          maker=maker.user, taker_oid=order.oid, maker_oid=maker.oid,
+                          taker_fee=spec.fee(notional, taker_rate) + tb, maker_fee=spec.fee(notional, maker_rate) + mb,
+                          taker_builder=order.builder if tb else "", taker_builder_fee=tb,
+                          maker_builder=maker.builder if mb else "", maker_builder_fee=mb)
             on_fill(fill)  # the hottest event: its applier is called directly rather than via _emit
             out.append(fill)
             filled += qty

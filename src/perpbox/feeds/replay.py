@@ -88,7 +88,7 @@ class ReplayFeed(SyntheticFeed):
     def __init__(self, markets: list[ListedMarket], path: Path, seed: int, start_ts: int) -> None:
         super().__init__(markets, seed, start_ts)
         series = load_series(path)
-        by_name = {m.spec.name if not m.spec.dex else f"{m.spec.dex}:{m.spec.name}": m for m in markets}
+        by_name = {m.spec.coin: m for m in markets}
         self.start_ts = start_ts
         self.t0 = int(series["ts_ms"].min()) if series.height else 0
         self.tracks: dict[int, tuple[list[int], list[float]]] = {}  # asset -> (offsets ms, price units)

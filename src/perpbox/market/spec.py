@@ -60,6 +60,11 @@ class MarketSpec:
         object.__setattr__(self, "_whole", 10 ** price_decimals(self.sz_decimals))
 
     @property
+    def coin(self) -> str:
+        """The venue's coin name: ``BTC`` on the first dex, ``xyz:XYZ100`` on a HIP-3 dex."""
+        return f"{self.dex}:{self.name}" if self.dex else self.name
+
+    @property
     def max_leverage(self) -> int:
         return self.margin_table.max_leverage
 
