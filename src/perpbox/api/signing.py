@@ -116,7 +116,7 @@ def _make_fast_keccak() -> Callable[[bytes], bytes] | None:
         reset(st)
         absorb(st, data, len(data))
         digest_fn(st, out, 32, 1)
-        return bytes(to_buffer(out)[:])
+        return to_buffer(out)[:]  # type: ignore[no-any-return]  # cffi buffer slices are bytes
 
     try:
         for probe in (b"", b"abc", bytes(range(256)) * 3):
