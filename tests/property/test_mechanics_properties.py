@@ -51,6 +51,11 @@ does), so the checks can see the state between the events of one command.  After
    ADL never pushes a counterparty below zero: after each transfer a cross counterparty's cross
    value is ≥ 0, an isolated one's position value is ≥ 0 and its cross value did not fall (one
    already below zero pays nothing).
+9. the liquidation pre-filter never misses: after every command the engine's own list of scopes
+   below maintenance (``PositionIndex`` candidates, kept in step with the accounts the ledger
+   touched, then confirmed exactly) equals a brute-force exact check of every account.  The
+   re-applied run of 7, which checks nothing between commands, lets the index accumulate
+   touched accounts over many commands and must still give the same events.
 
 Engine bugs found while this test was written (fixed in 732852f; their minimal reproductions are
 regression tests at the end of this file): a book liquidation could close an account that was already below zero
@@ -73,6 +78,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 try:
@@ -743,6 +749,8 @@ class Checker:
             oi = ex.oi.get(a, 0)
             if ctx.fills and cap and oi > oi_start.get(a, 0):
                 assert oi * ex.prices[a] <= cap, f"{spec.name}: open interest grew to {oi} × {ex.prices[a]} > cap {cap}"
+        # 9. the pre-filter misses nothing
+        assert ex._liquidatable() == _liquidatable_brute_force(ex), "the liquidation index missed a scope"
         if not isinstance(cmd, C.Tick):
             return
         # 4. funding exactly when due
@@ -772,6 +780,20 @@ class Checker:
     def listed(self, cmd: C.Command) -> None:
         if isinstance(cmd, C.AddMarket):
             self.next_funding[cmd.spec.asset] = (cmd.ts // HOUR_MS + 1) * HOUR_MS
+
+
+def _liquidatable_brute_force(ex: Exchange) -> list[tuple[Fraction, str, int]]:
+    """Every scope below maintenance, by checking every account exactly (no index)."""
+    m = ex.margin
+    out = []
+    for user, acct in ex.ledger.accounts.items():
+        cross_mm = m.cross_maintenance_margin(acct)
+        if cross_mm and m.cross_value(acct) < cross_mm:
+            out.append((Fraction(m.cross_value(acct), cross_mm), user, -1))
+        for asset, p in acct.positions.items():
+            if p.szi and not p.is_cross and m.isolated_value(p) < m.maintenance_margin(p):
+                out.append((Fraction(m.isolated_value(p), m.maintenance_margin(p)), user, asset))
+    return sorted(out)
 
 
 # ==================================================================================================

@@ -67,3 +67,22 @@ def test_bad_tables_and_ids_are_refused(sim: Sim) -> None:
     assert sim.do(C.SetMarginTableIds, user=CAROL, dex="dv", ids={GOLD: 3}) == "ok"  # flat 3x
     assert sim.ex.markets[GOLD].max_leverage == 3
     sim.audit()
+
+
+def test_a_stricter_table_set_over_an_open_position_is_enforced_by_the_next_tick(sim: Sim) -> None:
+    """The liquidation sweep's pre-filter caches each market's maintenance lines; a table change
+    must reach it (the index is rebuilt), or the position below the new maintenance is missed."""
+    _deploy_gold(sim)
+    sim.deposit(BOB, 100_000)
+    sim.deposit(ALICE, 2_000)
+    sim.order(BOB, GOLD, False, 2650, 10)
+    assert sim.order(ALICE, GOLD, True, 2650, 10)["filled"]["totalSz"] == 10 * 100  # $26.5k at 20x
+    sim.order(BOB, GOLD, True, 2600, 20)
+    sim.do(C.Tick)
+    assert not sim.of(V.Liquidated)  # value ≈ $1,988 against a maintenance of 26,500 / 40 = $662.5
+    assert sim.do(C.SetMarginTableIds, user=CAROL, dex="dv", ids={GOLD: 3}) == "ok"
+    assert sim.ex.margin.maintenance_margin(sim.pos(ALICE, GOLD)) == -(-26_500 * USD // 6)  # 3x: 1/(2×3), up
+    sim.do(C.Tick)
+    assert [(e.user, e.method) for e in sim.of(V.Liquidated)] == [(ALICE, "market")]
+    assert sim.szi(ALICE, GOLD) == 0
+    sim.audit()

@@ -193,6 +193,26 @@ def test_binance_style_insurance_fund_takes_over_at_the_bankruptcy_price_with_a_
     sim.audit()
 
 
+def test_binance_clearance_fee_that_takes_the_last_equity_sends_the_position_straight_to_the_fund(sim: Sim) -> None:
+    _btc20(sim, liquidation=LiquidationParams(style=LiquidationStyle.BINANCE))
+    for user, amount in ((CAROL, 100_000), (ALICE, 5_045), (BOB, 1_000_000), (MAIN_INSURANCE, 50_000)):
+        sim.deposit(user, amount)
+    sim.order(CAROL, BTC_ID, False, 100_000, "1")
+    sim.order(ALICE, BTC_ID, True, 100_000, "1")
+    sim.order(BOB, BTC_ID, True, 95_400, "1")
+    sim.tick(BTC_ID, 95_400)
+    # value 5,045 − 45 − 4,600 = 400 < MM 2,385.  The clearance fee (0.5% × 95,400 = 477) takes all
+    # 400 that is left, so Alice is at her bankruptcy price: no book attempt, the fund takes the
+    # position at the mark with nothing more to pay, and Bob's bid stays in the book.
+    assert _methods(sim, ALICE) == ["insurance"]
+    (take,) = sim.of(V.PositionTransferred)
+    assert (take.dst, take.usd) == (MAIN_INSURANCE, 0)
+    assert not sim.of(V.Fill)
+    assert _value(sim, ALICE) == 0
+    assert _value(sim, MAIN_INSURANCE) == usd(50_400)
+    sim.audit()
+
+
 def test_adl_reduces_the_most_profitable_most_leveraged_short_first(sim: Sim) -> None:
     _btc20(sim)
     for user, amount in ((ALICE, 11_000), (CAROL, 30_000), (ERIN, 200_000), (DAVE, 100_000)):

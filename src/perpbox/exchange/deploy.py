@@ -73,6 +73,7 @@ class DexDeployment:
     markets: dict[int, MarketSpec]
     dexes: dict[str, int]
     dex_deployer: dict[str, str]
+    position_index: Any  # the liquidation pre-filter (mechanics); reset when a table changes
 
     def _init_deploy(self) -> None:
         self.margin_tables = {}
@@ -191,6 +192,7 @@ class DexDeployment:
         table = self.margin_table(ev.table_id)
         assert table is not None
         self.markets[ev.asset] = replace(spec, margin_table=table)
+        self.position_index = None  # its maintenance lines came from the old table
         self.table_ids[ev.asset] = ev.table_id
 
     def _deploy_state(self) -> list[Any]:

@@ -698,6 +698,8 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
     # ==============================================================================================
     def _on_market_listed(self, ev: V.MarketListed) -> None:
         spec = ev.spec
+        if spec.asset in self.markets:
+            self.position_index = None  # a re-listing may bring another margin table
         self.markets[spec.asset] = spec
         self.books[spec.asset] = OrderBook(spec.asset)
         self.prices[spec.asset] = ev.mark_px
@@ -725,6 +727,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         pos = self._position_slot(self.ledger.account(ev.user), ev.asset)
         pos.is_cross = ev.is_cross
         pos.leverage = ev.leverage
+        self.ledger.touched.add(ev.user)
 
     def _on_isolated_margin_moved(self, ev: V.IsolatedMarginMoved) -> None:
         acct = self.ledger.account(ev.user)

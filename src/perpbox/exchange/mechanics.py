@@ -50,6 +50,7 @@ from perpbox.pricing.funding import PREMIUM_SCALE, funding_rate, split_payments
 from perpbox.pricing.pricer import PriceState
 from perpbox.risk.liquidation import adl_charges, adl_score, allocate, bankruptcy_limit
 from perpbox.risk.margin import MarginView
+from perpbox.risk.sweep import PositionIndex
 
 LIQUIDATED = "liquidatedCanceled"
 MAIN_BACKSTOP = "0x000000000000000000000000000000000000b057"  # the main dex's liquidator vault
@@ -116,6 +117,7 @@ class PerpMechanics:
         self.liq_partial_ts: dict[tuple[str, int], int] = {}
         self.funding_history: dict[int, list[FundingRecord]] = {}
         self.liquidation_log: list[V.Liquidated] = []
+        self.position_index: PositionIndex | None = None  # derived from the ledger; None: rebuild
 
     # ==============================================================================================
     # queries
@@ -384,13 +386,23 @@ class PerpMechanics:
 
     def _liquidatable(self) -> list[tuple[Fraction, str, int]]:
         """Every (equity/maintenance, user, scope) below maintenance, most underwater first;
-        scope -1 is the cross account, else an isolated position's asset."""
-        users: set[str] = set()
-        for holders in self.holders.values():
-            users.update(holders)
+        scope -1 is the cross account, else an isolated position's asset.
+
+        ``risk.sweep.PositionIndex`` screens every position in numpy (a safe pre-filter: it never
+        omits an account this exact check flags) and only its candidates are checked here, in
+        integers.  The index re-reads just the accounts the ledger touched since the last sweep
+        and is rebuilt whole when a market's margin table changes."""
+        idx = self.position_index
+        touched = self.ledger.touched
+        if idx is None:
+            idx = self.position_index = PositionIndex(self.markets)
+            idx.rebuild(self.ledger)
+        elif touched:
+            idx.sync(self.ledger, sorted(touched))
+        touched.clear()
         out = []
         m = self.margin
-        for user in users:
+        for user in idx.candidates(self.prices):
             acct = self.ledger.accounts[user]
             cross_mm = m.cross_maintenance_margin(acct)
             if cross_mm:
@@ -434,8 +446,9 @@ class PerpMechanics:
         value, mm = self._scope_value_mm(acct, scope)
         if value >= mm:
             return
-        if binance:
+        if binance:  # the fee comes first; what equity it leaves decides whether the book gets a try
             self._clearance_fee(ts, acct, scope, value, params.clearance_fee)
+            value, mm = self._scope_value_mm(acct, scope)
         if value > 0:  # a bankrupt account never goes to the book: that would crystallise its deficit
             self._book_liquidation(ts, acct, scope, budget, binance)
             value, mm = self._scope_value_mm(acct, scope)

@@ -71,6 +71,9 @@ class Ledger:
         self.accounts: dict[str, Account] = {FEE_ACCOUNT: Account(FEE_ACCOUNT)}
         self.deposits = 0
         self.withdrawals = 0
+        # accounts whose cash or positions changed since the liquidation index last read them
+        # (derived bookkeeping: not part of the state hash)
+        self.touched: set[str] = set()
 
     # -- accounts -------------------------------------------------------------------------------
     def account(self, address: str) -> Account:
@@ -84,6 +87,7 @@ class Ledger:
         if amount:
             self.accounts[FEE_ACCOUNT].raw_usd -= amount
             self.account(builder).raw_usd += amount
+            self.touched.add(builder)
 
     def position(self, acct: Account, asset: int, is_cross: bool, leverage: int) -> Position:
         """The account's position slot in ``asset``, created with the given default settings."""
@@ -104,23 +108,28 @@ class Ledger:
             raise LedgerError("deposit must be positive")
         self.account(address).raw_usd += usd
         self.deposits += usd
+        self.touched.add(address)
 
     def withdraw(self, address: str, usd: int) -> None:
         if usd <= 0:
             raise LedgerError("withdrawal must be positive")
         self.account(address).raw_usd -= usd
         self.withdrawals += usd
+        self.touched.add(address)
 
     def transfer(self, src: str, dst: str, usd: int) -> None:
         if usd <= 0:
             raise LedgerError("transfer must be positive")
         self.account(src).raw_usd -= usd
         self.account(dst).raw_usd += usd
+        self.touched.add(src)
+        self.touched.add(dst)
 
     def move_isolated(self, acct: Account, pos: Position, usd: int) -> None:
         """Move ``usd`` from cross cash into the isolated bucket (negative: back to cross)."""
         acct.raw_usd -= usd
         pos.iso_raw += usd
+        self.touched.add(acct.address)
 
     # -- trades ---------------------------------------------------------------------------------
     def apply_fill(self, acct: Account, pos: Position, is_buy: bool, px: int, sz: int, fee: int) -> int:
@@ -132,6 +141,7 @@ class Ledger:
         releases the same share of the bucket's equity at the fill price (rounded down, so the
         position keeps any remainder); closing all of it releases the whole bucket, whatever its
         sign.  The position pays its own fees from its bucket."""
+        self.touched.add(acct.address)
         old = pos.szi
         signed = sz if is_buy else -sz
         close_qty, removed, closed_pnl = close_split(old, pos.entry_ntl, is_buy, px, sz)
@@ -175,6 +185,7 @@ class Ledger:
         else:
             pos.iso_raw -= amount
         pos.cum_funding += amount
+        self.touched.add(acct.address)
 
     def book_remainder(self, usd: int) -> None:
         """A rounding remainder kept by the system (funding pays ceil, receives floor)."""
@@ -194,6 +205,7 @@ class Ledger:
         """Close the whole position at ``px`` with no counterparty (a halted market's settlement:
         the market's positions net to zero, so the cash moved over all of them sums to zero)."""
         if pos.szi:
+            self.touched.add(acct.address)
             closed = pos.szi
             pos.realized_pnl += closed * px - (pos.entry_ntl if closed > 0 else -pos.entry_ntl)
             pos.entry_ntl = 0
