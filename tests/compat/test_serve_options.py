@@ -12,6 +12,8 @@ import pytest
 from eth_account import Account
 from hyperliquid.exchange import Exchange
 
+from perpbox.exchange.mechanics import MAIN_BACKSTOP, backstop_address
+
 from .conftest import Server, wait_until
 
 
@@ -77,3 +79,10 @@ def test_the_replay_feed_needs_a_file(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "perpbox.cli", "serve", "--feed", "replay", "--data-dir",
                           str(tmp_path / "d")], capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and "replay FILE" in out.stderr
+
+
+def test_backstop_liquidator_vaults_start_funded_from_the_config(server: Server) -> None:
+    main = server.info({"type": "clearinghouseState", "user": MAIN_BACKSTOP})
+    assert main["marginSummary"]["accountValue"] == "10000000.0"  # type: ignore[index]
+    xyz = server.info({"type": "clearinghouseState", "user": backstop_address(1), "dex": "xyz"})
+    assert xyz["marginSummary"]["accountValue"] == "1000000.0"  # type: ignore[index]

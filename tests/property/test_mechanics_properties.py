@@ -5,7 +5,8 @@ open-interest caps, halts and market status, driven through ``Exchange.apply``.
 Each example lists 2..3 markets with manual oracles (``Tick.marks`` sets the mark): BTC
 (Hyperliquid liquidation, tiers up to 50x), ETH (Binance-style liquidation with the insurance fund,
 or Hyperliquid with a per-tick book-liquidation budget; Binance-like hourly funding on the mark)
-and SOL (maker rebates, partial slices above $20k).  Traders with $300..$30k open positions at up
+and SOL (maker rebates, partial slices above $20k, the vaults unwind what they take over into the
+book, $5k per tick).  Traders with $300..$30k open positions at up
 to 50x (cross or isolated), market makers rest ladders around the mark, the backstop vault
 (``MAIN_BACKSTOP``) and the insurance fund (``MAIN_INSURANCE``) are funded in some examples and
 not in others (so both takeovers and ADL run), marks walk and sometimes crash or spike 20–40% in
@@ -146,7 +147,8 @@ def market_specs(eth_binance: bool) -> dict[int, MarketSpec]:
             [("0", 50, "0.01"), ("50000", 25, "0.02"), ("250000", 10, "0.05")]),
             funding=ETH_FUNDING, liquidation=eth_liq),
         SOL: MarketSpec("SOL", SOL, 2, MarginTable.single(20), fees=FeeSchedule(maker=-2_000, taker=35_000),
-                        liquidation=LiquidationParams(partial_above_ntl=20_000 * USD)),
+                        liquidation=LiquidationParams(partial_above_ntl=20_000 * USD,
+                                                      unwind_ntl_per_tick=5_000 * USD)),
     }
 
 
@@ -396,6 +398,7 @@ class Ctx:
 
     group: Group | None = None
     liq_oids: set[int] = field(default_factory=set)
+    unwind_oids: set[int] = field(default_factory=set)  # the vaults' own reducing IOCs in a Tick
     hit: dict[str, str] = field(default_factory=dict)  # touched by the sweep, and how
     iso_liquidated: set[str] = field(default_factory=set)
     funded: list[int] = field(default_factory=list)
@@ -477,6 +480,10 @@ class Checker:
                 ctx.group.n_fills += 1
                 ctx.hit.setdefault(ev.maker, "maker of a liquidation fill")
                 STATS["liquidation fills"] += 1
+            elif ev.taker_oid in ctx.unwind_oids:
+                assert tk1 * tk0 >= 0 and abs(tk1) < abs(tk0), f"a vault's unwind must reduce: {tk0} -> {tk1} {ev}"
+                ctx.hit.setdefault(ev.maker, "maker of a vault's unwind fill")
+                STATS["vault unwind fills"] += 1
             if oi1 > oi0:
                 self.oi_growth(ctx, ev, tk0 * tk1 < 0 or mk0 * mk1 < 0)
             return
@@ -486,6 +493,10 @@ class Checker:
             assert ev.reduce_only and ev.tif == "Ioc" and ev.sz > 0, ev
             assert g.scope < 0 or ev.asset == g.scope, ev
             ctx.liq_oids.add(ev.oid)
+        elif t is V.OrderPlaced and isinstance(cmd, C.Tick) and ev.user in (MAIN_BACKSTOP, MAIN_INSURANCE):
+            assert ev.reduce_only and ev.tif == "Ioc" and ev.sz > 0, ev
+            assert ev.asset == SOL, f"only SOL's policy unwinds: {ev}"
+            ctx.unwind_oids.add(ev.oid)
         elif t is V.FundingSettled:
             self.funding(cmd, ev)
             ctx.funded.append(ev.asset)
@@ -924,7 +935,7 @@ def test_mechanics_invariants_hold_after_every_command() -> None:
     assert STATS["commands"] >= MIN_COMMANDS, STATS["commands"]
     if PROFILE == "ci":  # every mechanism really ran
         for key in ("liquidation: market", "liquidation: partial", "liquidation: backstop", "liquidation: insurance",
-                    "liquidation: adl", "ADL transfers", "funding settlements"):
+                    "liquidation: adl", "ADL transfers", "funding settlements", "vault unwind fills"):
             assert STATS[key] >= 5, (key, STATS[key])
         assert STATS["funding remainder (micro-USDC)"] > 0
         assert STATS["fills"] >= MIN_COMMANDS // 4

@@ -11,6 +11,7 @@ from scenario_kit import ALICE, BOB, BTC_ID, CAROL, P, S, Sim, btc_spec, usd
 from perpbox.core.numbers import USD
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
+from perpbox.exchange.mechanics import backstop_address
 from perpbox.market.funding import HOUR_MS, FundingParams
 from perpbox.market.margin import MarginTable
 from perpbox.market.oracle import OffHours, OracleDefinition, OracleKind, SessionCalendar
@@ -114,6 +115,33 @@ def test_set_oracle_only_by_the_deployer_at_most_every_2_5s_and_mark_moves_at_mo
     sim.audit()
 
 
+def test_a_deployer_push_that_moves_the_mark_liquidates_at_once_without_waiting_for_a_tick(sim: Sim) -> None:
+    spec = _hip3(sim)
+    a = spec.asset
+    for user, amount in ((BOB, 100_000), (ALICE, "1261.25")):
+        sim.deposit(user, amount)
+    sim.order(BOB, a, False, 25_000, "1")
+    sim.order(ALICE, a, True, 25_000, "1")  # 20x: $1,250 of margin plus the $11.25 taker fee
+    _two_sided(sim, a, 24_000, 24_100, "1")  # the book's local mark: median(24,000, 24,100, 25,000)
+    marks = []
+    for _ in range(3):  # the deployer pushes 24,000; each push moves the mark 1% at most
+        sim.ts += 3_000
+        assert sim.do(C.SetOracle, user=DEPLOYER, dex="xyz", oracle_pxs={a: P(spec, 24_000)},
+                      mark_pxs=[{a: P(spec, 24_000)}]) == "ok"
+        marks.append(sim.ex.pricing[a].mark)
+        if sim.of(V.Liquidated):
+            break
+    # 25,000 → 24,750 → 24,502.5 (value 1,250 − 497.5 = 752.5 > MM 612.6) → 24,257.48 (1% down,
+    # rounded to the cent towards the old mark): value 507.48 < MM 606.44.  Within that push it is
+    # sold into Bob's 24,000 bid, above the bankruptcy price
+    assert marks == [P(spec, 24_750), P(spec, "24502.5"), P(spec, "24257.48")]
+    assert [(e.user, e.method) for e in sim.of(V.Liquidated)] == [(ALICE, "market")]
+    (fill,) = sim.of(V.Fill)
+    assert (fill.taker, fill.px, fill.taker_fee) == (ALICE, P(spec, 24_000), usd("10.8"))
+    assert sim.szi(ALICE, a) == 0 and sim.ex.margin.account_value(sim.acct(ALICE)) == usd("239.2")
+    sim.audit()
+
+
 def test_open_interest_cap_rejects_increasing_orders_and_allows_reducing_ones(sim: Sim) -> None:
     spec = _hip3(sim)
     a = spec.asset
@@ -188,22 +216,33 @@ def test_funding_multiplier_scales_the_rate_for_the_deployers_market(sim: Sim) -
 # ==================================================================================================
 # sessions: a silver perp through a COMEX weekend
 # ==================================================================================================
-def test_silver_perp_through_a_comex_weekend_oracle_advanced_internally_and_pulled_back_at_reopen(sim: Sim) -> None:
+def _silver(sim: Sim) -> MarketSpec:
+    """xyz:SILVER at $30 on a COMEX calendar (±5% discovery band, 5x off hours), listed on a
+    Friday an hour before the close."""
     oracle = OracleDefinition(kind=OracleKind.SOURCES, sources=(("comex", 1),), max_age_ms=120_000,
                               session=SessionCalendar.comex_metals(),
                               off_hours=OffHours(ema_tau_ms=3_600_000, band_bps=500, max_leverage=5))
     spec = MarketSpec("xyz:SILVER", SILVER_ID, 2, MarginTable.single(20), dex="xyz", oracle=oracle,
                       funding=FundingParams(impact_notional=6_000 * USD))
-    sim.ts = _ms("2026-11-20T21:00:00")  # a Friday, an hour before the COMEX close
+    sim.ts = _ms("2026-11-20T21:00:00")
     assert sim.do(C.AddMarket, spec=spec, mark_px=P(spec, 30), deployer=DEPLOYER) == "ok"
     sim.specs[SILVER_ID] = spec
+    _comex(sim, "30")
+    return spec
+
+
+def _comex(sim: Sim, px: str) -> None:
+    sim.do(C.FeedPrices, source="comex", pxs={SILVER_ID: P(sim.specs[SILVER_ID], px)})
+
+
+def test_silver_perp_through_a_comex_weekend_oracle_advanced_internally_and_pulled_back_at_reopen(sim: Sim) -> None:
+    spec = _silver(sim)
     for u in (ALICE, BOB):
         sim.deposit(u, 1_000_000)
 
     def feed(px: str) -> None:
-        sim.do(C.FeedPrices, source="comex", pxs={SILVER_ID: P(spec, px)})
+        _comex(sim, px)
 
-    feed("30")
     sim.do(C.Tick)
     assert sim.ex.pricing[SILVER_ID].oracle == P(spec, 30) and sim.ex.pricing[SILVER_ID].session_open
     # 22:00 close: the oracle stops following COMEX; the book trades the weekend higher
@@ -234,4 +273,43 @@ def test_silver_perp_through_a_comex_weekend_oracle_advanced_internally_and_pull
     sim.do(C.Tick)
     st = sim.ex.pricing[SILVER_ID]
     assert st.session_open and st.oracle == P(spec, "30.4")
+    sim.audit()
+
+
+def test_discovery_band_keeps_off_hours_liquidations_to_positions_whose_price_lies_inside_it(sim: Sim) -> None:
+    """trade.xyz: while the discovery bound is active, positions whose liquidation price lies
+    outside it cannot be liquidated.  The mark is held inside the ±5% band around the close, so a
+    weekend squeeze of the book to $40 liquidates the short whose liquidation price is ~$30.74 and
+    leaves the one at ~$31.70 (beyond the $31.50 bound) alone."""
+    _silver(sim)
+    vault = backstop_address(sim.ex.dexes["xyz"])
+    sim.deposit(vault, 1_000_000)  # the dex's backstop liquidator
+    sim.deposit(BOB, 1_000_000)
+    sim.deposit(CAROL, "15100")
+    sim.deposit(ALICE, 25_000)
+    for short in (CAROL, ALICE):  # each sells 10,000 oz at $30 (20x), paying the 0.015% maker fee
+        sim.order(short, SILVER_ID, False, 30, "10000")
+        sim.order(BOB, SILVER_ID, True, 30, "10000")
+    # short value = cash + 10,000 × (30 − mark) against MM 10,000 × mark / 40: liquidated above
+    # (15,055 / 10,000 + 30) / 1.025 = $30.737 (Carol) and (24,955 / 10,000 + 30) / 1.025 = $31.703
+    sim.do(C.Tick)
+    sim.ts = _ms("2026-11-20T22:00:00")  # the COMEX close
+    sim.do(C.Tick)
+    _two_sided(sim, SILVER_ID, "39.9", "40.1", "5000")  # the weekend book squeezed 33% higher
+    # ticks every 5 minutes until 22:55, before the first funding payment (23:00), which at this
+    # premium would pay the shorts 4% an hour and blur the point
+    liquidated, marks = [], []
+    for step in range(1, 12):
+        sim.ts = _ms("2026-11-20T22:00:00") + step * 5 * 60_000
+        sim.do(C.Tick)
+        liquidated += [e.user for e in sim.of(V.Liquidated)]
+        marks.append(sim.ex.pricing[SILVER_ID].mark)
+        assert not sim.of(V.FundingSettled)
+    assert marks[0] > P(sim.specs[SILVER_ID], "30.737")  # past Carol's price on the first step
+    assert marks[1:] == [P(sim.specs[SILVER_ID], "31.5")] * 10  # then pinned at the bound
+    # Carol: the book's asks ($40.10) are beyond her bankruptcy price, and at the pinned mark her
+    # $55 of equity is below 2/3 of maintenance: the dex's vault takes her short over
+    assert CAROL in liquidated and sim.szi(CAROL, SILVER_ID) == 0
+    assert sim.szi(vault, SILVER_ID) == -S(sim.specs[SILVER_ID], "10000")
+    assert ALICE not in liquidated and sim.szi(ALICE, SILVER_ID) == -S(sim.specs[SILVER_ID], "10000")
     sim.audit()

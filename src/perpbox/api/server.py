@@ -38,7 +38,7 @@ from perpbox.api.actions import ExchangeAPI
 from perpbox.api.info import BadRequest, InfoAPI
 from perpbox.api.page import plotly_bundle
 from perpbox.api.ratelimit import ADDRESS_BUFFER, AddressLimiter, RateLimiter
-from perpbox.api.venue import Venue, bootstrap_commands
+from perpbox.api.venue import Venue, backstop_deposits, bootstrap_commands
 from perpbox.api.wire import coin_name, fmt_px
 from perpbox.api.ws import WsHub
 from perpbox.config import ExchangeConfig
@@ -108,6 +108,7 @@ class Service:
             deployers = {n: a.address.lower() for n, a in self.deployers.items()}
             await self.venue.submit(bootstrap_commands(self.opts.config, deployers))
             await self.venue.submit([C.Deposit(ts=0, user=a, usd=1_000_000 * USD) for a in deployers.values()])
+            await self.venue.submit(backstop_deposits(self.opts.config))
         else:
             self.feed.resume_from({a: self.venue.ex.oracle(a) for a in self.venue.ex.markets})
         self._every(TICK_S, self._tick, "ticker")

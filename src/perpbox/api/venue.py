@@ -35,6 +35,7 @@ from perpbox.config import ExchangeConfig
 from perpbox.exchange import Exchange
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
+from perpbox.exchange.mechanics import backstop_address
 from perpbox.store.log import CommandLog, LogEntry
 
 MAX_BATCH = 1024
@@ -110,6 +111,12 @@ def bootstrap_commands(config: ExchangeConfig, deployers: dict[str, str]) -> lis
             cmds.append(C.AddMarket(ts=0, spec=m.spec, mark_px=m.price, deployer=deployers[dex.name],
                                     full_name=dex.full_name))
     return cmds
+
+
+def backstop_deposits(config: ExchangeConfig) -> list[C.Command]:
+    """The backstop liquidator vaults' starting capital (main dex: index 0; HIP-3 dexes 1, 2, …)."""
+    amounts = [config.backstop_usd] + [d.backstop_usd for d in config.dexes]
+    return [C.Deposit(ts=0, user=backstop_address(i), usd=usd) for i, usd in enumerate(amounts) if usd > 0]
 
 
 class Venue:

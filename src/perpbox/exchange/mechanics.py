@@ -222,6 +222,11 @@ class PerpMechanics:
             new = pricer.push(spec.oracle, self.pricing[a], cmd.ts, cmd.oracle_pxs[a],
                               [m[a] for m in cmd.mark_pxs if a in m], self.books[a], self.last_px.get(a, 0))
             self._emit(V.PricesUpdated(ts=cmd.ts, asset=a, state=new))
+        # a new mark is acted on at once, as at a tick: triggers, then the liquidation sweep
+        for a in sorted(cmd.oracle_pxs):
+            if a in self.triggers:
+                self._fire_triggers(cmd.ts, a)
+        self._liquidation_sweep(cmd.ts)
         return "ok"
 
     def _cmd_set_open_interest_caps(self, cmd: C.SetOpenInterestCaps) -> Any:
@@ -352,6 +357,7 @@ class PerpMechanics:
         for asset in sorted(self.triggers):
             self._fire_triggers(ts, asset)
         self._liquidation_sweep(ts)
+        self._unwind_vaults(ts)
         return "ok"
 
     def _settle_funding(self, ts: int, asset: int) -> None:
@@ -506,13 +512,39 @@ class PerpMechanics:
                     continue  # cascade control: this market's budget is spent; next tick
                 budget[p.asset] = used + size * mark
             limit = bankruptcy_limit(mark, p.szi, max(share, 0), self.markets[p.asset].fees.taker)
-            self._send_liquidation_order(ts, acct.address, p.asset, p.szi < 0, limit, size)
+            self._send_reducing_ioc(ts, acct.address, p.asset, p.szi < 0, limit, size, liquidation=True)
 
-    def _send_liquidation_order(self, ts: int, user: str, asset: int, is_buy: bool, px: int, sz: int) -> None:
+    def _send_reducing_ioc(self, ts: int, user: str, asset: int, is_buy: bool, px: int, sz: int,
+                           liquidation: bool) -> None:
+        """An order the exchange itself sends for ``user``: IOC, reduce-only, no margin needed."""
         oid = self.next_oid
         self._emit(V.OrderPlaced(ts=ts, oid=oid, user=user, asset=asset, is_buy=is_buy, px=px, sz=sz, tif="Ioc",
-                                 reduce_only=True, liquidation=True))
+                                 reduce_only=True, liquidation=liquidation))
         self._execute(ts, self.orders[oid])
+
+    def _unwind_vaults(self, ts: int) -> None:
+        """Each market whose policy says so: the backstop vault and the insurance fund reduce what
+        they hold there by up to ``unwind_ntl_per_tick`` of notional at the mark, with an IOC no
+        further than ``unwind_slippage_bps`` from the mark (rounded towards the mark: the vault
+        never accepts more slippage than its policy).  What the book cannot take waits for the
+        next tick; a market that only takes post-only orders, or is halted, is left alone."""
+        for asset in sorted(self.markets):
+            lp = self.markets[asset].liquidation
+            mark = self.prices.get(asset, 0)
+            if not lp.unwind_ntl_per_tick or mark <= 0 or self.status(asset) not in ("active", "reduceOnly"):
+                continue
+            for vault in sorted({self.backstop_of(asset), self.insurance_of(asset)}):
+                acct = self.ledger.accounts.get(vault)
+                pos = acct.positions.get(asset) if acct is not None else None
+                if pos is None or not pos.szi:
+                    continue
+                size = min(abs(pos.szi), max(1, lp.unwind_ntl_per_tick // mark))
+                selling = pos.szi > 0
+                if selling:
+                    limit = -(-mark * (10_000 - lp.unwind_slippage_bps) // 10_000)
+                else:
+                    limit = mark * (10_000 + lp.unwind_slippage_bps) // 10_000
+                self._send_reducing_ioc(ts, vault, asset, not selling, limit, size, liquidation=False)
 
     def _cover_deficit(self, ts: int, acct: Account, scope: int, deficit: int, binance: bool) -> None:
         """A closed scope left below zero (at most the rounding of its last fees): the backstop

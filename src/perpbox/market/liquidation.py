@@ -31,10 +31,17 @@ class LiquidationParams:
     backstop_den: int = 3
     clearance_fee: int = 500_000  # Binance-style clearance fee, 1e-8 of notional (0.5%)
     max_ntl_per_tick: int = 0  # cascade control: book-liquidation notional per tick; 0 = no limit
+    # what the backstop vault / insurance fund does with positions it took over: 0 holds them;
+    # else each tick it sends a reduce-only IOC of up to this notional (at the mark) to the book,
+    # limited to ``unwind_slippage_bps`` from the mark (HLP's liquidator unwinds into the book)
+    unwind_ntl_per_tick: int = 0
+    unwind_slippage_bps: int = 100
 
     def __post_init__(self) -> None:
         if not 0 < self.partial_bps <= 10_000 or not 0 < self.backstop_num <= self.backstop_den:
             raise ValueError("partial slice within (0, 100%] and backstop ratio within (0, 1]")
+        if self.unwind_ntl_per_tick < 0 or not 0 <= self.unwind_slippage_bps < 10_000:
+            raise ValueError("unwind notional >= 0 and slippage within [0, 100%)")
 
 
 class MarketStatus(str, Enum):

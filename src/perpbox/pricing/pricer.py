@@ -77,7 +77,9 @@ def _clamp_day(st: PriceState, px: int, multiple: int) -> int:
 
 
 def _band(st: PriceState, px: int, defn: OracleDefinition) -> int:
-    """Off-hours discovery band around the last external close."""
+    """Off-hours discovery band around the last external close.  The mark is held inside it, so
+    a position whose liquidation price lies beyond the band cannot be liquidated while the band is
+    active (trade.xyz's discovery bounds) — however far the book itself is pushed."""
     if st.session_open or st.close_px <= 0:
         return px
     band = st.close_px * defn.off_hours.band_bps // 10_000
