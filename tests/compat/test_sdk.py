@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -11,6 +12,7 @@ from eth_account import Account
 from hyperliquid.exchange import Exchange
 from hyperliquid.info import Info
 from hyperliquid.utils.types import Cloid
+from websockets.sync.client import connect as ws_connect
 
 from perpbox.api.server import deployer_key
 
@@ -223,6 +225,31 @@ def test_websocket_subscriptions_receive_live_updates(server: Server, wallet: Ac
     assert got["orderUpdates"][-1]["data"][-1]["status"] == "filled"
     info.disconnect_websocket()
     ex.market_close("ETH")
+
+
+def test_webdata2_and_spot_state_views_follow_the_account(server: Server, wallet: Account, maker: Exchange) -> None:
+    info = Info(server.url)  # opens the WebSocket
+    views: list[Any] = []
+    info.subscribe({"type": "webData2", "user": wallet.address}, views.append)
+    first = wait_until(lambda: views and views[0])["data"]
+    assert first["user"] == wallet.address.lower() and first["clearinghouseState"]["assetPositions"] == []
+    assert first["cumLedger"] == "100000.0" and first["meta"]["universe"][0]["name"] == "BTC"
+    assert len(first["assetCtxs"]) == len(first["meta"]["universe"]) and first["isVault"] is False
+    ex = Exchange(wallet, server.url)
+    ex.market_open("ETH", True, 0.2, px=3520)
+    pushed = wait_until(lambda: [v for v in views if v["data"]["clearinghouseState"]["assetPositions"]])
+    assert pushed[0]["data"]["clearinghouseState"]["assetPositions"][0]["position"]["szi"] == "0.2"
+    info.disconnect_websocket()
+    ex.market_close("ETH")
+    # spotState (not routed by the SDK): the raw channel after a usdClassTransfer to spot
+    with ws_connect(server.url.replace("http", "ws") + "/ws") as ws:
+        ws.send(json.dumps({"method": "subscribe", "subscription": {"type": "spotState", "user": wallet.address}}))
+        assert json.loads(ws.recv())["channel"] == "subscriptionResponse"
+        assert json.loads(ws.recv())["data"]["spotState"] == {"balances": []}
+        assert ex.usd_class_transfer(25, False)["status"] == "ok"
+        msg = json.loads(ws.recv(timeout=10))
+        assert msg["channel"] == "spotState" and msg["data"]["user"] == wallet.address.lower()
+        assert msg["data"]["spotState"]["balances"][0]["total"] == "25.0"
 
 
 def test_hip3_deployer_sets_the_oracle_through_the_sdk(server: Server) -> None:

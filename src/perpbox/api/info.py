@@ -105,7 +105,7 @@ class InfoAPI:
             "extraAgents": self.extra_agents, "maxBuilderFee": self.max_builder_fee,
             "recentTrades": self.recent_trades, "activeAssetData": self.active_asset_data,
             "subAccounts": self.sub_accounts, "marginTable": self.margin_table,
-            "perpsAtOpenInterestCap": self.perps_at_oi_cap,
+            "perpsAtOpenInterestCap": self.perps_at_oi_cap, "webData2": self.web_data2,
             "perpDexLimits": self.perp_dex_limits, "referral": self.referral, "portfolio": self.portfolio,
             "userVaultEquities": lambda b: [], "delegations": lambda b: [], "userTwapSliceFills": lambda b: [],
             "userDexAbstraction": lambda b: False, "vaultSummaries": lambda b: [],
@@ -628,6 +628,22 @@ class InfoAPI:
             if cap and self.ex.open_interest_ntl(s.asset) >= cap:
                 out.append(coin_name(s))
         return out
+
+    def web_data2(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The frontend's aggregate for one user (first dex).  No vaults, TWAPs or spot assets here:
+        those fields are empty; ``cumLedger`` is the user's deposits − withdrawals; ``agentAddress``
+        is the user's most recently approved unnamed API wallet, if any."""
+        user = _addr(body)
+        ctxs = self.meta_and_asset_ctxs({})
+        agents = [(a, v) for a, n, v in self.ex.agents_of(user) if not n]
+        return {"clearinghouseState": self.clearinghouse_state({"user": user}), "leadingVaults": [],
+                "totalVaultEquity": "0.0", "openOrders": self.frontend_open_orders({"user": user}),
+                "agentAddress": agents[-1][0] if agents else None,
+                "agentValidUntil": (agents[-1][1] or None) if agents else None,
+                "cumLedger": fmt_usd(self.rm.net_deposits.get(user, 0)), "meta": ctxs[0], "assetCtxs": ctxs[1],
+                "serverTime": self.now(), "isVault": False, "user": user, "twapStates": [],
+                "spotState": self.spot_clearinghouse_state({"user": user}), "spotAssetCtxs": [],
+                "perpsAtOpenInterestCap": self.perps_at_oi_cap({})}
 
     def perp_dex_limits(self, body: dict[str, Any]) -> dict[str, Any] | None:
         dex = self._dex(body)

@@ -126,6 +126,7 @@ class ReadModels:
     positions: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)  # (szi, entry_ntl)
     holders: dict[int, set[str]] = field(default_factory=dict)
     volume: dict[str, int] = field(default_factory=dict)  # user -> cumulative traded notional, micro-USDC
+    net_deposits: dict[str, int] = field(default_factory=dict)  # user -> deposits − withdrawals (cumLedger)
     _liq_method: dict[str, tuple[str, int]] = field(default_factory=dict)  # user -> (method, scope)
 
     # -- folding --------------------------------------------------------------------------------------
@@ -291,9 +292,11 @@ class ReadModels:
 
     def _deposited(self, ev: V.Deposited, _m: dict[int, int]) -> None:
         self._ledger(ev.user, ev.ts, {"type": "deposit", "usdc": ev.usd})
+        self.net_deposits[ev.user] = self.net_deposits.get(ev.user, 0) + ev.usd
 
     def _withdrew(self, ev: V.Withdrew, _m: dict[int, int]) -> None:
         self._ledger(ev.user, ev.ts, {"type": "withdraw", "usdc": ev.usd, "nonce": ev.ts, "fee": 0})
+        self.net_deposits[ev.user] = self.net_deposits.get(ev.user, 0) - ev.usd
 
     def _transfer(self, ev: V.Transferred, _m: dict[int, int]) -> None:
         delta = {"type": "internalTransfer", "usdc": ev.usd, "user": ev.src, "destination": ev.dst, "fee": 0}

@@ -29,6 +29,7 @@ from perpbox.api.info import BadRequest, InfoAPI
 from perpbox.api.readmodels import FundingRec, TradeRec
 from perpbox.api.wire import coin_name, fmt_px, fmt_sz, fmt_usd
 from perpbox.exchange import events as V
+from perpbox.ledger.ledger import wallet_owner
 
 QUEUE_LIMIT = 2_000
 BOOK_PUSH_S = 0.5
@@ -36,7 +37,8 @@ MAX_SUBSCRIPTIONS = 1_000
 Key = tuple[Any, ...]
 
 USER_CHANNELS = ("orderUpdates", "userEvents", "userFills", "userFundings", "userNonFundingLedgerUpdates",
-                 "notification", "webData2")
+                 "notification")
+ACCOUNT_VIEWS = ("webData2", "spotState")  # whole views, re-sent when the user's account changes
 
 
 class Conn:
@@ -199,7 +201,7 @@ class WsHub:
                     raise BadRequest("interval")
                 return (kind, coin, sub["interval"]), {"type": kind, "coin": coin, "interval": sub["interval"]}
             return (kind, coin), {"type": kind, "coin": coin}
-        if kind in USER_CHANNELS or kind in ("activeAssetData", "clearinghouseState", "openOrders"):
+        if kind in USER_CHANNELS or kind in ("activeAssetData", "clearinghouseState", "openOrders", *ACCOUNT_VIEWS):
             user = sub["user"]
             if not isinstance(user, str) or len(user) != 42:
                 raise BadRequest("user")
@@ -244,6 +246,8 @@ class WsHub:
         elif kind == "openOrders":
             self._push(conn, kind, {"dex": key[2], "user": key[1],
                                     "orders": info.frontend_open_orders({"user": key[1], "dex": key[2]})})
+        elif kind in ACCOUNT_VIEWS:
+            self._push(conn, kind, self._account_view(kind, key[1]))
 
     def _mids(self, dex: str) -> dict[str, Any]:
         data: dict[str, Any] = {"mids": self.info.all_mids({"dex": dex})}
@@ -316,6 +320,8 @@ class WsHub:
                 self.dirty_assets.add(ev.asset)
             elif t in (V.Deposited, V.Withdrew):
                 self.dirty_users.add(ev.user)
+            elif t is V.Transferred:  # incl. usdClassTransfer to the spot wallet
+                self.dirty_users.update((wallet_owner(ev.src), wallet_owner(ev.dst)))
         for asset, items in trades.items():
             self.publish(("trades", coin_name(ex.markets[asset])), "trades", items)
         for user, items in fills.items():
@@ -358,6 +364,13 @@ class WsHub:
                                                "orders": info.frontend_open_orders({"user": user, "dex": key[2]})})
                 elif key[0] == "activeAssetData":
                     self.publish(key, key[0], info.active_asset_data({"user": user, "coin": key[2]}))
+                elif key[0] in ACCOUNT_VIEWS:
+                    self.publish(key, key[0], self._account_view(key[0], user))
+
+    def _account_view(self, kind: str, user: str) -> dict[str, Any]:
+        if kind == "spotState":
+            return {"user": user, "spotState": self.info.spot_clearinghouse_state({"user": user})}
+        return self.info.web_data2({"user": user})
 
     async def run_flusher(self) -> None:
         while True:

@@ -63,7 +63,15 @@ class Account:
 def spot_wallet(user: str) -> str:
     """The ledger account holding ``user``'s spot USDC (moved in and out by ``usdClassTransfer``);
     perpbox models no spot trading, so this is all a spot balance is."""
-    return "spot:" + user
+    return SPOT_PREFIX + user
+
+
+SPOT_PREFIX = "spot:"
+
+
+def wallet_owner(address: str) -> str:
+    """The user a ledger account belongs to (a spot wallet's owner, else the address itself)."""
+    return address.removeprefix(SPOT_PREFIX)
 
 
 class Ledger:
