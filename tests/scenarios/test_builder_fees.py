@@ -51,3 +51,17 @@ def test_unapproved_or_excessive_builder_fees_are_rejected(sim: Sim) -> None:
     assert sim.do(C.ApproveBuilderFee, user=ALICE, builder=BUILDER, max_fee=0) == "ok"  # revoke
     assert sim.batch(ALICE, [too_high]) == [{"error": "Builder fee has not been approved."}]
     sim.audit()
+
+
+def test_a_modified_order_keeps_its_builder_code(sim: Sim) -> None:
+    """``modify`` carries no builder field on the wire; the replacement keeps the original's code."""
+    _setup(sim)
+    sim.deposit(BUILDER, 100)
+    assert sim.do(C.ApproveBuilderFee, user=BOB, builder=BUILDER, max_fee=10) == "ok"
+    assert sim.batch(BOB, [sim.req(BTC_ID, False, 61_000, "0.5", builder=BUILDER, builder_fee=10)]) == [
+        {"resting": {"oid": 1}}]
+    assert sim.do(C.Modify, user=BOB, oid=1, order=sim.req(BTC_ID, False, 60_000, "0.5")) == "ok"
+    sim.batch(ALICE, [sim.req(BTC_ID, True, 60_000, "0.5", tif="Ioc")])
+    (fill,) = sim.of(V.Fill)
+    assert fill.maker_builder == BUILDER and fill.maker_builder_fee == 3_000_000  # 1 bp of $30,000
+    sim.audit()

@@ -649,6 +649,8 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         bad = self._validate(user, req, False, 0, replacing=order.oid)
         if bad is not None:
             return self._reject(ts, user, req, *bad)
+        if not req.builder and order.builder:  # the wire form has no builder: the code stays
+            req = msgspec.structs.replace(req, builder=order.builder, builder_fee=order.builder_fee)
         self._close(ts, order, "canceled")
         return self._place(ts, user, req)
 
