@@ -17,10 +17,10 @@ def _urls(server: Server) -> dict[str, Any]:
     return {"public": server.url, "private": server.url, "ws": {"public": server.url.replace("http", "ws") + "/ws"}}
 
 
-@pytest.fixture
-def client(server: Server) -> ccxt.hyperliquid:
+def _funded_client(server: Server, usd: str) -> ccxt.hyperliquid:
+    """ccxt's hyperliquid class for a new wallet funded with ``usd``, pointed at the server."""
     w = Account.create()
-    server.fund(w.address, "200000")
+    server.fund(w.address, usd)
     ex = ccxt.hyperliquid({"walletAddress": w.address, "privateKey": w.key.hex()})
     ex.urls["api"] = _urls(server)
     ex.load_markets()
@@ -28,12 +28,13 @@ def client(server: Server) -> ccxt.hyperliquid:
 
 
 @pytest.fixture
+def client(server: Server) -> ccxt.hyperliquid:
+    return _funded_client(server, "200000")
+
+
+@pytest.fixture
 def liquidity(server: Server) -> ccxt.hyperliquid:
-    w = Account.create()
-    server.fund(w.address, "1000000")
-    ex = ccxt.hyperliquid({"walletAddress": w.address, "privateKey": w.key.hex()})
-    ex.urls["api"] = _urls(server)
-    ex.load_markets()
+    ex = _funded_client(server, "1000000")
     for side, px in (("buy", 29), ("buy", 28), ("sell", 31), ("sell", 32)):
         ex.create_order("HYPE/USDC:USDC", "limit", side, 100, px)
     return ex

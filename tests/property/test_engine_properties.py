@@ -49,14 +49,13 @@ no example database), so CI runs the same sequences every time.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perpbox.core.numbers import USD, round_price_sig
@@ -67,20 +66,18 @@ from perpbox.ledger.ledger import FEE_ACCOUNT
 from perpbox.market import FeeSchedule, MarginMode, MarginTable, MarketSpec
 
 try:
+    from profiles import COMMON, PROFILE
     from reference_matcher import ReferenceMatcher, RefMarket
     from repro import failure_key, minimise
 except ModuleNotFoundError:  # e.g. pytest --import-mode=importlib: the directory is not on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from profiles import COMMON, PROFILE
     from reference_matcher import ReferenceMatcher, RefMarket
     from repro import failure_key, minimise
 
 # ==================================================================================================
 # profiles and volume
 # ==================================================================================================
-_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example,
-           HealthCheck.filter_too_much]
-_COMMON: dict[str, Any] = dict(deadline=None, derandomize=True, database=None, print_blob=False,
-                               report_multiple_bugs=False, suppress_health_check=_HEALTH)
 # sequence lengths (random commands after the setup); kept well under hypothesis' per-example
 # choice budget (BUFFER_SIZE), so no example overruns
 INV_LEN = (170, 220)
@@ -88,8 +85,7 @@ DIFF_LEN = (100, 130)
 # profile -> (invariant-test examples, differential-test examples)
 _PROFILES = {"ci": (420, 330), "dev": (45, 35)}
 for _name, (_inv, _diff) in _PROFILES.items():
-    settings.register_profile(f"perpbox-engine-{_name}", max_examples=_inv, **_COMMON)
-PROFILE = "dev" if os.environ.get("HYPOTHESIS_PROFILE", "ci") == "dev" else "ci"
+    settings.register_profile(f"perpbox-engine-{_name}", max_examples=_inv, **COMMON)
 INV_EXAMPLES, DIFF_EXAMPLES = _PROFILES[PROFILE]
 INV_SETTINGS = settings(settings.get_profile(f"perpbox-engine-{PROFILE}"), max_examples=INV_EXAMPLES)
 DIFF_SETTINGS = settings(settings.get_profile(f"perpbox-engine-{PROFILE}"), max_examples=DIFF_EXAMPLES)

@@ -73,7 +73,6 @@ the full suite.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -83,14 +82,16 @@ from fractions import Fraction
 from typing import Any
 
 try:
+    from profiles import COMMON, PROFILE
     from repro import failure_key, minimise
 except ModuleNotFoundError:  # e.g. pytest --import-mode=importlib: the directory is not on sys.path
     import sys
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from profiles import COMMON, PROFILE
     from repro import failure_key, minimise
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perpbox.core.numbers import RATE_SCALE, USD, round_price_sig
@@ -106,15 +107,10 @@ from perpbox.risk.liquidation import adl_charges
 # ==================================================================================================
 # profiles and volume
 # ==================================================================================================
-_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example,
-           HealthCheck.filter_too_much]
-_COMMON: dict[str, Any] = dict(deadline=None, derandomize=True, database=None, print_blob=False,
-                               report_multiple_bugs=False, suppress_health_check=_HEALTH)
 SEQ_LEN = (200, 250)  # random commands per example (after the setup)
 _PROFILES = {"ci": 100, "dev": 10}
 for _name, _n in _PROFILES.items():
-    settings.register_profile(f"perpbox-mechanics-{_name}", max_examples=_n, **_COMMON)
-PROFILE = "dev" if os.environ.get("HYPOTHESIS_PROFILE", "ci") == "dev" else "ci"
+    settings.register_profile(f"perpbox-mechanics-{_name}", max_examples=_n, **COMMON)
 EXAMPLES = _PROFILES[PROFILE]
 SETTINGS = settings(settings.get_profile(f"perpbox-mechanics-{PROFILE}"), max_examples=EXAMPLES)
 MIN_COMMANDS = EXAMPLES * SEQ_LEN[0]

@@ -359,16 +359,21 @@ def test_adl_cancels_the_reduce_only_orders_a_counterparty_no_longer_has_a_posit
     sim.audit()
 
 
-def test_backstop_vault_unwinds_a_taken_over_position_into_the_book_slice_by_slice(sim: Sim) -> None:
-    _btc20(sim, liquidation=LiquidationParams(unwind_ntl_per_tick=usd(30_000), unwind_slippage_bps=100))
+def _vault_takes_alice_long(sim: Sim, liquidation: LiquidationParams) -> None:
+    """Alice's 1 BTC long from 100,000 meets a 94,000 mark with no bids: value 7,000 − 45 − 6,000 =
+    955 < 2/3 of MM 2,350, so the backstop vault ($100,000) takes it over at the mark."""
+    _btc20(sim, liquidation=liquidation)
     for user, amount in ((CAROL, 100_000), (ALICE, 7_000), (BOB, 1_000_000), (MAIN_BACKSTOP, 100_000)):
         sim.deposit(user, amount)
-    spec = sim.specs[0]
     sim.order(CAROL, BTC_ID, False, 100_000, "1")
     sim.order(ALICE, BTC_ID, True, 100_000, "1")
     sim.tick(BTC_ID, 94_000)
-    # value 7,000 − 45 − 6,000 = 955 < 2/3 of MM 2,350: the book has no bids, the vault takes the
-    # long at the mark.  Its first unwind slice finds no bid either (IOC, nothing filled).
+
+
+def test_backstop_vault_unwinds_a_taken_over_position_into_the_book_slice_by_slice(sim: Sim) -> None:
+    _vault_takes_alice_long(sim, LiquidationParams(unwind_ntl_per_tick=usd(30_000), unwind_slippage_bps=100))
+    spec = sim.specs[0]
+    # the vault's first unwind slice finds no bid either (IOC, nothing filled)
     assert _methods(sim, ALICE) == ["market", "backstop"]
     assert sim.szi(MAIN_BACKSTOP, BTC_ID) == S(spec, "1")
     slice_lots = usd(30_000) // P(spec, 94_000)  # 0.31914 BTC
@@ -386,17 +391,11 @@ def test_backstop_vault_unwinds_a_taken_over_position_into_the_book_slice_by_sli
     sim.tick(BTC_ID, 94_000)
     assert [(f.px, f.sz) for f in sim.of(V.Fill)] == [(P(spec, 93_400), slice_lots)]
     assert sim.szi(MAIN_BACKSTOP, BTC_ID) == S(spec, "0.8") - slice_lots
-    # the vault's books: 100,000 + 955 received, −45 of fees per BTC traded (rounded up per fill)
     sim.audit()
 
 
 def test_vaults_hold_what_they_take_over_by_default(sim: Sim) -> None:
-    _btc20(sim)
-    for user, amount in ((CAROL, 100_000), (ALICE, 7_000), (BOB, 1_000_000), (MAIN_BACKSTOP, 100_000)):
-        sim.deposit(user, amount)
-    sim.order(CAROL, BTC_ID, False, 100_000, "1")
-    sim.order(ALICE, BTC_ID, True, 100_000, "1")
-    sim.tick(BTC_ID, 94_000)
+    _vault_takes_alice_long(sim, LiquidationParams())
     sim.order(BOB, BTC_ID, True, 93_900, "1")
     sim.tick(BTC_ID, 94_000)
     assert sim.szi(MAIN_BACKSTOP, BTC_ID) == S(sim.specs[0], "1") and not sim.of(V.Fill)

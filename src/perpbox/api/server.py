@@ -107,8 +107,8 @@ class Service:
         if not self.venue.ex.markets:
             deployers = {n: a.address.lower() for n, a in self.deployers.items()}
             await self.venue.submit(bootstrap_commands(self.opts.config, deployers))
-            await self.venue.submit([C.Deposit(ts=0, user=a, usd=1_000_000 * USD) for a in deployers.values()])
-            await self.venue.submit(backstop_deposits(self.opts.config))
+            await self.venue.submit([C.Deposit(ts=0, user=a, usd=1_000_000 * USD) for a in deployers.values()]
+                                    + backstop_deposits(self.opts.config))
         else:
             self.feed.resume_from({a: self.venue.ex.oracle(a) for a in self.venue.ex.markets})
         self._every(TICK_S, self._tick, "ticker")

@@ -12,8 +12,8 @@ Restart: the newest snapshot whose state hash checks out, then the log after it.
 Garbage collection: the exchange state is large and long-lived and barely ever forms reference
 cycles, yet CPython's full collections walk all of it (plus every loaded module) again and again as
 it grows — several percent of the CPU per order under load.  So after recovery and after each
-snapshot the venue collects once and then freezes the heap (``gc.freeze``): what exists then is left
-out of later collections, which only walk what was made since.
+periodic snapshot the venue collects once and then freezes the heap (``gc.freeze``): what exists
+then is left out of later collections, which only walk what was made since.
 """
 
 from __future__ import annotations
@@ -209,13 +209,13 @@ class Venue:
         self._since_snapshot += len(entries)
         if self._since_snapshot >= self.snapshot_every:
             self.snapshot()
+            settle_heap()
 
     # -- snapshots ------------------------------------------------------------------------------------
     def snapshot(self) -> None:
         st = self.state
         self.log.save_snapshot(st.seq, st.ex.state_hash(), pickle.dumps(st, protocol=pickle.HIGHEST_PROTOCOL))
         self._since_snapshot = 0
-        settle_heap()
 
     def close(self) -> None:
         self.log.close()
