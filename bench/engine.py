@@ -14,7 +14,9 @@ index in the list of the placement being cancelled.  The identical sequence is r
 (b) through ``pyorderbook.Book`` -- a price-time-priority book only (no accounts, no margin, no
     fees, no self-trade prevention; Decimal prices and uuid4 order ids).
 
-Throughput is timed over the whole replay of each side.  Per-op latencies of the engine are then
+Throughput is timed over the whole replay of each side: building each command (order) and applying
+it; each op's outcome is kept and tallied after the clock stops.  Both sides start from a settled
+heap (one collection, then ``gc.freeze()``), as ``perpbox serve`` does after loading.  Per-op latencies of the engine are then
 measured in a *separate* pass on a fresh exchange (``time.perf_counter_ns`` around each ``apply``)
 so that timing calls do not distort the throughput figure.
 
@@ -281,18 +283,17 @@ def _status_oid(status: object) -> int | None:
 
 def run_engine(ops: list[tuple], ex, latencies: dict[int, list[int]] | None = None) -> dict:
     """Replay ``ops`` through ``ex``.  Returns counters.  With ``latencies`` given, each apply is
-    timed with perf_counter_ns and appended per op type (use a separate pass for this)."""
-    from perpbox.exchange.commands import Cancel, place
-    from perpbox.exchange.events import Fill, OrderClosed
+    timed with perf_counter_ns and appended per op type (use a separate pass for this).
+
+    The loop does what a client of the engine must do per op (build the command, apply it, read
+    the oid a placement got, so that later cancels can name it) and keeps each op's events and
+    response; tallying them happens after the loop, outside the timed part (``tally_engine``)."""
+    from perpbox.exchange.commands import Cancel, OrderRequest, PlaceOrders
 
     apply = ex.apply
     oids: dict[int, int] = {}  # workload index -> engine oid
-    counts = Counter()
-    errors = Counter()
-    fills = 0
-    fill_lots = 0
-    stp = 0
-    other_closes = Counter()  # e.g. marginCanceled makers: none expected with this workload
+    results: list[tuple[int, object, list]] = []
+    keep = results.append
     pc = time.perf_counter_ns
     ts = TS0
     for i, (op, acct, m, is_buy, px, sz, target) in enumerate(ops):
@@ -300,47 +301,55 @@ def run_engine(ops: list[tuple], ex, latencies: dict[int, list[int]] | None = No
         if op == CANCEL:
             oid = oids.get(target)
             if oid is None:  # the placement never rested/got an oid: nothing to cancel
-                counts["cancel_unknown"] += 1
+                keep((op, None, []))
                 continue
             cmd = Cancel(ts=ts, user=acct, asset=m, oid=oid)
         else:
-            cmd = place(ts, acct, m, is_buy, px, sz, tif="Gtc")
+            cmd = PlaceOrders(ts=ts, user=acct, orders=[OrderRequest(asset=m, is_buy=is_buy, px=px, sz=sz, tif="Gtc")])
         if latencies is not None:
             t0 = pc()
             events = apply(cmd)
             latencies[op].append(pc() - t0)
         else:
             events = apply(cmd)
-        status = ex.last_response[0] if ex.last_response else None
+        status = ex.last_response[0]
+        if op != CANCEL and type(status) is dict and "resting" in status:
+            oids[i] = status["resting"]["oid"]
+        keep((op, status, events))
+    return {"results": results}
+
+
+def tally_engine(run: dict) -> dict:
+    """Counters over an engine run's kept responses and events (untimed)."""
+    from perpbox.exchange.events import Fill, OrderClosed
+
+    counts = Counter()
+    errors = Counter()
+    other_closes = Counter()  # e.g. marginCanceled makers: none expected with this workload
+    for op, status, events in run["results"]:
         if op == CANCEL:
-            if status == "success" or (isinstance(status, dict) and "error" not in status) or (
-                status is None and events
-            ):
+            if status is None:
+                counts["cancel_unknown"] += 1
+            elif status == "success":
                 counts["cancel_ok"] += 1
             else:
                 counts["cancel_failed"] += 1
                 errors[str(status.get("error") if isinstance(status, dict) else status)] += 1
+        elif _status_oid(status) is not None:
+            counts["placed"] += 1
         else:
-            oid = _status_oid(status)
-            if oid is not None:
-                oids[i] = oid
-                counts["placed"] += 1
-            else:
-                counts["place_error"] += 1
-                errors[str(status.get("error") if isinstance(status, dict) else status)] += 1
+            counts["place_error"] += 1
+            errors[str(status.get("error") if isinstance(status, dict) else status)] += 1
         for e in events:
             t = type(e)
             if t is Fill:
-                fills += 1
-                fill_lots += e.sz
+                counts["fills"] += 1
+                counts["fill_lots"] += e.sz
             elif t is OrderClosed and e.status not in ("filled", "canceled"):
                 if e.status == "selfTradeCanceled":
-                    stp += 1
+                    counts["stp_canceled"] += 1
                 else:
                     other_closes[e.status] += 1
-    counts["fills"] = fills
-    counts["fill_lots"] = fill_lots
-    counts["stp_canceled"] = stp
     for status, n in other_closes.items():
         errors[f"OrderClosed {status}"] += n
     return {"counts": counts, "errors": errors}
@@ -353,42 +362,57 @@ def run_pyorderbook(ops: list[tuple]) -> dict:
     """Same sequence through pyorderbook.  API (0.4.9): ``Book().match(Order)`` matches an
     incoming order (price-time priority, maker price), rests any remainder and returns a
     ``TradeBlotter`` whose ``.trades`` lists the fills; ``Book().cancel(order)`` takes the Order
-    object itself (ids are uuid4) and raises KeyError if it is no longer resting."""
+    object itself (ids are uuid4) and raises KeyError if it is no longer resting.  As on the
+    engine side, the loop keeps each op's outcome and ``tally_pyorderbook`` counts them after."""
     from pyorderbook import Book, ask, bid
 
     book = Book()
     match, cancel = book.match, book.cancel
     symbols = [m[0] for m in MARKETS]
     orders: dict[int, object] = {}  # workload index -> pyorderbook Order
-    counts = Counter()
-    fills = 0
-    fill_lots = 0
+    results: list[tuple[int, object]] = []
+    keep = results.append
     for i, (op, _acct, m, is_buy, px, sz, target) in enumerate(ops):
         if op == CANCEL:
             order = orders.get(target)
             if order is None:
-                counts["cancel_unknown"] += 1
+                keep((op, None))
                 continue
             try:
                 cancel(order)
-                counts["cancel_ok"] += 1
+                keep((op, True))
             except KeyError:  # already filled or cancelled
-                counts["cancel_failed"] += 1
+                keep((op, False))
         else:
             # pyorderbook converts the price with Decimal(str(price)); an int gives an exact Decimal.
             order = (bid if is_buy else ask)(symbols[m], px, sz)
             orders[i] = order
-            blotter = match(order)
+            keep((op, match(order)))
+    return {"results": results}
+
+
+def tally_pyorderbook(run: dict) -> dict:
+    counts = Counter()
+    for op, outcome in run["results"]:
+        if op == CANCEL:
+            counts["cancel_unknown" if outcome is None else "cancel_ok" if outcome else "cancel_failed"] += 1
+        else:
             counts["placed"] += 1
-            for t in blotter.trades:
-                fills += 1
-                fill_lots += t.fill_quantity
-    counts["fills"] = fills
-    counts["fill_lots"] = fill_lots
+            for t in outcome.trades:
+                counts["fills"] += 1
+                counts["fill_lots"] += t.fill_quantity
     return {"counts": counts}
 
 
 # --------------------------------------------------------------------------------------------
+def settle_heap() -> None:
+    """What ``perpbox serve`` does after loading its state (perpbox.api.venue.settle_heap): collect
+    once, then keep everything alive so far out of later collections.  Done before each timed
+    side alike."""
+    gc.collect()
+    gc.freeze()
+
+
 def pct(sorted_ns: list[int], q: float) -> float:
     if not sorted_ns:
         return float("nan")
@@ -443,18 +467,23 @@ def main(argv: list[str] | None = None) -> int:
     eng_rate = 0.0
     if not args.pyorderbook_only:
         ex = new_exchange()
-        gc.collect()
+        settle_heap()
         t0 = time.perf_counter()
-        eng = run_engine(ops, ex)
+        eng_run = run_engine(ops, ex)
         eng_s = time.perf_counter() - t0
         eng_rate = len(ops) / eng_s
-        del ex
+        eng = tally_engine(eng_run)
+        del ex, eng_run
+        gc.unfreeze()
 
-    gc.collect()
+    settle_heap()
     t0 = time.perf_counter()
-    pob = run_pyorderbook(ops)
+    pob_run = run_pyorderbook(ops)
     pob_s = time.perf_counter() - t0
     pob_rate = len(ops) / pob_s
+    pob = tally_pyorderbook(pob_run)
+    del pob_run
+    gc.unfreeze()
 
     print()
     print(f"{'':<22}{'perpbox engine':>16}{'pyorderbook':>16}")
@@ -481,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
         if n_lat:
             lat: dict[int, list[int]] = {LIMIT: [], CANCEL: [], MARKETABLE: []}
             ex = new_exchange()
-            gc.collect()
+            settle_heap()
             run_engine(ops[:n_lat], ex, lat)
             del ex
             print()

@@ -10,7 +10,10 @@ from perpbox.market.margin import MarginTable
 from perpbox.market.spec import MarketSpec
 
 
-class Command(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+class Command(msgspec.Struct, tag=True, frozen=True, kw_only=True, gc=False):
+    """Immutable values without references back into the engine: not tracked by the cycle
+    collector (``gc=False``)."""
+
     ts: int
 
 
@@ -45,7 +48,7 @@ class Transfer(Command, frozen=True, kw_only=True):
     usd: int
 
 
-class OrderRequest(msgspec.Struct, frozen=True, kw_only=True):
+class OrderRequest(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One order as Hyperliquid's wire describes it (``a,b,p,s,r,t,c``), in integer units.
 
     A trigger order has ``tpsl`` set ("tp" or "sl") and ``trigger_px``; ``is_market`` makes it

@@ -296,10 +296,11 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
     # commands: orders
     # ==============================================================================================
     def _cmd_place_orders(self, cmd: C.PlaceOrders) -> list[Status] | Status:
-        if not cmd.orders:
+        ts, user, orders, grouping = _fields(cmd)
+        if not orders:
             return {"error": "Orders are empty"}
-        if cmd.grouping == "na":
-            return [self._place(cmd.ts, cmd.user, req) for req in cmd.orders]
+        if grouping == "na":
+            return [self._place(ts, user, req) for req in orders]
         if cmd.grouping == "normalTpsl":
             return self._place_normal_tpsl(cmd)
         if cmd.grouping == "positionTpsl":
@@ -328,36 +329,35 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
                   replacing: int = 0) -> tuple[str, str] | None:
         """Checks that need no matching; returns (status, message) of the first rule broken.
         ``replacing`` is the oid a modify is about to cancel (its cloid may be reused)."""
-        spec = self.markets.get(req.asset)
+        a, is_buy, px, sz, tif, reduce_only, cloid, trigger_px, _, tpsl, builder, builder_fee = _fields(req)
+        spec = self.markets.get(a)
         if spec is None:
             return "rejected", E.UNKNOWN_ASSET
-        a = req.asset
-        if req.tif not in TIFS:
+        if tif not in TIFS:
             return "rejected", E.order_error("Invalid TIF", a)
-        if req.sz < 0 or (req.sz == 0 and not position_tpsl):
-            return "rejected", E.order_error(E.ZERO_SIZE if req.sz == 0 else E.INVALID_SIZE, a)
-        if not spec.valid_price(req.px):
+        if sz < 0 or (sz == 0 and not position_tpsl):
+            return "rejected", E.order_error(E.ZERO_SIZE if sz == 0 else E.INVALID_SIZE, a)
+        if not spec.valid_price(px):
             return "tickRejected", E.order_error(E.TICK, a)
-        if req.builder_fee and (req.builder_fee > MAX_PERP_BUILDER_FEE
-                                or self.max_builder_fee(user, req.builder) < req.builder_fee):
+        if builder_fee and (builder_fee > MAX_PERP_BUILDER_FEE or self.max_builder_fee(user, builder) < builder_fee):
             return "rejected", E.BUILDER_FEE_NOT_APPROVED
-        bad = self._control_error(a, req.px, req.tif, req.reduce_only)
+        bad = self._control_error(a, px, tif, reduce_only)
         if bad is not None:
             return bad
         acct = self.ledger.accounts.get(user)
-        if req.cloid is not None and acct is not None and acct.cloids.get(req.cloid, replacing) != replacing:
+        if cloid is not None and acct is not None and acct.cloids.get(cloid, replacing) != replacing:
             return "rejected", E.order_error(E.DUPLICATE_CLOID, a)
-        if req.tpsl:
-            if req.tpsl not in ("tp", "sl") or not spec.valid_price(req.trigger_px):
+        if tpsl:
+            if tpsl not in ("tp", "sl") or not spec.valid_price(trigger_px):
                 return "badTriggerPxRejected", E.order_error(E.BAD_TRIGGER_PX, a)
             mark = self.mark(a)
-            if mark and not parent and _trigger_hit(req.is_buy, req.tpsl, req.trigger_px, mark):
+            if mark and not parent and _trigger_hit(is_buy, tpsl, trigger_px, mark):
                 return "badTriggerPxRejected", E.order_error(E.BAD_TRIGGER_PX, a)
-        if not req.reduce_only and req.px * req.sz < spec.min_notional:
+        if not reduce_only and px * sz < spec.min_notional:
             return "minTradeNtlRejected", E.order_error(E.MIN_TRADE_NTL, a)
-        if req.reduce_only and not parent:
+        if reduce_only and not parent:
             pos = None if acct is None else acct.positions.get(a)
-            if pos is None or pos.szi == 0 or (pos.szi > 0) == req.is_buy:
+            if pos is None or pos.szi == 0 or (pos.szi > 0) == is_buy:
                 return "reduceOnlyRejected", E.order_error(E.REDUCE_ONLY, a)
         return None
 
@@ -387,51 +387,51 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         bad = self._validate(user, req, position_tpsl, parent)
         if bad is not None:
             return self._reject(ts, user, req, *bad)
-        asset, is_buy, tif = req.asset, req.is_buy, req.tif
+        asset, is_buy, px, sz, tif, reduce_only, cloid, trigger_px, is_market, tpsl, builder, builder_fee = _fields(req)
         spec = self.markets[asset]
         oid = self.next_oid
-        if req.tpsl:
+        # OrderPlaced is built positionally (see events.Event): ts, oid, user, asset, is_buy, px, sz, tif, status,
+        # reduce_only, cloid, builder, builder_fee, trigger_px, is_market, tpsl, parent, position_tpsl
+        if tpsl:
             # a child waits for its parent to fill; if the parent already filled it is armed now
             status = "waitingForFill" if parent in self.orders else "waitingForTrigger"
-            self._emit(V.OrderPlaced(ts=ts, oid=oid, user=user, asset=asset, is_buy=is_buy, px=req.px, sz=req.sz,
-                                     tif=tif, reduce_only=req.reduce_only, cloid=req.cloid, trigger_px=req.trigger_px,
-                                     is_market=req.is_market, tpsl=req.tpsl, parent=parent,
-                                     position_tpsl=position_tpsl, status=status, builder=req.builder,
-                                     builder_fee=req.builder_fee))
+            self._emit(V.OrderPlaced(ts, oid, user, asset, is_buy, px, sz, tif, status, reduce_only, cloid, builder,
+                                     builder_fee, trigger_px, is_market, tpsl, parent, position_tpsl))
             return status
         book = self.books[asset]
         if is_buy:
             best = book.best_ask()
-            crosses = best is not None and best <= req.px
+            crosses = best is not None and best <= px
         else:
             best = book.best_bid()
-            crosses = best is not None and best >= req.px
+            crosses = best is not None and best >= px
         if tif == "Alo" and crosses:
             bbo = f"{_fmt_px(spec, book.best_bid())}@{_fmt_px(spec, book.best_ask())}"
             error = E.order_error(E.BAD_ALO_PX.format(bbo=bbo), asset)
             return self._reject(ts, user, req, "badAloPxRejected", error)
-        if req.tif in ("Ioc", "FrontendMarket") and not crosses:
-            if req.tif == "FrontendMarket":
+        if (tif == "Ioc" or tif == "FrontendMarket") and not crosses:
+            if tif == "FrontendMarket":
                 return self._reject(ts, user, req, "marketOrderNoLiquidityRejected",
-                                    E.order_error(E.MARKET_NO_LIQUIDITY, req.asset))
-            return self._reject(ts, user, req, "iocCancelRejected", E.order_error(E.IOC_CANCEL, req.asset))
-        if not req.reduce_only:
-            bad = self._margin_check(user, spec, req.is_buy, req.px, req.sz) or self._oi_error(user, asset, is_buy)
+                                    E.order_error(E.MARKET_NO_LIQUIDITY, asset))
+            return self._reject(ts, user, req, "iocCancelRejected", E.order_error(E.IOC_CANCEL, asset))
+        if reduce_only:  # cap to the position at placement (IOC and resting alike)
+            sz = min(sz, abs(self.ledger.accounts[user].positions[asset].szi))
+        else:
+            bad = self._margin_check(user, spec, is_buy, px, sz) or self._oi_error(user, asset, is_buy)
             if bad is not None:
                 return self._reject(ts, user, req, *bad)
-        sz = req.sz
-        if req.reduce_only:  # cap to the position at placement (IOC and resting alike)
-            sz = min(sz, abs(self.ledger.accounts[user].positions[asset].szi))
         if not crosses:  # GTC/ALO that cannot match: rests at once, one event
-            self._emit(V.OrderPlaced(ts=ts, oid=oid, user=user, asset=asset, is_buy=is_buy, px=req.px, sz=sz, tif=tif,
-                                     reduce_only=req.reduce_only, cloid=req.cloid, status="open", builder=req.builder,
-                                     builder_fee=req.builder_fee))
-            if req.reduce_only:
+            placed = V.OrderPlaced(ts, oid, user, asset, is_buy, px, sz, tif, "open", reduce_only, cloid, builder,
+                                   builder_fee)
+            self._on_order_placed(placed)  # hot events are applied directly rather than through _emit
+            self._out.append(placed)
+            if reduce_only:
                 self._enforce_reduce_only(ts, self.ledger.accounts[user], asset)
-            return {"resting": _with_cloid({"oid": oid}, req.cloid)}
-        self._emit(V.OrderPlaced(ts=ts, oid=oid, user=user, asset=asset, is_buy=is_buy, px=req.px, sz=sz, tif=tif,
-                                 reduce_only=req.reduce_only, cloid=req.cloid, builder=req.builder,
-                                 builder_fee=req.builder_fee))
+            return {"resting": {"oid": oid} if cloid is None else {"oid": oid, "cloid": cloid}}
+        placed = V.OrderPlaced(ts, oid, user, asset, is_buy, px, sz, tif, "pending", reduce_only, cloid, builder,
+                               builder_fee)
+        self._on_order_placed(placed)
+        self._out.append(placed)
         return self._execute(ts, self.orders[oid])
 
     def _opens(self, user: str, asset: int, is_buy: bool) -> bool:
@@ -461,7 +461,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             elif order.reduce_only and not self._reduce_capacity(order):
                 self._close(ts, order, "reduceOnlyCanceled")
             else:
-                self._emit(V.OrderRested(ts=ts, oid=oid))
+                self._emit(V.OrderRested(ts, oid))
                 if order.reduce_only:
                     touched[user] = None
         if touched:
@@ -531,12 +531,12 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             px = level.px
             notional = px * qty
             tb, mb = builder_fee(notional, order.builder_fee), builder_fee(notional, maker.builder_fee)
-            fill = V.Fill(ts=ts, tid=self.next_tid, asset=order.asset, px=px, sz=qty, taker_is_buy=is_buy, taker=user,
-                          maker=maker.user, taker_oid=order.oid, maker_oid=maker.oid,
-                          taker_fee=spec.fee(notional, taker_rate) + tb, maker_fee=spec.fee(notional, maker_rate) + mb,
-                          taker_builder=order.builder if tb else "", taker_builder_fee=tb,
-                          maker_builder=maker.builder if mb else "", maker_builder_fee=mb)
-            on_fill(fill)  # the hottest event: its applier is called directly rather than via _emit
+            # positional (see events.Event): ts, tid, asset, px, sz, taker_is_buy, taker, maker, taker_oid, maker_oid,
+            # taker_fee, maker_fee, taker_builder, taker_builder_fee, maker_builder, maker_builder_fee
+            fill = V.Fill(ts, self.next_tid, order.asset, px, qty, is_buy, user, maker.user, order.oid, maker.oid,
+                          spec.fee(notional, taker_rate) + tb, spec.fee(notional, maker_rate) + mb,
+                          order.builder if tb else "", tb, maker.builder if mb else "", mb)
+            on_fill(fill)
             out.append(fill)
             filled += qty
             ntl += notional
@@ -571,7 +571,9 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         are cancelled with it, as on Hyperliquid, except when the parent did fill in part and
         ``arm_children`` (an IOC remainder, or a margin cancel after a partial fill): then they go
         live, sized to the position when they trigger."""
-        self._emit(V.OrderClosed(ts=ts, oid=order.oid, status=status))
+        closed = V.OrderClosed(ts, order.oid, status)
+        self._on_order_closed(closed)
+        self._out.append(closed)
         if order.children:
             if arm_children:
                 self._arm_children(ts, order)
@@ -736,58 +738,61 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         self.ledger.move_isolated(acct, acct.positions[ev.asset], ev.usd)
 
     def _on_order_placed(self, ev: V.OrderPlaced) -> None:
-        order = Order(ev.oid, ev.user, ev.asset, ev.is_buy, ev.px, ev.sz, ev.ts, ev.tif, ev.reduce_only,
-                      ev.cloid, ev.trigger_px, ev.is_market, ev.tpsl, ev.parent, ev.position_tpsl,
-                      builder=ev.builder, builder_fee=ev.builder_fee)
-        order.status = ev.status
-        self.orders[ev.oid] = order
-        acct = self.ledger.accounts.get(ev.user) or self.ledger.account(ev.user)
-        acct.orders[ev.oid] = order
-        if ev.cloid is not None:
-            acct.cloids[ev.cloid] = ev.oid
-        if ev.reduce_only:
+        # one C call instead of a generic attribute lookup per field (see _fields)
+        (ts, oid, user, asset, is_buy, px, sz, tif, status, reduce_only, cloid, builder, builder_fee, trigger_px,
+         is_market, tpsl, parent_oid, position_tpsl, _) = _fields(ev)
+        order = Order(oid, user, asset, is_buy, px, sz, ts, tif, reduce_only, cloid, trigger_px, is_market, tpsl,
+                      parent_oid, position_tpsl, None, builder, builder_fee)
+        order.status = status
+        self.orders[oid] = order
+        acct = self.ledger.accounts.get(user) or self.ledger.account(user)
+        acct.orders[oid] = order
+        if cloid is not None:
+            acct.cloids[cloid] = oid
+        if reduce_only:
             acct.n_reduce_only += 1
-        if ev.status == "open":
-            self.books[ev.asset].add(order)
-        elif ev.status == "waitingForTrigger":
-            self.triggers.setdefault(ev.asset, {})[ev.oid] = order
-        parent = self.orders.get(ev.parent) if ev.parent else None
-        if parent is not None:
-            parent.children.append(ev.oid)
-        self.next_oid = ev.oid + 1
+        if status == "open":
+            self.books[asset].add(order)
+        elif status == "waitingForTrigger":
+            self.triggers.setdefault(asset, {})[oid] = order
+        if parent_oid:
+            parent = self.orders.get(parent_oid)
+            if parent is not None:
+                parent.children.append(oid)
+        self.next_oid = oid + 1
 
     def _on_order_rejected(self, ev: V.OrderRejected) -> None:
         self.next_oid = ev.oid + 1
 
     def _on_fill(self, ev: V.Fill) -> None:
+        (_, tid, asset, px, sz, taker_buys, taker_addr, maker_addr, taker_oid, maker_oid, taker_fee, maker_fee,
+         taker_builder, taker_builder_fee, maker_builder, maker_builder_fee) = _fields(ev)
         ledger = self.ledger
-        taker_acct = ledger.accounts[ev.taker]
-        maker_acct = ledger.accounts[ev.maker]
-        asset = ev.asset
-        px, sz, taker_buys = ev.px, ev.sz, ev.taker_is_buy
+        taker_acct = ledger.accounts[taker_addr]
+        maker_acct = ledger.accounts[maker_addr]
         pos = taker_acct.positions.get(asset) or self._position_slot(taker_acct, asset)
         old = pos.szi
-        ledger.apply_fill(taker_acct, pos, taker_buys, px, sz, ev.taker_fee)
-        self._track(asset, ev.taker, old, pos.szi)
+        ledger.apply_fill(taker_acct, pos, taker_buys, px, sz, taker_fee)
+        self._track(asset, taker_addr, old, pos.szi)
         pos = maker_acct.positions.get(asset) or self._position_slot(maker_acct, asset)
         old = pos.szi
-        ledger.apply_fill(maker_acct, pos, not taker_buys, px, sz, ev.maker_fee)
-        self._track(asset, ev.maker, old, pos.szi)
-        if ev.taker_builder_fee or ev.maker_builder_fee:
-            ledger.pay_builder(ev.taker_builder, ev.taker_builder_fee)
-            ledger.pay_builder(ev.maker_builder, ev.maker_builder_fee)
-        maker = self.orders[ev.maker_oid]
-        self.books[asset].reduce(maker, ev.sz)
+        ledger.apply_fill(maker_acct, pos, not taker_buys, px, sz, maker_fee)
+        self._track(asset, maker_addr, old, pos.szi)
+        if taker_builder_fee or maker_builder_fee:
+            ledger.pay_builder(taker_builder, taker_builder_fee)
+            ledger.pay_builder(maker_builder, maker_builder_fee)
+        maker = self.orders[maker_oid]
+        self.books[asset].reduce(maker, sz)
         if maker.sz == 0:
             self._forget(maker)
-        taker = self.orders[ev.taker_oid]
-        taker.sz -= ev.sz
+        taker = self.orders[taker_oid]
+        taker.sz -= sz
         if taker.sz == 0:
             self._forget(taker)
-        self.last_px[asset] = ev.px
+        self.last_px[asset] = px
         if not self.pricing[asset].mark:
-            self.prices[asset] = ev.px
-        self.next_tid = ev.tid + 1
+            self.prices[asset] = px
+        self.next_tid = tid + 1
 
     def _on_order_rested(self, ev: V.OrderRested) -> None:
         order = self.orders[ev.oid]
@@ -855,6 +860,11 @@ def _is_ro(order: Any, asset: int) -> bool:
 
 def _fmt_px(spec: MarketSpec, px: int | None) -> str:
     return "0" if px is None else format_units(px, spec.px_decimals)
+
+
+# A struct's fields in declared order.  The compiled engine reads a msgspec struct's attribute
+# through a generic lookup each time; one ``astuple`` call is cheaper where most fields are read.
+_fields: Callable[[Any], tuple[Any, ...]] = msgspec.structs.astuple
 
 
 def _with_cloid(d: dict[str, Any], cloid: str | None) -> dict[str, Any]:

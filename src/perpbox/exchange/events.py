@@ -23,7 +23,12 @@ class MarketConfig(msgspec.Struct, frozen=True, kw_only=True):
     funding_interest: int | None = None
 
 
-class Event(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+class Event(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """Events are immutable values holding no references back into the engine, so they are not
+    tracked by the cycle collector (``gc=False``): the engine makes several per command.  The
+    hottest (order placed, fill, rested, closed) take their fields positionally as well, in the
+    order declared, ``ts`` first: the compiled engine builds them without a keyword dict."""
+
     ts: int
 
 
@@ -75,7 +80,7 @@ class IsolatedMarginMoved(Event, frozen=True, kw_only=True):
     usd: int
 
 
-class OrderPlaced(Event, frozen=True, kw_only=True):
+class OrderPlaced(Event, frozen=True):
     """An order was accepted and given ``oid``.  ``status`` is where it goes: ``pending`` (enters
     matching now), ``waitingForTrigger``, or ``waitingForFill`` (a TP/SL child of ``parent``)."""
 
@@ -86,6 +91,7 @@ class OrderPlaced(Event, frozen=True, kw_only=True):
     px: int
     sz: int
     tif: str
+    status: str = "pending"
     reduce_only: bool = False
     cloid: str | None = None
     builder: str = ""
@@ -95,7 +101,6 @@ class OrderPlaced(Event, frozen=True, kw_only=True):
     tpsl: str = ""
     parent: int = 0
     position_tpsl: bool = False
-    status: str = "pending"
     liquidation: bool = False  # sent by the liquidation engine (IOC, reduce-only)
 
 
@@ -116,7 +121,7 @@ class OrderRejected(Event, frozen=True, kw_only=True):
     error: str
 
 
-class Fill(Event, frozen=True, kw_only=True):
+class Fill(Event, frozen=True):
     """A trade of ``sz`` lots at ``px`` between a taker and a resting maker.  Fees in micro-USDC
     (negative = rebate) go to the fee account, except the builder-fee part of a side's fee
     (``*_builder_fee``, included in ``*_fee``), which goes to that side's builder.  ``tid`` is the
@@ -139,7 +144,7 @@ class Fill(Event, frozen=True, kw_only=True):
     maker_builder_fee: int = 0
 
 
-class OrderRested(Event, frozen=True, kw_only=True):
+class OrderRested(Event, frozen=True):
     """The pending order ``oid`` rests in the book with its remaining size."""
 
     oid: int
@@ -167,7 +172,7 @@ class OrderResized(Event, frozen=True, kw_only=True):
     sz: int
 
 
-class OrderClosed(Event, frozen=True, kw_only=True):
+class OrderClosed(Event, frozen=True):
     """The order ``oid`` left the book/engine.  ``status``: ``filled`` or a cancel reason
     (``canceled``, ``marginCanceled``, ``selfTradeCanceled``, ``reduceOnlyCanceled``,
     ``siblingFilledCanceled``, ...)."""
