@@ -16,9 +16,10 @@ index in the list of the placement being cancelled.  The identical sequence is r
 
 Throughput is timed over the whole replay of each side: building each command (order) and applying
 it; each op's outcome is kept and tallied after the clock stops.  Both sides start from a settled
-heap (one collection, then ``gc.freeze()``), as ``perpbox serve`` does after loading.  Per-op latencies of the engine are then
-measured in a *separate* pass on a fresh exchange (``time.perf_counter_ns`` around each ``apply``)
-so that timing calls do not distort the throughput figure.
+heap (one collection, then ``gc.freeze()``), as ``perpbox serve`` does after loading.  Per-op
+latencies of the engine are then measured in a *separate* pass on a fresh exchange
+(``time.perf_counter_ns`` around each ``apply``) so that timing calls do not distort the throughput
+figure.
 
 The generator keeps its own tiny reference book (integer prices, no STP) so that resting orders are
 placed away from the touch, marketable orders are priced a few ticks through the opposite touch,

@@ -75,6 +75,23 @@ def significant_figures(units: int) -> int:
     return len(str(n))
 
 
+def valid_price_units(px: int, whole: int, max_sig_figs: int) -> bool:
+    """Hyperliquid's tick rule on an integer price (``whole`` units per dollar): positive, and at
+    most ``max_sig_figs`` significant figures unless it is a whole number of dollars (decimals are
+    bounded by the unit itself)."""
+    if px <= 0:
+        return False
+    if px % whole == 0:
+        return True
+    return significant_figures(px) <= max_sig_figs
+
+
+def fee_up(notional: int, rate: int) -> int:
+    """Fee in micro-USDC for ``rate`` (1e-8 units), rounded up: fees charged round up and rebates
+    paid round down (toward the system)."""
+    return -((-notional * rate) // RATE_SCALE)
+
+
 def round_price_sig(units: int, decimals: int, sig: int = 5, up: bool = False) -> int:
     """Round a price in units to Hyperliquid's rule: at most ``sig`` significant figures unless
     the price is a whole number of dollars.  Rounds down (or up when ``up``): callers choose the

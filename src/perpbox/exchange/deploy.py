@@ -75,6 +75,9 @@ class DexDeployment:
     dex_deployer: dict[str, str]
     position_index: Any  # the liquidation pre-filter (mechanics); reset when a table changes
 
+    def _set_spec(self, spec: MarketSpec) -> None:
+        raise NotImplementedError
+
     def _init_deploy(self) -> None:
         self.margin_tables = {}
         self.table_ids = {}
@@ -191,7 +194,7 @@ class DexDeployment:
         spec = self.markets[ev.asset]
         table = self.margin_table(ev.table_id)
         assert table is not None
-        self.markets[ev.asset] = replace(spec, margin_table=table)
+        self._set_spec(replace(spec, margin_table=table))
         self.position_index = None  # its maintenance lines came from the old table
         self.table_ids[ev.asset] = ev.table_id
 

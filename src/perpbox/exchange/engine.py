@@ -32,13 +32,14 @@ import msgspec
 from perpbox.book.book import OrderBook
 from perpbox.book.order import Order, Tif
 from perpbox.core import errors as E
-from perpbox.core.numbers import format_units, round_price_sig
+from perpbox.core.numbers import fee_up, format_units, round_price_sig
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.access import MAX_PERP_BUILDER_FEE, AccountAccess
 from perpbox.exchange.deploy import DexDeployment
 from perpbox.exchange.mechanics import PerpMechanics
 from perpbox.ledger.ledger import FEE_ACCOUNT, Account, Ledger, Position
+from perpbox.market.rules import MarketRules
 from perpbox.market.spec import MarketSpec
 from perpbox.pricing import pricer
 from perpbox.risk.margin import MarginView
@@ -51,6 +52,7 @@ Status = dict[str, Any] | str
 class Exchange(PerpMechanics, AccountAccess, DexDeployment):
     def __init__(self) -> None:
         self.markets: dict[int, MarketSpec] = {}
+        self.rules: dict[int, MarketRules] = {}  # the order path's copy of each spec's numbers (_set_spec)
         self.books: dict[int, OrderBook] = {}
         self.last_px: dict[int, int] = {}
         self.prices: dict[int, int] = {}  # what margin is computed at: mark, else last trade (derived)
@@ -330,14 +332,14 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         """Checks that need no matching; returns (status, message) of the first rule broken.
         ``replacing`` is the oid a modify is about to cancel (its cloid may be reused)."""
         a, is_buy, px, sz, tif, reduce_only, cloid, trigger_px, _, tpsl, builder, builder_fee = _fields(req)
-        spec = self.markets.get(a)
-        if spec is None:
+        rules = self.rules.get(a)
+        if rules is None:
             return "rejected", E.UNKNOWN_ASSET
         if tif not in TIFS:
             return "rejected", E.order_error("Invalid TIF", a)
         if sz < 0 or (sz == 0 and not position_tpsl):
             return "rejected", E.order_error(E.ZERO_SIZE if sz == 0 else E.INVALID_SIZE, a)
-        if not spec.valid_price(px):
+        if not rules.valid_price(px):
             return "tickRejected", E.order_error(E.TICK, a)
         if builder_fee and (builder_fee > MAX_PERP_BUILDER_FEE or self.max_builder_fee(user, builder) < builder_fee):
             return "rejected", E.BUILDER_FEE_NOT_APPROVED
@@ -348,12 +350,12 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         if cloid is not None and acct is not None and acct.cloids.get(cloid, replacing) != replacing:
             return "rejected", E.order_error(E.DUPLICATE_CLOID, a)
         if tpsl:
-            if tpsl not in ("tp", "sl") or not spec.valid_price(trigger_px):
+            if tpsl not in ("tp", "sl") or not rules.valid_price(trigger_px):
                 return "badTriggerPxRejected", E.order_error(E.BAD_TRIGGER_PX, a)
             mark = self.mark(a)
             if mark and not parent and _trigger_hit(is_buy, tpsl, trigger_px, mark):
                 return "badTriggerPxRejected", E.order_error(E.BAD_TRIGGER_PX, a)
-        if not reduce_only and px * sz < spec.min_notional:
+        if not reduce_only and px * sz < rules.min_notional:
             return "minTradeNtlRejected", E.order_error(E.MIN_TRADE_NTL, a)
         if reduce_only and not parent:
             pos = None if acct is None else acct.positions.get(a)
@@ -361,21 +363,23 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
                 return "reduceOnlyRejected", E.order_error(E.REDUCE_ONLY, a)
         return None
 
-    def _margin_check(self, user: str, spec: MarketSpec, is_buy: bool, px: int, sz: int) -> tuple[str, str] | None:
+    def _margin_check(self, user: str, rules: MarketRules, is_buy: bool, px: int, sz: int) -> tuple[str, str] | None:
+        asset = rules.asset
         acct = self.ledger.accounts.get(user)
         if acct is None:  # decisions never create accounts (only appliers change state)
-            return "perpMarginRejected", E.order_error(E.PERP_MARGIN, spec.asset)
-        pos = acct.positions.get(spec.asset)
-        lev = pos.leverage if pos is not None else spec.default_leverage
-        off_hours_cap = spec.oracle.off_hours.max_leverage
-        if off_hours_cap and not self.pricing[spec.asset].session_open:
-            lev = min(lev, off_hours_cap)  # the definition lowers leverage while the market is closed
-        err = self.margin.order_margin_error(acct, pos, spec, is_buy, px, sz, lev)
+            return "perpMarginRejected", E.order_error(E.PERP_MARGIN, asset)
+        pos = acct.positions.get(asset)
+        lev = pos.leverage if pos is not None else rules.default_leverage
+        if not self.pricing[asset].session_open:
+            off_hours_cap = rules.spec.oracle.off_hours.max_leverage
+            if off_hours_cap:  # the definition lowers leverage while the market is closed
+                lev = min(lev, off_hours_cap)
+        err = self.margin.order_margin_error(acct, pos, rules, is_buy, px, sz, lev)
         if err is None:
             return None
         if err == "max_position":
-            return "perpMaxPositionRejected", E.order_error(E.PERP_MAX_POSITION, spec.asset)
-        return "perpMarginRejected", E.order_error(E.PERP_MARGIN, spec.asset)
+            return "perpMaxPositionRejected", E.order_error(E.PERP_MAX_POSITION, asset)
+        return "perpMarginRejected", E.order_error(E.PERP_MARGIN, asset)
 
     def _reject(self, ts: int, user: str, req: C.OrderRequest, status: str, error: str) -> Status:
         self._emit(V.OrderRejected(ts=ts, oid=self.next_oid, user=user, asset=req.asset, is_buy=req.is_buy, px=req.px,
@@ -417,7 +421,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         if reduce_only:  # cap to the position at placement (IOC and resting alike)
             sz = min(sz, abs(self.ledger.accounts[user].positions[asset].szi))
         else:
-            bad = self._margin_check(user, spec, is_buy, px, sz) or self._oi_error(user, asset, is_buy)
+            bad = self._margin_check(user, self.rules[asset], is_buy, px, sz) or self._oi_error(user, asset, is_buy)
             if bad is not None:
                 return self._reject(ts, user, req, *bad)
         if not crosses:  # GTC/ALO that cannot match: rests at once, one event
@@ -487,9 +491,9 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         """Walk the opposite side of the book; returns (filled lots, filled notional, users whose
         positions changed, in order of first touch)."""
         book = self.books[order.asset]
-        spec = self.markets[order.asset]
+        rules = self.rules[order.asset]
         is_buy, limit, user = order.is_buy, order.px, order.user
-        maker_rate, taker_rate = spec.fees.maker, spec.fees.taker
+        maker_rate, taker_rate = rules.maker, rules.taker
         filled = ntl = 0
         touched: dict[str, None] = {}
         out = self._out
@@ -515,7 +519,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
                     self._close(ts, maker, "reduceOnlyCanceled")
                     continue
                 qty = min(qty, cap)
-            elif self._margin_check(maker.user, spec, maker.is_buy, level.px, qty) is not None:
+            elif self._margin_check(maker.user, rules, maker.is_buy, level.px, qty) is not None:
                 self._close(ts, maker, "marginCanceled", arm_children=maker.sz < maker.orig_sz)
                 continue
             if capped:
@@ -534,7 +538,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             # positional (see events.Event): ts, tid, asset, px, sz, taker_is_buy, taker, maker, taker_oid, maker_oid,
             # taker_fee, maker_fee, taker_builder, taker_builder_fee, maker_builder, maker_builder_fee
             fill = V.Fill(ts, self.next_tid, order.asset, px, qty, is_buy, user, maker.user, order.oid, maker.oid,
-                          spec.fee(notional, taker_rate) + tb, spec.fee(notional, maker_rate) + mb,
+                          fee_up(notional, taker_rate) + tb, fee_up(notional, maker_rate) + mb,
                           order.builder if tb else "", tb, maker.builder if mb else "", mb)
             on_fill(fill)
             out.append(fill)
@@ -692,7 +696,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
                     continue
                 if order.sz == 0 or order.sz > cap:  # size 0: the whole position (positionTpsl)
                     self._emit(V.OrderResized(ts=ts, oid=oid, sz=cap))
-            elif self._margin_check(order.user, spec, order.is_buy, px, order.sz) is not None:
+            elif self._margin_check(order.user, self.rules[asset], order.is_buy, px, order.sz) is not None:
                 self._close(ts, order, "marginCanceled")
                 continue
             self._execute(ts, order)
@@ -704,7 +708,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         spec = ev.spec
         if spec.asset in self.markets:
             self.position_index = None  # a re-listing may bring another margin table
-        self.markets[spec.asset] = spec
+        self._set_spec(spec)
         self.books[spec.asset] = OrderBook(spec.asset)
         self.prices[spec.asset] = ev.mark_px
         self.pricing[spec.asset] = pricer.listed(ev.ts, ev.mark_px, spec.funding)
@@ -826,6 +830,11 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         elif order.status == "waitingForTrigger":
             del self.triggers[order.asset][ev.oid]
         self._forget(order)
+
+    def _set_spec(self, spec: MarketSpec) -> None:
+        """The only way a market's spec is set, so that its ``MarketRules`` copy stays in step."""
+        self.markets[spec.asset] = spec
+        self.rules[spec.asset] = MarketRules(spec)
 
     def _forget(self, order: Order) -> None:
         """Drop a finished order from every index."""

@@ -44,6 +44,7 @@ from perpbox.ledger.ledger import Account, Ledger, Position
 from perpbox.market.funding import FundingParams, FundingPrice
 from perpbox.market.liquidation import LiquidationParams, LiquidationStyle, MarketStatus
 from perpbox.market.oracle import OracleKind
+from perpbox.market.rules import MarketRules
 from perpbox.market.spec import MarketSpec
 from perpbox.pricing import pricer
 from perpbox.pricing.funding import PREMIUM_SCALE, funding_rate, split_payments
@@ -77,6 +78,7 @@ class PerpMechanics:
 
     # state and operations the exchange provides (declared here for the type checker and mypyc)
     markets: dict[int, MarketSpec]
+    rules: dict[int, MarketRules]
     books: dict[int, OrderBook]
     last_px: dict[int, int]
     prices: dict[int, int]
@@ -306,7 +308,7 @@ class PerpMechanics:
             if status == "postOnly" and tif != "Alo":
                 return "rejected", E.order_error(E.MARKET_POST_ONLY, asset)
         ref = st.oracle or self.prices.get(asset, 0)
-        band = self.markets[asset].controls.price_band_bps
+        band = self.rules[asset].price_band_bps
         if ref and band and abs(px - ref) * 10_000 > ref * band:
             return "rejected", E.order_error(E.PRICE_TOO_FAR.format(pct=f"{band / 100:g}"), asset)
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from perpbox.core.numbers import RATE_SCALE, USD, price_decimals, significant_figures
+from perpbox.core.numbers import USD, fee_up, price_decimals, valid_price_units
 from perpbox.market.funding import FundingParams
 from perpbox.market.liquidation import LiquidationParams, MarketControls
 from perpbox.market.margin import MarginTable
@@ -78,16 +78,9 @@ class MarketSpec:
         return min(20, self.max_leverage)
 
     def valid_price(self, px: int) -> bool:
-        """Hyperliquid's tick rule on an integer price: positive, and at most ``max_sig_figs``
-        significant figures unless it is a whole number of dollars (decimals are bounded by the
-        unit itself)."""
-        if px <= 0:
-            return False
-        if px % self._whole == 0:
-            return True
-        return significant_figures(px) <= self.max_sig_figs
+        """Hyperliquid's tick rule (``perpbox.core.numbers.valid_price_units``)."""
+        return valid_price_units(px, self._whole, self.max_sig_figs)
 
     def fee(self, notional: int, rate: int) -> int:
-        """Fee in micro-USDC for ``rate`` (1e-8 units), rounded up: fees charged round up and
-        rebates paid round down (toward the system)."""
-        return -((-notional * rate) // RATE_SCALE)
+        """Fee in micro-USDC for ``rate`` (1e-8 units), rounded up (``core.numbers.fee_up``)."""
+        return fee_up(notional, rate)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from perpbox.core.numbers import ceil_div
 from perpbox.ledger.ledger import Account, Position
+from perpbox.market.rules import MarketRules
 from perpbox.market.spec import MarketSpec
 
 
@@ -90,7 +91,7 @@ class MarginView:
         return self.cross_value(acct) - self.cross_initial_margin(acct)
 
     # -- pre-trade ----------------------------------------------------------------------------
-    def order_margin_error(self, acct: Account, pos: Position | None, spec: MarketSpec,
+    def order_margin_error(self, acct: Account, pos: Position | None, rules: MarketRules,
                            is_buy: bool, px: int, sz: int, leverage: int) -> str | None:
         """None if ``acct`` can margin an order (or fill) of ``sz`` at ``px``; else which rule it
         breaks: ``"margin"`` or ``"max_position"``.  ``pos`` is the account's position slot in
@@ -104,9 +105,9 @@ class MarginView:
         flips = old != 0 and (old > 0) != (new > 0)
         open_qty = abs(new) if (flips or old == 0) else abs(new) - abs(old)
         prices = self.prices
-        mark = prices[spec.asset]
+        mark = prices[rules.asset]
         price = px if px > mark else mark
-        cap = spec.margin_table.max_notional_at_leverage(leverage)
+        cap = rules.max_notional_at_leverage(leverage)
         if cap is not None and abs(new) * price > cap:
             return "max_position"
         required = -((-open_qty * price) // leverage)

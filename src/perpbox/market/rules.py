@@ -1,0 +1,52 @@
+"""The numbers the order path reads on every order and fill, copied out of a ``MarketSpec``.
+
+``MarketSpec`` and its parts stay plain dataclasses (msgspec decodes them from the command log,
+which it cannot do for compiled classes), so in the compiled build reading ``spec.fees.taker`` is a
+generic attribute lookup.  ``MarketRules`` is compiled with the engine: one object per market,
+made whenever the exchange sets a market's spec (``Exchange._set_spec``), never edited after.
+"""
+
+from __future__ import annotations
+
+from perpbox.core.numbers import valid_price_units
+from perpbox.market.spec import MarketSpec
+
+
+class MarketRules:
+    __slots__ = (
+        "asset",
+        "caps",
+        "default_leverage",
+        "maker",
+        "max_sig_figs",
+        "min_notional",
+        "no_cap_above",
+        "price_band_bps",
+        "spec",
+        "taker",
+        "whole",
+    )
+
+    def __init__(self, spec: MarketSpec) -> None:
+        table = spec.margin_table
+        self.spec = spec
+        self.asset: int = spec.asset
+        self.whole: int = 10**spec.px_decimals  # price units per dollar
+        self.max_sig_figs: int = spec.max_sig_figs
+        self.min_notional: int = spec.min_notional
+        self.maker: int = spec.fees.maker
+        self.taker: int = spec.fees.taker
+        self.default_leverage: int = spec.default_leverage
+        self.price_band_bps: int = spec.controls.price_band_bps
+        self.caps: list[int | None] = [table.max_notional_at_leverage(lev) for lev in range(table.max_leverage + 1)]
+        self.no_cap_above: int = table.tiers[0].lower_bound
+
+    def valid_price(self, px: int) -> bool:
+        return valid_price_units(px, self.whole, self.max_sig_figs)
+
+    def max_notional_at_leverage(self, leverage: int) -> int | None:
+        """``MarginTable.max_notional_at_leverage``, from the table precomputed at construction."""
+        if 0 <= leverage < len(self.caps):
+            return self.caps[leverage]
+        return self.no_cap_above
+
