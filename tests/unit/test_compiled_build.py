@@ -11,15 +11,13 @@ hash.  Skipped when the installed engine is the pure one (nothing to compare).
 
 from __future__ import annotations
 
-import hashlib
 import json
-import random
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import msgspec
 import pytest
 
 import perpbox
@@ -113,11 +111,7 @@ def _compiled() -> bool:
 def _run(tmp_path: Path, src_root: Path | None, seed: int) -> list[str]:
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
-    env = None
-    if src_root is not None:
-        import os
-
-        env = {**os.environ, "PYTHONPATH": str(src_root)}
+    env = None if src_root is None else {**os.environ, "PYTHONPATH": str(src_root)}
     out = subprocess.run([sys.executable, str(script), str(seed), str(N_COMMANDS)], capture_output=True, text=True,
                          env=env, check=True, cwd=tmp_path)
     return out.stdout.split()
@@ -152,5 +146,3 @@ def test_driver_exercises_the_engine(tmp_path: Path) -> None:
     assert kinds.get("OrderTriggered", 0) > 5
     assert kinds.get("OrderRejected", 0) > 50
     assert kinds.get("Liquidated", 0) + kinds.get("PositionTransferred", 0) > 0
-    assert hashlib.sha256(out.encode()).hexdigest()  # deterministic body (compared across builds above)
-    assert msgspec.json.decode(msgspec.json.encode(lines)) == lines
