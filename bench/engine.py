@@ -406,14 +406,6 @@ def tally_pyorderbook(run: dict) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
-def settle_heap() -> None:
-    """What ``perpbox serve`` does after loading its state (perpbox.api.venue.settle_heap): collect
-    once, then keep everything alive so far out of later collections.  Done before each timed
-    side alike."""
-    gc.collect()
-    gc.freeze()
-
-
 def pct(sorted_ns: list[int], q: float) -> float:
     if not sorted_ns:
         return float("nan")
@@ -451,6 +443,9 @@ def main(argv: list[str] | None = None) -> int:
     # failed cancel; silence it so that logging I/O is not part of its measured time.
     logging.getLogger("pyorderbook").setLevel(logging.CRITICAL)
     logging.getLogger("pyorderbook.book").setLevel(logging.CRITICAL)
+
+    # what ``perpbox serve`` does after loading its state, done before each timed side alike
+    from perpbox.api.venue import settle_heap
 
     t0 = time.perf_counter()
     ops, gstats = generate(args.ops, args.seed)

@@ -92,6 +92,14 @@ def fee_up(notional: int, rate: int) -> int:
     return -((-notional * rate) // RATE_SCALE)
 
 
+def notional_cap(caps: tuple[int | None, ...], beyond: int, leverage: int) -> int | None:
+    """The largest position notional at ``leverage`` from a margin table's caps by leverage
+    (None: unlimited); ``beyond`` for a leverage past the table's range."""
+    if 0 <= leverage < len(caps):
+        return caps[leverage]
+    return beyond
+
+
 def round_price_sig(units: int, decimals: int, sig: int = 5, up: bool = False) -> int:
     """Round a price in units to Hyperliquid's rule: at most ``sig`` significant figures unless
     the price is a whole number of dollars.  Rounds down (or up when ``up``): callers choose the

@@ -303,13 +303,13 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             return {"error": "Orders are empty"}
         if grouping == "na":
             return [self._place(ts, user, req) for req in orders]
-        if cmd.grouping == "normalTpsl":
+        if grouping == "normalTpsl":
             return self._place_normal_tpsl(cmd)
-        if cmd.grouping == "positionTpsl":
-            if any(not r.tpsl or not r.reduce_only for r in cmd.orders):
+        if grouping == "positionTpsl":
+            if any(not r.tpsl or not r.reduce_only for r in orders):
                 return {"error": E.TRIGGER_NOT_REDUCE_ONLY}
-            return [self._place(cmd.ts, cmd.user, req, position_tpsl=True) for req in cmd.orders]
-        return {"error": f"Invalid grouping: {cmd.grouping}"}
+            return [self._place(ts, user, req, position_tpsl=True) for req in orders]
+        return {"error": f"Invalid grouping: {grouping}"}
 
     def _place_normal_tpsl(self, cmd: C.PlaceOrders) -> list[Status] | Status:
         parent, children = cmd.orders[0], cmd.orders[1:]
@@ -431,7 +431,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             self._out.append(placed)
             if reduce_only:
                 self._enforce_reduce_only(ts, self.ledger.accounts[user], asset)
-            return {"resting": {"oid": oid} if cloid is None else {"oid": oid, "cloid": cloid}}
+            return {"resting": _with_cloid({"oid": oid}, cloid)}
         placed = V.OrderPlaced(ts, oid, user, asset, is_buy, px, sz, tif, "pending", reduce_only, cloid, builder,
                                builder_fee)
         self._on_order_placed(placed)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from math import lcm
 
-from perpbox.core.numbers import USD, ceil_div
+from perpbox.core.numbers import USD, ceil_div, notional_cap
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +117,14 @@ class MarginTable:
         """The tier's deduction (Binance ``cum``) in micro-USDC, exact."""
         return self.deductions[index]
 
+    @property
+    def caps(self) -> tuple[int | None, ...]:
+        """``max_notional_at_leverage`` for every leverage from 0 to the table's maximum."""
+        return self._caps
+
     def max_notional_at_leverage(self, leverage: int) -> int | None:
         """Largest position notional allowed at ``leverage``: the lower bound of the first tier
         whose max leverage is below it (Hyperliquid's PerpMaxPosition), or None if unlimited.
-        A position may reach this notional but not exceed it."""
-        caps = self._caps
-        if 0 <= leverage < len(caps):
-            return caps[leverage]
-        return self.tiers[0].lower_bound  # above every tier's max leverage: nothing is allowed
+        A position may reach this notional but not exceed it; above every tier's max leverage
+        nothing is allowed (the first tier's lower bound, 0)."""
+        return notional_cap(self._caps, self.tiers[0].lower_bound, leverage)

@@ -8,19 +8,19 @@ made whenever the exchange sets a market's spec (``Exchange._set_spec``), never 
 
 from __future__ import annotations
 
-from perpbox.core.numbers import valid_price_units
+from perpbox.core.numbers import notional_cap, valid_price_units
 from perpbox.market.spec import MarketSpec
 
 
 class MarketRules:
     __slots__ = (
         "asset",
+        "beyond_caps",
         "caps",
         "default_leverage",
         "maker",
         "max_sig_figs",
         "min_notional",
-        "no_cap_above",
         "price_band_bps",
         "spec",
         "taker",
@@ -38,15 +38,13 @@ class MarketRules:
         self.taker: int = spec.fees.taker
         self.default_leverage: int = spec.default_leverage
         self.price_band_bps: int = spec.controls.price_band_bps
-        self.caps: list[int | None] = [table.max_notional_at_leverage(lev) for lev in range(table.max_leverage + 1)]
-        self.no_cap_above: int = table.tiers[0].lower_bound
+        self.caps: tuple[int | None, ...] = table.caps
+        self.beyond_caps: int = table.tiers[0].lower_bound
 
     def valid_price(self, px: int) -> bool:
         return valid_price_units(px, self.whole, self.max_sig_figs)
 
     def max_notional_at_leverage(self, leverage: int) -> int | None:
-        """``MarginTable.max_notional_at_leverage``, from the table precomputed at construction."""
-        if 0 <= leverage < len(self.caps):
-            return self.caps[leverage]
-        return self.no_cap_above
+        """``MarginTable.max_notional_at_leverage``."""
+        return notional_cap(self.caps, self.beyond_caps, leverage)
 
