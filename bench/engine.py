@@ -37,8 +37,8 @@ Run: ``.venv/bin/python bench/engine.py [--ops N] [--seed S]``.
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
+import multiprocessing
 import random
 import sys
 import time
@@ -282,52 +282,65 @@ def _status_oid(status: object) -> int | None:
     return None
 
 
-def run_engine(ops: list[tuple], ex, latencies: dict[int, list[int]] | None = None) -> dict:
-    """Replay ``ops`` through ``ex``.  Returns counters.  With ``latencies`` given, each apply is
-    timed with perf_counter_ns and appended per op type (use a separate pass for this).
+class EngineRunner:
+    """Replays ``ops`` through a fresh ``Exchange`` block by block (see ``run_alternating``).
 
-    The loop does what a client of the engine must do per op (build the command, apply it, read
-    the oid a placement got, so that later cancels can name it) and keeps each op's events and
-    response; tallying them happens after the loop, outside the timed part (``tally_engine``)."""
-    from perpbox.exchange.commands import Cancel, OrderRequest, PlaceOrders
+    Per op it does what a client of the engine must do: build the command, apply it, and read the
+    oid a placement got, so that later cancels can name it.  Each op's events and response are kept;
+    tallying them happens after the run, outside the timed part (``tally_engine``)."""
 
-    apply = ex.apply
-    oids: dict[int, int] = {}  # workload index -> engine oid
-    results: list[tuple[int, object, list]] = []
-    keep = results.append
-    pc = time.perf_counter_ns
-    ts = TS0
-    for i, (op, acct, m, is_buy, px, sz, target) in enumerate(ops):
-        ts += 1
-        if op == CANCEL:
-            oid = oids.get(target)
-            if oid is None:  # the placement never rested/got an oid: nothing to cancel
-                keep((op, None, []))
-                continue
-            cmd = Cancel(ts=ts, user=acct, asset=m, oid=oid)
-        else:
-            cmd = PlaceOrders(ts=ts, user=acct, orders=[OrderRequest(asset=m, is_buy=is_buy, px=px, sz=sz, tif="Gtc")])
-        if latencies is not None:
-            t0 = pc()
-            events = apply(cmd)
-            latencies[op].append(pc() - t0)
-        else:
-            events = apply(cmd)
-        status = ex.last_response[0]
-        if op != CANCEL and type(status) is dict and "resting" in status:
-            oids[i] = status["resting"]["oid"]
-        keep((op, status, events))
-    return {"results": results}
+    def __init__(self, ops: list[tuple]) -> None:
+        self.ops = ops
+        self.ex = new_exchange()
+        self.oids: dict[int, int] = {}  # workload index -> engine oid
+        self.results: list[tuple[int, object, list]] = []
+
+    def block(self, start: int, stop: int, latencies: dict[int, list[int]] | None = None) -> float:
+        """Replay ops[start:stop]; returns the seconds it took.  With ``latencies`` given, each apply
+        is also timed with perf_counter_ns (use a separate pass for this)."""
+        from perpbox.exchange.commands import Cancel, OrderRequest, PlaceOrders
+
+        ops, ex, oids = self.ops, self.ex, self.oids
+        apply = ex.apply
+        keep = self.results.append
+        pc = time.perf_counter_ns
+        t0 = time.perf_counter()
+        for i in range(start, stop):
+            op, acct, m, is_buy, px, sz, target = ops[i]
+            ts = TS0 + i + 1
+            if op == CANCEL:
+                oid = oids.get(target)
+                if oid is None:  # the placement never rested/got an oid: nothing to cancel
+                    keep((op, None, []))
+                    continue
+                cmd = Cancel(ts=ts, user=acct, asset=m, oid=oid)
+            else:
+                req = OrderRequest(asset=m, is_buy=is_buy, px=px, sz=sz, tif="Gtc")
+                cmd = PlaceOrders(ts=ts, user=acct, orders=[req])
+            if latencies is not None:
+                t = pc()
+                events = apply(cmd)
+                latencies[op].append(pc() - t)
+            else:
+                events = apply(cmd)
+            status = ex.last_response[0]
+            if op != CANCEL and type(status) is dict and "resting" in status:
+                oids[i] = status["resting"]["oid"]
+            keep((op, status, events))
+        return time.perf_counter() - t0
+
+    def tally(self) -> dict:
+        return tally_engine(self.results)
 
 
-def tally_engine(run: dict) -> dict:
+def tally_engine(results: list[tuple[int, object, list]]) -> dict:
     """Counters over an engine run's kept responses and events (untimed)."""
     from perpbox.exchange.events import Fill, OrderClosed
 
     counts = Counter()
     errors = Counter()
     other_closes = Counter()  # e.g. marginCanceled makers: none expected with this workload
-    for op, status, events in run["results"]:
+    for op, status, events in results:
         if op == CANCEL:
             if status is None:
                 counts["cancel_unknown"] += 1
@@ -359,42 +372,55 @@ def tally_engine(run: dict) -> dict:
 # --------------------------------------------------------------------------------------------
 # pyorderbook side
 # --------------------------------------------------------------------------------------------
-def run_pyorderbook(ops: list[tuple]) -> dict:
-    """Same sequence through pyorderbook.  API (0.4.9): ``Book().match(Order)`` matches an
+class PyorderbookRunner:
+    """The same sequence through pyorderbook.  API (0.4.9): ``Book().match(Order)`` matches an
     incoming order (price-time priority, maker price), rests any remainder and returns a
     ``TradeBlotter`` whose ``.trades`` lists the fills; ``Book().cancel(order)`` takes the Order
     object itself (ids are uuid4) and raises KeyError if it is no longer resting.  As on the
-    engine side, the loop keeps each op's outcome and ``tally_pyorderbook`` counts them after."""
-    from pyorderbook import Book, ask, bid
+    engine side, each op's outcome is kept and counted after the run (``tally_pyorderbook``)."""
 
-    book = Book()
-    match, cancel = book.match, book.cancel
-    symbols = [m[0] for m in MARKETS]
-    orders: dict[int, object] = {}  # workload index -> pyorderbook Order
-    results: list[tuple[int, object]] = []
-    keep = results.append
-    for i, (op, _acct, m, is_buy, px, sz, target) in enumerate(ops):
-        if op == CANCEL:
-            order = orders.get(target)
-            if order is None:
-                keep((op, None))
-                continue
-            try:
-                cancel(order)
-                keep((op, True))
-            except KeyError:  # already filled or cancelled
-                keep((op, False))
-        else:
-            # pyorderbook converts the price with Decimal(str(price)); an int gives an exact Decimal.
-            order = (bid if is_buy else ask)(symbols[m], px, sz)
-            orders[i] = order
-            keep((op, match(order)))
-    return {"results": results}
+    def __init__(self, ops: list[tuple]) -> None:
+        from pyorderbook import Book
+
+        self.ops = ops
+        self.book = Book()
+        self.orders: dict[int, object] = {}  # workload index -> pyorderbook Order
+        self.results: list[tuple[int, object]] = []
+
+    def block(self, start: int, stop: int) -> float:
+        from pyorderbook import ask, bid
+
+        ops, orders = self.ops, self.orders
+        match, cancel = self.book.match, self.book.cancel
+        symbols = [m[0] for m in MARKETS]
+        keep = self.results.append
+        t0 = time.perf_counter()
+        for i in range(start, stop):
+            op, _acct, m, is_buy, px, sz, target = ops[i]
+            if op == CANCEL:
+                order = orders.get(target)
+                if order is None:
+                    keep((op, None))
+                    continue
+                try:
+                    cancel(order)
+                    keep((op, True))
+                except KeyError:  # already filled or cancelled
+                    keep((op, False))
+            else:
+                # pyorderbook converts the price with Decimal(str(price)); an int gives an exact Decimal.
+                order = (bid if is_buy else ask)(symbols[m], px, sz)
+                orders[i] = order
+                keep((op, match(order)))
+        return time.perf_counter() - t0
+
+    def tally(self) -> dict:
+        return tally_pyorderbook(self.results)
 
 
-def tally_pyorderbook(run: dict) -> dict:
+def tally_pyorderbook(results: list[tuple[int, object]]) -> dict:
     counts = Counter()
-    for op, outcome in run["results"]:
+    for op, outcome in results:
         if op == CANCEL:
             counts["cancel_unknown" if outcome is None else "cancel_ok" if outcome else "cancel_failed"] += 1
         else:
@@ -428,6 +454,64 @@ def explain_fill_difference() -> str:
     return "differences come from self-trade prevention (engine) vs none (pyorderbook)"
 
 
+CPYTHON_GC_THRESHOLDS = (700, 10, 10)
+BLOCK = 2_000  # ops per turn: the two sides take turns of this many ops each (run_alternating)
+
+
+def _quiet_pyorderbook() -> None:
+    """pyorderbook calls logging.basicConfig(level=INFO) on import and logs an ERROR for every
+    failed cancel; silence it so that logging I/O is not part of its measured time."""
+    logging.getLogger("pyorderbook").setLevel(logging.CRITICAL)
+    logging.getLogger("pyorderbook.book").setLevel(logging.CRITICAL)
+
+
+def _side_process(conn, side: str, ops: list[tuple], gc_thresholds: tuple[int, int, int]) -> None:
+    """One side of the comparison, in a process of its own: it builds its state, settles its heap
+    as ``perpbox serve`` does, then replays the blocks it is sent and reports their seconds."""
+    from perpbox.api.venue import settle_heap
+
+    _quiet_pyorderbook()
+    runner = EngineRunner(ops) if side == "engine" else PyorderbookRunner(ops)
+    settle_heap(gc_thresholds)
+    while (span := conn.recv()) is not None:
+        conn.send(runner.block(*span))
+    conn.send(runner.tally())
+    conn.close()
+
+
+def run_alternating(ops: list[tuple], sides: tuple[str, ...], gc_thresholds: tuple[int, int, int],
+                    block: int = BLOCK) -> dict[str, tuple[float, dict]]:
+    """Replay ``ops`` through each side, the sides taking turns of ``block`` ops (who goes first
+    alternates), each side in its own process.  Returns side -> (seconds, tally).
+
+    Why: this shared 2-core machine drifts in speed by ±30% within seconds, so two long runs one
+    after the other compare two different machines.  Short alternating turns give both sides the
+    same machine; separate processes keep each side's heap, and so its garbage collections, its own
+    (in one process a collection started by one side would walk the other side's objects too)."""
+    ctx = multiprocessing.get_context("fork")
+    conns = {}
+    procs = []
+    for side in sides:
+        parent_end, child_end = ctx.Pipe()
+        proc = ctx.Process(target=_side_process, args=(child_end, side, ops, gc_thresholds), daemon=True)
+        proc.start()
+        procs.append(proc)
+        conns[side] = parent_end
+    seconds = dict.fromkeys(sides, 0.0)
+    for turn, start in enumerate(range(0, len(ops), block)):
+        span = (start, min(len(ops), start + block))
+        for side in (sides if turn % 2 == 0 else sides[::-1]):
+            conns[side].send(span)
+            seconds[side] += conns[side].recv()
+    out = {}
+    for side in sides:
+        conns[side].send(None)
+        out[side] = (seconds[side], conns[side].recv())
+    for proc in procs:
+        proc.join()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ops", type=int, default=200_000, help="workload size (default 200000)")
@@ -436,16 +520,15 @@ def main(argv: list[str] | None = None) -> int:
         "--latency-ops", type=int, default=None,
         help="ops replayed in the separate latency pass (default: all; 0 disables)",
     )
+    ap.add_argument("--cpython-gc", action="store_true",
+                    help=f"keep CPython's collection thresholds {CPYTHON_GC_THRESHOLDS} instead of perpbox serve's")
+    ap.add_argument("--block", type=int, default=BLOCK, help=f"ops per turn (default {BLOCK})")
     ap.add_argument("--pyorderbook-only", action="store_true", help="skip the engine (debugging)")
     args = ap.parse_args(argv)
 
-    # pyorderbook calls logging.basicConfig(level=INFO) on import and logs an ERROR for every
-    # failed cancel; silence it so that logging I/O is not part of its measured time.
-    logging.getLogger("pyorderbook").setLevel(logging.CRITICAL)
-    logging.getLogger("pyorderbook.book").setLevel(logging.CRITICAL)
-
-    # what ``perpbox serve`` does after loading its state, done before each timed side alike
-    from perpbox.api.venue import settle_heap
+    _quiet_pyorderbook()
+    # what ``perpbox serve`` does after loading its state, done by each timed side alike
+    from perpbox.api.venue import GC_THRESHOLDS, settle_heap
 
     t0 = time.perf_counter()
     ops, gstats = generate(args.ops, args.seed)
@@ -459,28 +542,17 @@ def main(argv: list[str] | None = None) -> int:
           f"cancel_of_dead_order={gstats.get('cancel_of_dead_order', 0)} "
           f"marketable_into_empty_side={gstats.get('marketable_into_empty_side', 0)}")
 
-    eng = None
-    eng_rate = 0.0
-    if not args.pyorderbook_only:
-        ex = new_exchange()
-        settle_heap()
-        t0 = time.perf_counter()
-        eng_run = run_engine(ops, ex)
-        eng_s = time.perf_counter() - t0
-        eng_rate = len(ops) / eng_s
-        eng = tally_engine(eng_run)
-        del ex, eng_run
-        gc.unfreeze()
-
-    settle_heap()
-    t0 = time.perf_counter()
-    pob_run = run_pyorderbook(ops)
-    pob_s = time.perf_counter() - t0
+    sides = ("pyorderbook",) if args.pyorderbook_only else ("engine", "pyorderbook")
+    gc_thresholds = CPYTHON_GC_THRESHOLDS if args.cpython_gc else GC_THRESHOLDS
+    runs = run_alternating(ops, sides, gc_thresholds, args.block)
+    pob_s, pob = runs["pyorderbook"]
     pob_rate = len(ops) / pob_s
-    pob = tally_pyorderbook(pob_run)
-    del pob_run
-    gc.unfreeze()
-
+    eng, eng_rate = None, 0.0
+    if "engine" in runs:
+        eng_s, eng = runs["engine"]
+        eng_rate = len(ops) / eng_s
+    print(f"timed: each side in its own process, taking turns of {args.block} ops; heap settled (collect, freeze), "
+          f"gc thresholds {gc_thresholds}{' (CPython default)' if args.cpython_gc else ' (as perpbox serve)'}")
     print()
     print(f"{'':<22}{'perpbox engine':>16}{'pyorderbook':>16}")
     rows = ["placed", "place_error", "cancel_ok", "cancel_failed", "cancel_unknown", "fills", "fill_lots"]
@@ -505,10 +577,10 @@ def main(argv: list[str] | None = None) -> int:
         n_lat = len(ops) if args.latency_ops is None else min(args.latency_ops, len(ops))
         if n_lat:
             lat: dict[int, list[int]] = {LIMIT: [], CANCEL: [], MARKETABLE: []}
-            ex = new_exchange()
-            settle_heap()
-            run_engine(ops[:n_lat], ex, lat)
-            del ex
+            runner = EngineRunner(ops)
+            settle_heap(gc_thresholds)
+            runner.block(0, n_lat, lat)
+            del runner
             print()
             print(f"engine latency per op (separate pass over {n_lat} ops, perf_counter_ns around apply), us:")
             print(f"  {'op':<12}{'n':>9}{'p50':>9}{'p90':>9}{'p99':>9}{'p99.9':>9}{'max':>10}")

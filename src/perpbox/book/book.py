@@ -26,7 +26,9 @@ class Level:
         self.total = 0  # resting size in lots
 
     def front(self) -> Order:
-        return next(iter(self.orders.values()))
+        for order in self.orders.values():  # compiled as a native dict walk (``next(iter(...))`` is not)
+            return order
+        raise IndexError("empty price level")
 
 
 class OrderBook:

@@ -15,9 +15,10 @@ system's favour.  Nothing in engine state is a float.
 from __future__ import annotations
 
 import re
+from typing import Final
 
 USD = 10**6  # micro-USDC per USDC
-RATE_SCALE = 10**8  # rates are integers in units of 1e-8
+RATE_SCALE: Final = 10**8  # rates are integers in units of 1e-8
 MAX_PERP_DECIMALS = 6  # Hyperliquid: price decimals = 6 - szDecimals for perps
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -44,7 +44,13 @@ from perpbox.market.spec import MarketSpec
 from perpbox.pricing import pricer
 from perpbox.risk.margin import MarginView
 
-TIFS = frozenset(t.value for t in Tif)
+TIFS: Final = frozenset(t.value for t in Tif)
+# The order path's event types, bound once: the compiled engine reads a Final name from a C static,
+# where ``V.OrderPlaced`` costs two dictionary look-ups (the module, then its attribute) per event.
+OrderPlaced: Final = V.OrderPlaced
+OrderRested: Final = V.OrderRested
+OrderClosed: Final = V.OrderClosed
+Fill: Final = V.Fill
 TRIGGER_SLIPPAGE_BPS = 1000  # Hyperliquid: market TP/SL execute with 10% slippage tolerance
 Status = dict[str, Any] | str
 
@@ -399,7 +405,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         if tpsl:
             # a child waits for its parent to fill; if the parent already filled it is armed now
             status = "waitingForFill" if parent in self.orders else "waitingForTrigger"
-            self._emit(V.OrderPlaced(ts, oid, user, asset, is_buy, px, sz, tif, status, reduce_only, cloid, builder,
+            self._emit(OrderPlaced(ts, oid, user, asset, is_buy, px, sz, tif, status, reduce_only, cloid, builder,
                                      builder_fee, trigger_px, is_market, tpsl, parent, position_tpsl))
             return status
         book = self.books[asset]
@@ -425,14 +431,14 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             if bad is not None:
                 return self._reject(ts, user, req, *bad)
         if not crosses:  # GTC/ALO that cannot match: rests at once, one event
-            placed = V.OrderPlaced(ts, oid, user, asset, is_buy, px, sz, tif, "open", reduce_only, cloid, builder,
+            placed = OrderPlaced(ts, oid, user, asset, is_buy, px, sz, tif, "open", reduce_only, cloid, builder,
                                    builder_fee)
             self._on_order_placed(placed)  # hot events are applied directly rather than through _emit
             self._out.append(placed)
             if reduce_only:
                 self._enforce_reduce_only(ts, self.ledger.accounts[user], asset)
             return {"resting": _with_cloid({"oid": oid}, cloid)}
-        placed = V.OrderPlaced(ts, oid, user, asset, is_buy, px, sz, tif, "pending", reduce_only, cloid, builder,
+        placed = OrderPlaced(ts, oid, user, asset, is_buy, px, sz, tif, "pending", reduce_only, cloid, builder,
                                builder_fee)
         self._on_order_placed(placed)
         self._out.append(placed)
@@ -465,7 +471,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             elif order.reduce_only and not self._reduce_capacity(order):
                 self._close(ts, order, "reduceOnlyCanceled")
             else:
-                self._emit(V.OrderRested(ts, oid))
+                self._emit(OrderRested(ts, oid))
                 if order.reduce_only:
                     touched[user] = None
         if touched:
@@ -537,7 +543,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             tb, mb = builder_fee(notional, order.builder_fee), builder_fee(notional, maker.builder_fee)
             # positional (see events.Event): ts, tid, asset, px, sz, taker_is_buy, taker, maker, taker_oid, maker_oid,
             # taker_fee, maker_fee, taker_builder, taker_builder_fee, maker_builder, maker_builder_fee
-            fill = V.Fill(ts, self.next_tid, order.asset, px, qty, is_buy, user, maker.user, order.oid, maker.oid,
+            fill = Fill(ts, self.next_tid, order.asset, px, qty, is_buy, user, maker.user, order.oid, maker.oid,
                           fee_up(notional, taker_rate) + tb, fee_up(notional, maker_rate) + mb,
                           order.builder if tb else "", tb, maker.builder if mb else "", mb)
             on_fill(fill)
@@ -575,7 +581,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         are cancelled with it, as on Hyperliquid, except when the parent did fill in part and
         ``arm_children`` (an IOC remainder, or a margin cancel after a partial fill): then they go
         live, sized to the position when they trigger."""
-        closed = V.OrderClosed(ts, order.oid, status)
+        closed = OrderClosed(ts, order.oid, status)
         self._on_order_closed(closed)
         self._out.append(closed)
         if order.children:
@@ -584,7 +590,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             else:
                 for child in order.children:
                     if child in self.orders and self.orders[child].status == "waitingForFill":
-                        self._emit(V.OrderClosed(ts=ts, oid=child, status=status))
+                        self._emit(OrderClosed(ts=ts, oid=child, status=status))
 
     def _after_fills(self, ts: int, asset: int, users: Iterable[str]) -> None:
         """Reduce-only upkeep for every user whose position in ``asset`` changed."""
@@ -624,7 +630,8 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         return "success"
 
     def _cmd_cancel(self, cmd: C.Cancel) -> list[Status]:
-        return [self._cancel_oid(cmd.ts, cmd.user, cmd.oid, cmd.asset)]
+        ts, user, asset, oid = _fields(cmd)
+        return [self._cancel_oid(ts, user, oid, asset)]
 
     def _cmd_cancel_by_cloid(self, cmd: C.CancelByCloid) -> list[Status]:
         acct = self.ledger.accounts.get(cmd.user)
@@ -824,11 +831,12 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             order.sz = ev.sz
 
     def _on_order_closed(self, ev: V.OrderClosed) -> None:
-        order = self.orders[ev.oid]
+        oid = ev.oid
+        order = self.orders[oid]
         if order.status == "open":
             self.books[order.asset].remove(order)
         elif order.status == "waitingForTrigger":
-            del self.triggers[order.asset][ev.oid]
+            del self.triggers[order.asset][oid]
         self._forget(order)
 
     def _set_spec(self, spec: MarketSpec) -> None:
@@ -873,7 +881,7 @@ def _fmt_px(spec: MarketSpec, px: int | None) -> str:
 
 # A struct's fields in declared order.  The compiled engine reads a msgspec struct's attribute
 # through a generic lookup each time; one ``astuple`` call is cheaper where most fields are read.
-_fields: Callable[[Any], tuple[Any, ...]] = msgspec.structs.astuple
+_fields: Final[Callable[[Any], tuple[Any, ...]]] = msgspec.structs.astuple
 
 
 def _with_cloid(d: dict[str, Any], cloid: str | None) -> dict[str, Any]:

@@ -17,10 +17,12 @@ basis and moves no money).
 
 from __future__ import annotations
 
+from typing import Final
+
 from perpbox.core.numbers import ceil_div
 from perpbox.ledger.entry import close_split
 
-FEE_ACCOUNT = "0x00000000000000000000000000000000000fee00"
+FEE_ACCOUNT: Final = "0x00000000000000000000000000000000000fee00"
 
 
 class LedgerError(Exception):
