@@ -15,9 +15,13 @@ index in the list of the placement being cancelled.  The identical sequence is r
     fees, no self-trade prevention; Decimal prices and uuid4 order ids).
 
 Throughput is timed over the whole replay of each side: building each command (order) and applying
-it; each op's outcome is kept and tallied after the clock stops.  Both sides start from a settled
-heap (one collection, then ``gc.freeze()``), as ``perpbox serve`` does after loading.  Per-op
-latencies of the engine are then measured in a *separate* pass on a fresh exchange
+it; each op's outcome is kept and tallied after the clock stops.  Each side runs in a process of its
+own and the two take turns of 2,000 ops (``run_alternating``): the shared machine's speed drifts by
+±30% within seconds, and turns give both sides the same machine, while separate processes keep each
+side's heap and garbage collections its own.  Both sides start from a settled heap as ``perpbox
+serve`` does after loading (one collection, ``gc.freeze()``, and serve's collection thresholds,
+``perpbox.api.venue.GC_THRESHOLDS``); ``--cpython-gc`` keeps CPython's default thresholds instead.
+Per-op latencies of the engine are then measured in a *separate* pass on a fresh exchange
 (``time.perf_counter_ns`` around each ``apply``) so that timing calls do not distort the throughput
 figure.
 
@@ -31,7 +35,7 @@ The last line printed is exactly::
 
     engine_ops_per_s=<int> pyorderbook_ops_per_s=<int> ratio=<float>
 
-Run: ``.venv/bin/python bench/engine.py [--ops N] [--seed S]``.
+Run: ``.venv/bin/python bench/engine.py [--ops N] [--seed S] [--cpython-gc] [--latency-ops N]``.
 """
 
 from __future__ import annotations
