@@ -406,7 +406,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             # a child waits for its parent to fill; if the parent already filled it is armed now
             status = "waitingForFill" if parent in self.orders else "waitingForTrigger"
             self._emit(OrderPlaced(ts, oid, user, asset, is_buy, px, sz, tif, status, reduce_only, cloid, builder,
-                                     builder_fee, trigger_px, is_market, tpsl, parent, position_tpsl))
+                                   builder_fee, trigger_px, is_market, tpsl, parent, position_tpsl))
             return status
         book = self.books[asset]
         if is_buy:
@@ -432,14 +432,14 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
                 return self._reject(ts, user, req, *bad)
         if not crosses:  # GTC/ALO that cannot match: rests at once, one event
             placed = OrderPlaced(ts, oid, user, asset, is_buy, px, sz, tif, "open", reduce_only, cloid, builder,
-                                   builder_fee)
+                                 builder_fee)
             self._on_order_placed(placed)  # hot events are applied directly rather than through _emit
             self._out.append(placed)
             if reduce_only:
                 self._enforce_reduce_only(ts, self.ledger.accounts[user], asset)
             return {"resting": _with_cloid({"oid": oid}, cloid)}
         placed = OrderPlaced(ts, oid, user, asset, is_buy, px, sz, tif, "pending", reduce_only, cloid, builder,
-                               builder_fee)
+                             builder_fee)
         self._on_order_placed(placed)
         self._out.append(placed)
         return self._execute(ts, self.orders[oid])
@@ -544,8 +544,8 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             # positional (see events.Event): ts, tid, asset, px, sz, taker_is_buy, taker, maker, taker_oid, maker_oid,
             # taker_fee, maker_fee, taker_builder, taker_builder_fee, maker_builder, maker_builder_fee
             fill = Fill(ts, self.next_tid, order.asset, px, qty, is_buy, user, maker.user, order.oid, maker.oid,
-                          fee_up(notional, taker_rate) + tb, fee_up(notional, maker_rate) + mb,
-                          order.builder if tb else "", tb, maker.builder if mb else "", mb)
+                        fee_up(notional, taker_rate) + tb, fee_up(notional, maker_rate) + mb,
+                        order.builder if tb else "", tb, maker.builder if mb else "", mb)
             on_fill(fill)
             out.append(fill)
             filled += qty
