@@ -10,7 +10,6 @@ Last line: ``signed_orders_per_s=<int> p50_ms=<float> p99_ms=<float>``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import time
@@ -117,8 +116,7 @@ async def main(url: str, clients: int, orders: int, fund: callable) -> None:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--url", help="a running server with the dev faucet (default: start one)")
+    ap = local_server.argument_parser(__doc__)
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--orders", type=int, default=6000)
     args = ap.parse_args()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -15,6 +16,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from compat.conftest import Server
 
 Fund = Callable[[str], None]
+
+
+def argument_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A network benchmark's command line: its docstring as the help, and ``--url`` for ``server``."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--url", help="a running server with the dev faucet (default: start one)")
+    return ap
 
 
 @contextmanager

@@ -13,7 +13,6 @@ counted too.  Last line: ``subscribers=<int> delivered_msgs_per_s=<int> p50_ms=<
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
 
@@ -126,8 +125,7 @@ async def main(http_url: str, subscribers: int, seconds: float, rate: float, fun
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--url", help="a running server with the dev faucet (default: start one)")
+    ap = local_server.argument_parser(__doc__)
     ap.add_argument("--subscribers", type=int, default=1000)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=20.0, help="trades per second")
