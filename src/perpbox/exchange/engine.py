@@ -333,11 +333,12 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             self._enforce_reduce_only(cmd.ts, self.ledger.accounts[cmd.user], parent.asset)
         return statuses
 
-    def _validate(self, user: str, req: C.OrderRequest, position_tpsl: bool, parent: int,
+    def _validate(self, user: str, fields: tuple[Any, ...], position_tpsl: bool, parent: int,
                   replacing: int = 0) -> tuple[str, str] | None:
-        """Checks that need no matching; returns (status, message) of the first rule broken.
-        ``replacing`` is the oid a modify is about to cancel (its cloid may be reused)."""
-        a, is_buy, px, sz, tif, reduce_only, cloid, trigger_px, _, tpsl, builder, builder_fee = _fields(req)
+        """Checks that need no matching on an order request's ``fields`` (``_fields(req)``);
+        returns (status, message) of the first rule broken.  ``replacing`` is the oid a modify is
+        about to cancel (its cloid may be reused)."""
+        a, is_buy, px, sz, tif, reduce_only, cloid, trigger_px, _, tpsl, builder, builder_fee = fields
         rules = self.rules.get(a)
         if rules is None:
             return "rejected", E.UNKNOWN_ASSET
@@ -394,10 +395,11 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         return {"error": error}
 
     def _place(self, ts: int, user: str, req: C.OrderRequest, position_tpsl: bool = False, parent: int = 0) -> Status:
-        bad = self._validate(user, req, position_tpsl, parent)
+        fields = _fields(req)
+        bad = self._validate(user, fields, position_tpsl, parent)
         if bad is not None:
             return self._reject(ts, user, req, *bad)
-        asset, is_buy, px, sz, tif, reduce_only, cloid, trigger_px, is_market, tpsl, builder, builder_fee = _fields(req)
+        asset, is_buy, px, sz, tif, reduce_only, cloid, trigger_px, is_market, tpsl, builder, builder_fee = fields
         spec = self.markets[asset]
         oid = self.next_oid
         # OrderPlaced is built positionally (see events.Event): ts, oid, user, asset, is_buy, px, sz, tif, status,
@@ -431,18 +433,23 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             if bad is not None:
                 return self._reject(ts, user, req, *bad)
         if not crosses:  # GTC/ALO that cannot match: rests at once, one event
+            # hot events are applied directly rather than through _emit; trigger fields take the
+            # event's defaults
             placed = OrderPlaced(ts, oid, user, asset, is_buy, px, sz, tif, "open", reduce_only, cloid, builder,
                                  builder_fee)
-            self._on_order_placed(placed)  # hot events are applied directly rather than through _emit
+            self._add_order(Order(oid, user, asset, is_buy, px, sz, ts, tif, reduce_only, cloid, 0, False, "", 0,
+                                  False, None, builder, builder_fee), "open")
             self._out.append(placed)
             if reduce_only:
                 self._enforce_reduce_only(ts, self.ledger.accounts[user], asset)
             return {"resting": _with_cloid({"oid": oid}, cloid)}
         placed = OrderPlaced(ts, oid, user, asset, is_buy, px, sz, tif, "pending", reduce_only, cloid, builder,
                              builder_fee)
-        self._on_order_placed(placed)
+        order = Order(oid, user, asset, is_buy, px, sz, ts, tif, reduce_only, cloid, 0, False, "", 0, False, None,
+                      builder, builder_fee)
+        self._add_order(order, "pending")
         self._out.append(placed)
-        return self._execute(ts, self.orders[oid])
+        return self._execute(ts, order)
 
     def _opens(self, user: str, asset: int, is_buy: bool) -> bool:
         """Whether a buy (sell) by ``user`` would open or add to a position rather than reduce one."""
@@ -498,13 +505,12 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         positions changed, in order of first touch)."""
         book = self.books[order.asset]
         rules = self.rules[order.asset]
-        is_buy, limit, user = order.is_buy, order.px, order.user
+        is_buy, limit, user, asset, oid = order.is_buy, order.px, order.user, order.asset, order.oid
         maker_rate, taker_rate = rules.maker, rules.taker
         filled = ntl = 0
         touched: dict[str, None] = {}
         out = self._out
-        on_fill = self._on_fill
-        capped = self._is_capped(order.asset)
+        capped = self._is_capped(asset)
         while order.sz:
             level = book.best_level(not is_buy)
             if level is None or (level.px > limit if is_buy else level.px < limit):
@@ -543,15 +549,18 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             tb, mb = builder_fee(notional, order.builder_fee), builder_fee(notional, maker.builder_fee)
             # positional (see events.Event): ts, tid, asset, px, sz, taker_is_buy, taker, maker, taker_oid, maker_oid,
             # taker_fee, maker_fee, taker_builder, taker_builder_fee, maker_builder, maker_builder_fee
-            fill = Fill(ts, self.next_tid, order.asset, px, qty, is_buy, user, maker.user, order.oid, maker.oid,
-                        fee_up(notional, taker_rate) + tb, fee_up(notional, maker_rate) + mb,
-                        order.builder if tb else "", tb, maker.builder if mb else "", mb)
-            on_fill(fill)
+            tid, maker_user, maker_oid = self.next_tid, maker.user, maker.oid
+            taker_fee, maker_fee = fee_up(notional, taker_rate) + tb, fee_up(notional, maker_rate) + mb
+            taker_builder, maker_builder = order.builder if tb else "", maker.builder if mb else ""
+            fill = Fill(ts, tid, asset, px, qty, is_buy, user, maker_user, oid, maker_oid, taker_fee, maker_fee,
+                        taker_builder, tb, maker_builder, mb)
+            self._apply_fill(tid, asset, px, qty, is_buy, user, maker_user, oid, maker_oid, taker_fee, maker_fee,
+                             taker_builder, tb, maker_builder, mb)
             out.append(fill)
             filled += qty
             ntl += notional
             touched[user] = None
-            touched[maker.user] = None
+            touched[maker_user] = None
             if maker.children or maker.parent:
                 self._after_order_fill(ts, maker)
         if filled and (order.children or order.parent):
@@ -659,7 +668,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         if order is None or order.user != user or order.status == "waitingForFill":
             return {"error": E.CANNOT_MODIFY}
         # an invalid replacement leaves the original untouched: nothing is half-applied
-        bad = self._validate(user, req, False, 0, replacing=order.oid)
+        bad = self._validate(user, _fields(req), False, 0, replacing=order.oid)
         if bad is not None:
             return self._reject(ts, user, req, *bad)
         if not req.builder and order.builder:  # the wire form has no builder: the code stays
@@ -752,20 +761,25 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         # one C call instead of a generic attribute lookup per field (see _fields)
         (ts, oid, user, asset, is_buy, px, sz, tif, status, reduce_only, cloid, builder, builder_fee, trigger_px,
          is_market, tpsl, parent_oid, position_tpsl, _) = _fields(ev)
-        order = Order(oid, user, asset, is_buy, px, sz, ts, tif, reduce_only, cloid, trigger_px, is_market, tpsl,
-                      parent_oid, position_tpsl, None, builder, builder_fee)
+        self._add_order(Order(oid, user, asset, is_buy, px, sz, ts, tif, reduce_only, cloid, trigger_px, is_market,
+                              tpsl, parent_oid, position_tpsl, None, builder, builder_fee), status)
+
+    def _add_order(self, order: Order, status: str) -> None:
+        """``OrderPlaced``'s applier once the order is built; ``_place`` calls it with the order
+        it has just described in the event (a plain Python value: it need not read it back)."""
+        oid, cloid, parent_oid = order.oid, order.cloid, order.parent
         order.status = status
         self.orders[oid] = order
-        acct = self.ledger.accounts.get(user) or self.ledger.account(user)
+        acct = self.ledger.accounts.get(order.user) or self.ledger.account(order.user)
         acct.orders[oid] = order
         if cloid is not None:
             acct.cloids[cloid] = oid
-        if reduce_only:
+        if order.reduce_only:
             acct.n_reduce_only += 1
         if status == "open":
-            self.books[asset].add(order)
+            self.books[order.asset].add(order)
         elif status == "waitingForTrigger":
-            self.triggers.setdefault(asset, {})[oid] = order
+            self.triggers.setdefault(order.asset, {})[oid] = order
         if parent_oid:
             parent = self.orders.get(parent_oid)
             if parent is not None:
@@ -778,6 +792,14 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
     def _on_fill(self, ev: V.Fill) -> None:
         (_, tid, asset, px, sz, taker_buys, taker_addr, maker_addr, taker_oid, maker_oid, taker_fee, maker_fee,
          taker_builder, taker_builder_fee, maker_builder, maker_builder_fee) = _fields(ev)
+        self._apply_fill(tid, asset, px, sz, taker_buys, taker_addr, maker_addr, taker_oid, maker_oid, taker_fee,
+                         maker_fee, taker_builder, taker_builder_fee, maker_builder, maker_builder_fee)
+
+    def _apply_fill(self, tid: int, asset: int, px: int, sz: int, taker_buys: bool, taker_addr: str, maker_addr: str,
+                    taker_oid: int, maker_oid: int, taker_fee: int, maker_fee: int, taker_builder: str,
+                    taker_builder_fee: int, maker_builder: str, maker_builder_fee: int) -> None:
+        """``Fill``'s applier on the event's fields (``_match`` passes the values it built the
+        event from: a native call, where reading them back from the event is a generic one)."""
         ledger = self.ledger
         taker_acct = ledger.accounts[taker_addr]
         maker_acct = ledger.accounts[maker_addr]
