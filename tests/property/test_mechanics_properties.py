@@ -750,6 +750,11 @@ class Checker:
                 assert not holders and not any(o.asset == a for o in ex.orders.values()), f"halted {spec.name}"
             # 3. never crossed
             bid, ask = ex.books[a].best_bid(), ex.books[a].best_ask()
+            # 7. the order path's copy of config, pricing and dex caps is in step with them
+            gate, cfg, st_ = ex.gates[a], ex.config[a], ex.pricing[a]
+            assert (gate.restricted, gate.oracle, gate.mark, gate.session_open, gate.capped) == (
+                ex.status(a) != "active", st_.oracle, st_.mark, st_.session_open,
+                bool(cfg.oi_cap_ntl or cfg.oi_cap_sz or ex.dex_oi_cap.get(spec.dex))), f"{spec.name}: stale gate"
             assert bid is None or ask is None or bid < ask, f"{spec.name} crossed: {bid} >= {ask}"
             # 6. the brief's statement: a capped market whose OI grew in a command with fills
             cap = ex.config[a].oi_cap_ntl

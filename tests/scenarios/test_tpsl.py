@@ -123,7 +123,7 @@ def test_normal_tpsl_children_wait_for_parent_fill_then_arm_and_one_fill_cancels
     assert resp == [{"resting": {"oid": 1}}, "waitingForFill", "waitingForFill"]
     assert [(e.oid, e.parent) for e in sim.of(V.OrderPlaced)] == [(1, 0), (2, 1), (3, 1)]
     assert sim.ex.orders[2].status == sim.ex.orders[3].status == "waitingForFill"
-    assert sim.ex.orders[1].children == [2, 3]
+    assert sim.ex.orders[1].children == (2, 3)
     # children do not fire before the parent has filled
     sim.tick(BTC_ID, 111_000)
     assert not sim.of(V.OrderTriggered)

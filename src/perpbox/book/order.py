@@ -87,7 +87,7 @@ class Order:
         self.is_market = is_market
         self.tpsl = tpsl
         self.parent = parent
-        self.children: list[int] = []
+        self.children: tuple[int, ...] = ()  # TP/SL children's oids: rare, so no list per order
         self.position_tpsl = position_tpsl
         self.builder = builder
         self.builder_fee = builder_fee

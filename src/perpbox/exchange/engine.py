@@ -377,7 +377,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             return "perpMarginRejected", E.order_error(E.PERP_MARGIN, asset)
         pos = acct.positions.get(asset)
         lev = pos.leverage if pos is not None else rules.default_leverage
-        if not self.pricing[asset].session_open:
+        if not self.gates[asset].session_open:
             off_hours_cap = rules.spec.oracle.off_hours.max_leverage
             if off_hours_cap:  # the definition lowers leverage while the market is closed
                 lev = min(lev, off_hours_cap)
@@ -729,6 +729,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         self.prices[spec.asset] = ev.mark_px
         self.pricing[spec.asset] = pricer.listed(ev.ts, ev.mark_px, spec.funding)
         self.config[spec.asset] = V.MarketConfig(oi_cap_ntl=spec.controls.oi_cap_ntl, oi_cap_sz=spec.controls.oi_cap_sz)
+        self._refresh_gate(spec.asset)
         if spec.dex not in self.dexes:
             self.dexes[spec.dex] = len(self.dexes)
         if spec.dex and spec.dex not in self.dex_deployer:
@@ -783,7 +784,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         if parent_oid:
             parent = self.orders.get(parent_oid)
             if parent is not None:
-                parent.children.append(oid)
+                parent.children += (oid,)
         self.next_oid = oid + 1
 
     def _on_order_rejected(self, ev: V.OrderRejected) -> None:
@@ -823,7 +824,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         if taker.sz == 0:
             self._forget(taker)
         self.last_px[asset] = px
-        if not self.pricing[asset].mark:
+        if not self.gates[asset].mark:
             self.prices[asset] = px
         self.next_tid = tid + 1
 

@@ -44,7 +44,7 @@ from perpbox.ledger.ledger import Account, Ledger, Position
 from perpbox.market.funding import FundingParams, FundingPrice
 from perpbox.market.liquidation import LiquidationParams, LiquidationStyle, MarketStatus
 from perpbox.market.oracle import OracleKind
-from perpbox.market.rules import MarketRules
+from perpbox.market.rules import MarketGate, MarketRules
 from perpbox.market.spec import MarketSpec
 from perpbox.pricing import pricer
 from perpbox.pricing.funding import PREMIUM_SCALE, funding_rate, split_payments
@@ -120,6 +120,15 @@ class PerpMechanics:
         self.funding_history: dict[int, list[FundingRecord]] = {}
         self.liquidation_log: list[V.Liquidated] = []
         self.position_index: PositionIndex | None = None  # derived from the ledger; None: rebuild
+        self.gates: dict[int, MarketGate] = {}  # derived from config, pricing and dex caps (_refresh_gate)
+
+    def _refresh_gate(self, asset: int) -> None:
+        """Rebuild ``gates[asset]``; called wherever a market's config or pricing state, or its
+        dex's open-interest cap, is set."""
+        cfg, st = self.config[asset], self.pricing[asset]
+        capped = bool(cfg.oi_cap_ntl or cfg.oi_cap_sz or self.dex_oi_cap.get(self.markets[asset].dex))
+        self.gates[asset] = MarketGate(cfg.status != "active" or st.halted, st.oracle, st.mark, st.session_open,
+                                       capped)
 
     # ==============================================================================================
     # queries
@@ -298,8 +307,8 @@ class PerpMechanics:
     # pre-trade controls (called from order validation)
     # ==============================================================================================
     def _control_error(self, asset: int, px: int, tif: str, reduce_only: bool) -> tuple[str, str] | None:
-        st = self.pricing[asset]
-        if self.config[asset].status != "active" or st.halted:
+        gate = self.gates[asset]
+        if gate.restricted:
             status = self.status(asset)
             if status == "halted":
                 return "rejected", E.order_error(E.TRADING_HALTED, asset)
@@ -307,15 +316,14 @@ class PerpMechanics:
                 return "rejected", E.order_error(E.MARKET_REDUCE_ONLY, asset)
             if status == "postOnly" and tif != "Alo":
                 return "rejected", E.order_error(E.MARKET_POST_ONLY, asset)
-        ref = st.oracle or self.prices.get(asset, 0)
+        ref = gate.oracle or self.prices.get(asset, 0)
         band = self.rules[asset].price_band_bps
         if ref and band and abs(px - ref) * 10_000 > ref * band:
             return "rejected", E.order_error(E.PRICE_TOO_FAR.format(pct=f"{band / 100:g}"), asset)
         return None
 
     def _is_capped(self, asset: int) -> bool:
-        cfg = self.config[asset]
-        return bool(cfg.oi_cap_ntl or cfg.oi_cap_sz or self.dex_oi_cap.get(self.markets[asset].dex))
+        return self.gates[asset].capped
 
     def _oi_room(self, asset: int) -> int | None:
         """Lots of open interest still allowed in ``asset`` (None: uncapped)."""
@@ -684,6 +692,7 @@ class PerpMechanics:
         self.pricing[ev.asset] = ev.state
         if ev.state.mark:
             self.prices[ev.asset] = ev.state.mark
+        self._refresh_gate(ev.asset)
 
     def _on_funding_settled(self, ev: V.FundingSettled) -> None:
         ledger = self.ledger
@@ -696,14 +705,18 @@ class PerpMechanics:
         self.pricing[ev.asset] = msgspec.structs.replace(
             st, prem_sum=0, prem_wsum=0, prem_n=0, last_rate=ev.rate,
             next_funding_ts=(ev.ts // interval + 1) * interval)
+        self._refresh_gate(ev.asset)
         self.funding_history.setdefault(ev.asset, []).append(FundingRecord(ev.ts, ev.rate, ev.premium))
 
     def _on_market_configured(self, ev: V.MarketConfigured) -> None:
         self.config[ev.asset] = ev.config
+        self._refresh_gate(ev.asset)
 
     def _on_dex_configured(self, ev: V.DexConfigured) -> None:
         self.dex_deployer[ev.dex] = ev.deployer
         self.dex_oi_cap[ev.dex] = ev.oi_cap_ntl
+        for asset in self._dex_assets(ev.dex):
+            self._refresh_gate(asset)
 
     def _on_market_settled(self, ev: V.MarketSettled) -> None:
         for user in sorted(self.holders.get(ev.asset, ())):

@@ -48,3 +48,22 @@ class MarketRules:
         """``MarginTable.max_notional_at_leverage``."""
         return notional_cap(self.caps, self.beyond_caps, leverage)
 
+
+
+class MarketGate:
+    """What the order path asks of a market's runtime state on every order and fill, copied out of
+    its ``MarketConfig`` (status, open-interest caps), its ``PriceState`` (halted, oracle, session,
+    mark) and its dex's open-interest cap: all msgspec values, each field of which is a generic
+    attribute look-up in the compiled engine.
+
+    Derived state, never in events or the state hash: ``PerpMechanics._refresh_gate`` rebuilds a
+    market's gate whenever one of those three is set, and nothing else writes them."""
+
+    __slots__ = ("capped", "mark", "oracle", "restricted", "session_open")
+
+    def __init__(self, restricted: bool, oracle: int, mark: int, session_open: bool, capped: bool) -> None:
+        self.restricted = restricted  # status is not "active", or the oracle definition halts the market
+        self.oracle = oracle  # 0: none yet
+        self.mark = mark  # 0: none yet
+        self.session_open = session_open
+        self.capped = capped  # an open-interest cap (the market's, or its dex's) applies
