@@ -146,3 +146,18 @@ def test_driver_exercises_the_engine(tmp_path: Path) -> None:
     assert kinds.get("OrderTriggered", 0) > 5
     assert kinds.get("OrderRejected", 0) > 50
     assert kinds.get("Liquidated", 0) + kinds.get("PositionTransferred", 0) > 0
+
+
+def test_order_fields_type_matches_order_request() -> None:
+    """The compiled engine unpacks an ``OrderRequest`` as ``OrderFields``; a field added, moved or
+    retyped in one and not the other would mis-assign every order."""
+    import typing
+
+    import msgspec
+
+    from perpbox.exchange.commands import OrderFields, OrderRequest
+
+    declared = [f.type for f in msgspec.structs.fields(OrderRequest)]
+    assert declared == list(typing.get_args(OrderFields))
+    req = OrderRequest(asset=3, is_buy=True, px=123, sz=4, cloid="0x" + "ab" * 16, builder_fee=7)
+    assert msgspec.structs.astuple(req) == (3, True, 123, 4, "Gtc", False, "0x" + "ab" * 16, 0, False, "", "", 7)

@@ -22,6 +22,12 @@ RATE_SCALE: Final = 10**8  # rates are integers in units of 1e-8
 MAX_PERP_DECIMALS = 6  # Hyperliquid: price decimals = 6 - szDecimals for perps
 
 
+def iabs(x: int) -> int:
+    """``abs`` for ints.  The compiled build calls this natively; its ``abs(x)`` boxes ``x`` into a
+    Python int and calls the generic ``PyNumber_Absolute``, an allocation on the order path."""
+    return x if x >= 0 else -x
+
+
 def ceil_div(a: int, b: int) -> int:
     """Ceiling of a / b for integers (b > 0)."""
     return -((-a) // b)

@@ -68,6 +68,11 @@ class OrderRequest(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     builder_fee: int = 0
 
 
+# OrderRequest's field types in declared order: what ``msgspec.structs.astuple`` returns for one.
+# The compiled engine unpacks a request with that one C call into locals of these native types.
+OrderFields = tuple[int, bool, int, int, str, bool, str | None, int, bool, str, str, int]
+
+
 class PlaceOrders(Command, frozen=True, kw_only=True):
     """A batch of orders; ``grouping`` is ``na``, ``normalTpsl`` (first order is the parent of
     the trigger orders after it) or ``positionTpsl`` (TP/SL attached to the position)."""

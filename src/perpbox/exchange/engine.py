@@ -32,7 +32,7 @@ import msgspec
 from perpbox.book.book import OrderBook
 from perpbox.book.order import Order, Tif
 from perpbox.core import errors as E
-from perpbox.core.numbers import fee_up, format_units, round_price_sig
+from perpbox.core.numbers import fee_up, format_units, iabs, round_price_sig
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.access import MAX_PERP_BUILDER_FEE, AccountAccess
@@ -333,9 +333,9 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             self._enforce_reduce_only(cmd.ts, self.ledger.accounts[cmd.user], parent.asset)
         return statuses
 
-    def _validate(self, user: str, fields: tuple[Any, ...], position_tpsl: bool, parent: int,
+    def _validate(self, user: str, fields: C.OrderFields, position_tpsl: bool, parent: int,
                   replacing: int = 0) -> tuple[str, str] | None:
-        """Checks that need no matching on an order request's ``fields`` (``_fields(req)``);
+        """Checks that need no matching on an order request's ``fields`` (``_request_fields``);
         returns (status, message) of the first rule broken.  ``replacing`` is the oid a modify is
         about to cancel (its cloid may be reused)."""
         a, is_buy, px, sz, tif, reduce_only, cloid, trigger_px, _, tpsl, builder, builder_fee = fields
@@ -395,7 +395,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         return {"error": error}
 
     def _place(self, ts: int, user: str, req: C.OrderRequest, position_tpsl: bool = False, parent: int = 0) -> Status:
-        fields = _fields(req)
+        fields = _request_fields(req)
         bad = self._validate(user, fields, position_tpsl, parent)
         if bad is not None:
             return self._reject(ts, user, req, *bad)
@@ -427,7 +427,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
                                     E.order_error(E.MARKET_NO_LIQUIDITY, asset))
             return self._reject(ts, user, req, "iocCancelRejected", E.order_error(E.IOC_CANCEL, asset))
         if reduce_only:  # cap to the position at placement (IOC and resting alike)
-            sz = min(sz, abs(self.ledger.accounts[user].positions[asset].szi))
+            sz = min(sz, iabs(self.ledger.accounts[user].positions[asset].szi))
         else:
             bad = self._margin_check(user, self.rules[asset], is_buy, px, sz) or self._oi_error(user, asset, is_buy)
             if bad is not None:
@@ -498,7 +498,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         pos = self.ledger.accounts[order.user].positions.get(order.asset)
         if pos is None or pos.szi == 0 or (pos.szi > 0) == order.is_buy:
             return 0
-        return abs(pos.szi)
+        return iabs(pos.szi)
 
     def _match(self, ts: int, order: Order) -> tuple[int, int, dict[str, None]]:
         """Walk the opposite side of the book; returns (filled lots, filled notional, users whose
@@ -611,7 +611,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
     def _enforce_reduce_only(self, ts: int, acct: Account, asset: int) -> None:
         pos = acct.positions.get(asset)
         szi = pos.szi if pos is not None else 0
-        room = abs(szi)
+        room = iabs(szi)
         # newest first: the venue keeps the newest reduce-only orders and cancels older ones
         for oid in sorted((o for o, x in acct.orders.items() if _is_ro(x, asset)), reverse=True):
             order = self.orders[oid]
@@ -668,7 +668,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         if order is None or order.user != user or order.status == "waitingForFill":
             return {"error": E.CANNOT_MODIFY}
         # an invalid replacement leaves the original untouched: nothing is half-applied
-        bad = self._validate(user, _fields(req), False, 0, replacing=order.oid)
+        bad = self._validate(user, _request_fields(req), False, 0, replacing=order.oid)
         if bad is not None:
             return self._reject(ts, user, req, *bad)
         if not req.builder and order.builder:  # the wire form has no builder: the code stays
@@ -905,6 +905,7 @@ def _fmt_px(spec: MarketSpec, px: int | None) -> str:
 # A struct's fields in declared order.  The compiled engine reads a msgspec struct's attribute
 # through a generic lookup each time; one ``astuple`` call is cheaper where most fields are read.
 _fields: Final[Callable[[Any], tuple[Any, ...]]] = msgspec.structs.astuple
+_request_fields: Final[Callable[[C.OrderRequest], C.OrderFields]] = msgspec.structs.astuple
 
 
 def _with_cloid(d: dict[str, Any], cloid: str | None) -> dict[str, Any]:

@@ -20,7 +20,7 @@ has set one, else the last trade price, else 0 (a market with neither has no exp
 
 from __future__ import annotations
 
-from perpbox.core.numbers import ceil_div
+from perpbox.core.numbers import ceil_div, iabs
 from perpbox.ledger.ledger import Account, Position
 from perpbox.market.rules import MarketRules
 from perpbox.market.spec import MarketSpec
@@ -38,10 +38,10 @@ class MarginView:
 
     # -- per position -------------------------------------------------------------------------
     def position_value(self, pos: Position) -> int:
-        return abs(pos.szi) * self.prices[pos.asset]
+        return iabs(pos.szi) * self.prices[pos.asset]
 
     def initial_margin(self, pos: Position) -> int:
-        return ceil_div(abs(pos.szi) * self.prices[pos.asset], pos.leverage)
+        return ceil_div(iabs(pos.szi) * self.prices[pos.asset], pos.leverage)
 
     def maintenance_margin(self, pos: Position) -> int:
         return self.markets[pos.asset].margin_table.maintenance_margin(self.position_value(pos))
@@ -66,13 +66,13 @@ class MarginView:
     def cross_initial_margin(self, acct: Account) -> int:
         mark = self.prices
         return sum(
-            ceil_div(abs(p.szi) * mark[p.asset], p.leverage)
+            ceil_div(iabs(p.szi) * mark[p.asset], p.leverage)
             for p in acct.positions.values() if p.szi and p.is_cross
         )
 
     def cross_notional(self, acct: Account) -> int:
         mark = self.prices
-        return sum(abs(p.szi) * mark[p.asset] for p in acct.positions.values() if p.szi and p.is_cross)
+        return sum(iabs(p.szi) * mark[p.asset] for p in acct.positions.values() if p.szi and p.is_cross)
 
     def cross_maintenance_margin(self, acct: Account) -> int:
         return sum(self.maintenance_margin(p) for p in acct.positions.values() if p.szi and p.is_cross)
@@ -98,17 +98,17 @@ class MarginView:
         the market (None when it has none)."""
         old = pos.szi if pos is not None else 0
         new = old + (sz if is_buy else -sz)
-        if old and (old > 0) == (new > 0) and abs(new) <= abs(old):
+        if old and (old > 0) == (new > 0) and iabs(new) <= iabs(old):
             return None  # purely reducing
         if new == 0:
             return None
         flips = old != 0 and (old > 0) != (new > 0)
-        open_qty = abs(new) if (flips or old == 0) else abs(new) - abs(old)
+        open_qty = iabs(new) if (flips or old == 0) else iabs(new) - iabs(old)
         prices = self.prices
         mark = prices[rules.asset]
         price = px if px > mark else mark
         cap = rules.max_notional_at_leverage(leverage)
-        if cap is not None and abs(new) * price > cap:
+        if cap is not None and iabs(new) * price > cap:
             return "max_position"
         required = -((-open_qty * price) // leverage)
         # one pass over the cross positions: value − initial margin
@@ -117,7 +117,7 @@ class MarginView:
             szi = p.szi
             if szi and p.is_cross and not (flips and p is pos):  # a flipped position's margin is released
                 m = prices[p.asset]
-                available += szi * m - (-((-abs(szi) * m) // p.leverage))
+                available += szi * m - (-((-iabs(szi) * m) // p.leverage))
             elif flips and p is pos and p.is_cross:
                 available += szi * prices[p.asset]
         return None if available >= required else "margin"
