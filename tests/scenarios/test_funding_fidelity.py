@@ -52,7 +52,6 @@ from collections import Counter
 from datetime import UTC, datetime
 from fractions import Fraction
 from itertools import pairwise
-from pathlib import Path
 
 import pytest
 import yaml
@@ -60,14 +59,9 @@ import yaml
 from perpbox.core.numbers import RATE_SCALE
 from perpbox.market.funding import HOUR_MS, FundingParams, PremiumFormula
 from perpbox.pricing.funding import PREMIUM_SCALE, funding_rate, premium_sample
+from shared_data import SHARED_DATA
 
-CASSETTE = (
-    Path(__file__).resolve().parents[3]
-    / "shared"
-    / "data"
-    / "hyperliquid-sdk-cassettes"
-    / "test_get_funding_history[None].yaml"
-)
+CASSETTE = SHARED_DATA / "hyperliquid-sdk-cassettes" / "test_get_funding_history[None].yaml"
 
 
 def _utc_ms(month: int, day: int, hour: int) -> int:

@@ -11,15 +11,15 @@ Binance, so depth within 5 bps is the whole published book there (``truncated_sh
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from perpbox.analytics.report import build_report
 from perpbox.venues.captures import load_capture
 from perpbox.venues.sources import merge
+from shared_data import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "hftbacktest"
+DATA = SHARED_DATA / "hftbacktest"
 FILES = ["usdm_btcusdt_20240808.gz", "usdm_ethusdt_20240808.gz", "hyperliquid_btcusd_20250126.gz"]
 pytestmark = pytest.mark.skipif(not (DATA / FILES[0]).exists(), reason="shared data missing")
 A = pytest.approx

@@ -16,8 +16,9 @@ from perpbox.venues.archive import archive_files, load_archive
 from perpbox.venues.captures import load_capture, read_lines
 from perpbox.venues.sources import detect_format, load_source
 from perpbox.venues.tardis import load_tardis
+from shared_data import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "hftbacktest"
+DATA = SHARED_DATA / "hftbacktest"
 HL = DATA / "hyperliquid_btcusd_20250126.gz"
 needs_data = pytest.mark.skipif(not HL.exists(), reason="shared data missing")
 

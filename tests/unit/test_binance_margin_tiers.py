@@ -28,20 +28,14 @@ from decimal import Decimal
 from fractions import Fraction
 from itertools import pairwise
 from math import ceil
-from pathlib import Path
 
 import pytest
 
 from perpbox.core.numbers import USD
 from perpbox.market.margin import MarginTable
+from shared_data import SHARED_DATA
 
-DATA = (
-    Path(__file__).resolve().parents[3]
-    / "shared"
-    / "data"
-    / "binance-margin-tiers"
-    / "binance_leverage_tiers.json"
-)
+DATA = SHARED_DATA / "binance-margin-tiers" / "binance_leverage_tiers.json"
 
 # The issue quotes 2,805 tiers; the file (349 symbols) holds exactly that many.
 EXPECTED_TIERS = 2805

@@ -13,8 +13,9 @@ import pytest
 from perpbox.venues import captures
 from perpbox.venues.captures import load_capture, read_lines
 from perpbox.venues.l2book import L2Book, list_to_matrix
+from shared_data import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "hftbacktest"
+DATA = SHARED_DATA / "hftbacktest"
 
 
 def write_capture(path: Path, messages: list[tuple[int, dict]]) -> Path:

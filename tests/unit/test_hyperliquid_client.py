@@ -14,7 +14,6 @@ import gzip
 import itertools
 import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,8 +35,9 @@ from perpbox.venues.hyperliquid import (
     subscriptions,
     ws_url,
 )
+from shared_data import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = SHARED_DATA
 CASSETTES = DATA / "hyperliquid-sdk-cassettes"
 CAPTURE = DATA / "hftbacktest" / "hyperliquid_btcusd_20250126.gz"
 

@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from shared_data import SHARED_DATA
+
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench" / "replay_l3.py"
-DATA_DIR = ROOT.parent / "shared" / "data" / "bitstamp-l3"
+DATA_DIR = SHARED_DATA / "bitstamp-l3"
 N_EVENTS = 20_000
 
 
