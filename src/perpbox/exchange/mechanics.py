@@ -37,7 +37,7 @@ import msgspec
 from perpbox.book.book import OrderBook
 from perpbox.book.order import Order
 from perpbox.core import errors as E
-from perpbox.core.numbers import RATE_SCALE
+from perpbox.core.numbers import RATE_SCALE, iabs
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.ledger.ledger import Account, Ledger, Position
@@ -318,7 +318,7 @@ class PerpMechanics:
                 return "rejected", E.order_error(E.MARKET_POST_ONLY, asset)
         ref = gate.oracle or self.prices.get(asset, 0)
         band = self.rules[asset].price_band_bps
-        if ref and band and abs(px - ref) * 10_000 > ref * band:
+        if ref and band and iabs(px - ref) * 10_000 > ref * band:
             return "rejected", E.order_error(E.PRICE_TOO_FAR.format(pct=f"{band / 100:g}"), asset)
         return None
 

@@ -49,7 +49,6 @@ class MarketRules:
         return notional_cap(self.caps, self.beyond_caps, leverage)
 
 
-
 class MarketGate:
     """What the order path asks of a market's runtime state on every order and fill, copied out of
     its ``MarketConfig`` (status, open-interest caps), its ``PriceState`` (halted, oracle, session,
