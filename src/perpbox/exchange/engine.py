@@ -432,24 +432,20 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             bad = self._margin_check(user, self.rules[asset], is_buy, px, sz) or self._oi_error(user, asset, is_buy)
             if bad is not None:
                 return self._reject(ts, user, req, *bad)
-        if not crosses:  # GTC/ALO that cannot match: rests at once, one event
-            # hot events are applied directly rather than through _emit; trigger fields take the
-            # event's defaults
-            placed = OrderPlaced(ts, oid, user, asset, is_buy, px, sz, tif, "open", reduce_only, cloid, builder,
-                                 builder_fee)
-            self._add_order(Order(oid, user, asset, is_buy, px, sz, ts, tif, reduce_only, cloid, 0, False, "", 0,
-                                  False, None, builder, builder_fee), "open")
-            self._out.append(placed)
-            if reduce_only:
-                self._enforce_reduce_only(ts, self.ledger.accounts[user], asset)
-            return {"resting": _with_cloid({"oid": oid}, cloid)}
-        placed = OrderPlaced(ts, oid, user, asset, is_buy, px, sz, tif, "pending", reduce_only, cloid, builder,
+        # GTC/ALO that cannot match rests at once (one event); the rest enters matching.  The event is
+        # applied directly rather than through _emit; its trigger fields take their defaults.
+        status = "pending" if crosses else "open"
+        placed = OrderPlaced(ts, oid, user, asset, is_buy, px, sz, tif, status, reduce_only, cloid, builder,
                              builder_fee)
         order = Order(oid, user, asset, is_buy, px, sz, ts, tif, reduce_only, cloid, 0, False, "", 0, False, None,
                       builder, builder_fee)
-        self._add_order(order, "pending")
+        self._add_order(order, status)
         self._out.append(placed)
-        return self._execute(ts, order)
+        if crosses:
+            return self._execute(ts, order)
+        if reduce_only:
+            self._enforce_reduce_only(ts, self.ledger.accounts[user], asset)
+        return {"resting": _with_cloid({"oid": oid}, cloid)}
 
     def _opens(self, user: str, asset: int, is_buy: bool) -> bool:
         """Whether a buy (sell) by ``user`` would open or add to a position rather than reduce one."""
