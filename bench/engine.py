@@ -21,7 +21,9 @@ own and the two take turns of 2,000 ops (``run_alternating``): the shared machin
 side's heap and garbage collections its own.  Both sides start from a settled heap as ``perpbox
 serve`` does after loading (one collection, ``gc.freeze()``, and serve's collection thresholds,
 ``perpbox.api.venue.GC_THRESHOLDS``); ``--cpython-gc`` keeps CPython's default thresholds instead.
-Per-op latencies of the engine are then measured in a *separate* pass on a fresh exchange
+A third side, the *floor*, runs the same harness against ``OutputOnlyExchange``, which does no
+work but build one event and one status per op: what is left of an op's time once the engine's own
+work is gone.  Per-op latencies of the engine are then measured in a *separate* pass on a fresh exchange
 (``time.perf_counter_ns`` around each ``apply``) so that timing calls do not distort the throughput
 figure.
 
@@ -35,7 +37,7 @@ The last line printed is exactly::
 
     engine_ops_per_s=<int> pyorderbook_ops_per_s=<int> ratio=<float>
 
-Run: ``.venv/bin/python bench/engine.py [--ops N] [--seed S] [--cpython-gc] [--latency-ops N]``.
+Run: ``.venv/bin/python bench/engine.py [--ops N] [--seed S] [--cpython-gc] [--latency-ops N] [--no-floor]``.
 """
 
 from __future__ import annotations
@@ -286,6 +288,35 @@ def _status_oid(status: object) -> int | None:
     return None
 
 
+class OutputOnlyExchange:
+    """The floor: an "exchange" that does no work but materialise what ``Exchange.apply`` hands
+    back for the common case (one event, a list of events, a Hyperliquid-style status), written in
+    plain Python.  Run through the same harness (``EngineRunner``), it measures the bench loop,
+    the command objects and that output -- the ceiling any engine behind this API can reach here.
+    Every placement rests and every cancel succeeds, so it is a floor on cost, not a model."""
+
+    def __init__(self) -> None:
+        from perpbox.exchange.commands import PlaceOrders
+        from perpbox.exchange.events import OrderClosed, OrderPlaced
+
+        self._place_type, self._placed, self._closed = PlaceOrders, OrderPlaced, OrderClosed
+        self.next_oid = 1
+        self.last_response: object = None
+        self.log: list[object] = []
+
+    def apply(self, cmd) -> list:
+        if type(cmd) is self._place_type:
+            req, oid = cmd.orders[0], self.next_oid
+            self.next_oid = oid + 1
+            out = [self._placed(cmd.ts, oid, cmd.user, req.asset, req.is_buy, req.px, req.sz, req.tif, "open")]
+            self.last_response = [{"resting": {"oid": oid}}]
+        else:
+            out = [self._closed(cmd.ts, cmd.oid, "canceled")]
+            self.last_response = ["success"]
+        self.log.append(out)
+        return out
+
+
 class EngineRunner:
     """Replays ``ops`` through a fresh ``Exchange`` block by block (see ``run_alternating``).
 
@@ -293,9 +324,9 @@ class EngineRunner:
     oid a placement got, so that later cancels can name it.  Each op's events and response are kept;
     tallying them happens after the run, outside the timed part (``tally_engine``)."""
 
-    def __init__(self, ops: list[tuple]) -> None:
+    def __init__(self, ops: list[tuple], exchange: object | None = None) -> None:
         self.ops = ops
-        self.ex = new_exchange()
+        self.ex = new_exchange() if exchange is None else exchange
         self.oids: dict[int, int] = {}  # workload index -> engine oid
         self.results: list[tuple[int, object, list]] = []
 
@@ -475,7 +506,12 @@ def _side_process(conn, side: str, ops: list[tuple], gc_thresholds: tuple[int, i
     from perpbox.api.venue import settle_heap
 
     _quiet_pyorderbook()
-    runner = EngineRunner(ops) if side == "engine" else PyorderbookRunner(ops)
+    if side == "engine":
+        runner = EngineRunner(ops)
+    elif side == "floor":
+        runner = EngineRunner(ops, OutputOnlyExchange())
+    else:
+        runner = PyorderbookRunner(ops)
     settle_heap(gc_thresholds)
     while (span := conn.recv()) is not None:
         conn.send(runner.block(*span))
@@ -528,6 +564,8 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"keep CPython's collection thresholds {CPYTHON_GC_THRESHOLDS} instead of perpbox serve's")
     ap.add_argument("--block", type=int, default=BLOCK, help=f"ops per turn (default {BLOCK})")
     ap.add_argument("--pyorderbook-only", action="store_true", help="skip the engine (debugging)")
+    ap.add_argument("--no-floor", action="store_true",
+                    help="skip the floor side (the harness with an output-only stand-in engine)")
     args = ap.parse_args(argv)
 
     _quiet_pyorderbook()
@@ -546,7 +584,9 @@ def main(argv: list[str] | None = None) -> int:
           f"cancel_of_dead_order={gstats.get('cancel_of_dead_order', 0)} "
           f"marketable_into_empty_side={gstats.get('marketable_into_empty_side', 0)}")
 
-    sides = ("pyorderbook",) if args.pyorderbook_only else ("engine", "pyorderbook")
+    sides: tuple[str, ...] = ("pyorderbook",) if args.pyorderbook_only else ("engine", "pyorderbook")
+    if not args.no_floor:
+        sides += ("floor",)
     gc_thresholds = CPYTHON_GC_THRESHOLDS if args.cpython_gc else GC_THRESHOLDS
     runs = run_alternating(ops, sides, gc_thresholds, args.block)
     pob_s, pob = runs["pyorderbook"]
@@ -593,6 +633,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {OP_NAMES[op]:<12}{len(s):>9}{pct(s, .5):>9.1f}{pct(s, .9):>9.1f}"
                       f"{pct(s, .99):>9.1f}{pct(s, .999):>9.1f}{(s[-1] / 1000 if s else 0):>10.1f}")
 
+    if "floor" in runs:
+        floor_rate = len(ops) / runs["floor"][0]
+        print(f"floor: {int(floor_rate)} ops/s -- the same harness (loop, command objects) with a stand-in engine "
+              "that only builds one event and one status per op (OutputOnlyExchange): the ceiling here for any "
+              "engine whose output is built in Python")
     ratio = eng_rate / pob_rate if pob_rate else 0.0
     print(f"engine_ops_per_s={int(eng_rate)} pyorderbook_ops_per_s={int(pob_rate)} ratio={ratio:.2f}")
     return 0

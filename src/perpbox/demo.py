@@ -29,7 +29,7 @@ def default_markets() -> list[tuple[MarketSpec, int]]:
                      margin_table=MarginTable.hyperliquid([(0, 40), (150_000_000, 20)], "tiered 40x"))
     eth = MarketSpec(name="ETH", asset=1, sz_decimals=4,
                      margin_table=MarginTable.hyperliquid([(0, 25), (100_000_000, 15)], "tiered 25x"))
-    return [(btc, 1_000_000), (eth, 35_000_00)]  # $100,000.0 and $3,500.00
+    return [(btc, 1_000_000), (eth, 350_000)]  # $100,000.0 (1 decimal) and $3,500.00 (2 decimals)
 
 
 def _addr(i: int) -> str:
@@ -87,17 +87,16 @@ def run_demo(seed: int = 1, steps: int = 300, console: Console | None = None) ->
                         res = do(C.place(ts, maker, a, is_buy, px, sz, tif="Alo"))
                         if isinstance(res, list) and "resting" in res[0]:
                             quotes[maker].append((a, res[0]["resting"]["oid"]))
-            # takers cross the spread with IOC orders bounded by 1% slippage
+            # takers send market orders (IOC) bounded by 1% slippage from the mark
             if rng.random() < 0.6:
                 spec, _ = markets[rng.randrange(len(markets))]
                 a, is_buy = spec.asset, rng.random() < 0.5
-                slip = marks[a] // 100
-                px = round_price_sig(marks[a] + slip if is_buy else marks[a] - slip, spec.px_decimals, up=not is_buy)
                 sz = 10 ** spec.sz_decimals * rng.randint(1, 20) // 100
-                do(C.place(ts, takers[rng.randrange(len(takers))], a, is_buy, px, sz, tif="Ioc"))
-            if step == steps // 4:  # leveraged traders open positions
-                do(C.place(ts, whale, 0, True, marks[0] * 101 // 100 // 10 * 10, 50_000, tif="Ioc"))
-                do(C.place(ts, iso_trader, 1, False, marks[1] * 99 // 100 // 100 * 100, 20_000, tif="Ioc"))
+                do(C.market_order(ts, takers[rng.randrange(len(takers))], spec, marks[a], is_buy, sz, slippage_bps=100))
+            if step == steps // 4:  # leveraged traders open positions: 0.5 BTC long, 2 ETH short
+                btc, eth = markets[0][0], markets[1][0]
+                do(C.market_order(ts, whale, btc, marks[0], True, 50_000, slippage_bps=100))
+                do(C.market_order(ts, iso_trader, eth, marks[1], False, 20_000, slippage_bps=100))
             status.update(f"simulating step {step + 1}/{steps}")
 
     _print_report(con, ex, log, markets)

@@ -106,3 +106,21 @@ def test_malformed_bodies_are_422_never_500(server: Server, wallet: Any) -> None
     assert r.status_code == 422
     body = _signed(wallet, {"type": "order", "orders": [{"a": 0}], "grouping": "na"}, int(time.time() * 1000))
     assert _post(server, body).status_code == 422
+
+
+def test_a_cloid_must_be_16_bytes_of_hex(server: Server, wallet: Any) -> None:
+    """Hyperliquid's cloid is a 128-bit hex string (``0x`` + 32 hex digits); anything else fails to
+    deserialize (422) and places nothing.  A valid one comes back on the status, lower-cased."""
+    order = ORDER["orders"][0]
+    for bad in ("0x1234", "0x" + "g" * 32, "0x" + "ab" * 17, "ab" * 16, 7):
+        body = _signed(wallet, {**ORDER, "orders": [{**order, "c": bad}]}, get_timestamp_ms())
+        r = _post(server, body)
+        assert r.status_code == 422, bad
+        assert r.text.startswith("Failed to deserialize the JSON body into the target type")
+    assert _open_orders(server, wallet.address) == []
+    cloid = "0x" + "AB" * 16
+    body = _signed(wallet, {**ORDER, "orders": [{**order, "c": cloid}]}, get_timestamp_ms())
+    status = _post(server, body).json()["response"]["data"]["statuses"][0]
+    assert status["resting"]["cloid"] == cloid.lower()
+    (resting,) = _open_orders(server, wallet.address)
+    assert resting["cloid"] == cloid.lower()

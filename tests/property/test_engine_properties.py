@@ -58,6 +58,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine_state import floats_in_state
 from perpbox.core.numbers import USD, round_price_sig
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
@@ -680,6 +681,7 @@ def _check_replay_and_determinism(ex: Exchange, log: list[C.Command], all_events
         again.extend(evs)
     assert again == all_events, "re-applying the commands gave other events"
     assert fresh.state_hash() == h, "re-applying the commands gave another state"
+    assert floats_in_state(ex) == [], "a float in engine state"
 
 
 # ==================================================================================================

@@ -94,6 +94,7 @@ except ModuleNotFoundError:  # e.g. pytest --import-mode=importlib: the director
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine_state import floats_in_state
 from perpbox.core.numbers import RATE_SCALE, USD, round_price_sig
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
@@ -891,6 +892,7 @@ def _mechanics_property(data: st.DataObject) -> None:
         again.extend(fresh.apply(cmd))
         assert fresh.last_response == responses[i], f"command #{i + 1} answered differently: {cmd!r}"
     assert again == all_events and fresh.state_hash() == h, "re-applying the commands gave another run"
+    assert floats_in_state(ex) == [], "a float in engine state"
     STATS["events"] += len(all_events)
     STATS["fills"] += sum(1 for ev in all_events if isinstance(ev, V.Fill))
 

@@ -326,11 +326,23 @@ def test_duplicate_cloid_and_zero_size_are_rejected(sim: Sim) -> None:
     _btc_market(sim, ALICE)
     assert sim.order(ALICE, BTC_ID, True, 99_000, "0.1", cloid=CLOID_1) == {"resting": {"oid": 1, "cloid": CLOID_1}}
     st = sim.order(ALICE, BTC_ID, True, 98_000, "0.1", cloid=CLOID_1)
-    assert "error" in st and st["error"].endswith(" asset=0")
+    assert st == {"error": "Duplicate client order id. asset=0"}
     assert sim.resting_oids(BTC_ID, True) == [1]
     st = sim.order(ALICE, BTC_ID, True, 98_000, "0")
     assert "error" in st and st["error"].endswith(" asset=0")
     assert sim.batch(ALICE, []) == {"error": "Orders are empty"}
+    sim.audit()
+
+
+def test_cloid_is_unique_per_account_and_free_again_once_its_order_is_done(sim: Sim) -> None:
+    _btc_market(sim, ALICE, BOB)
+    assert sim.order(ALICE, BTC_ID, True, 99_000, "0.1", cloid=CLOID_1) == {"resting": {"oid": 1, "cloid": CLOID_1}}
+    # another account may use the same cloid
+    assert sim.order(BOB, BTC_ID, True, 98_000, "0.1", cloid=CLOID_1) == {"resting": {"oid": 2, "cloid": CLOID_1}}
+    assert sim.do(C.CancelByCloid, user=ALICE, asset=BTC_ID, cloid=CLOID_1) == ["success"]
+    assert sim.resting_oids(BTC_ID, True) == [2]  # Alice's cloid named her order, not Bob's
+    # once Alice's order is gone, her cloid is free again
+    assert sim.order(ALICE, BTC_ID, True, 97_000, "0.1", cloid=CLOID_1) == {"resting": {"oid": 3, "cloid": CLOID_1}}
     sim.audit()
 
 
@@ -341,8 +353,12 @@ def test_market_order_fills_through_levels_up_to_its_slippage_price(sim: Sim) ->
     sim.order(BOB, BTC_ID, False, 100_000, "0.05")
     sim.order(CAROL, BTC_ID, False, 104_000, "0.05")
     sim.order(CAROL, BTC_ID, False, 106_000, "0.05")
-    # mid-ish 100,000 × 1.05 = 105,000 cap: fills 0.05 at 100,000 and 0.05 at 104,000, not 106,000
-    st = sim.order(ALICE, BTC_ID, True, 105_000, "0.15", tif="FrontendMarket")
+    # C.market_order prices it as the SDK does: reference 100,000 × 1.05 = 105,000 cap
+    cmd = C.market_order(0, ALICE, btc, P(btc, 100_000), True, S(btc, "0.15"), slippage_bps=500)
+    (req,) = cmd.orders
+    assert (req.px, req.tif) == (P(btc, 105_000), "FrontendMarket")
+    # fills 0.05 at 100,000 and 0.05 at 104,000, not 106,000
+    (st,) = sim.do(C.PlaceOrders, user=ALICE, orders=cmd.orders)
     # ntl = 5,000 + 5,200 = 10,200; avg 102,000
     assert st == {"filled": {"totalSz": 10_000, "ntl": usd(10_200), "oid": 4}}
     assert st["filled"]["ntl"] // st["filled"]["totalSz"] == P(btc, 102_000)

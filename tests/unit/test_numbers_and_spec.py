@@ -298,6 +298,28 @@ def test_spec_properties():
         assert spec(0, margin_mode=mode).only_isolated
 
 
+@pytest.mark.parametrize(
+    "sz_decimals, ref, is_buy, bps, px",
+    [
+        (5, 1_000_000, True, 500, 1_050_000),  # BTC $100,000.0 +5% = $105,000.0
+        (5, 1_000_000, False, 500, 950_000),  # -5% = $95,000.0
+        (5, 1_234_567, True, 500, 1_296_290),  # $129,629.535 -> whole dollars, down: $129,629
+        (5, 1_234_567, False, 500, 1_172_840),  # $117,283.865 -> up to a whole dollar: $117,284
+        (2, 123_456, True, 100, 124_690),  # $1.234'56 +1% = $1.246'9056 -> 5 sig. figs, down: $1.2469
+        (2, 123_456, False, 100, 122_230),  # -1% = $1.222'2144 -> up: $1.2223
+        (4, 350_000, True, 1_000, 385_000),  # ETH $3,500.00 +10% (a market trigger's tolerance)
+        (0, 1_000, False, 10_000, 1),  # -100%: the floor is the smallest positive price unit
+    ],
+)
+def test_slippage_px_rounds_towards_the_reference(sz_decimals, ref, is_buy, bps, px):
+    """A market order's limit: never more than ``bps`` away from ``ref``, and a valid price."""
+    s = spec(sz_decimals)
+    got = s.slippage_px(ref, is_buy, bps)
+    assert got == px and s.valid_price(got)
+    bound = Fraction(ref * (10_000 + (bps if is_buy else -bps)), 10_000)
+    assert (got <= bound) if is_buy else (got >= bound)
+
+
 @pytest.mark.parametrize("sz_decimals", [-1, 7])
 def test_spec_refuses_bad_sz_decimals(sz_decimals):
     with pytest.raises(ValueError):

@@ -14,7 +14,7 @@ from fractions import Fraction
 from typing import Any
 
 from perpbox.api.ratelimit import AddressLimiter
-from perpbox.api.readmodels import FillRec, FundingRec, OrderRec, ReadModels, TradeRec
+from perpbox.api.readmodels import FillRec, FundingRec, OrderRec, ReadModels, TradeRec, venue_status
 from perpbox.api.wire import (
     coin_name,
     fmt,
@@ -439,7 +439,7 @@ class InfoAPI:
             raise BadRequest("oid: expected an integer or a cloid")
         if rec is None or rec.user != user:
             return {"status": "unknownOid"}
-        return {"status": "order", "order": {"order": self.order_frontend(rec), "status": rec.status,
+        return {"status": "order", "order": {"order": self.order_frontend(rec), "status": venue_status(rec.status),
                                              "statusTimestamp": rec.status_ts}}
 
     def historical_orders(self, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -448,7 +448,8 @@ class InfoAPI:
         for oid in reversed(self.rm.user_orders.get(user, ())):
             rec = self.rm.orders.get(oid)
             if rec is not None:
-                out.append({"order": self.order_frontend(rec), "status": rec.status, "statusTimestamp": rec.status_ts})
+                out.append({"order": self.order_frontend(rec), "status": venue_status(rec.status),
+                            "statusTimestamp": rec.status_ts})
         return out[:MAX_FILLS]
 
     # -- fills, funding, ledger ----------------------------------------------------------------------

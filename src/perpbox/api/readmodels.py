@@ -165,7 +165,7 @@ class ReadModels:
 
     def _order_rested(self, ev: V.OrderRested, _m: dict[int, int]) -> None:
         rec = self.orders.get(ev.oid)
-        if rec is not None:
+        if rec is not None and rec.status != "triggered":  # a triggered limit rests as "triggered"
             rec.status, rec.status_ts = "open", ev.ts
 
     def _order_armed(self, ev: V.OrderArmed, _m: dict[int, int]) -> None:
@@ -176,7 +176,7 @@ class ReadModels:
     def _order_triggered(self, ev: V.OrderTriggered, _m: dict[int, int]) -> None:
         rec = self.orders.get(ev.oid)
         if rec is not None:
-            rec.px, rec.status, rec.status_ts = ev.px, "triggered", ev.ts
+            rec.status, rec.status_ts = "triggered", ev.ts  # limitPx stays as placed
 
     def _order_resized(self, ev: V.OrderResized, _m: dict[int, int]) -> None:
         rec = self.orders.get(ev.oid)
@@ -336,6 +336,14 @@ class ReadModels:
             vol += c.v
             ntl += c.ntl
         return vol, ntl, prev
+
+
+def venue_status(status: str) -> str:
+    """An order's status as ``orderStatus``, ``historicalOrders`` and ``orderUpdates`` report it.
+    The read model keeps ``waitingForTrigger`` / ``waitingForFill`` (the order action's answers) to
+    tell a TP/SL child that waits for its parent from a live trigger; the venue's status list has
+    neither: such an order is listed among the open orders, and reads ``open``."""
+    return "open" if status in ("waitingForTrigger", "waitingForFill") else status
 
 
 _HANDLERS: dict[type, Any] = {

@@ -26,7 +26,7 @@ import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from perpbox.api.info import BadRequest, InfoAPI
-from perpbox.api.readmodels import FundingRec, TradeRec
+from perpbox.api.readmodels import FundingRec, TradeRec, venue_status
 from perpbox.api.wire import coin_name, fmt_px, fmt_sz, fmt_usd
 from perpbox.exchange import events as V
 from perpbox.ledger.ledger import wallet_owner
@@ -297,10 +297,11 @@ class WsHub:
                     status = getattr(ev, "status", "open")
                     if t is V.OrderTriggered:
                         status = "triggered"
-                    elif t is V.OrderRested or (
-                            t is V.OrderPlaced and status in ("pending", "waitingForTrigger", "waitingForFill")):
-                        status = "open"
-                    if ("orderUpdates", rec.user) in self.subs:
+                    elif t is V.OrderRested:
+                        status = "" if rec.status == "triggered" else "open"  # "triggered" was sent already
+                    elif t is V.OrderPlaced:
+                        status = "open" if status == "pending" else venue_status(status)
+                    if status and ("orderUpdates", rec.user) in self.subs:
                         orders[rec.user].append({"order": info.order_basic(rec), "status": status,
                                                  "statusTimestamp": ev.ts})
                     self.dirty_assets.add(rec.asset)

@@ -1,7 +1,9 @@
 """Hyperliquid's error strings, exactly as the venue returns them.
 
 Per-order errors get the `` asset=<id>`` suffix the live venue appends (see
-shared/reference/hyperliquid-api.md §3.10); :func:`order_error` adds it.
+shared/reference/hyperliquid-api.md §3.10); :func:`order_error` adds it.  The few strings marked
+"perpbox wording" have no recorded venue string (not in the reference's catalogue): they are written
+in the venue's style and may differ from what Hyperliquid says.
 """
 
 from __future__ import annotations
@@ -26,12 +28,12 @@ NOT_ISOLATED = "Position does not use isolated margin."
 CROSS_NOT_ALLOWED = "Cross margin is not allowed for this asset."
 ISO_DECREASE_LEVERAGE = "Isolated position does not have sufficient margin available to decrease leverage."
 CROSS_DECREASE_LEVERAGE = "Cross position does not have sufficient margin available to decrease leverage."
-INVALID_LEVERAGE = "Invalid leverage value."
+INVALID_LEVERAGE = "Invalid leverage value."  # perpbox wording
 INSUFFICIENT_WITHDRAW = "Insufficient balance for withdrawal"
 INSUFFICIENT_TRANSFER = "Insufficient balance for token transfer"
-INSUFFICIENT_ISO_REMOVE = "Insufficient margin available to remove from isolated position."
-UNKNOWN_ASSET = "Unknown asset."
-DUPLICATE_CLOID = "Duplicate client order id."
+INSUFFICIENT_ISO_REMOVE = "Insufficient margin available to remove from isolated position."  # perpbox wording
+UNKNOWN_ASSET = "Unknown asset."  # perpbox wording
+DUPLICATE_CLOID = "Duplicate client order id."  # perpbox wording
 TRIGGER_NOT_REDUCE_ONLY = "Trigger order is not reduce only."
 TRADING_HALTED = "Trading is halted."
 INVALID_SUBACCOUNT_TRANSFER = "Invalid sub-account transfer from {src} to {dst}"
@@ -46,6 +48,5 @@ def order_error(message: str, asset: int) -> str:
 # market controls (perp mechanics)
 OI_CAPPED = "Order would increase open interest while open interest is capped"
 PRICE_TOO_FAR = "Order price cannot be more than {pct}% away from the reference price"
-# ours (no venue string known): a market in reduce-only or post-only mode
-MARKET_REDUCE_ONLY = "Market is reduce-only: only reduce-only orders are accepted."
-MARKET_POST_ONLY = "Market is post-only: only post-only (Alo) orders are accepted."
+MARKET_REDUCE_ONLY = "Market is reduce-only: only reduce-only orders are accepted."  # perpbox wording
+MARKET_POST_ONLY = "Market is post-only: only post-only (Alo) orders are accepted."  # perpbox wording

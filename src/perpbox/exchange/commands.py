@@ -202,6 +202,15 @@ def place(ts: int, user: str, asset: int, is_buy: bool, px: int, sz: int, **kw: 
     return PlaceOrders(ts=ts, user=user, orders=[OrderRequest(asset=asset, is_buy=is_buy, px=px, sz=sz, **kw)])  # type: ignore[arg-type]
 
 
+def market_order(ts: int, user: str, spec: MarketSpec, ref_px: int, is_buy: bool, sz: int,
+                 slippage_bps: int = 500, **kw: object) -> PlaceOrders:
+    """A market order as Hyperliquid sends one: IOC (``FrontendMarket``) at ``ref_px`` (usually
+    the mid or the mark) moved by ``slippage_bps`` against the taker (``MarketSpec.slippage_px``;
+    the SDK's default is 5%).  What the book cannot fill within that price is cancelled."""
+    px = spec.slippage_px(ref_px, is_buy, slippage_bps)
+    return place(ts, user, spec.asset, is_buy, px, sz, tif="FrontendMarket", **kw)
+
+
 class ApproveAgent(Command, frozen=True, kw_only=True):
     """Hyperliquid ``approveAgent``: ``agent`` (an API wallet) may sign L1 actions for ``user``.
     An unnamed agent replaces the previous unnamed one, a named one the agent of the same name;

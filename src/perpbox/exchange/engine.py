@@ -32,7 +32,7 @@ import msgspec
 from perpbox.book.book import OrderBook
 from perpbox.book.order import Order, Tif
 from perpbox.core import errors as E
-from perpbox.core.numbers import fee_up, format_units, iabs, round_price_sig
+from perpbox.core.numbers import fee_up, format_units, iabs
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.access import MAX_PERP_BUILDER_FEE, AccountAccess
@@ -695,9 +695,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
                 # Hyperliquid's documented 10% tolerance from the mark.  The order's own ``p`` is not
                 # a cap: the official SDK's TP/SL example sends p = triggerPx for market triggers,
                 # which would leave every gap through the trigger unfilled.
-                slip = mark * TRIGGER_SLIPPAGE_BPS // 10_000
-                px = round_price_sig(mark + slip, spec.px_decimals) if order.is_buy else \
-                    round_price_sig(mark - slip, spec.px_decimals, up=True)
+                px = spec.slippage_px(mark, order.is_buy, TRIGGER_SLIPPAGE_BPS)
             else:
                 px = order.px
             self._emit(V.OrderTriggered(ts=ts, oid=oid, mark_px=mark, px=px))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from perpbox.core.numbers import USD, fee_up, price_decimals, valid_price_units
+from perpbox.core.numbers import USD, fee_up, price_decimals, round_price_sig, valid_price_units
 from perpbox.market.funding import FundingParams
 from perpbox.market.liquidation import LiquidationParams, MarketControls
 from perpbox.market.margin import MarginTable
@@ -80,6 +80,18 @@ class MarketSpec:
     def valid_price(self, px: int) -> bool:
         """Hyperliquid's tick rule (``perpbox.core.numbers.valid_price_units``)."""
         return valid_price_units(px, self._whole, self.max_sig_figs)
+
+    def slippage_px(self, ref_px: int, is_buy: bool, slippage_bps: int) -> int:
+        """The limit price of a market order: ``ref_px`` moved ``slippage_bps`` against the taker
+        (up for a buy, down for a sell), on the tick rule.  Hyperliquid has no unbounded market
+        order: its SDK and front end send an IOC limit at mid ± slippage (5% by default) rounded to
+        5 significant figures.  Here the rounding goes towards ``ref_px`` (a buy's cap down, a
+        sell's floor up), so the order never accepts more than ``slippage_bps``; a sell's floor is
+        at least one price unit."""
+        if is_buy:
+            return round_price_sig(ref_px * (10_000 + slippage_bps) // 10_000, self.px_decimals, self.max_sig_figs)
+        floor = max(1, -(-ref_px * (10_000 - slippage_bps) // 10_000))
+        return round_price_sig(floor, self.px_decimals, self.max_sig_figs, up=True)
 
     def fee(self, notional: int, rate: int) -> int:
         """Fee in micro-USDC for ``rate`` (1e-8 units), rounded up (``core.numbers.fee_up``)."""
