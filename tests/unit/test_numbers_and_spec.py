@@ -16,6 +16,7 @@ from perpbox.core.numbers import (
     USD,
     ceil_div,
     format_units,
+    mul,
     parse_units,
     price_decimals,
     round_price_sig,
@@ -167,9 +168,36 @@ def test_ceil_div_matches_exact_ceiling(a, b):
     assert ceil_div(a, b) == ceil(Fraction(a, b))
 
 
+# mul's two 64-bit branches end at 2**31 (both operands) and at |a * b| <= 2**62 - 1 (b > 0):
+# products on either side of each bound, negative operands, and products far past 64 bits.
+_EDGES = [0, 1, -1, 2**30 - 1, 2**30, 2**31 - 1, 2**31, -(2**31) + 1, -(2**31), 2**62 - 1, 2**62, -(2**62),
+          2**63 - 1, 2**63, -(2**63), 3_037_000_499, 3_037_000_500, 10**30, -(10**30)]
+
+
+def test_mul_is_exact_at_the_64_bit_bounds():
+    for a in _EDGES:
+        for b in _EDGES:
+            assert mul(a, b) == a * b, (a, b)
+            assert type(mul(a, b)) is int
+
+
+@given(st.integers(-(2**64), 2**64), st.integers(-(2**64), 2**64))
+def test_mul_is_exact(a, b):
+    assert mul(a, b) == a * b
+
+
+@given(st.integers(1, 2**62 - 1), st.integers(-(2**62), 2**62))
+def test_mul_is_exact_beside_its_bound(b, k):
+    """Operands at and one past ``(2**62 - 1) // b``, where the 64-bit branch stops."""
+    bound = (2**62 - 1) // b
+    for a in (bound, bound + 1, -bound, -bound - 1, k):
+        assert mul(a, b) == a * b
+
+
 @pytest.mark.parametrize(
     ("units", "sig"),
-    [(0, 0), (1, 1), (100, 1), (1010, 3), (12345, 5), (1234500000, 5), (123456, 6), (-120, 2)],
+    [(0, 0), (1, 1), (9, 1), (10, 1), (100, 1), (1010, 3), (12345, 5), (1234500000, 5), (123456, 6), (-120, 2),
+     (10**40 + 1, 41)],
 )
 def test_significant_figures(units, sig):
     assert significant_figures(units) == sig

@@ -32,7 +32,7 @@ import msgspec
 from perpbox.book.book import OrderBook
 from perpbox.book.order import Order, Tif
 from perpbox.core import errors as E
-from perpbox.core.numbers import fee_up, format_units, iabs
+from perpbox.core.numbers import fee_up, format_units, iabs, mul
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.access import MAX_PERP_BUILDER_FEE, AccountAccess
@@ -240,12 +240,6 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             return {"error": E.INSUFFICIENT_TRANSFER}
         self._emit(V.Transferred(ts=cmd.ts, src=cmd.src, dst=cmd.dst, usd=cmd.usd))
         return "ok"
-
-    def _position_slot(self, acct: Account, asset: int) -> Position:
-        """The account's position in ``asset`` (it also holds the leverage setting), created with
-        the market's defaults: 20x (or the max) cross, isolated on isolated-only markets."""
-        spec = self.markets[asset]
-        return self.ledger.position(acct, asset, not spec.only_isolated, spec.default_leverage)
 
     def _cmd_update_leverage(self, cmd: C.UpdateLeverage) -> Status:
         spec = self.markets.get(cmd.asset)
@@ -879,7 +873,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
 def builder_fee(notional: int, tenths_bp: int) -> int:
     """A builder's fee in micro-USDC: ``tenths_bp`` tenths of a basis point (1e-5) of the notional,
     rounded up like every fee charged."""
-    return -((-notional * tenths_bp) // 100_000) if tenths_bp else 0
+    return -(mul(-notional, tenths_bp) // 100_000) if tenths_bp else 0
 
 
 def _trigger_hit(is_buy: bool, tpsl: str, trigger_px: int, mark: int) -> bool:

@@ -735,23 +735,26 @@ class PerpMechanics:
         src = ledger.accounts[ev.src]
         dst = ledger.account(ev.dst)
         spos = src.positions[ev.asset]
-        dpos = dst.positions.get(ev.asset) or self._slot(dst, ev.asset)
+        dpos = dst.positions.get(ev.asset) or self._position_slot(dst, ev.asset)
         s_old, d_old = spos.szi, dpos.szi
         ledger.transfer_position(src, spos, dst, dpos, ev.sz, ev.px, ev.usd)
         self._track(ev.asset, ev.src, s_old, spos.szi)
         self._track(ev.asset, ev.dst, d_old, dpos.szi)
 
-    def _slot(self, acct: Account, asset: int) -> Position:
-        """The position slot of a vault or fund taking a position over: cross where allowed."""
-        spec = self.markets[asset]
-        return self.ledger.position(acct, asset, not spec.only_isolated, spec.default_leverage)
+    def _position_slot(self, acct: Account, asset: int) -> Position:
+        """The account's position in ``asset`` (it also holds the leverage setting), created with
+        the market's defaults: 20x (or the max) cross, isolated on isolated-only markets."""
+        rules = self.rules[asset]  # the spec's properties are generic look-ups, recomputed per call
+        return self.ledger.position(acct, asset, not rules.only_isolated, rules.default_leverage)
 
     def _track(self, asset: int, user: str, old: int, new: int) -> None:
         """Keep open interest and the holder index in step with one position change."""
         if old == new:
             return
         self.oi[asset] = self.oi.get(asset, 0) + max(new, 0) - max(old, 0)
-        holders = self.holders.setdefault(asset, {})
+        holders = self.holders.get(asset)
+        if holders is None:  # (setdefault would build a dict on every call)
+            holders = self.holders[asset] = {}
         if new:
             holders[user] = None
         else:

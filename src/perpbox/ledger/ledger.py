@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from perpbox.core.numbers import ceil_div
+from perpbox.core.numbers import ceil_div, iabs, mul
 from perpbox.ledger.entry import close_split
 
 FEE_ACCOUNT: Final = "0x00000000000000000000000000000000000fee00"
@@ -160,29 +160,29 @@ class Ledger:
             pos.entry_ntl -= removed
             pos.realized_pnl += closed_pnl
         if pos.is_cross:
-            acct.raw_usd -= signed * px + fee
+            acct.raw_usd -= mul(signed, px) + fee
             pos.szi = old + signed
         else:
             pos.iso_raw -= fee  # paid first, so a full close releases exactly what is left
             if close_qty:
-                equity = pos.iso_raw + old * px
+                equity = pos.iso_raw + mul(old, px)
                 step = close_qty if old > 0 else -close_qty
-                pos.iso_raw -= -step * px  # the closing trade's cash
-                if close_qty == abs(old):
+                pos.iso_raw += mul(step, px)  # the closing trade's cash
+                if close_qty == iabs(old):
                     release = pos.iso_raw
                 else:
-                    release = equity * close_qty // abs(old) if equity > 0 else 0
+                    release = mul(equity, close_qty) // iabs(old) if equity > 0 else 0
                 pos.iso_raw -= release
                 acct.raw_usd += release
                 pos.szi = old - step
             if open_qty:
-                margin = ceil_div(open_qty * px, pos.leverage)
+                margin = ceil_div(mul(open_qty, px), pos.leverage)
                 acct.raw_usd -= margin
                 step = open_qty if is_buy else -open_qty
-                pos.iso_raw += margin - step * px
+                pos.iso_raw += margin - mul(step, px)
                 pos.szi += step
         if open_qty:
-            pos.entry_ntl += px * open_qty
+            pos.entry_ntl += mul(px, open_qty)
         self.accounts[FEE_ACCOUNT].raw_usd += fee
         return closed_pnl
 

@@ -21,6 +21,7 @@ class MarketRules:
         "maker",
         "max_sig_figs",
         "min_notional",
+        "only_isolated",
         "price_band_bps",
         "spec",
         "taker",
@@ -37,6 +38,7 @@ class MarketRules:
         self.maker: int = spec.fees.maker
         self.taker: int = spec.fees.taker
         self.default_leverage: int = spec.default_leverage
+        self.only_isolated: bool = spec.only_isolated
         self.price_band_bps: int = spec.controls.price_band_bps
         self.caps: tuple[int | None, ...] = table.caps
         self.beyond_caps: int = table.tiers[0].lower_bound

@@ -20,7 +20,7 @@ has set one, else the last trade price, else 0 (a market with neither has no exp
 
 from __future__ import annotations
 
-from perpbox.core.numbers import ceil_div, iabs
+from perpbox.core.numbers import ceil_div, iabs, mul
 from perpbox.ledger.ledger import Account, Position
 from perpbox.market.rules import MarketRules
 from perpbox.market.spec import MarketSpec
@@ -38,21 +38,21 @@ class MarginView:
 
     # -- per position -------------------------------------------------------------------------
     def position_value(self, pos: Position) -> int:
-        return iabs(pos.szi) * self.prices[pos.asset]
+        return mul(iabs(pos.szi), self.prices[pos.asset])
 
     def initial_margin(self, pos: Position) -> int:
-        return ceil_div(iabs(pos.szi) * self.prices[pos.asset], pos.leverage)
+        return ceil_div(mul(iabs(pos.szi), self.prices[pos.asset]), pos.leverage)
 
     def maintenance_margin(self, pos: Position) -> int:
         return self.markets[pos.asset].margin_table.maintenance_margin(self.position_value(pos))
 
     def isolated_value(self, pos: Position) -> int:
-        return pos.iso_raw + pos.szi * self.prices[pos.asset]
+        return pos.iso_raw + mul(pos.szi, self.prices[pos.asset])
 
     def unrealized_pnl(self, pos: Position) -> int:
         """``size * mark − cost basis`` (reporting; rounding of the cost basis documented in ledger)."""
         cost = pos.entry_ntl if pos.szi > 0 else -pos.entry_ntl
-        return pos.szi * self.prices[pos.asset] - cost
+        return mul(pos.szi, self.prices[pos.asset]) - cost
 
     # -- per account (cross) --------------------------------------------------------------------
     def cross_value(self, acct: Account) -> int:
@@ -60,19 +60,19 @@ class MarginView:
         v = acct.raw_usd
         for p in acct.positions.values():
             if p.szi and p.is_cross:
-                v += p.szi * mark[p.asset]
+                v += mul(p.szi, mark[p.asset])
         return v
 
     def cross_initial_margin(self, acct: Account) -> int:
         mark = self.prices
         return sum(
-            ceil_div(iabs(p.szi) * mark[p.asset], p.leverage)
+            ceil_div(mul(iabs(p.szi), mark[p.asset]), p.leverage)
             for p in acct.positions.values() if p.szi and p.is_cross
         )
 
     def cross_notional(self, acct: Account) -> int:
         mark = self.prices
-        return sum(iabs(p.szi) * mark[p.asset] for p in acct.positions.values() if p.szi and p.is_cross)
+        return sum(mul(iabs(p.szi), mark[p.asset]) for p in acct.positions.values() if p.szi and p.is_cross)
 
     def cross_maintenance_margin(self, acct: Account) -> int:
         return sum(self.maintenance_margin(p) for p in acct.positions.values() if p.szi and p.is_cross)
@@ -108,16 +108,16 @@ class MarginView:
         mark = prices[rules.asset]
         price = px if px > mark else mark
         cap = rules.max_notional_at_leverage(leverage)
-        if cap is not None and iabs(new) * price > cap:
+        if cap is not None and mul(iabs(new), price) > cap:
             return "max_position"
-        required = -((-open_qty * price) // leverage)
+        required = ceil_div(mul(open_qty, price), leverage)
         # one pass over the cross positions: value − initial margin
         available = acct.raw_usd
         for p in acct.positions.values():
             szi = p.szi
             if szi and p.is_cross and not (flips and p is pos):  # a flipped position's margin is released
-                m = prices[p.asset]
-                available += szi * m - (-((-iabs(szi) * m) // p.leverage))
+                value = mul(szi, prices[p.asset])  # prices are never negative: |value| = |szi| * price
+                available += value - ceil_div(iabs(value), p.leverage)
             elif flips and p is pos and p.is_cross:
-                available += szi * prices[p.asset]
+                available += mul(szi, prices[p.asset])
         return None if available >= required else "margin"
