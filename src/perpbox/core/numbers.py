@@ -119,7 +119,7 @@ def valid_price_units(px: int, whole: int, max_sig_figs: int) -> bool:
 def fee_up(notional: int, rate: int) -> int:
     """Fee in micro-USDC for ``rate`` (1e-8 units), rounded up: fees charged round up and rebates
     paid round down (toward the system)."""
-    return -(mul(-notional, rate) // RATE_SCALE)
+    return ceil_div(mul(notional, rate), RATE_SCALE)
 
 
 def notional_cap(caps: tuple[int | None, ...], beyond: int, leverage: int) -> int | None:

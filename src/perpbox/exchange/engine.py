@@ -32,7 +32,7 @@ import msgspec
 from perpbox.book.book import OrderBook
 from perpbox.book.order import Order, Tif
 from perpbox.core import errors as E
-from perpbox.core.numbers import fee_up, format_units, iabs, mul
+from perpbox.core.numbers import ceil_div, fee_up, format_units, iabs, mul
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.access import MAX_PERP_BUILDER_FEE, AccountAccess
@@ -873,7 +873,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
 def builder_fee(notional: int, tenths_bp: int) -> int:
     """A builder's fee in micro-USDC: ``tenths_bp`` tenths of a basis point (1e-5) of the notional,
     rounded up like every fee charged."""
-    return -(mul(-notional, tenths_bp) // 100_000) if tenths_bp else 0
+    return ceil_div(mul(notional, tenths_bp), 100_000) if tenths_bp else 0
 
 
 def _trigger_hit(is_buy: bool, tpsl: str, trigger_px: int, mark: int) -> bool:
