@@ -39,11 +39,16 @@ from perpbox.exchange import Exchange
 from perpbox.exchange import commands as C
 from perpbox.exchange.access import MAX_PERP_BUILDER_FEE
 from perpbox.exchange.deploy import INVALID_TABLE
+from perpbox.exchange.engine import sub_account_error
 from perpbox.ledger.ledger import spot_wallet
 from perpbox.market import MarginTable
 
 CLOID = re.compile(r"0x[0-9a-fA-F]{32}")
-VALID_UNTIL = re.compile(r"^(.*?)\s*valid_until\s+(\d+)$")
+VALID_UNTIL = re.compile(r"^(.*?)\s*valid_until\s+(\d{1,19})$")
+U64 = 2**64  # the venue's integer fields are Rust u64 (i64 for signed amounts): outside, its deserialiser refuses
+MAX_BATCH = 1000  # orders, cancels or modifies in one action: the venue's bound is unrecorded, this one is ours
+CHAINS = {"mainnet": ("Mainnet",), "testnet": ("Testnet",), "both": ("Mainnet", "Testnet")}
+WRONG_CHAIN = "Invalid hyperliquidChain: this exchange accepts {chains}."  # perpbox wording
 UNKNOWN_SIGNER = "User or API Wallet {addr} does not exist."
 EXPIRED = "Action already expired"
 USER_SIGNED_WITH_VAULT = "Vault address is not allowed for this action."
@@ -81,6 +86,7 @@ class ExchangeAPI:
         self.submit = submit
         self.now = now
         self.sources = {"mainnet": ("a",), "testnet": ("b",)}.get(network, ("b", "a"))
+        self.chains = CHAINS.get(network, CHAINS["both"])  # user-signed actions' hyperliquidChain
         self.dev = dev
         self.address_limiter: AddressLimiter | None = None  # set by the server when limits are on
 
@@ -130,6 +136,11 @@ class ExchangeAPI:
             raise ActionError(EXPIRED)
         try:
             if signing.is_user_signed(action):
+                chain = action.get("hyperliquidChain")
+                if not isinstance(chain, str) or chain not in ("Mainnet", "Testnet"):
+                    raise BadRequest("hyperliquidChain: unknown variant")  # the venue's enum refuses it (422)
+                if chain not in self.chains:
+                    raise ActionError(WRONG_CHAIN.format(chains=" or ".join(self.chains)))
                 if vault is not None and action["type"] not in ("usdClassTransfer", "sendAsset"):
                     raise ActionError(USER_SIGNED_WITH_VAULT)
                 signer = signing.recover_user_signed(action, sig)
@@ -245,13 +256,16 @@ class ExchangeAPI:
         grouping = action.get("grouping", "na")
         if not isinstance(wires, list) or grouping not in ("na", "normalTpsl", "positionTpsl"):
             raise BadRequest("orders/grouping")
+        _check_batch(wires)
         builder = action.get("builder")
         code: dict[str, Any] = {}
         if builder is not None:
-            if not isinstance(builder, dict) or not _is_int(builder.get("f")) or not isinstance(builder.get("b"), str):
-                raise BadRequest("builder")
+            if not isinstance(builder, dict) or not _is_u64(builder.get("f")) or not isinstance(builder.get("b"), str):
+                raise BadRequest("builder")  # f is an unsigned integer on the venue: a negative one never deserialises
             code = {"builder": _address(builder["b"]), "builder_fee": builder["f"]}
-            if builder["f"] and (builder["f"] > MAX_PERP_BUILDER_FEE
+            # the order's own user must have approved at least f for this builder; at most 0.1% on perps
+            # (reference §3.3; the venue's string for an over-limit fee is not recorded, so the same one)
+            if builder["f"] and (builder["f"] > MAX_PERP_BUILDER_FEE or code["builder"] == user
                                  or self.ex.max_builder_fee(user, code["builder"]) < builder["f"]):
                 raise ActionError(E.BUILDER_FEE_NOT_APPROVED)
         if not wires:
@@ -278,6 +292,7 @@ class ExchangeAPI:
         cancels = action.get("cancels")
         if not isinstance(cancels, list) or not cancels:
             raise BadRequest("cancels")
+        _check_batch(cancels)
         cmds: list[C.Command] = []
         pre: list[str | None] = []
         for c in cancels:
@@ -295,7 +310,7 @@ class ExchangeAPI:
 
     def _a_cancel(self, action: dict[str, Any], user: str) -> Plan:
         def command(c: Any) -> C.Command | None:
-            if not isinstance(c, dict) or not isinstance(c.get("o"), int):
+            if not isinstance(c, dict) or not _is_u64(c.get("o")):
                 raise BadRequest("cancel: expected {a, o}")
             return None if self._spec(c.get("a")) is None else C.Cancel(ts=0, user=user, asset=c["a"], oid=c["o"])
 
@@ -319,7 +334,7 @@ class ExchangeAPI:
             if not CLOID.fullmatch(ref):
                 raise BadRequest("oid: expected an integer or a cloid")
             ref = ref.lower()
-        elif not isinstance(ref, int) or isinstance(ref, bool):
+        elif not _is_u64(ref):
             raise BadRequest("oid: expected an integer or a cloid")
         req = self._order_request(m.get("order"))
         if isinstance(req, str):
@@ -330,6 +345,7 @@ class ExchangeAPI:
         modifies = action.get("modifies")
         if not isinstance(modifies, list) or not modifies:
             raise BadRequest("modifies")
+        _check_batch(modifies)
         pairs = [self._modify_of(m, user) for m in modifies]
         valid = [m for m, _ in pairs if m is not None]
         requests = [r for _, r in pairs]
@@ -349,13 +365,13 @@ class ExchangeAPI:
 
     def _a_scheduleCancel(self, action: dict[str, Any], user: str) -> Plan:
         t = action.get("time")
-        if t is not None and (not isinstance(t, int) or isinstance(t, bool)):
+        if t is not None and not _is_u64(t):
             raise BadRequest("time: expected an integer")
         return Plan([C.ScheduleCancel(ts=0, user=user, time=t)], _default_or_error)
 
     def _a_updateLeverage(self, action: dict[str, Any], user: str) -> Plan:
         a, cross, lev = action.get("asset"), action.get("isCross"), action.get("leverage")
-        if not isinstance(cross, bool) or not isinstance(lev, int) or isinstance(lev, bool):
+        if not isinstance(cross, bool) or not _is_int(lev) or not 0 <= lev < 2**32:
             raise BadRequest("updateLeverage")
         if self._spec(a) is None:
             raise ActionError(E.UNKNOWN_ASSET)
@@ -363,7 +379,7 @@ class ExchangeAPI:
 
     def _a_updateIsolatedMargin(self, action: dict[str, Any], user: str) -> Plan:
         a, ntli = action.get("asset"), action.get("ntli")
-        if not isinstance(ntli, int) or isinstance(ntli, bool):
+        if not _is_int(ntli) or not -(2**63) <= ntli < 2**63:
             raise BadRequest("ntli: expected an integer")
         if self._spec(a) is None:
             raise ActionError(E.UNKNOWN_ASSET)
@@ -385,6 +401,9 @@ class ExchangeAPI:
         m = VALID_UNTIL.match(name)
         if m:
             name, valid_until = m.group(1), int(m.group(2))
+        bad = self.ex.agent_approval_error(user, agent, name, valid_until, self.now())
+        if bad is not None:  # refused before the log; the engine checks the same rule again
+            raise ActionError(bad)
         return Plan([C.ApproveAgent(ts=0, user=user, agent=agent, name=name, valid_until=valid_until)],
                     _default_or_error)
 
@@ -436,7 +455,7 @@ class ExchangeAPI:
     def _a_subAccountTransfer(self, action: dict[str, Any], user: str) -> Plan:
         sub = _address(action.get("subAccountUser"))
         usd, deposit = action.get("usd"), action.get("isDeposit")
-        if not isinstance(usd, int) or not isinstance(deposit, bool):
+        if not _is_u64(usd) or not isinstance(deposit, bool):
             raise BadRequest("subAccountTransfer")
         acct = self.ex.ledger.accounts.get(sub)
         if acct is None or acct.master != user:
@@ -449,6 +468,9 @@ class ExchangeAPI:
         if not isinstance(name, str):
             raise BadRequest("name")
         n = len(self.ex.ledger.accounts[user].subs)
+        bad = sub_account_error(name, n)
+        if bad is not None:
+            raise ActionError(bad)
         sub = "0x" + keccak(text=f"{user}:sub:{n}").hex()[-40:]  # deterministic, like the venue's
 
         def respond(results: list[Any]) -> dict[str, Any]:
@@ -567,6 +589,15 @@ def _usd_int(value: Any) -> int:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_u64(value: Any) -> bool:
+    return _is_int(value) and 0 <= value < U64
+
+
+def _check_batch(items: list[Any]) -> None:
+    if len(items) > MAX_BATCH:
+        raise ActionError(f"Too many items in one action: at most {MAX_BATCH}.")  # perpbox wording
 
 
 def _table_id(spec: Any, value: Any) -> int:

@@ -36,6 +36,7 @@ UNKNOWN_ASSET = "Unknown asset."  # perpbox wording
 DUPLICATE_CLOID = "Duplicate client order id."  # perpbox wording
 TRIGGER_NOT_REDUCE_ONLY = "Trigger order is not reduce only."
 TRADING_HALTED = "Trading is halted."
+TOO_MANY_OPEN_ORDERS = "Too many open orders"  # reference §3.10: from a reverse-engineered binary, unconfirmed
 INVALID_SUBACCOUNT_TRANSFER = "Invalid sub-account transfer from {src} to {dst}"
 MUST_DEPOSIT = "Must deposit before performing actions. User: {user}"
 

@@ -1,11 +1,17 @@
 """Who may act for an account, and the dead man's switch: the account-level settings Hyperliquid
 keeps in its L1 state (so they are commands and events here, durable and replayable).
 
-* API wallets (``approveAgent``): an agent signs L1 actions for its master.  As on Hyperliquid a
-  master has one unnamed agent and up to ``MAX_NAMED_AGENTS`` named ones; approving a new unnamed
-  agent, or a named one under a name in use, replaces the old one; the zero address under a name
-  removes it; ``valid_until`` (ms, from the name's `` valid_until <ms>`` suffix) expires it.
-* Builder-fee approvals (``approveBuilderFee``): the most a builder may charge, in tenths of a bp.
+* API wallets (``approveAgent``): an agent signs L1 actions for its master, and only for it.  As
+  on Hyperliquid a master has one unnamed agent and up to ``MAX_NAMED_AGENTS`` named ones (plus
+  ``NAMED_AGENTS_PER_SUB`` per sub-account); approving a new unnamed agent, or a named one under a
+  name in use, replaces the old one; the zero address under a name removes it; ``valid_until`` (ms,
+  from the name's `` valid_until <ms>`` suffix, at most 180 days ahead) expires it.  An address that
+  is or ever was an agent (of anyone: what it signed could be replayed) or that is itself an account
+  cannot be approved, except to renew a master's own agent under its own name
+  (:func:`agent_approval_error`, shared with the API's pre-check).
+* Builder-fee approvals (``approveBuilderFee``): the most a builder may charge, in tenths of a bp;
+  at most ``MAX_BUILDER_APPROVALS`` builders per user.  Only the order's own user approves a
+  builder; the builder consents to nothing, and a fee only ever moves from the user to the builder.
 * ``scheduleCancel``: at the scheduled time every open order is cancelled with status
   ``scheduledCancel``; at most ``MAX_SCHEDULED_CANCELS_PER_DAY`` firings per UTC day, as on the venue.
   The venue's volume gate ($1M traded) is not applied: a local exchange is for trying bots.
@@ -26,8 +32,17 @@ MIN_BUILDER_VALUE = 100_000_000  # a builder needs 100 USDC in its perp account
 BUILDER_TOO_POOR = "Builder has insufficient balance to be approved."
 MIN_SCHEDULE_DELAY_MS = 5_000
 DAY_MS = 86_400_000
-TOO_MANY_AGENTS = "Too many extra agents for cumulative volume traded. Current limit is 3"
+NAMED_AGENTS_PER_SUB = 2  # reference §3.8: "+2 named per sub-account"
+MAX_AGENT_NAME = 16  # characters; third-party SDKs (nktkas/hyperliquid, df-hyperliquid-core) check 1..16
+MAX_AGENT_VALIDITY_MS = 180 * 86_400_000  # reference §3.8: valid_until at most 180 days ahead
+MAX_BUILDER_APPROVALS = 10  # reference §3.3: "<=10 active approvals per user"
+TOO_MANY_AGENTS = "Too many extra agents for cumulative volume traded. Current limit is {limit}"
 AGENT_EXPIRED = "Agent valid_until already expired."
+AGENT_ALREADY_USED = "Extra agent already used."  # reference §3.8 (observed)
+AGENT_IS_USER = "Agent address is already a user."  # perpbox wording: the venue's string is not recorded
+AGENT_NAME_INVALID = "Invalid agent name."  # perpbox wording
+AGENT_TOO_LATE = "Agent valid_until is more than 180 days away."  # perpbox wording
+TOO_MANY_BUILDERS = "Too many builder fee approvals. Limit is 10"  # perpbox wording
 SCHEDULE_TOO_EARLY = "Scheduled cancel time must be at least 5 seconds in the future."
 TOO_MANY_SCHEDULED = "Too many scheduled cancels triggered for the day. Limit is 10"
 
@@ -36,12 +51,16 @@ class AccountAccess:
     """Mixin of ``Exchange`` (it relies on ``_emit``, ``ledger``, ``orders`` and ``_close``)."""
 
     agents: dict[str, tuple[str, str, int]]  # agent -> (master, name, valid_until)
+    agents_by_master: dict[str, dict[str, str]]  # master -> name -> agent (the same entries, indexed)
+    used_agents: set[str]  # every address ever approved as an agent
     builder_fees: dict[tuple[str, str], int]
     cancel_schedule: dict[str, int]
     scheduled_fired: dict[str, tuple[int, int]]  # user -> (UTC day, firings that day)
 
     def _init_access(self) -> None:
         self.agents = {}
+        self.agents_by_master = {}
+        self.used_agents = set()
         self.builder_fees = {}
         self.cancel_schedule = {}
         self.scheduled_fired = {}
@@ -63,22 +82,43 @@ class AccountAccess:
         return entry[0]
 
     def agents_of(self, master: str) -> list[tuple[str, str, int]]:
-        """(agent, name, valid_until) of every API wallet of ``master``, by name."""
-        return sorted((a, n, v) for a, (m, n, v) in self.agents.items() if m == master)
+        """(agent, name, valid_until) of every API wallet of ``master``, by agent address."""
+        names = self.agents_by_master.get(master, {})
+        return sorted((a, n, self.agents[a][2]) for n, a in names.items())
 
     def max_builder_fee(self, user: str, builder: str) -> int:
         return self.builder_fees.get((user, builder), 0)
 
+    def agent_approval_error(self, user: str, agent: str, name: str, valid_until: int, ts: int) -> str | None:
+        """Why ``user`` may not approve ``agent`` under ``name`` now, or None.  The engine's rule;
+        the API asks it first so that a refusal is answered without touching the log."""
+        if user not in self.ledger.accounts:  # type: ignore[attr-defined]
+            return f"Must deposit before performing actions. User: {user}"
+        if len(name) > MAX_AGENT_NAME or "valid_until" in name or not name.isprintable():
+            return AGENT_NAME_INVALID
+        if valid_until < 0 or (valid_until and valid_until <= ts):
+            return AGENT_EXPIRED
+        if valid_until > ts + MAX_AGENT_VALIDITY_MS:
+            return AGENT_TOO_LATE
+        if agent == ZERO_ADDRESS:
+            return None
+        renewing = self.agents.get(agent, ("", "", 0))[:2] == (user, name)
+        if not renewing:
+            if agent in self.used_agents:
+                return AGENT_ALREADY_USED
+            if agent in self.ledger.accounts:  # type: ignore[attr-defined]
+                return AGENT_IS_USER
+        names = self.agents_by_master.get(user, {})
+        limit = MAX_NAMED_AGENTS + NAMED_AGENTS_PER_SUB * len(self.ledger.accounts[user].subs)  # type: ignore[attr-defined]
+        if name and name not in names and sum(1 for n in names if n) >= limit:
+            return TOO_MANY_AGENTS.format(limit=limit)
+        return None
+
     # -- commands -----------------------------------------------------------------------------------
     def _cmd_approve_agent(self, cmd: C.ApproveAgent) -> Any:
-        if cmd.user not in self.ledger.accounts:  # type: ignore[attr-defined]
-            return {"error": f"Must deposit before performing actions. User: {cmd.user}"}
-        if cmd.valid_until and cmd.valid_until <= cmd.ts:
-            return {"error": AGENT_EXPIRED}
-        named = [a for a, n, _ in self.agents_of(cmd.user) if n]
-        replacing = any(n == cmd.name for _, n, _ in self.agents_of(cmd.user))
-        if cmd.name and cmd.agent != ZERO_ADDRESS and not replacing and len(named) >= MAX_NAMED_AGENTS:
-            return {"error": TOO_MANY_AGENTS}
+        bad = self.agent_approval_error(cmd.user, cmd.agent, cmd.name, cmd.valid_until, cmd.ts)
+        if bad is not None:
+            return {"error": bad}
         self._emit(V.AgentApproved(ts=cmd.ts, user=cmd.user, agent=cmd.agent, name=cmd.name,  # type: ignore[attr-defined]
                                    valid_until=cmd.valid_until))
         return "ok"
@@ -89,6 +129,10 @@ class AccountAccess:
         builder = self.ledger.accounts.get(cmd.builder)  # type: ignore[attr-defined]
         if cmd.max_fee and (builder is None or self.margin.cross_value(builder) < MIN_BUILDER_VALUE):  # type: ignore[attr-defined]
             return {"error": BUILDER_TOO_POOR}
+        if cmd.max_fee and (cmd.user, cmd.builder) not in self.builder_fees:
+            active = sum(1 for (u, _), fee in self.builder_fees.items() if u == cmd.user and fee)
+            if active >= MAX_BUILDER_APPROVALS:
+                return {"error": TOO_MANY_BUILDERS}
         self._emit(V.BuilderFeeApproved(ts=cmd.ts, user=cmd.user, builder=cmd.builder,  # type: ignore[attr-defined]
                                         max_fee=cmd.max_fee))
         return "ok"
@@ -118,12 +162,19 @@ class AccountAccess:
 
     # -- appliers -----------------------------------------------------------------------------------
     def _on_agent_approved(self, ev: V.AgentApproved) -> None:
-        for agent, (master, name, _) in list(self.agents.items()):
-            if master == ev.user and name == ev.name:
-                del self.agents[agent]
+        names = self.agents_by_master.setdefault(ev.user, {})
+        old = names.pop(ev.name, None)
+        if old is not None:
+            del self.agents[old]
         if ev.agent != ZERO_ADDRESS:
-            self.agents.pop(ev.agent, None)
+            previous = self.agents.pop(ev.agent, None)
+            if previous is not None:  # an agent renewed or moved: drop its old name's entry
+                self.agents_by_master[previous[0]].pop(previous[1], None)
             self.agents[ev.agent] = (ev.user, ev.name, ev.valid_until)
+            names[ev.name] = ev.agent
+            self.used_agents.add(ev.agent)
+        if not names:
+            del self.agents_by_master[ev.user]
 
     def _on_builder_fee_approved(self, ev: V.BuilderFeeApproved) -> None:
         self.builder_fees[(ev.user, ev.builder)] = ev.max_fee
@@ -139,5 +190,6 @@ class AccountAccess:
             self.cancel_schedule[ev.user] = ev.time
 
     def _access_state(self) -> list[Any]:
-        return [sorted(self.agents.items()), sorted(self.builder_fees.items()), sorted(self.cancel_schedule.items()),
+        return [sorted(self.agents.items()), sorted(self.used_agents), sorted(self.builder_fees.items()),
+                sorted(self.cancel_schedule.items()),
                 sorted(self.scheduled_fired.items())]

@@ -52,6 +52,11 @@ OrderRested: Final = V.OrderRested
 OrderClosed: Final = V.OrderClosed
 Fill: Final = V.Fill
 TRIGGER_SLIPPAGE_BPS = 1000  # Hyperliquid: market TP/SL execute with 10% slippage tolerance
+MAX_SUB_ACCOUNT_NAME = 16  # characters; nktkas/hyperliquid's schema checks 1..16 (the venue's limit is unrecorded)
+MAX_SUB_ACCOUNTS = 10  # per master: the venue's number is unrecorded, so a safe bound of ours
+OPEN_ORDERS_FREE: Final = 1000  # open orders per user before volume counts (reference §6.7)
+VOLUME_PER_EXTRA_ORDER: Final = 5_000_000 * 1_000_000  # one more open order per $5M traded (micro-USDC)
+MAX_OPEN_ORDERS: Final = 5000
 Status = dict[str, Any] | str
 
 
@@ -67,6 +72,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         self.triggers: dict[int, dict[int, Order]] = {}  # asset -> oid -> armed trigger order
         self.next_oid = 1
         self.next_tid = 1
+        self.volume: dict[str, int] = {}  # cumulative traded notional per account, micro-USDC (both sides)
         self.margin = MarginView(self.markets, self.prices)
         self.last_response: Any = None
         self._out: list[V.Event] = []
@@ -167,6 +173,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
              for a, s in sorted(self.markets.items())],
             sorted(self.dexes.items()), sorted(self.dex_deployer.items()), sorted(self.dex_oi_cap.items()),
             sorted(self.liq_partial_ts.items()),
+            sorted(self.volume.items()),
             ledger.deposits,
             ledger.withdrawals,
             [
@@ -229,6 +236,9 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             return {"error": E.MUST_DEPOSIT.format(user=cmd.master)}
         if cmd.sub in self.ledger.accounts or self.ledger.accounts[cmd.master].master is not None:
             return {"error": "Invalid sub-account."}
+        bad = sub_account_error(cmd.name, len(self.ledger.accounts[cmd.master].subs))
+        if bad is not None:
+            return {"error": bad}
         self._emit(V.SubAccountCreated(ts=cmd.ts, master=cmd.master, sub=cmd.sub, name=cmd.name))
         return "ok"
 
@@ -342,12 +352,18 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             return "rejected", E.order_error(E.ZERO_SIZE if sz == 0 else E.INVALID_SIZE, a)
         if not rules.valid_price(px):
             return "tickRejected", E.order_error(E.TICK, a)
-        if builder_fee and (builder_fee > MAX_PERP_BUILDER_FEE or self.max_builder_fee(user, builder) < builder_fee):
+        if builder_fee and (builder_fee < 0 or builder_fee > MAX_PERP_BUILDER_FEE or builder == user
+                            or self.max_builder_fee(user, builder) < builder_fee):
+            # a builder fee only ever moves the order's user's money to a builder that user approved
             return "rejected", E.BUILDER_FEE_NOT_APPROVED
         bad = self._control_error(a, px, tif, reduce_only)
         if bad is not None:
             return bad
         acct = self.ledger.accounts.get(user)
+        if acct is not None and len(acct.orders) >= OPEN_ORDERS_FREE and not replacing:
+            bad = self._open_order_limit_error(acct, reduce_only or bool(tpsl), a)
+            if bad is not None:
+                return bad
         if cloid is not None and acct is not None and acct.cloids.get(cloid, replacing) != replacing:
             return "rejected", E.order_error(E.DUPLICATE_CLOID, a)
         if tpsl:
@@ -362,6 +378,17 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             pos = None if acct is None else acct.positions.get(a)
             if pos is None or pos.szi == 0 or (pos.szi > 0) == is_buy:
                 return "reduceOnlyRejected", E.order_error(E.REDUCE_ONLY, a)
+        return None
+
+    def _open_order_limit_error(self, acct: Account, reduce_only_or_trigger: bool,
+                                asset: int) -> tuple[str, str] | None:
+        """Hyperliquid's open-order limit (reference §6.7): 1,000 + 1 per $5M of the user's volume, at
+        most 5,000; from 1,000 open orders on, new reduce-only and trigger orders are refused."""
+        if reduce_only_or_trigger:
+            return "rejected", E.order_error(E.TOO_MANY_OPEN_ORDERS, asset)
+        limit = min(OPEN_ORDERS_FREE + self.volume.get(acct.address, 0) // VOLUME_PER_EXTRA_ORDER, MAX_OPEN_ORDERS)
+        if len(acct.orders) >= limit:
+            return "rejected", E.order_error(E.TOO_MANY_OPEN_ORDERS, asset)
         return None
 
     def _margin_check(self, user: str, rules: MarketRules, is_buy: bool, px: int, sz: int) -> tuple[str, str] | None:
@@ -803,6 +830,10 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         if taker_builder_fee or maker_builder_fee:
             ledger.pay_builder(taker_builder, taker_builder_fee)
             ledger.pay_builder(maker_builder, maker_builder_fee)
+        volume = self.volume
+        notional = mul(px, sz)
+        volume[taker_addr] = volume.get(taker_addr, 0) + notional
+        volume[maker_addr] = volume.get(maker_addr, 0) + notional
         maker = self.orders[maker_oid]
         self.books[asset].reduce(maker, sz)
         if maker.sz == 0:
@@ -870,6 +901,16 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
 # ==================================================================================================
 # helpers
 # ==================================================================================================
+def sub_account_error(name: str, existing: int) -> str | None:
+    """Why a master with ``existing`` sub-accounts may not create one named ``name``, or None
+    (shared with the API's pre-check; both strings are perpbox wording)."""
+    if not 1 <= len(name) <= MAX_SUB_ACCOUNT_NAME or not name.isprintable():
+        return "Invalid sub-account name."
+    if existing >= MAX_SUB_ACCOUNTS:
+        return f"Too many sub-accounts. Limit is {MAX_SUB_ACCOUNTS}"
+    return None
+
+
 def builder_fee(notional: int, tenths_bp: int) -> int:
     """A builder's fee in micro-USDC: ``tenths_bp`` tenths of a basis point (1e-5) of the notional,
     rounded up like every fee charged."""
