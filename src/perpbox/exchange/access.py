@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from perpbox.core import errors as E
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 
@@ -93,7 +94,7 @@ class AccountAccess:
         """Why ``user`` may not approve ``agent`` under ``name`` now, or None.  The engine's rule;
         the API asks it first so that a refusal is answered without touching the log."""
         if user not in self.ledger.accounts:  # type: ignore[attr-defined]
-            return f"Must deposit before performing actions. User: {user}"
+            return E.MUST_DEPOSIT.format(user=user)
         if len(name) > MAX_AGENT_NAME or "valid_until" in name or not name.isprintable():
             return AGENT_NAME_INVALID
         if valid_until < 0 or (valid_until and valid_until <= ts):
