@@ -54,6 +54,11 @@ def serve(
     request_buffer: int = typer.Option(10_000, help="Address limit: requests allowed before 1 per USDC traded."),
     network: str = typer.Option("both", help="Phantom-agent source accepted: both, mainnet or testnet."),
     log_level: str = typer.Option("warning", help="uvicorn log level."),
+    snapshot_every: int = typer.Option(50_000, min=1, metavar="N",
+                                       help="Snapshot the state every N commands (and on a clean stop)."),
+    tick_interval: float = typer.Option(1.0, min=0.0, metavar="SECONDS",
+                                        help="Seconds between engine ticks (funding, oracle, triggers, liquidations);"
+                                             " 0 stops the clock, so only requests change the state (tests)."),
 ) -> None:
     """Run a Hyperliquid-compatible exchange on localhost (dev mode: faucet and HIP-3 deploys open).
 
@@ -80,7 +85,7 @@ def serve(
         raise typer.BadParameter(f"--feed: 'synthetic', 'none' or 'replay FILE'{unexpected}")
     run_server(host=host, port=port, data_dir=data_dir, config=config, feed=feed, feed_file=feed_file, agents=agents,
                seed=seed, fsync=fsync, rate_limits=rate_limits, request_buffer=request_buffer, network=network,
-               log_level=log_level)
+               log_level=log_level, snapshot_every=snapshot_every, tick_interval=tick_interval)
 
 
 @app.command()
@@ -91,15 +96,43 @@ def fund(
 ) -> None:
     """Dev faucet: deposit USDC into ADDRESS on a running `perpbox serve`.
 
-    Example: perpbox fund 0x14791697260E4c9A71f18484C9f997B308e59325 10000
+    Examples:
+
+      perpbox fund 0x14791697260E4c9A71f18484C9f997B308e59325 10000
+
+      perpbox fund 0x14791697260E4c9A71f18484C9f997B308e59325 500 --url http://127.0.0.1:9000
+
+    With no server at URL it says so in one line and exits 1.
     """
     import httpx
 
-    resp = httpx.post(url.rstrip("/") + "/dev/fund", json={"user": address, "usd": amount}, timeout=10)
-    if resp.status_code != 200 or resp.json().get("status") != "ok":
-        typer.echo(f"fund failed ({resp.status_code}): {resp.text}", err=True)
+    endpoint = url.rstrip("/") + "/dev/fund"
+    try:
+        resp = httpx.post(endpoint, json={"user": address, "usd": amount}, timeout=10)
+    except httpx.TransportError as exc:  # refused, unresolvable host, timeout, dropped connection
+        typer.echo(f"fund failed: no server answered at {url} ({_transport_reason(exc)}); "
+                   "start one with `perpbox serve` or pass --url", err=True)
+        raise typer.Exit(1) from None
+    if resp.status_code != 200 or _json_status(resp) != "ok":
+        text = resp.text.strip().replace("\n", " ")
+        typer.echo(f"fund failed ({resp.status_code}) at {endpoint}: {text[:300] or '(empty response)'}", err=True)
         raise typer.Exit(1)
     typer.echo(f"deposited {amount} USDC to {address.lower()}")
+
+
+def _transport_reason(exc: Exception) -> str:
+    """One line for a connection failure: the innermost OS reason when there is one."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[-1]
+
+
+def _json_status(resp) -> object:
+    """``resp.json()["status"]``, or None when the body is not a JSON object (not a perpbox server)."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return None
+    return body.get("status") if isinstance(body, dict) else None
 
 
 @app.command()

@@ -13,9 +13,14 @@ SOURCE can be an hftbacktest-style capture (`<local_ns> <json>` lines, .gz), a H
 file or tree (market_data/DATE/HOUR/l2Book/COIN.lz4), or a Tardis CSV (trades, quotes,
 book_snapshot_N, incremental_book_L2, derivative_ticker). Loading is append-only.
 
+--depth is the number of book levels kept per side in each snapshot (default 20; 0 keeps the whole
+book the source holds). 20 levels of a Binance BTCUSDT book span under ±2 bps, so the report's
+depth bands need more (it warns when a band is cut); `perpbox report` on a raw file keeps the whole
+book by itself.
+
 Examples:
 
-  perpbox load ../shared/data/hftbacktest/usdm_btcusdt_20240808.gz --out data/
+  perpbox load usdm_btcusdt_20240808.gz --depth 0 --out data/
 
   perpbox load market_data/20250126 --format hl-archive --out data/
 
@@ -27,7 +32,10 @@ trade sizes, basis vs a benchmark, regimes, weekend vs weekday and the reopen te
 
 Writes OUT (HTML with plots, opens offline) and metrics.json beside it. --venue-data and
 --benchmark take a dataset directory (from `perpbox load` / `perpbox record`) or raw capture,
-archive or Tardis files; both options can be repeated.
+archive or Tardis files; both options can be repeated. Raw files are read with the whole book they
+hold (--depth N keeps N levels a side instead). When a depth band reaches past the end of the book
+data in some snapshots, that band's figure is a lower bound: the command prints a warning for it
+(also in metrics.json "warnings" and on the page).
 
 Examples:
 
@@ -46,7 +54,7 @@ def load_command(
     fmt: Annotated[str, typer.Option("--format", help="auto, hftbacktest, hl-archive or tardis.")] = "auto",
     venue: Annotated[str | None, typer.Option(help="Venue name (default: from the data).")] = None,
     coin: Annotated[str | None, typer.Option(help="Coin name (default: the venue's symbol).")] = None,
-    depth: Annotated[int, typer.Option(help="Book levels kept per side.")] = 20,
+    depth: Annotated[int, typer.Option(help="Book levels kept per side (0: the whole book).", min=0)] = 20,
 ) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -62,7 +70,7 @@ def load_command(
         task = progress.add_task("loading", total=len(sources))
         for src in sources:
             progress.update(task, description=f"loading {src.name}")
-            frames, stats = load_source(src, fmt=fmt, venue=venue, coin=coin, depth=depth)
+            frames, stats = load_source(src, fmt=fmt, venue=venue, coin=coin, depth=_levels(src, fmt, depth))
             for channel, frame in frames.items():
                 written = dataset.write_chunk(frame, channel, out)
                 summary.add_row(src.name, str(stats.get("format")), channel, f"{frame.height:,}", str(len(written)))
@@ -87,24 +95,48 @@ def report_command(
     basis_step: Annotated[float, typer.Option(help="Basis sampling grid in seconds.")] = 1.0,
     max_quote_age: Annotated[float | None, typer.Option(
         help="Ignore quotes older than this many seconds when pricing a trade's slippage.")] = None,
+    depth: Annotated[int | None, typer.Option(
+        help="Book levels per side kept from raw files (default: the whole book).", min=1)] = None,
 ) -> None:
-    from rich.console import Console
+    import warnings
 
-    from perpbox.analytics.report import build_report
+    from rich.console import Console
+    from rich.markup import escape
+
+    from perpbox.analytics.report import DepthTruncatedWarning, build_report
 
     console = Console()
-    with console.status("computing the report"):
+    with console.status("computing the report"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DepthTruncatedWarning)  # printed below, once, in red
         metrics = build_report([str(p) for p in venue_data], [str(p) for p in benchmark] if benchmark else None,
-                               regime or (), out=out, basis_step_s=basis_step, max_quote_age_s=max_quote_age)
+                               regime or (), out=out, basis_step_s=basis_step, max_quote_age_s=max_quote_age,
+                               depth=depth)
     for venue, coins in metrics["venues"].items():
         for coin, entry in coins.items():
             a = entry["all"]
             d5 = a["depth_usd"].get("5", {}).get("both", {}).get("median")
+            cut5 = a["depth_usd"].get("5", {}).get("truncated_share") or 0
+            lower = f" (lower bound: book cut in {cut5:.0%} of snapshots)" if cut5 > 0 else ""
             console.print(
-                f"{venue}/{coin}: spread median {_f(a['spread_bps']['median'])} bps, depth ±5 bps {_f(d5)} USD, "
+                f"{venue}/{coin}: spread median {_f(a['spread_bps']['median'])} bps, depth ±5 bps {_f(d5)} USD{lower}, "
                 f"|slippage| median {_f(a['slippage_bps'].get('median_abs'))} bps, "
                 f"basis mean {_f(a['basis']['vs_benchmark'].get('mean'))} bps")
     console.print(f"wrote {out} and {out.with_name('metrics.json')}")
+    if metrics.get("warnings"):
+        err = Console(stderr=True)
+        for line in metrics["warnings"]:
+            err.print(f"[bold red]WARNING: depth truncated:[/] {escape(line)}", highlight=False)
+
+
+def _levels(src: Path, fmt: str, depth: int) -> int | None:
+    """``--depth`` as the loaders take it: 0 (the whole book) is None for a capture, a large count
+    for the archive and Tardis loaders."""
+    if depth:
+        return depth
+    from perpbox.analytics.report import WHOLE_BOOK
+    from perpbox.venues.sources import detect_format
+
+    return None if (fmt if fmt != "auto" else detect_format(src)) == "hftbacktest" else WHOLE_BOOK
 
 
 def _f(v: float | None) -> str:

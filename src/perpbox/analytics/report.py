@@ -30,7 +30,17 @@ report (plotly, with plotly.js embedded so it opens offline) and ``metrics.json`
     venues.<venue>.<coin>.all.reopen_test.{share, weekends, details, reason}
     venues.<venue>.<coin>.regime_ratios.<regime>.<metric path>   regime / first regime
 
+    warnings                                 one line per venue/coin whose book is cut inside a band
+
 A statistic over no data is ``null``; a block that cannot be computed carries a ``reason``.
+
+Raw files (captures, archives, Tardis CSV) are loaded with the whole book they hold (``depth=None``;
+a Binance diff capture out to the deepest level of its REST snapshot), so the depth bands are not
+cut by a level count. When a band still reaches past the end of the book data in some snapshots
+(a dataset loaded with ``perpbox load --depth 20``, a venue that publishes 20 levels, a snapshot
+that covers ±24 bps), its figure is a lower bound: ``depth_usd.<b>.truncated_share`` says how
+often, and the report warns (``DepthTruncatedWarning``, ``warnings`` in ``metrics.json``, a banner
+on the page, a red line from ``perpbox report``).
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ import html
 import json
 import math
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -53,6 +64,12 @@ from perpbox.analytics.quality import NS, Regime, Weekend
 
 Frames = dict[str, pl.DataFrame]
 _QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "USD")
+WHOLE_BOOK = 1_000_000
+"""Levels per side asked of the archive and Tardis loaders for "the whole book" (they take an int)."""
+
+
+class DepthTruncatedWarning(UserWarning):
+    """A depth band reaches past the end of the book data: its figure is a lower bound."""
 
 
 def base_asset(coin: str) -> str:
@@ -64,15 +81,45 @@ def base_asset(coin: str) -> str:
     return c
 
 
-def _as_frames(source: Any) -> Frames:
+def _as_frames(source: Any, depth: int | None = None) -> Frames:
+    """Frames as given, or loaded from a path or paths keeping ``depth`` levels a side of raw books
+    (``None``: the whole book each source holds)."""
     if source is None:
         return {}
     if isinstance(source, dict):
         return source
-    from perpbox.venues.sources import load_source, merge
+    from perpbox.venues.sources import detect_format, load_source, merge
+
+    def load(p: Any) -> Frames:
+        fmt = detect_format(p)
+        levels = depth if depth is not None else None if fmt == "hftbacktest" else WHOLE_BOOK
+        return load_source(p, fmt=fmt, depth=levels)[0]  # type: ignore[arg-type]
 
     paths = [source] if isinstance(source, (str, Path)) else list(source)
-    return merge(load_source(p)[0] for p in paths)
+    return merge(load(p) for p in paths)
+
+
+def truncation_warnings(venues: dict[str, Any]) -> list[str]:
+    """One line per venue/coin whose book data ends inside a depth band in some snapshots."""
+    out = []
+    for venue, coins in venues.items():
+        for coin, entry in coins.items():
+            depth = entry["all"].get("depth_usd", {})
+            cut = [(b, depth[_k]["truncated_share"]) for b in q.BANDS_BPS
+                   if (_k := q._band_key(b)) in depth and (depth[_k].get("truncated_share") or 0) > 0]
+            if not cut:
+                continue
+            bands = ", ".join(f"±{q._band_key(b)} bps in {_pct(share)}" for b, share in cut)
+            out.append(f"{venue}/{coin}: the book data ends inside the depth band in some of its "
+                       f"{depth['snapshots']:,} book snapshots: {bands}. Those depth_usd figures are lower bounds "
+                       "(truncated_share). A dataset from `perpbox load --depth N` keeps N levels a side: load it "
+                       "again with --depth 0 (the whole book); a raw file is read whole, so the data itself holds "
+                       "no more (a Binance diff capture knows the book only out to its REST snapshot's deepest levels)")
+    return out
+
+
+def _pct(share: float) -> str:
+    return "all" if share >= 1 else f"{share * 100:.3g}%"
 
 
 def _pairs(frames: Frames) -> list[tuple[str, str]]:
@@ -200,11 +247,14 @@ class _Series:
 def compute_metrics(venue_data: Any, benchmark: Any = None, regimes: Sequence[Regime | str] = (),
                     weekend: Weekend | None = None, basis_step_s: float = 1.0,
                     max_quote_age_s: float | None = None,
-                    basis_max_stale_s: float | None = 300.0) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(metrics, plot_data)`` for every venue/coin in ``venue_data`` (frames, a path or paths)."""
+                    basis_max_stale_s: float | None = 300.0,
+                    depth: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(metrics, plot_data)`` for every venue/coin in ``venue_data`` (frames, a path or paths;
+    paths are loaded with ``depth`` levels a side, ``None`` = the whole book). Emits a
+    ``DepthTruncatedWarning`` per venue/coin whose book is cut inside a depth band."""
     weekend = weekend or Weekend()
-    frames = _as_frames(venue_data)
-    bench = _as_frames(benchmark)
+    frames = _as_frames(venue_data, depth)
+    bench = _as_frames(benchmark, depth)
     regs = [r if isinstance(r, Regime) else Regime.parse(r) for r in regimes]
     step_ns = max(1, int(basis_step_s * NS))
     max_age_ns = int(max_quote_age_s * NS) if max_quote_age_s else None
@@ -250,7 +300,11 @@ def compute_metrics(venue_data: Any, benchmark: Any = None, regimes: Sequence[Re
         },
         "venues": venues,
     }
-    return _clean(metrics), plots
+    metrics = _clean(metrics)
+    metrics["warnings"] = truncation_warnings(metrics["venues"])
+    for line in metrics["warnings"]:
+        warnings.warn(line, DepthTruncatedWarning, stacklevel=2)
+    return metrics, plots
 
 
 def _clean(x: Any) -> Any:
@@ -367,12 +421,15 @@ def render_html(metrics: dict[str, Any], plots: dict[str, Any], title: str = "pe
         f"<section><h2>{html.escape(n)}</h2>"
         f"{_figure(n, plots.get(n, {})).to_html(full_html=False, include_plotlyjs=False)}</section>" for n in names)
     meta = metrics["meta"]
+    banner = "".join(f'<p class="warn"><b>Warning:</b> {html.escape(w)}</p>' for w in metrics.get("warnings", []))
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th:first-child{{text-align:left}}
-details pre{{max-height:30em;overflow:auto;background:#f6f6f6;padding:1em}}</style>
+details pre{{max-height:30em;overflow:auto;background:#f6f6f6;padding:1em}}
+.warn{{background:#fde2e1;border:2px solid #c0392b;padding:.6em 1em;color:#7b1d14}}</style>
 <script type="text/javascript">{get_plotlyjs()}</script></head><body>
 <h1>{html.escape(title)}</h1>
+{banner}
 <p>Benchmark: {html.escape(", ".join(meta["benchmark_sources"]) or "none")}.
 Regimes: {html.escape(", ".join(r["name"] for r in meta["regimes"]) or "none")}.
 Definitions: spread = (ask − bid)/mid; depth = USD within ±band of mid per book snapshot;
@@ -386,11 +443,12 @@ slippage = side × (price − mid)/mid of the last quote before the trade; basis
 def build_report(venue_data: Any, benchmark: Any = None, regimes: Sequence[Regime | str] = (),
                  out: Path | str = "report.html", metrics_path: Path | str | None = None,
                  weekend: Weekend | None = None, basis_step_s: float = 1.0,
-                 max_quote_age_s: float | None = None, basis_max_stale_s: float | None = 300.0) -> dict[str, Any]:
+                 max_quote_age_s: float | None = None, basis_max_stale_s: float | None = 300.0,
+                 depth: int | None = None) -> dict[str, Any]:
     """Compute the metrics, write ``out`` (HTML) and ``metrics.json`` (beside it unless
-    ``metrics_path``), and return the metrics dict."""
+    ``metrics_path``), and return the metrics dict (see ``compute_metrics`` for ``depth``)."""
     metrics, plots = compute_metrics(venue_data, benchmark, regimes, weekend, basis_step_s, max_quote_age_s,
-                                     basis_max_stale_s)
+                                     basis_max_stale_s, depth)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_html(metrics, plots), encoding="utf-8")

@@ -38,7 +38,7 @@ from perpbox.core.numbers import RATE_SCALE, USD, parse_units
 from perpbox.exchange import Exchange
 from perpbox.exchange import commands as C
 from perpbox.exchange.access import MAX_PERP_BUILDER_FEE
-from perpbox.exchange.deploy import INVALID_TABLE
+from perpbox.exchange.deploy import INVALID_SZ_DECIMALS, INVALID_TABLE
 from perpbox.exchange.engine import sub_account_error
 from perpbox.ledger.ledger import spot_wallet
 from perpbox.market import MarginTable
@@ -46,12 +46,8 @@ from perpbox.market import MarginTable
 CLOID = re.compile(r"0x[0-9a-fA-F]{32}")
 VALID_UNTIL = re.compile(r"^(.*?)\s*valid_until\s+(\d{1,19})$")
 U64 = 2**64  # the venue's integer fields are Rust u64 (i64 for signed amounts): outside, its deserialiser refuses
-MAX_BATCH = 1000  # orders, cancels or modifies in one action: the venue's bound is unrecorded, this one is ours
+MAX_BATCH = 1000  # items in one action: our bound (the venue refused 201 cancels: see errors.TOO_MANY_ITEMS)
 CHAINS = {"mainnet": ("Mainnet",), "testnet": ("Testnet",), "both": ("Mainnet", "Testnet")}
-WRONG_CHAIN = "Invalid hyperliquidChain: this exchange accepts {chains}."  # perpbox wording
-UNKNOWN_SIGNER = "User or API Wallet {addr} does not exist."
-EXPIRED = "Action already expired"
-USER_SIGNED_WITH_VAULT = "Vault address is not allowed for this action."
 
 Submit = Callable[[list[C.Command], str | None, int | None], Awaitable[tuple[list[Any], str | None]]]
 
@@ -133,23 +129,23 @@ class ExchangeAPI:
         """(signer, acting account).  Raises ActionError with the venue's message."""
         ts = self.now()
         if expires is not None and expires < ts:
-            raise ActionError(EXPIRED)
+            raise ActionError(E.EXPIRED)
         try:
             if signing.is_user_signed(action):
                 chain = action.get("hyperliquidChain")
                 if not isinstance(chain, str) or chain not in ("Mainnet", "Testnet"):
                     raise BadRequest("hyperliquidChain: unknown variant")  # the venue's enum refuses it (422)
                 if chain not in self.chains:
-                    raise ActionError(WRONG_CHAIN.format(chains=" or ".join(self.chains)))
+                    raise ActionError(E.WRONG_CHAIN.format(chains=" or ".join(self.chains)))
                 if vault is not None and action["type"] not in ("usdClassTransfer", "sendAsset"):
-                    raise ActionError(USER_SIGNED_WITH_VAULT)
+                    raise ActionError(E.USER_SIGNED_WITH_VAULT)
                 signer = signing.recover_user_signed(action, sig)
                 if signer not in self.ex.ledger.accounts and action["type"] != "approveAgent" and \
                         action["type"] not in ("usdSend", "withdraw3"):
                     raise ActionError(E.MUST_DEPOSIT.format(user=signer))
                 inner = action.get("nonce", action.get("time"))
                 if inner != nonce:
-                    raise ActionError("Invalid nonce: the action's nonce must equal the request's nonce")
+                    raise ActionError(E.NONCE_MISMATCH)
                 return signer, signer
             signer = master = None
             first = ""
@@ -165,12 +161,12 @@ class ExchangeAPI:
                 raise BadRequest() from None
             raise ActionError(str(e)) from None
         if signer is None:
-            raise ActionError(UNKNOWN_SIGNER.format(addr=first))
+            raise ActionError(E.UNKNOWN_SIGNER.format(addr=first))
         user = master or signer
         if vault is not None:
             sub = self.ex.ledger.accounts.get(vault)
             if sub is None or sub.master != user:
-                raise ActionError(f"Vault not registered: {vault}")
+                raise ActionError(E.VAULT_NOT_REGISTERED.format(vault=vault))
             user = vault
         return signer, user
 
@@ -203,8 +199,8 @@ class ExchangeAPI:
         if not isinstance(p, str) or not isinstance(s, str):
             raise BadRequest("order: p and s must be strings")
         px = parse_px(spec, p)
-        if px is None:
-            return E.order_error(E.TICK if _is_decimal(p) else E.INVALID_PRICE, a)
+        if px is None:  # more decimals than the price unit holds (or not a number): the venue's bare string
+            return E.INVALID_PRICE
         sz = parse_sz(spec, s)
         if sz is None:
             return E.order_error(E.INVALID_SIZE, a)
@@ -269,7 +265,7 @@ class ExchangeAPI:
                                  or self.ex.max_builder_fee(user, code["builder"]) < builder["f"]):
                 raise ActionError(E.BUILDER_FEE_NOT_APPROVED)
         if not wires:
-            raise ActionError("Orders are empty")
+            raise ActionError(E.ORDERS_EMPTY)
         requests = [self._order_request(w) for w in wires]
         if code.get("builder_fee"):
             requests = [r if isinstance(r, str) else msgspec.structs.replace(r, **code) for r in requests]
@@ -286,9 +282,9 @@ class ExchangeAPI:
         cmds: list[C.Command] = [C.PlaceOrders(ts=0, user=user, orders=valid, grouping=grouping)] if valid else []
         return Plan(cmds, respond)
 
-    def _cancel_plan(self, action: dict[str, Any], to_command: Callable[[Any], C.Command | None]) -> Plan:
-        """A cancel batch: ``to_command`` turns one wire item into its command, or None for an
-        unknown asset (answered ``MissingOrder`` without reaching the engine)."""
+    def _cancel_plan(self, action: dict[str, Any], to_command: Callable[[Any], C.Command | str]) -> Plan:
+        """A cancel batch: ``to_command`` turns one wire item into its command, or into the item's
+        error (an unknown asset: ``MissingOrder`` without reaching the engine)."""
         cancels = action.get("cancels")
         if not isinstance(cancels, list) or not cancels:
             raise BadRequest("cancels")
@@ -297,8 +293,8 @@ class ExchangeAPI:
         pre: list[str | None] = []
         for c in cancels:
             cmd = to_command(c)
-            pre.append(None if cmd is not None else E.MISSING_ORDER)
-            if cmd is not None:
+            pre.append(cmd if isinstance(cmd, str) else None)
+            if not isinstance(cmd, str):
                 cmds.append(cmd)
 
         def respond(results: list[Any]) -> dict[str, Any]:
@@ -309,19 +305,21 @@ class ExchangeAPI:
         return Plan(cmds, respond)
 
     def _a_cancel(self, action: dict[str, Any], user: str) -> Plan:
-        def command(c: Any) -> C.Command | None:
+        def command(c: Any) -> C.Command | str:
             if not isinstance(c, dict) or not _is_u64(c.get("o")):
                 raise BadRequest("cancel: expected {a, o}")
-            return None if self._spec(c.get("a")) is None else C.Cancel(ts=0, user=user, asset=c["a"], oid=c["o"])
+            if self._spec(c.get("a")) is None:
+                return _missing_order(c["a"])
+            return C.Cancel(ts=0, user=user, asset=c["a"], oid=c["o"])
 
         return self._cancel_plan(action, command)
 
     def _a_cancelByCloid(self, action: dict[str, Any], user: str) -> Plan:
-        def command(c: Any) -> C.Command | None:
+        def command(c: Any) -> C.Command | str:
             if not isinstance(c, dict) or not isinstance(c.get("cloid"), str) or not CLOID.fullmatch(c["cloid"]):
                 raise BadRequest("cancelByCloid: expected {asset, cloid}")
             if self._spec(c.get("asset")) is None:
-                return None
+                return _missing_order(c["asset"])
             return C.CancelByCloid(ts=0, user=user, asset=c["asset"], cloid=c["cloid"].lower())
 
         return self._cancel_plan(action, command)
@@ -415,7 +413,7 @@ class ExchangeAPI:
         except InvalidOperation:
             tenths = None
         if tenths is None or tenths != tenths.to_integral_value():
-            raise ActionError("Invalid builder fee.")
+            raise ActionError(E.INVALID_BUILDER_FEE)
         return Plan([C.ApproveBuilderFee(ts=0, user=user, builder=builder, max_fee=int(tenths))], _default_or_error)
 
     def _a_usdSend(self, action: dict[str, Any], user: str) -> Plan:
@@ -504,14 +502,14 @@ class ExchangeAPI:
         if "setMarginTableIds" in action:
             dex, ids = self._per_coin(action["setMarginTableIds"], _table_id)
             return Plan([C.SetMarginTableIds(ts=0, user=user, dex=dex, ids=ids)], _default_or_error)
-        raise ActionError("Unsupported perpDeploy action.")
+        raise ActionError(E.UNSUPPORTED_PERP_DEPLOY)
 
     def _coin(self, coin: Any) -> Any:
         """A HIP-3 market by its coin name (``xyz:SILVER``; the bare ``SILVER`` is accepted too)."""
         for spec in self.ex.markets.values():
             if spec.dex and coin in (coin_name(spec), spec.name):
                 return spec
-        raise ActionError(f"Unknown asset {coin}.")
+        raise ActionError(E.UNKNOWN_COIN.format(coin=coin))
 
     def _per_coin(self, pairs: Any, convert: Callable[[Any, Any], int]) -> tuple[str, dict[int, int]]:
         """``[[coin, value], …]`` of a deployer action as (the coins' dex, {asset: converted value})."""
@@ -550,7 +548,7 @@ def _register_asset(body: Any, user: str) -> C.RegisterAsset:
     coin = coin.removeprefix(f"{dex}:")
     mode = req.get("marginMode", "noCross" if req.get("onlyIsolated") else "normal")
     if not 0 <= szd <= 5:
-        raise ActionError("Invalid szDecimals.")
+        raise ActionError(INVALID_SZ_DECIMALS)
     oracle_px = _parse_loose_px(req.get("oraclePx"), 6 - szd)
     if oracle_px is None:
         raise ActionError(E.INVALID_PRICE)
@@ -595,9 +593,15 @@ def _is_u64(value: Any) -> bool:
     return _is_int(value) and 0 <= value < U64
 
 
+def _missing_order(asset: int) -> str:
+    """A cancel's miss as the venue words it: with the request's asset (errors.MISSING_ORDER's sources).
+    What the venue answers for an asset that does not exist is not recorded; the same string here."""
+    return E.order_error(E.MISSING_ORDER, asset)
+
+
 def _check_batch(items: list[Any]) -> None:
     if len(items) > MAX_BATCH:
-        raise ActionError(f"Too many items in one action: at most {MAX_BATCH}.")  # perpbox wording
+        raise ActionError(E.TOO_MANY_ITEMS.format(limit=MAX_BATCH))
 
 
 def _table_id(spec: Any, value: Any) -> int:
@@ -615,7 +619,7 @@ def _oi_cap(spec: Any, cap: Any) -> int:
 def _funding_multiplier(spec: Any, x: Any) -> int:
     v = parse_units(x, 8)
     if v is None:
-        raise ActionError("Invalid funding multiplier.")
+        raise ActionError(E.INVALID_FUNDING_MULTIPLIER)
     return v * RATE_SCALE // 10**8
 
 
@@ -641,10 +645,6 @@ def _address(value: Any) -> str:
     if addr is None:
         raise BadRequest("invalid address")
     return addr
-
-
-def _is_decimal(text: Any) -> bool:
-    return isinstance(text, str) and parse_units(text, 30) is not None
 
 
 def _parse_loose_px(text: Any, decimals: int) -> int | None:

@@ -5,13 +5,24 @@ numbers are formatted by ``api.wire``.  Where the venue keeps data perpbox does 
 tokens other than USDC, staking, vaults, referrals) the answer is the venue's answer for an
 account that has none of it.  An unknown request type raises ``BadRequest`` (HTTP 422, as the
 venue's deserialiser does).
+
+Every request is hostile until checked: fields are type-checked before use (an address is ``0x`` and
+40 hex digits, times and ids are JSON integers, ``dex`` and ``coin`` strings, ``nSigFigs`` and
+``mantissa`` from the venue's short lists), and a wrong one is a ``BadRequest``, never an exception
+from deeper down.  Every view does work linear in what it answers: a user's open orders are read
+once per request (children come from the read model's parent index, not a rescan per order), the
+newest fills, funding and ledger rows are read from the end or from a bisected start time, and
+the day's statistics read the day's candles only (``api.readmodels``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import bisect
+import re
+from collections.abc import Callable, Reversible, Sequence
 from fractions import Fraction
-from typing import Any
+from itertools import islice
+from typing import Any, TypeGuard, TypeVar
 
 from perpbox.api.ratelimit import AddressLimiter
 from perpbox.api.readmodels import FillRec, FundingRec, OrderRec, ReadModels, TradeRec, venue_status
@@ -42,6 +53,9 @@ MAX_CANDLES = 5_000
 INTERVALS_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000, "1h": 3_600_000,
                 "2h": 7_200_000, "4h": 14_400_000, "8h": 28_800_000, "12h": 43_200_000, "1d": 86_400_000,
                 "3d": 259_200_000, "1w": 604_800_000, "1M": 2_592_000_000}
+MAX_ECHO = 64  # characters of a client's value repeated in an error message
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+T = TypeVar("T")
 USDC_TOKEN = {"name": "USDC", "szDecimals": 8, "weiDecimals": 8, "index": 0,
               "tokenId": "0x6d1e7cde53ba9467b783cb7c530ce054", "isCanonical": True, "evmContract": None,
               "fullName": None}
@@ -55,14 +69,39 @@ class BadRequest(Exception):
 
 
 def _addr(body: dict[str, Any], key: str = "user") -> str:
+    """``0x`` and exactly 40 ASCII hex digits (no sign, spaces, underscores or other digits), lower-cased."""
     user = body.get(key)
-    if not isinstance(user, str) or len(user) != 42 or not user.startswith("0x"):
+    if not isinstance(user, str) or not _ADDRESS.fullmatch(user):
         raise BadRequest(f"{key}: invalid address")
-    try:
-        int(user[2:], 16)
-    except ValueError:
-        raise BadRequest(f"{key}: invalid address") from None
     return user.lower()
+
+
+def echo(value: object) -> str:
+    """A client's value for an error message, cut to ``MAX_ECHO`` characters."""
+    text = value if isinstance(value, str) else type(value).__name__
+    return text if len(text) <= MAX_ECHO else text[:MAX_ECHO] + "…"
+
+
+def _is_int(v: object) -> TypeGuard[int]:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def time_window(rows: Sequence[T], start: int, end: int, key: Callable[[T], int], limit: int) -> list[T]:
+    """The first ``limit`` of ``rows`` (in time order, oldest first) with ``start <= key(row) <= end``;
+    finds the first by bisection, then reads only what it returns."""
+    i = bisect.bisect_left(rows, start, key=key)
+    out: list[T] = []
+    for k in range(i, min(len(rows), i + limit)):
+        row = rows[k]
+        if key(row) > end:
+            break
+        out.append(row)
+    return out
+
+
+def newest(rows: Reversible[T], limit: int) -> list[T]:
+    """The last ``limit`` rows, newest first (reads only those)."""
+    return list(islice(reversed(rows), limit))
 
 
 def margin_table_json(table: MarginTable) -> dict[str, Any]:
@@ -74,7 +113,7 @@ def _int(body: dict[str, Any], key: str, default: int | None = None) -> int:
     v = body.get(key, default)
     if v is None and default is not None:
         return default
-    if not isinstance(v, int) or isinstance(v, bool):
+    if not _is_int(v):
         raise BadRequest(f"{key}: expected an integer")
     return v
 
@@ -89,6 +128,7 @@ class InfoAPI:
         self.ex = ex
         self.rm = rm
         self.now = now
+        self._coins: tuple[int, dict[str, int]] = (-1, {})  # (number of markets, coin -> asset)
         self.handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
             "meta": self.meta, "metaAndAssetCtxs": self.meta_and_asset_ctxs, "allPerpMetas": self.all_perp_metas,
             "spotMeta": self.spot_meta, "spotMetaAndAssetCtxs": self.spot_meta_and_asset_ctxs,
@@ -118,7 +158,7 @@ class InfoAPI:
             raise BadRequest("missing field `type`")
         handler = self.handlers.get(body["type"])
         if handler is None:
-            raise BadRequest(f"unknown variant `{body['type']}`")
+            raise BadRequest(f"unknown variant `{echo(body['type'])}`")
         return handler(body)
 
     # -- markets -------------------------------------------------------------------------------------
@@ -131,16 +171,21 @@ class InfoAPI:
         return [d for d, _ in sorted(self.ex.dexes.items(), key=lambda kv: kv[1]) if d]
 
     def spec_by_coin(self, coin: object) -> MarketSpec | None:
+        """The market named ``coin``; None for an unknown name or a value that is not a string.
+        Coin names never change once listed, so the name index is rebuilt only when one is added."""
         if not isinstance(coin, str):
             return None
-        for s in self.ex.markets.values():
-            if coin_name(s) == coin:
-                return s
-        return None
+        markets = self.ex.markets
+        if self._coins[0] != len(markets):
+            self._coins = (len(markets), {coin_name(s): a for a, s in markets.items()})
+        asset = self._coins[1].get(coin)
+        return None if asset is None else markets.get(asset)
 
     def _dex(self, body: dict[str, Any]) -> str:
-        dex = body.get("dex") or ""
-        if not isinstance(dex, str) or (dex and dex not in self.dexes):
+        dex = body.get("dex")
+        if dex is None or dex == "":
+            return ""
+        if not isinstance(dex, str) or dex not in self.ex.dexes:
             raise BadRequest("dex: unknown perp dex")
         return dex
 
@@ -199,7 +244,7 @@ class InfoAPI:
         return [self.meta(body), [self.asset_ctx(s) for s in self.specs(dex)]]
 
     def all_perp_metas(self, body: dict[str, Any]) -> list[Any]:
-        return [self.meta_and_asset_ctxs({"dex": d}) for d in ["", *self.dexes]]
+        return [self.meta_and_asset_ctxs({"dex": d}) for d in ["", *self.dexes]]  # each reads its own dex
 
     def spot_meta(self, body: dict[str, Any]) -> dict[str, Any]:
         return {"universe": [], "tokens": [USDC_TOKEN]}
@@ -243,8 +288,8 @@ class InfoAPI:
         if s is None:
             return None
         sig, mantissa = body.get("nSigFigs"), body.get("mantissa")
-        if (sig is not None and sig not in (2, 3, 4, 5)) or (
-                mantissa is not None and (sig != 5 or mantissa not in (1, 2, 5))):
+        if (sig is not None and not (_is_int(sig) and sig in (2, 3, 4, 5))) or (
+                mantissa is not None and (sig != 5 or not (_is_int(mantissa) and mantissa in (1, 2, 5)))):
             raise BadRequest("invalid nSigFigs/mantissa")
         return self.book_snapshot(s, sig, mantissa)
 
@@ -263,14 +308,14 @@ class InfoAPI:
             raise BadRequest("missing field `req`")
         s = self.spec_by_coin(req.get("coin"))
         interval = req.get("interval")
-        if interval not in INTERVALS_MS:
+        if not isinstance(interval, str) or interval not in INTERVALS_MS:
             raise BadRequest("interval: unknown variant")
         start, end = _int(req, "startTime"), _int(req, "endTime", self.now())
         if s is None:
             return []
         step = INTERVALS_MS[interval]
         out = []
-        for c in self.rm.candles_between(s.asset, step, start, end)[-MAX_CANDLES:]:
+        for c in self.rm.candles_between(s.asset, step, start, end, MAX_CANDLES):
             out.append({"t": c.t, "T": c.t + step - 1, "s": coin_name(s), "i": interval, "o": fmt_px(s, c.o),
                         "c": fmt_px(s, c.c), "h": fmt_px(s, c.h), "l": fmt_px(s, c.l), "v": fmt_sz(s, c.v), "n": c.n})
         return out
@@ -279,7 +324,7 @@ class InfoAPI:
     def _account(self, user: str) -> Account | None:
         return self.ex.ledger.accounts.get(user)
 
-    def position_json(self, acct: Account, pos: Position) -> dict[str, Any]:
+    def position_json(self, acct: Account, pos: Position, cross_available: int | None = None) -> dict[str, Any]:
         ex = self.ex
         s = ex.markets[pos.asset]
         m = ex.margin
@@ -294,7 +339,7 @@ class InfoAPI:
         else:
             lev = {"type": "isolated", "value": pos.leverage, "rawUsd": fmt_usd(pos.iso_raw)}
             used = m.isolated_value(pos)
-        liq = self.liquidation_px(acct, pos)
+        liq = self.liquidation_px(acct, pos, cross_available)
         return {"type": "oneWay", "position": {
             "coin": coin_name(s), "szi": fmt_sz(s, pos.szi), "leverage": lev,
             "entryPx": fmt_fraction(entry_px, 8),
@@ -306,15 +351,19 @@ class InfoAPI:
                            "sinceChange": fmt_usd(pos.cum_funding)},
         }}
 
-    def liquidation_px(self, acct: Account, pos: Position) -> Fraction | None:
+    def liquidation_px(self, acct: Account, pos: Position, cross_available: int | None = None) -> Fraction | None:
         """Hyperliquid's documented estimate: ``price − side · margin_available / |size| / (1 − mmr · side)``
-        with the position's tier maintenance rate; None when no positive price liquidates it."""
+        with the position's tier maintenance rate; None when no positive price liquidates it.
+        ``cross_available`` (the account's cross value minus its maintenance margin) is computed
+        once per account by callers that show several positions."""
         ex, m = self.ex, self.ex.margin
         s = ex.markets[pos.asset]
         mark = Fraction(ex.mark(pos.asset), 10**s.px_decimals)
         size = Fraction(abs(pos.szi), 10**s.sz_decimals)
         if pos.is_cross:
-            available = Fraction(m.cross_value(acct) - m.cross_maintenance_margin(acct), USD)
+            if cross_available is None:
+                cross_available = m.cross_value(acct) - m.cross_maintenance_margin(acct)
+            available = Fraction(cross_available, USD)
         else:
             available = Fraction(m.isolated_value(pos) - m.maintenance_margin(pos), USD)
         side = 1 if pos.szi > 0 else -1
@@ -332,11 +381,10 @@ class InfoAPI:
                     "withdrawable": "0.0", "assetPositions": [], "time": now}
         ex, m = self.ex, self.ex.margin
         positions = [p for _, p in sorted(acct.positions.items()) if p.szi and ex.markets[p.asset].dex == dex]
-        asset_positions = []
-        for p in positions:
-            asset_positions.append(self.position_json(acct, p))
-        cross_ntl = m.cross_notional(acct)
         cross_value = m.cross_value(acct)
+        cross_mm = m.cross_maintenance_margin(acct)
+        asset_positions = [self.position_json(acct, p, cross_value - cross_mm) for p in positions]
+        cross_ntl = m.cross_notional(acct)
         iso = [p for p in acct.positions.values() if not p.is_cross and (p.szi or p.iso_raw)]
         iso_raw = sum(p.iso_raw for p in iso)
         iso_ntl = sum(m.position_value(p) for p in iso)
@@ -349,7 +397,7 @@ class InfoAPI:
                               "totalMarginUsed": fmt_usd(cross_used + iso_used)},
             "crossMarginSummary": {"accountValue": fmt_usd(cross_value), "totalNtlPos": fmt_usd(cross_ntl),
                                    "totalRawUsd": fmt_usd(acct.raw_usd), "totalMarginUsed": fmt_usd(cross_used)},
-            "crossMaintenanceMarginUsed": fmt_usd(m.cross_maintenance_margin(acct)),
+            "crossMaintenanceMarginUsed": fmt_usd(cross_mm),
             "withdrawable": fmt_usd(m.withdrawable(acct)),
             "assetPositions": asset_positions,
             "time": now,
@@ -385,6 +433,8 @@ class InfoAPI:
         return out
 
     def order_frontend(self, rec: OrderRec, children: bool = True) -> dict[str, Any]:
+        """The frontend's order row; with ``children``, a parent's live TP/SL children inside it
+        (from the read model's parent index: the work is the row's own children)."""
         s = self.ex.markets[rec.asset]
         out = self.order_basic(rec)
         is_trigger = bool(rec.tpsl)
@@ -403,10 +453,13 @@ class InfoAPI:
         return out
 
     def _children(self, rec: OrderRec) -> list[OrderRec]:
+        """The parent's children that are live orders of its user, by oid."""
         acct = self._account(rec.user)
         if acct is None or rec.tpsl:
             return []
-        return [c for oid in sorted(acct.orders) if (c := self.rm.orders.get(oid)) is not None and c.parent == rec.oid]
+        live = acct.orders
+        return sorted((c for c in self.rm.children_of(rec.oid) if c.oid in live and c.parent == rec.oid),
+                      key=lambda c: c.oid)
 
     def open_orders(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         out = []
@@ -432,9 +485,8 @@ class InfoAPI:
             oid = None if acct is None else acct.cloids.get(ref.lower())
             if oid is not None:
                 rec = self.rm.orders.get(oid)
-            else:  # a closed order: search the user's recent orders
-                rec = next((r for oid in reversed(self.rm.user_orders.get(user, ()))
-                            if (r := self.rm.orders.get(oid)) is not None and r.cloid == ref.lower()), None)
+            else:  # a closed order: the newest kept order with that cloid
+                rec = self.rm.order_by_cloid(user, ref.lower())
         else:
             raise BadRequest("oid: expected an integer or a cloid")
         if rec is None or rec.user != user:
@@ -450,7 +502,9 @@ class InfoAPI:
             if rec is not None:
                 out.append({"order": self.order_frontend(rec), "status": venue_status(rec.status),
                             "statusTimestamp": rec.status_ts})
-        return out[:MAX_FILLS]
+                if len(out) == MAX_FILLS:
+                    break
+        return out
 
     # -- fills, funding, ledger ----------------------------------------------------------------------
     def fill_json(self, f: FillRec) -> dict[str, Any]:
@@ -472,14 +526,13 @@ class InfoAPI:
         return out
 
     def user_fills(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        fills = self.rm.fills.get(_addr(body), ())
-        return [self.fill_json(f) for f in list(reversed(fills))[:MAX_FILLS]]
+        return [self.fill_json(f) for f in newest(self.rm.fills.get(_addr(body), ()), MAX_FILLS)]
 
     def user_fills_by_time(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         user = _addr(body)
         start, end = _int(body, "startTime"), _int(body, "endTime", self.now())
-        fills = [f for f in self.rm.fills.get(user, ()) if start <= f.time <= end]
-        return [self.fill_json(f) for f in fills[:MAX_FILLS]]
+        fills = time_window(self.rm.fills.get(user, ()), start, end, _fill_time, MAX_FILLS)
+        return [self.fill_json(f) for f in fills]
 
     def funding_item(self, r: FundingRec) -> dict[str, Any]:
         """One funding payment as the WebSocket sends it (``userFundings``, ``userEvents``)."""
@@ -492,22 +545,18 @@ class InfoAPI:
         user = _addr(body)
         start, end = _int(body, "startTime", 0), _int(body, "endTime", self.now())
         out = []
-        for r in self.rm.funding.get(user, ()):
-            if start <= r.time <= end:
-                item = self.funding_item(r)
-                del item["time"]
-                out.append({"time": r.time, "hash": ZERO_HASH, "delta": {"type": "funding", **item}})
-        return out[:500]
+        for r in time_window(self.rm.funding.get(user, ()), start, end, _row_time, 500):
+            item = self.funding_item(r)
+            del item["time"]
+            out.append({"time": r.time, "hash": ZERO_HASH, "delta": {"type": "funding", **item}})
+        return out
 
     def user_non_funding_ledger_updates(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         user = _addr(body)
         start, end = _int(body, "startTime", 0), _int(body, "endTime", self.now())
-        out = []
-        for r in self.rm.ledger.get(user, ()):
-            if start <= r.time <= end:
-                out.append({"time": r.time, "hash": hex_hash("ledger", user, r.time, r.delta["type"]),
-                            "delta": self._ledger_delta(r.delta)})
-        return out[:500]
+        return [{"time": r.time, "hash": hex_hash("ledger", user, r.time, r.delta["type"]),
+                 "delta": self._ledger_delta(r.delta)}
+                for r in time_window(self.rm.ledger.get(user, ()), start, end, _row_time, 500)]
 
     def _ledger_delta(self, delta: dict[str, Any]) -> dict[str, Any]:
         out = dict(delta)
@@ -527,7 +576,7 @@ class InfoAPI:
         interval = self.ex.funding_params(s.asset).interval_ms
         return [{"coin": coin_name(s), "fundingRate": fmt_fraction(rate_per_hour(r.rate, interval), 8),
                  "premium": fmt_fraction(Fraction(r.premium, PREMIUM_SCALE), 8), "time": r.ts}
-                for r in self.ex.funding_history.get(s.asset, []) if start <= r.ts <= end][:500]
+                for r in time_window(self.ex.funding_history.get(s.asset, []), start, end, _ts, 500)]
 
     def predicted_fundings(self, body: dict[str, Any]) -> list[Any]:
         out = []
@@ -588,7 +637,7 @@ class InfoAPI:
         s = self.spec_by_coin(body.get("coin"))
         if s is None:
             return []
-        return [self.trade_json(s, t) for t in list(self.rm.trades.get(s.asset, ()))[-100:]]
+        return [self.trade_json(s, t) for t in reversed(newest(self.rm.trades.get(s.asset, ()), 100))]
 
     def trade_json(self, s: MarketSpec, t: TradeRec) -> dict[str, Any]:
         return {"coin": coin_name(s), "side": "B" if t.taker_is_buy else "A", "px": fmt_px(s, t.px),
@@ -678,6 +727,18 @@ class InfoAPI:
         point = {"accountValueHistory": [[self.now(), value]], "pnlHistory": [[self.now(), "0.0"]], "vlm": "0.0"}
         return [[k, point] for k in ("day", "week", "month", "allTime", "perpDay", "perpWeek", "perpMonth",
                                      "perpAllTime")]
+
+
+def _fill_time(f: FillRec) -> int:
+    return f.time
+
+
+def _row_time(r: Any) -> int:
+    return int(r.time)
+
+
+def _ts(r: Any) -> int:
+    return int(r.ts)
 
 
 def fill_dir(start: int, is_buy: bool, sz: int) -> str:

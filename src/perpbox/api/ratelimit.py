@@ -23,6 +23,8 @@ class RateLimiter:
     @staticmethod
     def info_weight(body: Any) -> int:
         kind = body.get("type") if isinstance(body, dict) else None
+        if not isinstance(kind, str):  # a list or object here is a bad request, weighed as the default
+            return 20
         return 2 if kind in LIGHT else 60 if kind == "userRole" else 20
 
     @staticmethod
@@ -31,8 +33,9 @@ class RateLimiter:
         n = 1
         if isinstance(action, dict):
             for key in ("orders", "cancels", "modifies"):
-                if isinstance(action.get(key), list):
-                    n = len(action[key])
+                items = action.get(key)
+                if isinstance(items, list):
+                    n = len(items)
         return 1 + n // 40
 
     def allow(self, ip: str, weight: int, now: float | None = None) -> bool:

@@ -6,6 +6,11 @@ candles, funding and ledger updates — in integers, bounded as the venue bounds
 for two weeks, coarser intervals aggregated from them).  Formatting to wire strings happens at
 query time (``api.info``).  Being folds over the event stream, they rebuild exactly on restart.
 
+Every query is linear in what it answers: two indexes kept with the orders answer "the children
+of this order" (TP/SL waiting for a parent) and "the newest kept order with this cloid" without
+scanning a user's orders, and the one-minute candles of a market are kept in time order (a dict in
+insertion order), so the last day or the last hour is read from the end.
+
 Fill ``dir``, ``startPosition`` and ``closedPnl`` need the position before each fill, so the model
 keeps its own (size, cost basis) per account and market with the ledger's rule
 (``ledger.entry.close_split``).
@@ -14,6 +19,7 @@ keeps its own (size, cost basis) per account and market with the ledger's rule
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,6 +134,10 @@ class ReadModels:
     volume: dict[str, int] = field(default_factory=dict)  # user -> cumulative traded notional, micro-USDC
     net_deposits: dict[str, int] = field(default_factory=dict)  # user -> deposits − withdrawals (cumLedger)
     _liq_method: dict[str, tuple[str, int]] = field(default_factory=dict)  # user -> (method, scope)
+    # indexes over ``orders`` (module doc): parent oid -> child oids in placement order; (user, cloid)
+    # -> the newest kept order of that user with that cloid
+    children: dict[int, list[int]] = field(default_factory=dict)
+    cloid_oids: dict[tuple[str, str], int] = field(default_factory=dict)
 
     # -- folding --------------------------------------------------------------------------------------
     def apply(self, events: list[V.Event], marks: dict[int, int]) -> None:
@@ -152,16 +162,38 @@ class ReadModels:
 
     def _keep_order(self, rec: OrderRec) -> None:
         self.orders[rec.oid] = rec
+        self._index_order(rec)
         q = self.user_orders.setdefault(rec.user, deque())
         q.append(rec.oid)
         while len(q) > MAX_ORDERS_PER_USER:
             old = q.popleft()
-            if self.orders.get(old) is not None and self.orders[old].status not in ("open", "waitingForTrigger",
-                                                                                     "waitingForFill", "triggered"):
+            gone = self.orders.get(old)
+            if gone is not None and gone.status not in ("open", "waitingForTrigger", "waitingForFill", "triggered"):
                 del self.orders[old]
+                self.children.pop(old, None)
+                if gone.cloid is not None and self.cloid_oids.get((gone.user, gone.cloid)) == old:
+                    del self.cloid_oids[(gone.user, gone.cloid)]
             else:  # still live: keep it, re-queue at the back
                 q.append(old)
                 break
+
+    def _index_order(self, rec: OrderRec) -> None:
+        if rec.parent:
+            self.children.setdefault(rec.parent, []).append(rec.oid)
+        if rec.cloid is not None:
+            self.cloid_oids[(rec.user, rec.cloid)] = rec.oid
+
+    def children_of(self, oid: int) -> Iterator[OrderRec]:
+        """The kept orders placed as children of ``oid`` (TP/SL of a normalTpsl parent), oldest first."""
+        for kid in self.children.get(oid, ()):
+            rec = self.orders.get(kid)
+            if rec is not None:
+                yield rec
+
+    def order_by_cloid(self, user: str, cloid: str) -> OrderRec | None:
+        """The newest kept order of ``user`` placed with ``cloid`` (open or closed)."""
+        oid = self.cloid_oids.get((user, cloid))
+        return None if oid is None else self.orders.get(oid)
 
     def _order_rested(self, ev: V.OrderRested, _m: dict[int, int]) -> None:
         rec = self.orders.get(ev.oid)
@@ -262,8 +294,9 @@ class ReadModels:
         self._liq_method[ev.user] = (ev.method, ev.asset)
         self.liquidations.append(ev)
         if ev.method in ("market", "backstop", "insurance"):
-            held = [(a, szi) for (u, a), (szi, _) in sorted(self.positions.items())
-                    if u == ev.user and (ev.asset < 0 or a == ev.asset)]
+            assets = sorted(a for a, users in self.holders.items() if ev.user in users) if ev.asset < 0 else \
+                [ev.asset] if (ev.user, ev.asset) in self.positions else []
+            held = [(a, self.positions[(ev.user, a)][0]) for a in assets]
             self._ledger(ev.user, ev.ts, {"type": "liquidation", "accountValue": ev.account_value,
                                           "leverageType": "Cross" if ev.asset < 0 else "Isolated",
                                           "liquidatedPositions": held})
@@ -273,10 +306,12 @@ class ReadModels:
         t = ts - ts % MINUTE_MS
         c = book.get(t)
         if c is None:
+            last = next(reversed(book), None)
             c = book[t] = Candle(t, px, px, px, px)
-            if len(book) > CANDLE_MINUTES_KEPT:
-                for old in sorted(book)[: len(book) - CANDLE_MINUTES_KEPT]:
-                    del book[old]
+            if last is not None and t < last:  # out of time order (never from the sequencer): re-sort
+                self.candles[asset] = book = dict(sorted(book.items()))
+            while len(book) > CANDLE_MINUTES_KEPT:  # the oldest first: the dict is in time order
+                del book[next(iter(book))]
         c.h, c.l, c.c = max(c.h, px), min(c.l, px), px
         c.v += sz
         c.n += 1
@@ -304,14 +339,29 @@ class ReadModels:
         self._ledger(ev.dst, ev.ts, delta)
 
     # -- queries ------------------------------------------------------------------------------------
-    def candles_between(self, asset: int, interval_ms: int, start: int, end: int) -> list[Candle]:
+    def candles_between(self, asset: int, interval_ms: int, start: int, end: int,
+                        limit: int | None = None) -> list[Candle]:
         """Candles of ``interval_ms`` (a multiple of a minute; weeks and months by fixed length)
-        whose open time is in [start, end], aggregated from the one-minute candles."""
-        out: dict[int, Candle] = {}
-        for t, m in sorted(self.candles.get(asset, {}).items()):
+        whose open time is in [start, end], aggregated from the one-minute candles; the newest
+        ``limit`` of them if given.  Reads the minutes from the newest back to ``start``."""
+        minutes: list[Candle] = []
+        buckets = 0
+        last_bucket = None
+        for t in reversed(self.candles.get(asset, {})):
             bucket = t - t % interval_ms
-            if bucket < start - interval_ms or bucket > end:
+            if bucket > end:
                 continue
+            if bucket < start - interval_ms:
+                break
+            if bucket != last_bucket:
+                buckets, last_bucket = buckets + 1, bucket
+                if limit is not None and buckets > limit + 1:  # one spare: the oldest may fall before start
+                    break
+            minutes.append(self.candles[asset][t])
+        out: dict[int, Candle] = {}
+        for m in reversed(minutes):
+            t = m.t
+            bucket = t - t % interval_ms
             c = out.get(bucket)
             if c is None:
                 out[bucket] = Candle(bucket, m.o, m.h, m.l, m.c, m.v, m.n, m.ntl)
@@ -320,22 +370,25 @@ class ReadModels:
                 c.v += m.v
                 c.n += m.n
                 c.ntl += m.ntl
-        return [c for t, c in sorted(out.items()) if t + interval_ms > start]
+        kept = [c for t, c in out.items() if t + interval_ms > start]
+        return kept if limit is None else kept[-limit:]
 
     def day_stats(self, asset: int, now: int) -> tuple[int, int, int]:
-        """(base volume in lots, notional in micro-USDC, price 24 h ago or 0) over the last day."""
+        """(base volume in lots, notional in micro-USDC, price 24 h ago or 0) over the last day:
+        the close of the last candle before the day, else the open of the day's first one.  Reads
+        the day's candles and one more, from the newest back."""
         since = now - 86_400_000
         vol = ntl = 0
-        prev = 0
-        for t, c in sorted(self.candles.get(asset, {}).items()):
+        first_open = 0
+        book = self.candles.get(asset, {})
+        for t in reversed(book):
+            c = book[t]
             if t < since:
-                prev = c.c
-                continue
-            if not prev:
-                prev = c.o
+                return vol, ntl, c.c
+            first_open = c.o
             vol += c.v
             ntl += c.ntl
-        return vol, ntl, prev
+        return vol, ntl, first_open
 
 
 def venue_status(status: str) -> str:

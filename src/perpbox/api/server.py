@@ -5,6 +5,14 @@ Routes: ``POST /info``, ``POST /exchange``, ``WS /ws``, ``GET /`` (the live page
 venue's text; business errors HTTP 200 envelopes; no client input yields a 500 (unexpected
 exceptions in a handler are answered 422 with their message, and logged).
 
+Every body is hostile until checked: at most ``MAX_BODY_BYTES`` (else HTTP 413), JSON that
+``orjson`` reads (so no NaN, Infinity or a number that overflows a double, like ``1e400``), nested
+at most ``MAX_DEPTH`` deep (serde_json's recursion limit, which the venue's deserialiser has);
+anything else is a 422 ``Failed to deserialize the JSON body into the target type: …``.  The
+faucet's amount is an exact decimal (``core.numbers.parse_units``), never a float.  A failed
+request is logged with the first bytes of its body, never the parsed value's ``repr`` (which
+recurses into a deep body).
+
 Background jobs, all feeding the one sequencer: a ``Tick`` every second; the synthetic oracle feed
 every 3 s (``FeedPrices`` from three CEX-like sources for the first dex); the HIP-3 deployer, which
 signs ``perpDeploy setOracle`` every ~3 s with its own key and sends it through the same
@@ -36,13 +44,14 @@ from perpbox.agents.simulated import Agents, funding_commands
 from perpbox.api import signing
 from perpbox.api.actions import ExchangeAPI
 from perpbox.api.info import BadRequest, InfoAPI
+from perpbox.api.nesting import MAX_DEPTH, too_deep
 from perpbox.api.page import plotly_bundle
 from perpbox.api.ratelimit import ADDRESS_BUFFER, AddressLimiter, RateLimiter
-from perpbox.api.venue import Venue, backstop_deposits, bootstrap_commands
+from perpbox.api.venue import SNAPSHOT_EVERY, Venue, backstop_deposits, bootstrap_commands
 from perpbox.api.wire import coin_name, fmt_px
 from perpbox.api.ws import WsHub
 from perpbox.config import ExchangeConfig
-from perpbox.core.numbers import USD
+from perpbox.core.numbers import USD, parse_units
 from perpbox.exchange import commands as C
 from perpbox.feeds.replay import ReplayFeed
 from perpbox.feeds.synthetic import SyntheticFeed
@@ -54,6 +63,9 @@ DEPLOYER_S = 3.0
 SPOT_SOURCES = ("binance", "okx", "bybit")
 PERP_SOURCES = ("binance", "okx")
 FAUCET_MAX = 10_000_000 * USD
+MAX_BODY_BYTES = 1 << 20  # an /info or /exchange body; a batch of 1,000 orders is ~150 kB
+LOGGED_BODY_BYTES = 300
+MAX_ERROR_CHARS = 300
 
 
 @dataclass
@@ -69,6 +81,8 @@ class ServeOptions:
     feed: str = "synthetic"  # synthetic | replay | none
     feed_file: Path | None = None  # the recording, for feed "replay"
     request_buffer: int = ADDRESS_BUFFER  # address-based limit: initial requests before volume counts
+    snapshot_every: int = SNAPSHOT_EVERY  # commands between snapshots (and one on a clean stop)
+    tick_s: float = TICK_S  # seconds between Ticks; 0: no ticker (the state changes only on requests)
 
 
 def deployer_key(seed: int, dex: str) -> str:
@@ -79,7 +93,7 @@ def deployer_key(seed: int, dex: str) -> str:
 class Service:
     def __init__(self, opts: ServeOptions) -> None:
         self.opts = opts
-        self.venue = Venue(opts.data_dir, fsync=opts.fsync)
+        self.venue = Venue(opts.data_dir, fsync=opts.fsync, snapshot_every=opts.snapshot_every)
         self.info = InfoAPI(self.venue.ex, self.venue.rm, self.venue.now,
                             lambda: self.venue.applied_seq)
         self.actions = ExchangeAPI(self.venue.ex, self.venue.submit, self.venue.now, network=opts.network)
@@ -111,7 +125,8 @@ class Service:
                                     + backstop_deposits(self.opts.config))
         else:
             self.feed.resume_from({a: self.venue.ex.oracle(a) for a in self.venue.ex.markets})
-        self._every(TICK_S, self._tick, "ticker")
+        if self.opts.tick_s > 0:
+            self._every(self.opts.tick_s, self._tick, "ticker")
         if self.opts.feed != "none":
             self._every(FEED_S, self._feed, "feed")
             self._every(DEPLOYER_S, self._deploy_oracles, "deployer")
@@ -189,29 +204,45 @@ class Service:
         """Decode, rate-limit by IP, answer; malformed input and handler failures are HTTP 422
         (never a 500 for client input)."""
         try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as e:
-            return _unprocessable(BadRequest(str(e)))
-        if self.limiter.enabled and not self.limiter.allow(ip, weight(body)):
-            return TOO_MANY
+            body = decode_body(raw)
+        except BadRequest as e:
+            return _unprocessable(e)
+        if self.limiter.enabled:
+            try:
+                w = weight(body)
+            except Exception:  # a weight function must not fail on a body; if it does, the heaviest
+                log.exception("rate-limit weight failed for %s", _excerpt(raw))
+                w = 60
+            if not self.limiter.allow(ip, w):
+                return TOO_MANY
         try:
             return _json(await handle(body))
         except BadRequest as e:
             return _unprocessable(e)
         except Exception as e:
-            log.exception("request failed: %r", body)
-            return _unprocessable(BadRequest(f"{type(e).__name__}: {e}"))
+            with contextlib.suppress(Exception):
+                log.exception("request failed: %s", _excerpt(raw))
+            return _unprocessable(BadRequest(_error_text(e)))
 
     async def http_fund(self, request: Request) -> Response:
-        """Dev faucet: ``{"user": "0x…", "usd": "1000"}`` deposits USDC."""
+        """Dev faucet: ``{"user": "0x…", "usd": "1000"}`` deposits USDC; ``usd`` is a decimal
+        string (or a JSON integer) of at most 6 decimals, within (0, 10,000,000]."""
+        raw = await _read_body(request)
+        if raw is None:
+            return _response(TOO_LARGE)
         try:
-            body = orjson.loads(await request.body())
-            user = signing.normalise_address(body["user"])
-            usd = round(float(body["usd"]) * USD)
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-            return _response(_unprocessable(BadRequest(str(e))))
-        if user is None or not 0 < usd <= FAUCET_MAX:
-            return _response(_unprocessable(BadRequest(f"usd must be within (0, {FAUCET_MAX // USD}]")))
+            body = decode_body(raw)
+            if not isinstance(body, dict):
+                raise BadRequest("expected an object")
+            given = body.get("user")
+            user = signing.normalise_address(given) if isinstance(given, str) else None
+            if user is None:
+                raise BadRequest("user: invalid address")
+            usd = faucet_amount(body.get("usd"))
+        except BadRequest as e:
+            return _response(_unprocessable(e))
+        except ValueError:  # normalise_address on a string that is no address
+            return _response(_unprocessable(BadRequest("user: invalid address")))
         responses, _ = await self.venue.submit([C.Deposit(ts=0, user=user, usd=usd)])
         if responses and responses[0] == "ok":
             return _response(_json({"status": "ok", "user": user, "usd": body["usd"]}))
@@ -248,6 +279,61 @@ class Service:
 
 Answer = tuple[int, bytes, bytes]  # HTTP status, content type, body
 TOO_MANY: Answer = (429, b"text/plain; charset=utf-8", b"Too many requests")
+TOO_LARGE: Answer = (413, b"text/plain; charset=utf-8", f"Request body over {MAX_BODY_BYTES} bytes".encode())
+
+
+def decode_body(raw: bytes) -> Any:
+    """The JSON body, or ``BadRequest`` (HTTP 422): not JSON (orjson refuses NaN, Infinity, numbers
+    beyond a double such as ``1e400``, lone surrogates, invalid UTF-8) or nested over ``MAX_DEPTH``."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise BadRequest(str(e)) from None
+    if too_deep(raw, body):
+        raise BadRequest(f"recursion limit exceeded (nesting over {MAX_DEPTH})")
+    return body
+
+
+
+
+def faucet_amount(value: object) -> int:
+    """The faucet's ``usd`` in micro-USDC, exactly: a decimal string (``"1000"``, ``"0.5"``) or a
+    JSON integer; floats, exponents, ``inf``/``nan`` and amounts outside (0, FAUCET_MAX] are refused."""
+    usd: int | None
+    if isinstance(value, int) and not isinstance(value, bool):
+        usd = value * USD
+    elif isinstance(value, str) and value.isascii():  # parse_units' \d would take other scripts' digits
+        usd = parse_units(value.strip(), 6)
+    else:
+        usd = None
+    if usd is None or not 0 < usd <= FAUCET_MAX:
+        raise BadRequest(f"usd: expected a decimal string within (0, {FAUCET_MAX // USD}] with at most 6 decimals")
+    return usd
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The request body, or None when it is over ``MAX_BODY_BYTES`` (the rest is read and dropped)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size <= MAX_BODY_BYTES:
+            chunks.append(chunk)
+    return None if size > MAX_BODY_BYTES else b"".join(chunks)
+
+
+def _excerpt(raw: bytes) -> str:
+    """The first bytes of a body for the log (a bytes repr: flat, whatever the body holds)."""
+    head = repr(raw[:LOGGED_BODY_BYTES])
+    return f"{len(raw)} bytes: {head}{'…' if len(raw) > LOGGED_BODY_BYTES else ''}"
+
+
+def _error_text(e: BaseException) -> str:
+    try:
+        text = f"{type(e).__name__}: {e}"
+    except Exception:
+        text = type(e).__name__
+    return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS] + "…"
 
 
 class HotPaths:
@@ -266,15 +352,22 @@ class HotPaths:
             await self.app(scope, receive, send)
             return
         chunks = []
+        size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
-            chunks.append(message.get("body", b""))
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size <= MAX_BODY_BYTES:  # past the limit the rest is read and dropped, then a 413
+                chunks.append(chunk)
             if not message.get("more_body"):
                 break
         client = scope.get("client")
-        status, ctype, payload = await handler(client[0] if client else "?", b"".join(chunks))
+        if size > MAX_BODY_BYTES:
+            status, ctype, payload = TOO_LARGE
+        else:
+            status, ctype, payload = await handler(client[0] if client else "?", b"".join(chunks))
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", ctype), (b"content-length", str(len(payload)).encode())]})
         await send({"type": "http.response.body", "body": payload})

@@ -7,7 +7,33 @@ in one transaction (group commit, see ``store.log`` for the fsync policy), and o
 the commands, folds their events into the read models, answers the submitters and hands the events
 to subscribers.  Reads (``/info``) see the engine between batches, never half a command.
 
-Restart: the newest snapshot whose state hash checks out, then the log after it.
+Restart: the newest snapshot (``store.snapshot``: plain data, the same in the pure and compiled
+builds) if it loads and its state hash checks out, then the log after it; else the whole log.
+Either way the outcome is reported (``RecoveryReport``: the serve banner, ``perpbox replay`` and
+the ``perpbox.venue`` logger say which snapshot was loaded or why it was unusable, and how many log
+entries were re-applied).  A snapshot is taken every ``snapshot_every`` commands (``perpbox serve
+--snapshot-every``) and on a clean shutdown, only between batches (never while one is being written).
+
+Failures: an exception while a batch is stamped, nonce-checked, encoded or written leaves the state
+as it was before the batch (sequence number, clock, nonce windows) and nothing of it in the log;
+each of its submissions is then tried on its own, so only the one that fails gets the error
+(``SequencerError``: ``/exchange`` answers 422 with it).  An exception while a committed command is
+applied (an engine or read-model bug) is logged and answered as an error to that submission only;
+the other commands go on.  Recovery applies the log the same way (``apply_logged``): the engine is
+deterministic, so a replay fails at the same point and rebuilds the state the server had.  A
+failing subscriber or snapshot is logged.  In every case the sequencer keeps running.
+
+Test hook (``PERPBOX_TEST_HOOK=STAGE:ADDRESS``, for the durability tests only): a fault point at a
+named stage of the first batch holding a submission signed by ``ADDRESS``.  It wraps the log's
+``append`` (nothing else: the ordering under test is the plain ``_process``) and there blocks the
+sequencer for good — ``before-commit``: before the batch's transaction, ``after-commit``: after it
+committed — having written ``DATA_DIR/test-hook.paused`` (JSON: the stage, the batch's last
+sequence number, and whether a submission of ``ADDRESS`` in the batch was already answered), so a
+test can ``kill -9`` the server there.  With the correct order nothing in a batch is answered before
+its commit, so ``before-commit`` loses only unanswered commands; a sequencer that acknowledged
+before committing would have answered the trigger already (the marker says so, the test waits for
+that answer before the kill), and the restarted server lacks what was acknowledged — every run.
+Without the variable nothing is wrapped.
 
 Garbage collection: the exchange state is large and long-lived and barely ever forms reference
 cycles, yet CPython's full collections walk all of it (plus every loaded module) again and again as
@@ -27,7 +53,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import pickle
+import json
+import logging
+import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,10 +72,15 @@ from perpbox.exchange import Exchange
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.mechanics import backstop_address
+from perpbox.store import snapshot as snapshots
 from perpbox.store.log import CommandLog, LogEntry
 
 MAX_BATCH = 1024
 SNAPSHOT_EVERY = 50_000  # commands between snapshots
+TEST_HOOK_ENV = "PERPBOX_TEST_HOOK"
+TEST_HOOK_STAGES = ("before-commit", "after-commit")
+TEST_HOOK_MARKER = "test-hook.paused"
+logger = logging.getLogger("perpbox.venue")
 
 
 @dataclass
@@ -64,6 +98,40 @@ class Recovered:
     nonces: NonceWindows
     seq: int
     ts: int
+
+
+_Plan = tuple[Submission, list[C.Command], bool, int]  # submission, its commands, padded, its last seq
+
+
+class _NotCommitted(Exception):
+    """A batch failed before its commit (the cause is chained); ``_unsequence`` has run."""
+
+
+class _Undo:
+    """What ``_sequence`` changed, to put back if the batch is not committed: the sequence number,
+    the clock and the nonce windows of the signers it used (a copy of each, taken before its first use)."""
+
+    __slots__ = ("seq", "ts", "windows")
+
+    def __init__(self, seq: int, ts: int, windows: dict[str, tuple[list[int], set[int]] | None]) -> None:
+        self.seq, self.ts, self.windows = seq, ts, windows
+
+    def save_window(self, nonces: NonceWindows, signer: str) -> None:
+        if signer not in self.windows:
+            heap = nonces._kept.get(signer)
+            self.windows[signer] = None if heap is None else (heap[:], set(nonces._sets[signer]))
+
+    def restore_windows(self, nonces: NonceWindows) -> None:
+        for signer, window in self.windows.items():
+            if window is None:
+                nonces._kept.pop(signer, None)
+                nonces._sets.pop(signer, None)
+            else:
+                nonces._kept[signer], nonces._sets[signer] = window
+
+
+def _describe(e: BaseException | None) -> str:
+    return "unknown" if e is None else f"{type(e).__name__}: {e}"
 
 
 # Automatic collection thresholds once the heap is settled (module doc); CPython's are (700, 10, 10).
@@ -85,20 +153,96 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+@dataclass(frozen=True)
+class RecoveryReport:
+    """How a state was recovered: from which snapshot (or why not), and how much log after it."""
+
+    replayed: int  # log entries re-applied
+    snapshot_seq: int | None = None  # the newest snapshot's sequence number (None: there is none)
+    status: str = "none"  # none | loaded | unusable (it could not be used) | skipped (not asked for)
+    reason: str | None = None  # why it was not used
+
+    def __str__(self) -> str:
+        if self.status == "loaded":
+            return f"snapshot at seq {self.snapshot_seq} loaded, {self.replayed} log entries re-applied"
+        if self.status == "unusable":
+            return (f"snapshot at seq {self.snapshot_seq} unusable ({self.reason}): re-applied the whole log "
+                    f"({self.replayed} entries)")
+        if self.status == "skipped":
+            return f"snapshot at seq {self.snapshot_seq} not used ({self.reason}): re-applied {self.replayed} entries"
+        if self.replayed == 0:
+            return "no snapshot, empty log: a new exchange"
+        return f"no snapshot: re-applied the whole log ({self.replayed} entries)"
+
+
+def encode_snapshot(state: Recovered) -> tuple[str, bytes]:
+    """The state hash and the snapshot body of ``state`` (``store.snapshot``'s format)."""
+    digest = state.ex.state_hash()
+    body = snapshots.dump({"ex": state.ex, "rm": state.rm, "nonces": state.nonces},
+                          {"seq": state.seq, "ts": state.ts, "hash": digest})
+    return digest, body
+
+
+def decode_snapshot(seq: int, digest: str, body: bytes) -> Recovered:
+    """The state in a snapshot row; ``SnapshotError`` saying why it cannot be used."""
+    root, meta = snapshots.load(body)
+    if not isinstance(root, dict) or not isinstance(meta, dict):
+        raise snapshots.SnapshotError("not a venue snapshot")
+    ex, rm, nonces = root.get("ex"), root.get("rm"), root.get("nonces")
+    if not (isinstance(ex, Exchange) and isinstance(rm, ReadModels) and isinstance(nonces, NonceWindows)):
+        raise snapshots.SnapshotError("not a venue snapshot")
+    if meta.get("seq") != seq or meta.get("hash") != digest or not isinstance(meta.get("ts"), int):
+        raise snapshots.SnapshotError("its header does not match its row")
+    actual = ex.state_hash()
+    if actual != digest:
+        raise snapshots.SnapshotError(f"state hash {actual[:12]}… is not the stored {digest[:12]}…")
+    return Recovered(ex, rm, nonces, seq, meta["ts"])
+
+
+class SequencerError(Exception):
+    """A submission the sequencer could not carry out (module doc: Failures); the message says
+    whether it is in the log."""
+
+
+def apply_logged(state: Recovered, cmd: C.Command) -> tuple[list[V.Event], Any, Exception | None]:
+    """Apply a logged command to the engine and fold its events into the read models, as the
+    sequencer and recovery both do: ``(events, response, None)``, or ``([], None, error)`` when the
+    engine or a read model raised (the exception is returned, not raised: the command is in the log,
+    and re-applying the log must fail the same way at the same point, not stop)."""
+    try:
+        events = state.ex.apply(cmd)
+        state.rm.apply(events, state.ex.prices)
+    except Exception as e:
+        return [], None, e
+    return events, state.ex.last_response, None
+
+
 def recover(log: CommandLog, progress: Callable[[int, int], None] | None = None,
-            upto: int | None = None) -> tuple[Recovered, int]:
-    """State from the newest good snapshot plus the log after it (up to sequence number ``upto``);
-    returns it and how many log entries were re-applied."""
+            upto: int | None = None, use_snapshot: bool = True) -> tuple[Recovered, RecoveryReport]:
+    """State from the newest snapshot, if it is usable, plus the log after it (up to sequence
+    number ``upto``); returns it and the report of what was loaded and re-applied."""
     state = None
     snap = log.latest_snapshot()
-    if snap is not None and (upto is None or snap[0] <= upto):
+    status, reason = "none", None
+    if snap is not None:
         seq, digest, body = snap
-        try:
-            loaded = pickle.loads(body)
-            if isinstance(loaded, Recovered) and loaded.seq == seq and loaded.ex.state_hash() == digest:
-                state = loaded
-        except Exception:  # a snapshot that does not load is ignored: the log is the truth
-            state = None
+        status = "skipped"
+        if not use_snapshot:
+            reason = "--full"
+        elif upto is not None and seq > upto:
+            reason = f"after --upto {upto}"
+        else:
+            status = "unusable"
+            if seq > log.last_seq:
+                reason = f"past the end of the log (seq {log.last_seq})"
+            else:
+                try:
+                    state = decode_snapshot(seq, digest, body)
+                    status = "loaded"
+                except snapshots.SnapshotError as e:
+                    reason = str(e)
+                except Exception as e:  # a bug in the codec must not stop a restart: the log is the truth
+                    reason = f"{type(e).__name__}: {e}"
     if state is None:
         state = Recovered(Exchange(), ReadModels(), NonceWindows(), 0, 0)
     total = log.count(state.seq)
@@ -106,15 +250,17 @@ def recover(log: CommandLog, progress: Callable[[int, int], None] | None = None,
     for entry in log.read(state.seq):
         if upto is not None and entry.seq > upto:
             break
-        events = state.ex.apply(entry.command)
-        state.rm.apply(events, state.ex.prices)
+        _, _, error = apply_logged(state, entry.command)
+        if error is not None:
+            logger.error("re-applying seq %d (%s) raised %s: %s", entry.seq, type(entry.command).__name__,
+                         type(error).__name__, error)
         if entry.signer is not None and entry.nonce is not None:
             state.nonces.use(entry.signer, entry.nonce)
         state.seq, state.ts = entry.seq, max(state.ts, entry.command.ts)
         done += 1
         if progress is not None and done % 10_000 == 0:
             progress(done, total)
-    return state, done
+    return state, RecoveryReport(done, None if snap is None else snap[0], status, reason)
 
 
 def bootstrap_commands(config: ExchangeConfig, deployers: dict[str, str]) -> list[C.Command]:
@@ -139,15 +285,26 @@ class Venue:
     """Engine + log + read models + subscribers, driven by the sequencer task."""
 
     def __init__(self, data_dir: Path, fsync: bool = True, snapshot_every: int = SNAPSHOT_EVERY) -> None:
+        self.data_dir = data_dir
         self.log = CommandLog(data_dir, fsync=fsync)
-        self.state, self.replayed = recover(self.log)
+        self.state, self.report = recover(self.log)
+        self.replayed = self.report.replayed
+        if self.report.status == "unusable":
+            logger.warning("%s", self.report)
+        else:
+            logger.info("%s", self.report)
         settle_heap()
         self.applied_seq = self.state.seq  # state.seq runs ahead while a batch is being written
+        if snapshot_every < 1:
+            raise ValueError("snapshot_every must be at least 1")
         self.snapshot_every = snapshot_every
         self._since_snapshot = 0
         self.queue: asyncio.Queue[Submission] | None = None
         self.listeners: list[Callable[[list[V.Event]], None]] = []
         self.running = False
+        hook = os.environ.get(TEST_HOOK_ENV)
+        if hook:
+            self._install_test_hook(hook)
 
     @property
     def ex(self) -> Exchange:
@@ -181,57 +338,168 @@ class Venue:
                 batch = [await self.queue.get()]
                 while len(batch) < MAX_BATCH and not self.queue.empty():
                     batch.append(self.queue.get_nowait())
-                await self._process(batch)
+                await self._step(batch)
         finally:
             self.running = False
 
-    async def _process(self, batch: list[Submission]) -> None:
-        st = self.state
-        entries: list[LogEntry] = []
-        plans: list[tuple[Submission, list[C.Command], bool, int]] = []
+    async def _step(self, batch: list[Submission]) -> None:
+        """``_process`` that never raises (module doc: Failures): a batch that was not committed is
+        tried again submission by submission; every submission left unanswered gets the error."""
+        try:
+            await self._process(batch)
+            return
+        except _NotCommitted as e:
+            pending = [sub for sub in batch if not sub.future.done()]
+            if len(pending) > 1:
+                for sub in pending:
+                    await self._step([sub])
+                return
+            logger.error("a submission was not committed (the state is as before it): %s", e.__cause__,
+                         exc_info=e.__cause__)
+            error = SequencerError(f"not recorded, nothing applied: {_describe(e.__cause__)}")
+        except Exception as e:  # after the commit: the batch is in the log, the restart re-applies it
+            logger.exception("the sequencer failed after committing up to seq %d (applied up to seq %d)",
+                             self.state.seq, self.applied_seq)
+            error = SequencerError(f"recorded, not fully applied: {_describe(e)}")
         for sub in batch:
-            ts = self.now()
-            st.ts = ts
-            if sub.signer is not None and sub.nonce is not None:
-                bad = st.nonces.check(sub.signer, sub.nonce, ts)
-                if bad is not None:
-                    sub.future.set_result(([], bad))
-                    continue
-                st.nonces.use(sub.signer, sub.nonce)
-            cmds = [msgspec.structs.replace(c, ts=ts) for c in sub.commands]
-            padded = False
-            if not cmds and sub.signer is not None:  # nothing for the engine: log the nonce's use
-                cmds, padded = [C.Noop(ts=ts, user=sub.signer)], True
-            for i, cmd in enumerate(cmds):
-                st.seq += 1
-                entries.append(LogEntry(st.seq, cmd, sub.signer if i == 0 else None, sub.nonce if i == 0 else None))
-            plans.append((sub, cmds, padded, st.seq))
+            if not sub.future.done():
+                sub.future.set_exception(error)
+
+    async def _process(self, batch: list[Submission]) -> None:
+        """Stamp and nonce-check, commit to the log, and only then apply and acknowledge."""
+        entries, plans, undo = self._sequence(batch)
         if entries:
-            await asyncio.to_thread(self.log.append, entries)
+            try:
+                await asyncio.to_thread(self.log.append, entries)
+            except Exception as e:
+                self._unsequence(undo)
+                raise _NotCommitted from e
+        self._apply_and_acknowledge(entries, plans)
+
+    def _sequence(self, batch: list[Submission]) -> tuple[list[LogEntry], list[_Plan], _Undo]:
+        """Stamp, nonce-check and number the batch's commands (the log entries to write, the plan
+        of each accepted submission, and how to undo it all: ``_unsequence``)."""
+        st = self.state
+        undo = _Undo(st.seq, st.ts, {})
+        entries: list[LogEntry] = []
+        plans: list[_Plan] = []
+        try:
+            for sub in batch:
+                ts = self.now()
+                st.ts = ts
+                if sub.signer is not None and sub.nonce is not None:
+                    bad = st.nonces.check(sub.signer, sub.nonce, ts)
+                    if bad is not None:
+                        sub.future.set_result(([], bad))
+                        continue
+                    undo.save_window(st.nonces, sub.signer)
+                    st.nonces.use(sub.signer, sub.nonce)
+                cmds = [msgspec.structs.replace(c, ts=ts) for c in sub.commands]
+                padded = False
+                if not cmds and sub.signer is not None:  # nothing for the engine: log the nonce's use
+                    cmds, padded = [C.Noop(ts=ts, user=sub.signer)], True
+                for i, cmd in enumerate(cmds):
+                    st.seq += 1
+                    entries.append(LogEntry(st.seq, cmd, sub.signer if i == 0 else None,
+                                            sub.nonce if i == 0 else None))
+                plans.append((sub, cmds, padded, st.seq))
+        except Exception as e:
+            self._unsequence(undo)
+            raise _NotCommitted from e
+        return entries, plans, undo
+
+    def _unsequence(self, undo: _Undo) -> None:
+        """The state as it was before ``_sequence`` (nothing of the batch was committed)."""
+        st = self.state
+        st.seq, st.ts = undo.seq, undo.ts
+        undo.restore_windows(st.nonces)
+
+    def _apply_and_acknowledge(self, entries: list[LogEntry], plans: list[_Plan]) -> None:
+        st = self.state
         published: list[V.Event] = []
         for sub, cmds, padded, last_seq in plans:
             responses = []
+            error: SequencerError | None = None
             for i, cmd in enumerate(cmds):
-                self.applied_seq = last_seq - len(cmds) + 1 + i
-                events = st.ex.apply(cmd)
-                st.rm.apply(events, st.ex.prices)
-                responses.append(st.ex.last_response)
+                seq = self.applied_seq = last_seq - len(cmds) + 1 + i
+                events, response, failed = apply_logged(st, cmd)
+                if failed is not None:
+                    logger.error("applying seq %d (%s) raised %s: %s", seq, type(cmd).__name__,
+                                 type(failed).__name__, failed, exc_info=failed)
+                    error = error or SequencerError(f"recorded (seq {seq}), failed while applied: {_describe(failed)}")
+                responses.append(response)
                 published.extend(events)
             if not sub.future.done():
-                sub.future.set_result(([] if padded else responses, None))
+                if error is not None:
+                    sub.future.set_exception(error)
+                else:
+                    sub.future.set_result(([] if padded else responses, None))
         if published:
             for listener in self.listeners:
-                listener(published)
+                try:
+                    listener(published)
+                except Exception:  # one subscriber's bug must not stop the sequencer
+                    logger.exception("an event listener failed")
         self._since_snapshot += len(entries)
         if self._since_snapshot >= self.snapshot_every:
-            self.snapshot()
+            try:
+                self.snapshot()
+            except Exception:  # the log still holds everything: the next snapshot or the log will do
+                logger.exception("snapshot at seq %d failed", st.seq)
             settle_heap()
 
+    # -- test hook (module doc) -----------------------------------------------------------------------
+    def _install_test_hook(self, spec: str) -> None:
+        stage, _, address = spec.partition(":")
+        if stage not in TEST_HOOK_STAGES or not address:
+            raise ValueError(f"{TEST_HOOK_ENV}: expected STAGE:ADDRESS with STAGE one of {TEST_HOOK_STAGES}")
+        signer = address.lower()
+        plain_append = self.log.append
+        current: list[list[Submission]] = [[]]
+
+        async def process(batch: list[Submission]) -> None:
+            current[0] = batch  # what the fault point reports on; the ordering is the class's own
+            await type(self)._process(self, batch)
+
+        def stop_here(entries: list[LogEntry]) -> None:  # in the log writer's thread
+            answered = any(sub.signer == signer and sub.future.done() for sub in current[0])
+            marker = self.data_dir / TEST_HOOK_MARKER
+            tmp = marker.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"stage": stage, "seq": entries[-1].seq, "trigger_answered": answered}))
+            tmp.replace(marker)
+            logger.warning("test hook: stopped at %s of seq %d (until killed)", stage, entries[-1].seq)
+            threading.Event().wait()
+
+        def append(entries: list[LogEntry]) -> None:
+            trigger = any(e.signer == signer for e in entries)
+            if trigger and stage == "before-commit":
+                stop_here(entries)
+            plain_append(entries)
+            if trigger and stage == "after-commit":
+                stop_here(entries)
+
+        self._process = process  # type: ignore[method-assign]
+        self.log.append = append  # type: ignore[method-assign]
+
     # -- snapshots ------------------------------------------------------------------------------------
-    def snapshot(self) -> None:
+    def snapshot(self) -> bool:
+        """Store a snapshot of the state as of the last applied command; False (logged) if none was
+        taken: a batch is being written (its commands are not applied yet) or the state does not
+        encode (the log still holds everything)."""
         st = self.state
-        self.log.save_snapshot(st.seq, st.ex.state_hash(), pickle.dumps(st, protocol=pickle.HIGHEST_PROTOCOL))
         self._since_snapshot = 0
+        if self.applied_seq != st.seq:
+            logger.warning("snapshot skipped at seq %d: a batch up to seq %d is being written", self.applied_seq,
+                           st.seq)
+            return False
+        try:
+            digest, body = encode_snapshot(st)
+        except snapshots.SnapshotError as e:
+            logger.error("snapshot at seq %d failed: %s", st.seq, e)
+            return False
+        self.log.save_snapshot(st.seq, digest, body)
+        logger.info("snapshot at seq %d written (%d bytes)", st.seq, len(body))
+        return True
 
     def close(self) -> None:
         self.log.close()

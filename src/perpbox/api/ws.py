@@ -8,114 +8,313 @@ Pushes: trades, fills, order updates, fundings, ledger updates and liquidations 
 every sequencer batch; books, bbo, mids, candles and asset contexts of the markets that changed go
 out at most every ``BOOK_PUSH_S`` (the venue pushes books per block, ≥ 0.5 s apart).
 
-Slow consumers never stall the engine: each connection has a bounded queue
-(``QUEUE_LIMIT`` messages).  A connection whose queue is full is closed (code 1008, "slow
-consumer") and its queue dropped; the client reconnects and resubscribes, and the snapshots sent on
-subscribe resynchronise it (drop-and-resync).
+Every message is hostile until checked.  A request that does not deserialise (not JSON: NaN,
+Infinity, a number beyond a double such as ``1e400``, a lone surrogate; nested over ``MAX_DEPTH``
+deep, as HTTP bodies may not be; not an object; an unknown method or subscription type; a field of
+the wrong JSON type, ``"nSigFigs": 3.0``; a user that is not a 42-character hex address; an unknown
+candle interval) is answered ``Error parsing JSON into valid websocket request: <the request>``; a
+well-typed subscription the venue refuses (unknown coin or dex, ``nSigFigs`` outside 2..5,
+``mantissa`` other than 1/2/5 or without ``nSigFigs`` 5) is answered ``Invalid subscription:
+<json>``.  Neither is registered, and the connection stays open.  Binary frames are answered with
+an error too.
+
+One subscription never affects another: each push is built and serialised inside its own guard,
+so a view that fails for one key (logged once, with its traceback) is skipped for that key's
+subscribers only; the per-batch listener never raises into the sequencer.
+
+Slow consumers never stall the engine: each connection has a bounded outgoing queue
+(``QUEUE_LIMIT`` messages, and at most ``QUEUE_BYTES`` characters).  Only the connection's writer
+task writes to the socket, and uvicorn's ``send`` waits while the transport is above its
+high-water mark, so the queue holds exactly what the client has not taken yet: a client that stops
+reading blocks its writer, its queue fills, and the hub then drops it (logged as ``slow
+consumer``), forgets its subscriptions, discards the queue and closes the connection with code 1008,
+"slow consumer" (the close frame waits up to ``CLOSE_GRACE_S`` for the client to read what was
+already in flight; then the socket is closed without it).  The client reconnects and
+resubscribes, and the snapshots sent on subscribe resynchronise it (drop-and-resync).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import defaultdict
+import logging
+import re
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import orjson
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
-from perpbox.api.info import BadRequest, InfoAPI
+from perpbox.api.info import INTERVALS_MS, BadRequest, InfoAPI
+from perpbox.api.nesting import too_deep
 from perpbox.api.readmodels import FundingRec, TradeRec, venue_status
 from perpbox.api.wire import coin_name, fmt_px, fmt_sz, fmt_usd
 from perpbox.exchange import events as V
 from perpbox.ledger.ledger import wallet_owner
 
+log = logging.getLogger("perpbox.ws")
+
 QUEUE_LIMIT = 2_000
+QUEUE_BYTES = 16 * 2**20  # perpbox: a few huge answers must not pin memory either
 BOOK_PUSH_S = 0.5
 MAX_SUBSCRIPTIONS = 1_000
+ECHO_LIMIT = 2_000  # perpbox: errors echo at most this many characters of the request
+CLOSE_GRACE_S = 10.0  # how long a dropped connection's close frame may wait for the client to read
 Key = tuple[Any, ...]
 
-USER_CHANNELS = ("orderUpdates", "userEvents", "userFills", "userFundings", "userNonFundingLedgerUpdates",
-                 "notification")
+USER_CHANNELS = (
+    "orderUpdates",
+    "userEvents",
+    "userFills",
+    "userFundings",
+    "userNonFundingLedgerUpdates",
+    "notification",
+)
 ACCOUNT_VIEWS = ("webData2", "spotState")  # whole views, re-sent when the user's account changes
+USER_KINDS = frozenset((*USER_CHANNELS, "activeAssetData", "clearinghouseState", "openOrders", *ACCOUNT_VIEWS))
+MARKET_KINDS = frozenset(("l2Book", "trades", "bbo", "candle", "activeAssetCtx"))
+PARSE_ERROR = "Error parsing JSON into valid websocket request: "
+INVALID = "Invalid subscription: "
+BINARY_ERROR = PARSE_ERROR + "binary frame of {n} bytes (requests are JSON text frames)"  # perpbox wording
+SNAPSHOT_ERROR = "Unable to grab snapshot for subscription: "  # perpbox wording (order_book_server's style)
+ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+U64 = 2**64
+
+
+class Unparsable(ValueError):
+    """The request does not deserialise into a venue request (wrong shape or JSON type)."""
+
+
+class Invalid(ValueError):
+    """A well-formed subscription the venue refuses (unknown coin, out-of-range parameter)."""
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= ECHO_LIMIT else text[:ECHO_LIMIT] + "…"
+
+
+def _echo(value: Any, raw: str) -> str:
+    """``value`` as JSON for an error message (the raw request if it cannot be serialised)."""
+    try:
+        return _clip(orjson.dumps(value).decode())
+    except (TypeError, ValueError):
+        return _clip(raw)
+
+
+
+
+def _message(channel: str, data: Any) -> str:
+    return orjson.dumps({"channel": channel, "data": data}).decode()
+
+
+def _opt(sub: dict[str, Any], name: str, kind: type) -> Any:
+    """An optional field of JSON type ``kind`` (``None`` when absent or null)."""
+    v = sub.get(name)
+    if v is not None and type(v) is not kind:  # exact: bool is not an int, 3.0 is not an int
+        raise Unparsable(name)
+    return v
+
+
+def _req(sub: dict[str, Any], name: str, kind: type) -> Any:
+    v = _opt(sub, name, kind)
+    if v is None:
+        raise Unparsable(name)
+    return v
+
+
+def _user(sub: dict[str, Any]) -> str:
+    user = _req(sub, "user", str)
+    if ADDRESS.fullmatch(user) is None:
+        raise Unparsable("user")
+    return str(user.lower())
 
 
 class Conn:
+    """One client: its subscriptions and its bounded outgoing queue (emptied by its writer only)."""
+
     def __init__(self, ws: WebSocket) -> None:
         self.ws = ws
-        self.queue: asyncio.Queue[str | None] = asyncio.Queue(QUEUE_LIMIT)
+        self.out: deque[str] = deque()
+        self.out_chars = 0
+        self.wake = asyncio.Event()  # set when the queue gains a message
+        self.done = asyncio.Event()  # set when the connection must end (client left, send failed, dropped)
         self.keys: set[Key] = set()
         self.closed = False
+        self.reason = ""  # why the hub ended the connection; "" when the client did
 
     def send(self, text: str) -> bool:
-        if self.closed:
+        """Queue ``text``; False when closed or when the queue is full (the caller drops the connection)."""
+        if self.closed or len(self.out) >= QUEUE_LIMIT or self.out_chars + len(text) > QUEUE_BYTES:
             return False
-        try:
-            self.queue.put_nowait(text)
-            return True
-        except asyncio.QueueFull:
-            self.closed = True
-            return False
+        self.out.append(text)
+        self.out_chars += len(text)
+        self.wake.set()
+        return True
+
+    @property
+    def peer(self) -> str:
+        client = self.ws.client
+        return f"{client[0]}:{client[1]}" if client else "?"
 
 
 class WsHub:
     def __init__(self, info: InfoAPI, handle_action: Callable[[Any], Any]) -> None:
         self.info = info
         self.handle_action = handle_action
-        self.subs: dict[Key, set[Conn]] = defaultdict(set)
+        self.subs: dict[Key, set[Conn]] = {}
+        self.conns: set[Conn] = set()
         self.dirty_assets: set[int] = set()
         self.dirty_users: set[str] = set()
         self.sent = 0
+        self.dropped = 0  # connections cut by the queue rule
+        self.failures = 0  # pushes or snapshots that could not be built (each logged)
+        self._failing: set[Key] = set()  # keys whose last build failed (logged once until they recover)
 
     # -- connection lifecycle -----------------------------------------------------------------------
     async def serve(self, ws: WebSocket) -> None:
         await ws.accept()
         conn = Conn(ws)
+        self.conns.add(conn)
         writer = asyncio.create_task(self._writer(conn))
+        reader = asyncio.create_task(self._reader(conn))
         try:
-            while not conn.closed:
-                raw = await ws.receive_text()
-                await self._on_message(conn, raw)
-        except WebSocketDisconnect:
-            pass
+            await conn.done.wait()
         finally:
             conn.closed = True
-            for key in conn.keys:
-                self.subs[key].discard(conn)
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await writer
+            self._forget(conn)
+            self.conns.discard(conn)
+            for task in (reader, writer):
+                task.cancel()
+            for task in (reader, writer):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if conn.reason:  # the writer is gone, so this is still the only write to the socket
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(code=1008, reason=conn.reason), CLOSE_GRACE_S)
+
+    async def _reader(self, conn: Conn) -> None:
+        ws = conn.ws
+        try:
+            while not conn.closed:
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                if message["type"] != "websocket.receive":
+                    continue
+                text = message.get("text")
+                if text is None:
+                    self._error(conn, BINARY_ERROR.format(n=len(message.get("bytes") or b"")))
+                else:
+                    try:
+                        await self._on_message(conn, text)
+                    except Exception:  # a bug here must not end the connection or reach uvicorn
+                        log.exception("ws request failed: %.300r", text)
+                        self._error(conn, PARSE_ERROR + _clip(text))
+                await asyncio.sleep(0)  # let the writer drain between requests
+        except Exception:  # the transport failed under us: the client is gone
+            return
+        finally:
+            conn.done.set()
 
     async def _writer(self, conn: Conn) -> None:
-        while True:
-            if conn.closed and conn.queue.empty():
-                await conn.ws.close(code=1008, reason="slow consumer")
-                return
-            text = await conn.queue.get()
-            if text is None:
-                continue
-            await conn.ws.send_text(text)
-            self.sent += 1
+        """The only task that writes to this socket; ``send_text`` waits while the socket is full."""
+        ws = conn.ws
+        try:
+            while not conn.closed:
+                if not conn.out:
+                    conn.wake.clear()
+                    await conn.wake.wait()
+                    continue
+                text = conn.out.popleft()
+                conn.out_chars -= len(text)
+                await ws.send_text(text)
+                self.sent += 1
+        except Exception:  # the client went away
+            return
+        finally:
+            conn.done.set()
+
+    def _send(self, conn: Conn, text: str) -> None:
+        if not conn.send(text) and not conn.closed:
+            self._drop(conn, "slow consumer")
 
     def _push(self, conn: Conn, channel: str, data: Any) -> None:
-        if not conn.send(orjson.dumps({"channel": channel, "data": data}).decode()):
-            self._drop(conn)
+        self._send(conn, _message(channel, data))
 
-    def _drop(self, conn: Conn) -> None:
+    def _error(self, conn: Conn, text: str) -> None:
+        self._send(conn, _message("error", text))
+
+    def _drop(self, conn: Conn, reason: str) -> None:
+        """The queue rule: forget the connection's subscriptions, discard its queue, end it."""
+        queued = len(conn.out)
+        conn.closed = True
+        conn.reason = reason
+        self._forget(conn)
+        conn.out.clear()
+        conn.out_chars = 0
+        conn.done.set()
+        conn.wake.set()
+        self.dropped += 1
+        log.warning(
+            "ws %s dropped (%s): outgoing queue full at %d messages (limit %d messages, %d chars)",
+            conn.peer,
+            reason,
+            queued,
+            QUEUE_LIMIT,
+            QUEUE_BYTES,
+        )
+
+    def _forget(self, conn: Conn) -> None:
         for key in conn.keys:
-            self.subs[key].discard(conn)
-        with contextlib.suppress(asyncio.QueueFull):
-            conn.queue.put_nowait(None)
+            self._unsubscribe(conn, key)
+        conn.keys = set()
+
+    def _unsubscribe(self, conn: Conn, key: Key) -> None:
+        conns = self.subs.get(key)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self.subs[key]
+                self._failing.discard(key)
+
+    def _failed(self, what: Key) -> None:
+        """Log a build failure once (with its traceback) until that key builds again."""
+        self.failures += 1
+        if what in self._failing:
+            log.debug("ws: %r still fails", what)
+            return
+        self._failing.add(what)
+        log.exception("ws: could not build %r; skipped for its subscribers only", what)
 
     def publish(self, key: Key, channel: str, data: Any) -> None:
         conns = self.subs.get(key)
         if not conns:
             return
-        text = orjson.dumps({"channel": channel, "data": data}).decode()
+        try:
+            text = _message(channel, data)
+        except Exception:
+            self._failed(key)
+            return
         for conn in list(conns):
-            if not conn.send(text):
-                self._drop(conn)
+            self._send(conn, text)
+
+    def _publish_view(self, key: Key, channel: str, build: Callable[[], Any]) -> None:
+        """Build and serialise one key's push inside its own guard; ``build`` may return None (no push)."""
+        conns = self.subs.get(key)
+        if not conns:
+            return
+        try:
+            data = build()
+            if data is None:
+                return
+            text = _message(channel, data)
+        except Exception:
+            self._failed(key)
+            return
+        self._failing.discard(key)
+        for conn in list(conns):
+            self._send(conn, text)
 
     # -- requests -----------------------------------------------------------------------------------
     async def _on_message(self, conn: Conn, raw: str) -> None:
@@ -123,43 +322,59 @@ class WsHub:
             msg = orjson.loads(raw)
         except orjson.JSONDecodeError:
             msg = None
-        if not isinstance(msg, dict) or msg.get("method") not in ("subscribe", "unsubscribe", "ping", "post"):
-            self._push(conn, "error", f"Error parsing JSON into valid websocket request: {raw}")
-            return
-        method = msg["method"]
+        # each level of nesting opens a bracket: a request with few brackets cannot be deep (no walk)
+        if msg is not None and too_deep(raw, msg):
+            msg = None
+        method = msg.get("method") if isinstance(msg, dict) else None
         if method == "ping":
-            conn.send('{"channel":"pong"}')
+            self._send(conn, '{"channel":"pong"}')
             return
         if method == "post":
-            await self._post(conn, msg)
+            await self._post(conn, msg, raw)
+            return
+        if method not in ("subscribe", "unsubscribe") or not isinstance(msg, dict):
+            self._error(conn, PARSE_ERROR + _clip(raw))
             return
         sub = msg.get("subscription")
         try:
             key, echo = self.normalise(sub)
-        except (BadRequest, KeyError, TypeError, ValueError):
-            self._push(conn, "error", f"Invalid subscription: {orjson.dumps(sub).decode()}")
+        except Unparsable:
+            self._error(conn, PARSE_ERROR + _clip(raw))
+            return
+        except (Invalid, BadRequest):
+            self._error(conn, INVALID + _echo(sub, raw))
             return
         if method == "subscribe":
             if key in conn.keys:
-                self._push(conn, "error", f"Already subscribed: {orjson.dumps(sub).decode()}")
+                self._error(conn, f"Already subscribed: {_echo(sub, raw)}")
                 return
             if len(conn.keys) >= MAX_SUBSCRIPTIONS:
-                self._push(conn, "error", "Cannot subscribe to more than 1000 subscriptions.")
+                self._error(conn, "Cannot subscribe to more than 1000 subscriptions.")
+                return
+            try:
+                snapshot = self._snapshot(key)
+            except Exception:
+                self._failed(key)
+                self._error(conn, SNAPSHOT_ERROR + _echo(sub, raw))
                 return
             conn.keys.add(key)
-            self.subs[key].add(conn)
+            self.subs.setdefault(key, set()).add(conn)
             self._push(conn, "subscriptionResponse", {"method": "subscribe", "subscription": echo})
-            self._snapshot(conn, key)
+            if snapshot is not None:
+                self._send(conn, snapshot)
         else:
             if key not in conn.keys:
-                self._push(conn, "error", f"Already unsubscribed: {orjson.dumps(sub).decode()}")
+                self._error(conn, f"Already unsubscribed: {_echo(sub, raw)}")
                 return
             conn.keys.discard(key)
-            self.subs[key].discard(conn)
+            self._unsubscribe(conn, key)
             self._push(conn, "subscriptionResponse", {"method": "unsubscribe", "subscription": echo})
 
-    async def _post(self, conn: Conn, msg: dict[str, Any]) -> None:
+    async def _post(self, conn: Conn, msg: dict[str, Any], raw: str) -> None:
         pid = msg.get("id")
+        if type(pid) is not int or not 0 <= pid < U64:  # the answer is routed by id: it must be one
+            self._error(conn, PARSE_ERROR + _clip(raw))
+            return
         req = msg.get("request")
         try:
             if not isinstance(req, dict) or req.get("type") not in ("info", "action"):
@@ -167,87 +382,118 @@ class WsHub:
             payload = req.get("payload")
             if req["type"] == "info":
                 data = self.info.handle(payload)
-                resp = {"type": "info", "payload": {"type": payload.get("type"), "data": data}}
+                resp: dict[str, Any] = {"type": "info", "payload": {"type": payload.get("type"), "data": data}}
             else:
-                resp = {"type": "action", "payload": await self.handle_action(payload)}
+                # shielded: a connection dropped mid-request must not cancel the sequencer's future
+                task = asyncio.ensure_future(self.handle_action(payload))
+                task.add_done_callback(lambda t: t.cancelled() or t.exception())
+                resp = {"type": "action", "payload": await asyncio.shield(task)}
         except BadRequest as e:
             resp = {"type": "error", "payload": f"422 Unprocessable Entity: {e}"}
-        self._push(conn, "post", {"id": pid, "response": resp})
+        except Exception as e:  # as POST /info and /exchange do: answered 422, logged
+            log.exception("ws post failed: %.300r", raw)
+            resp = {"type": "error", "payload": f"422 Unprocessable Entity: {BadRequest(f'{type(e).__name__}: {e}')}"}
+        try:
+            text = _message("post", {"id": pid, "response": resp})
+        except Exception as e:
+            log.exception("ws post answer not serialisable: %.300r", raw)
+            text = _message(
+                "post",
+                {
+                    "id": pid,
+                    "response": {
+                        "type": "error",
+                        "payload": f"422 Unprocessable Entity: {BadRequest(f'{type(e).__name__}: {e}')}",
+                    },
+                },
+            )
+        self._send(conn, text)
 
     def normalise(self, sub: Any) -> tuple[Key, dict[str, Any]]:
-        """The subscription's key and the normalised echo the venue acknowledges with."""
+        """The subscription's key and the normalised echo the venue acknowledges with.  Raises
+        ``Unparsable`` (wrong shape or JSON type) or ``Invalid`` (well-typed, refused)."""
         if not isinstance(sub, dict):
-            raise BadRequest("subscription")
-        kind = sub["type"]
+            raise Unparsable("subscription")
+        kind = sub.get("type")
+        if type(kind) is not str or not (kind == "allMids" or kind in MARKET_KINDS or kind in USER_KINDS):
+            raise Unparsable("type")
         info = self.info
         if kind == "allMids":
-            dex = sub.get("dex") or ""
+            dex = _opt(sub, "dex", str) or ""
             if dex and dex not in info.dexes:
-                raise BadRequest("dex")
+                raise Invalid("dex")
             return ("allMids", dex), ({"type": "allMids", "dex": dex} if dex else {"type": "allMids"})
-        if kind in ("l2Book", "trades", "bbo", "candle", "activeAssetCtx"):
-            coin = sub["coin"]
-            if info.spec_by_coin(coin) is None:
-                raise BadRequest("coin")
+        if kind in MARKET_KINDS:
+            coin = _req(sub, "coin", str)
             if kind == "l2Book":
-                sig, mantissa = sub.get("nSigFigs"), sub.get("mantissa")
+                sig, mantissa = _opt(sub, "nSigFigs", int), _opt(sub, "mantissa", int)
+                _opt(sub, "fast", bool)
+            elif kind == "candle":
+                interval = _req(sub, "interval", str)
+                if interval not in INTERVALS_MS:  # an enum on the venue: an unknown one does not parse
+                    raise Unparsable("interval")
+            if info.spec_by_coin(coin) is None:
+                raise Invalid("coin")
+            if kind == "l2Book":
                 if (sig is not None and sig not in (2, 3, 4, 5)) or (
-                        mantissa is not None and (sig != 5 or mantissa not in (1, 2, 5))):
-                    raise BadRequest("nSigFigs")
+                    mantissa is not None and (sig != 5 or mantissa not in (1, 2, 5))
+                ):
+                    raise Invalid("nSigFigs")
                 return (kind, coin, sig, mantissa), {"type": kind, "coin": coin, "nSigFigs": sig, "mantissa": mantissa}
             if kind == "candle":
-                if sub["interval"] not in ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "8h", "12h", "1d",
-                                           "3d", "1w", "1M"):
-                    raise BadRequest("interval")
-                return (kind, coin, sub["interval"]), {"type": kind, "coin": coin, "interval": sub["interval"]}
+                return (kind, coin, interval), {"type": kind, "coin": coin, "interval": interval}
             return (kind, coin), {"type": kind, "coin": coin}
-        if kind in USER_CHANNELS or kind in ("activeAssetData", "clearinghouseState", "openOrders", *ACCOUNT_VIEWS):
-            user = sub["user"]
-            if not isinstance(user, str) or len(user) != 42:
-                raise BadRequest("user")
-            user = user.lower()
-            if kind == "activeAssetData":
-                if info.spec_by_coin(sub["coin"]) is None:
-                    raise BadRequest("coin")
-                return (kind, user, sub["coin"]), {"type": kind, "user": user, "coin": sub["coin"]}
-            if kind in ("clearinghouseState", "openOrders"):
-                dex = sub.get("dex") or ""
-                return (kind, user, dex), {"type": kind, "user": user, "dex": dex}
-            return (kind, user), {"type": kind, "user": user}
-        raise BadRequest("type")
+        user = _user(sub)
+        if kind == "activeAssetData":
+            coin = _req(sub, "coin", str)
+            if info.spec_by_coin(coin) is None:
+                raise Invalid("coin")
+            return (kind, user, coin), {"type": kind, "user": user, "coin": coin}
+        if kind in ("clearinghouseState", "openOrders"):
+            dex = _opt(sub, "dex", str) or ""
+            if dex and dex not in info.dexes:
+                raise Invalid("dex")
+            return (kind, user, dex), {"type": kind, "user": user, "dex": dex}
+        if kind == "userFills":
+            _opt(sub, "aggregateByTime", bool)
+        elif kind == "spotState":
+            _opt(sub, "isPortfolioMargin", bool)
+        return (kind, user), {"type": kind, "user": user}
 
     # -- snapshots on subscribe -----------------------------------------------------------------------
-    def _snapshot(self, conn: Conn, key: Key) -> None:
+    def _snapshot(self, key: Key) -> str | None:
+        """The serialised message sent right after the ack, or None for channels without one."""
         kind = key[0]
         info = self.info
+        data: Any
         if kind == "l2Book":
-            self._push(conn, "l2Book", info.book_snapshot(info.spec_by_coin(key[1]), key[2], key[3]))
+            data = info.book_snapshot(info.spec_by_coin(key[1]), key[2], key[3])
         elif kind == "allMids":
-            self._push(conn, "allMids", self._mids(key[1]))
+            data = self._mids(key[1])
         elif kind == "bbo":
-            self._push(conn, "bbo", self._bbo(key[1]))
+            data = self._bbo(key[1])
         elif kind == "activeAssetCtx":
-            spec = info.spec_by_coin(key[1])
-            self._push(conn, "activeAssetCtx", {"coin": key[1], "ctx": info.asset_ctx(spec)})
+            data = {"coin": key[1], "ctx": info.asset_ctx(info.spec_by_coin(key[1]))}
         elif kind == "activeAssetData":
-            self._push(conn, "activeAssetData", info.active_asset_data({"user": key[1], "coin": key[2]}))
+            data = info.active_asset_data({"user": key[1], "coin": key[2]})
         elif kind == "userFills":
             fills = [info.fill_json(f) for f in list(info.rm.fills.get(key[1], ()))[-100:]]
-            self._push(conn, "userFills", {"isSnapshot": True, "user": key[1], "fills": fills})
+            data = {"isSnapshot": True, "user": key[1], "fills": fills}
         elif kind == "userFundings":
             fundings = [info.funding_item(r) for r in list(info.rm.funding.get(key[1], ()))[-500:]]
-            self._push(conn, "userFundings", {"isSnapshot": True, "user": key[1], "fundings": fundings})
+            data = {"isSnapshot": True, "user": key[1], "fundings": fundings}
         elif kind == "userNonFundingLedgerUpdates":
             updates = info.user_non_funding_ledger_updates({"user": key[1]})
-            self._push(conn, kind, {"isSnapshot": True, "user": key[1], "nonFundingLedgerUpdates": updates})
+            data = {"isSnapshot": True, "user": key[1], "nonFundingLedgerUpdates": updates}
         elif kind == "clearinghouseState":
-            self._push(conn, kind, {"dex": key[2], "user": key[1],
-                                    "clearinghouseState": info.clearinghouse_state({"user": key[1], "dex": key[2]})})
+            data = self._clearinghouse(key[1], key[2])
         elif kind == "openOrders":
-            self._push(conn, kind, {"dex": key[2], "user": key[1],
-                                    "orders": info.frontend_open_orders({"user": key[1], "dex": key[2]})})
+            data = self._open_orders(key[1], key[2])
         elif kind in ACCOUNT_VIEWS:
-            self._push(conn, kind, self._account_view(kind, key[1]))
+            data = self._account_view(kind, key[1])
+        else:
+            return None
+        return _message(kind, data)
 
     def _mids(self, dex: str) -> dict[str, Any]:
         data: dict[str, Any] = {"mids": self.info.all_mids({"dex": dex})}
@@ -265,116 +511,187 @@ class WsHub:
             sides.append(top)
         return {"coin": coin, "time": self.info.now(), "bbo": sides}
 
-    # -- pushes after each batch ----------------------------------------------------------------------
-    def on_events(self, events: list[V.Event]) -> None:
-        info = self.info
-        ex = info.ex
-        trades: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        fills: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        orders: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for ev in events:
-            t = type(ev)
-            if t is V.Fill:
-                spec = ex.markets[ev.asset]
-                buyer, seller = (ev.taker, ev.maker) if ev.taker_is_buy else (ev.maker, ev.taker)
-                trades[ev.asset].append(info.trade_json(spec, TradeRec(ev.ts, ev.asset, ev.px, ev.sz, ev.taker_is_buy,
-                                                                       buyer, seller, ev.tid)))
-                for oid in (ev.taker_oid, ev.maker_oid):
-                    rec = info.rm.orders.get(oid)
-                    if rec is not None and rec.sz == 0 and ("orderUpdates", rec.user) in self.subs:
-                        orders[rec.user].append({"order": info.order_basic(rec), "status": "filled",
-                                                 "statusTimestamp": ev.ts})
-                for user in (ev.taker, ev.maker):
-                    if ("userFills", user) in self.subs or ("userEvents", user) in self.subs:
-                        rec = next((f for f in reversed(info.rm.fills.get(user, ())) if f.tid == ev.tid), None)
-                        if rec is not None:
-                            fills[user].append(info.fill_json(rec))
-                    self.dirty_users.add(user)
-                self.dirty_assets.add(ev.asset)
-            elif t in (V.OrderPlaced, V.OrderRested, V.OrderClosed, V.OrderTriggered, V.OrderRejected):
-                rec = info.rm.orders.get(ev.oid)
-                if rec is not None:
-                    status = getattr(ev, "status", "open")
-                    if t is V.OrderTriggered:
-                        status = "triggered"
-                    elif t is V.OrderRested:
-                        status = "" if rec.status == "triggered" else "open"  # "triggered" was sent already
-                    elif t is V.OrderPlaced:
-                        status = "open" if status == "pending" else venue_status(status)
-                    if status and ("orderUpdates", rec.user) in self.subs:
-                        orders[rec.user].append({"order": info.order_basic(rec), "status": status,
-                                                 "statusTimestamp": ev.ts})
-                    self.dirty_assets.add(rec.asset)
-                    self.dirty_users.add(rec.user)
-            elif t is V.FundingSettled:
-                for user, szi, amount in ev.payments:
-                    item = info.funding_item(FundingRec(ev.ts, ev.asset, -amount, szi, ev.rate))
-                    self.publish(("userFundings", user), "userFundings", {"user": user, "fundings": [item]})
-                    self.publish(("userEvents", user), "user", {"funding": item})
-                self.dirty_assets.add(ev.asset)
-            elif t is V.Liquidated:
-                self.publish(("userEvents", ev.user), "user", {"liquidation": {
-                    "lid": ev.ts, "liquidator": ev.liquidator or "0x" + "0" * 40, "liquidated_user": ev.user,
-                    "liquidated_ntl_pos": fmt_usd(ev.notional), "liquidated_account_value": fmt_usd(ev.account_value)}})
-                self.dirty_users.add(ev.user)
-            elif t is V.PricesUpdated:
-                self.dirty_assets.add(ev.asset)
-            elif t in (V.Deposited, V.Withdrew):
-                self.dirty_users.add(ev.user)
-            elif t is V.Transferred:  # incl. usdClassTransfer to the spot wallet
-                self.dirty_users.update((wallet_owner(ev.src), wallet_owner(ev.dst)))
-        for asset, items in trades.items():
-            self.publish(("trades", coin_name(ex.markets[asset])), "trades", items)
-        for user, items in fills.items():
-            self.publish(("userFills", user), "userFills", {"user": user, "fills": items})
-            self.publish(("userEvents", user), "user", {"fills": items})
-        for user, items in orders.items():
-            self.publish(("orderUpdates", user), "orderUpdates", items)
+    def _clearinghouse(self, user: str, dex: str) -> dict[str, Any]:
+        state = self.info.clearinghouse_state({"user": user, "dex": dex})
+        return {"dex": dex, "user": user, "clearinghouseState": state}
 
-    def flush_books(self) -> None:
-        """The periodic pushes: books, bbo, mids, candles, contexts and account views that changed."""
-        info = self.info
-        assets, self.dirty_assets = self.dirty_assets, set()
-        users, self.dirty_users = self.dirty_users, set()
-        dexes = set()
-        for asset in sorted(assets):
-            spec = info.ex.markets[asset]
-            coin = coin_name(spec)
-            dexes.add(spec.dex)
-            for key in [k for k in self.subs if k[0] == "l2Book" and k[1] == coin and self.subs[k]]:
-                self.publish(key, "l2Book", info.book_snapshot(spec, key[2], key[3]))
-            if self.subs.get(("bbo", coin)):
-                self.publish(("bbo", coin), "bbo", self._bbo(coin))
-            if self.subs.get(("activeAssetCtx", coin)):
-                self.publish(("activeAssetCtx", coin), "activeAssetCtx", {"coin": coin, "ctx": info.asset_ctx(spec)})
-            for key in [k for k in self.subs if k[0] == "candle" and k[1] == coin and self.subs[k]]:
-                candles = info.candle_snapshot({"req": {"coin": coin, "interval": key[2],
-                                                        "startTime": info.now() - 2 * 2_592_000_000}})
-                if candles:
-                    self.publish(key, "candle", candles[-1])
-        for dex in sorted(dexes):
-            if self.subs.get(("allMids", dex)):
-                self.publish(("allMids", dex), "allMids", self._mids(dex))
-        for user in sorted(users):
-            for key in [k for k in self.subs if len(k) > 1 and k[1] == user and self.subs[k]]:
-                if key[0] == "clearinghouseState":
-                    self.publish(key, key[0], {"dex": key[2], "user": user, "clearinghouseState":
-                                               info.clearinghouse_state({"user": user, "dex": key[2]})})
-                elif key[0] == "openOrders":
-                    self.publish(key, key[0], {"dex": key[2], "user": user,
-                                               "orders": info.frontend_open_orders({"user": user, "dex": key[2]})})
-                elif key[0] == "activeAssetData":
-                    self.publish(key, key[0], info.active_asset_data({"user": user, "coin": key[2]}))
-                elif key[0] in ACCOUNT_VIEWS:
-                    self.publish(key, key[0], self._account_view(key[0], user))
+    def _open_orders(self, user: str, dex: str) -> dict[str, Any]:
+        return {"dex": dex, "user": user, "orders": self.info.frontend_open_orders({"user": user, "dex": dex})}
 
     def _account_view(self, kind: str, user: str) -> dict[str, Any]:
         if kind == "spotState":
             return {"user": user, "spotState": self.info.spot_clearinghouse_state({"user": user})}
         return self.info.web_data2({"user": user})
 
+    def _candle(self, coin: str, interval: str) -> dict[str, Any] | None:
+        info = self.info
+        candles = info.candle_snapshot(
+            {"req": {"coin": coin, "interval": interval, "startTime": info.now() - 2 * 2_592_000_000}}
+        )
+        return candles[-1] if candles else None
+
+    # -- pushes after each batch ----------------------------------------------------------------------
+    def on_events(self, events: list[V.Event]) -> None:
+        """The sequencer's listener: never raises.  What an event changed is marked first (that cannot
+        fail); then each push item is built in its own guard, so one that fails (logged) is left out
+        of its own subscribers' push only."""
+        trades: dict[Key, list[dict[str, Any]]] = {}
+        fills: dict[str, list[dict[str, Any]]] = {}
+        orders: dict[str, list[dict[str, Any]]] = {}
+        for ev in events:
+            try:
+                self._on_event(ev, trades, fills, orders)
+            except Exception:
+                self._failed(("event", type(ev).__name__))
+        for key, items in trades.items():
+            self.publish(key, "trades", items)
+        for user, items in fills.items():
+            self.publish(("userFills", user), "userFills", {"user": user, "fills": items})
+            self.publish(("userEvents", user), "user", {"fills": items})
+        for user, items in orders.items():
+            self.publish(("orderUpdates", user), "orderUpdates", items)
+
+    def _collect(self, out: dict[Any, list[Any]], group: Any, key: Key, build: Callable[[], Any]) -> None:
+        """Append ``build()`` to ``out[group]``; a build that fails is logged and left out."""
+        try:
+            item = build()
+        except Exception:
+            self._failed(key)
+            return
+        out.setdefault(group, []).append(item)
+
+    def _on_event(
+        self,
+        ev: V.Event,
+        trades: dict[Key, list[dict[str, Any]]],
+        fills: dict[str, list[dict[str, Any]]],
+        orders: dict[str, list[dict[str, Any]]],
+    ) -> None:
+        info = self.info
+        subs = self.subs
+        t = type(ev)
+        if t is V.Fill:
+            self.dirty_assets.add(ev.asset)
+            self.dirty_users.update((ev.taker, ev.maker))
+            spec = info.ex.markets[ev.asset]
+            key = ("trades", coin_name(spec))
+            if key in subs:
+                buyer, seller = (ev.taker, ev.maker) if ev.taker_is_buy else (ev.maker, ev.taker)
+                rec = TradeRec(ev.ts, ev.asset, ev.px, ev.sz, ev.taker_is_buy, buyer, seller, ev.tid)
+                self._collect(trades, key, key, lambda: info.trade_json(spec, rec))
+            for oid in (ev.taker_oid, ev.maker_oid):
+                order = info.rm.orders.get(oid)
+                if order is not None and order.sz == 0 and ("orderUpdates", order.user) in subs:
+                    self._collect(
+                        orders,
+                        order.user,
+                        ("orderUpdates", order.user),
+                        lambda o=order: {"order": info.order_basic(o), "status": "filled", "statusTimestamp": ev.ts},
+                    )
+            for user in (ev.taker, ev.maker):
+                if ("userFills", user) in subs or ("userEvents", user) in subs:
+                    frec = next((f for f in reversed(info.rm.fills.get(user, ())) if f.tid == ev.tid), None)
+                    if frec is not None:
+                        self._collect(fills, user, ("userFills", user), lambda f=frec: info.fill_json(f))
+        elif t in (V.OrderPlaced, V.OrderRested, V.OrderClosed, V.OrderTriggered, V.OrderRejected):
+            order = info.rm.orders.get(ev.oid)
+            if order is not None:
+                self.dirty_assets.add(order.asset)
+                self.dirty_users.add(order.user)
+                status = getattr(ev, "status", "open")
+                if t is V.OrderTriggered:
+                    status = "triggered"
+                elif t is V.OrderRested:
+                    status = "" if order.status == "triggered" else "open"  # "triggered" was sent already
+                elif t is V.OrderPlaced:
+                    status = "open" if status == "pending" else venue_status(status)
+                if status and ("orderUpdates", order.user) in subs:
+                    self._collect(
+                        orders,
+                        order.user,
+                        ("orderUpdates", order.user),
+                        lambda: {"order": info.order_basic(order), "status": status, "statusTimestamp": ev.ts},
+                    )
+        elif t is V.FundingSettled:
+            self.dirty_assets.add(ev.asset)
+            for user, szi, amount in ev.payments:
+                if ("userFundings", user) in subs or ("userEvents", user) in subs:
+                    got: dict[str, list[dict[str, Any]]] = {}
+                    self._collect(
+                        got,
+                        user,
+                        ("userFundings", user),
+                        lambda u=user, z=szi, a=amount: info.funding_item(FundingRec(ev.ts, ev.asset, -a, z, ev.rate)),
+                    )
+                    for item in got.get(user, ()):
+                        self.publish(("userFundings", user), "userFundings", {"user": user, "fundings": [item]})
+                        self.publish(("userEvents", user), "user", {"funding": item})
+        elif t is V.Liquidated:
+            self.dirty_users.add(ev.user)
+            key = ("userEvents", ev.user)
+            self._publish_view(
+                key,
+                "user",
+                lambda: {
+                    "liquidation": {
+                        "lid": ev.ts,
+                        "liquidator": ev.liquidator or "0x" + "0" * 40,
+                        "liquidated_user": ev.user,
+                        "liquidated_ntl_pos": fmt_usd(ev.notional),
+                        "liquidated_account_value": fmt_usd(ev.account_value),
+                    }
+                },
+            )
+        elif t is V.PricesUpdated:
+            self.dirty_assets.add(ev.asset)
+        elif t in (V.Deposited, V.Withdrew):
+            self.dirty_users.add(ev.user)
+        elif t is V.Transferred:  # incl. usdClassTransfer to the spot wallet
+            self.dirty_users.update((wallet_owner(ev.src), wallet_owner(ev.dst)))
+
+    def flush_books(self) -> None:
+        """The periodic pushes: books, bbo, mids, candles, contexts and account views that changed.
+        Each key is built in its own guard: one that fails is skipped, the others still go out."""
+        info = self.info
+        assets, self.dirty_assets = self.dirty_assets, set()
+        users, self.dirty_users = self.dirty_users, set()
+        by_coin: dict[tuple[str, str], list[Key]] = {}
+        by_user: dict[str, list[Key]] = {}
+        for key in self.subs:
+            if key[0] in ("l2Book", "candle"):
+                by_coin.setdefault((key[0], key[1]), []).append(key)
+            elif key[0] in ("clearinghouseState", "openOrders", "activeAssetData", *ACCOUNT_VIEWS):
+                by_user.setdefault(key[1], []).append(key)
+        dexes = set()
+        for asset in sorted(assets):
+            spec = info.ex.markets.get(asset)
+            if spec is None:
+                continue
+            coin = coin_name(spec)
+            dexes.add(spec.dex)
+            for key in by_coin.get(("l2Book", coin), ()):
+                self._publish_view(key, "l2Book", lambda k=key, s=spec: info.book_snapshot(s, k[2], k[3]))
+            self._publish_view(("bbo", coin), "bbo", lambda c=coin: self._bbo(c))
+            self._publish_view(
+                ("activeAssetCtx", coin), "activeAssetCtx", lambda c=coin, s=spec: {"coin": c, "ctx": info.asset_ctx(s)}
+            )
+            for key in by_coin.get(("candle", coin), ()):
+                self._publish_view(key, "candle", lambda k=key: self._candle(k[1], k[2]))
+        for dex in sorted(dexes):
+            self._publish_view(("allMids", dex), "allMids", lambda d=dex: self._mids(d))
+        for user in sorted(users):
+            for key in by_user.get(user, ()):
+                kind = key[0]
+                if kind == "clearinghouseState":
+                    self._publish_view(key, kind, lambda k=key: self._clearinghouse(k[1], k[2]))
+                elif kind == "openOrders":
+                    self._publish_view(key, kind, lambda k=key: self._open_orders(k[1], k[2]))
+                elif kind == "activeAssetData":
+                    self._publish_view(key, kind, lambda k=key: info.active_asset_data({"user": k[1], "coin": k[2]}))
+                else:
+                    self._publish_view(key, kind, lambda k=key: self._account_view(k[0], k[1]))
+
     async def run_flusher(self) -> None:
         while True:
             await asyncio.sleep(BOOK_PUSH_S)
             self.flush_books()
-

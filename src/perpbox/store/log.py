@@ -12,16 +12,23 @@ survives ``kill -9`` and power loss; commands still in the queue when the proces
 acknowledged.  ``synchronous=NORMAL`` (``--fsync never``) trades the last batches on power loss
 (not on a process crash) for throughput.
 
-Snapshots: a pickle of the service state (engine, read models, nonce windows) with the sequence
-number it covers and the engine's state hash.  Restart loads the newest snapshot whose hash checks
-out and re-applies the log after it; a snapshot that fails to load is ignored (full replay).
+Snapshots: the service state (engine, read models, nonce windows) as plain data, versioned and the
+same in the pure and compiled builds (``store.snapshot``), with the sequence number it covers and
+the engine's state hash; only the newest is kept.  Restart loads it if it decodes and its hash
+checks out, and re-applies the log after it; a snapshot that cannot be used is reported with the
+reason (``api.venue.RecoveryReport``: the serve banner, ``perpbox replay``, the ``perpbox.venue``
+logger) and the whole log is re-applied.
+
+A write checks that every command decodes again (what replay needs) before it starts; a write that
+fails (a command that does not encode or would not decode, a full disk) rolls back and raises:
+nothing of the batch is in the log, and the connection is ready for the next one.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -33,7 +40,8 @@ from perpbox.exchange import commands as C
 
 
 def _all_subclasses(cls: type) -> list[type]:
-    out = []
+    out: list[type] = []
+    sub: type
     for sub in cls.__subclasses__():
         out.append(sub)
         out.extend(_all_subclasses(sub))
@@ -68,6 +76,18 @@ def decode_command(body: bytes) -> C.Command:
     return cmd
 
 
+def _replayable(entry: LogEntry) -> bytes:
+    """The entry's command encoded, once it is known to decode again: a command that does not (a
+    field of the wrong type, which encodes but fails the typed decoder) would stop every restart,
+    so it is refused here, before anything of its batch is written."""
+    body = encode_command(entry.command)
+    try:
+        decode_command(body)
+    except msgspec.DecodeError as e:
+        raise ValueError(f"seq {entry.seq}: {type(entry.command).__name__} would not replay ({e})") from None
+    return body
+
+
 @dataclass(frozen=True, slots=True)
 class LogEntry:
     seq: int
@@ -95,13 +115,23 @@ class CommandLog:
 
     def append(self, entries: list[LogEntry]) -> None:
         """Write a batch in one transaction; returns once it is durable (per the fsync policy)."""
-        rows = [(e.seq, e.signer, e.nonce, encode_command(e.command)) for e in entries]
+        rows = [(e.seq, e.signer, e.nonce, _replayable(e)) for e in entries]
         with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany("INSERT INTO log (seq, signer, nonce, body) VALUES (?, ?, ?, ?)", rows)
-            self._db.execute("COMMIT")
+            self._transaction(lambda: self._db.executemany(
+                "INSERT INTO log (seq, signer, nonce, body) VALUES (?, ?, ?, ?)", rows))
             if entries:
                 self.last_seq = entries[-1].seq
+
+    def _transaction(self, work: Callable[[], object]) -> None:
+        """``work`` in one transaction: committed, or rolled back and the error raised."""
+        self._db.execute("BEGIN")
+        try:
+            work()
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
 
     def read(self, after: int = 0) -> Iterator[LogEntry]:
         """Entries with ``seq > after``, in order."""
@@ -113,12 +143,13 @@ class CommandLog:
         return int(self._db.execute("SELECT COUNT(*) FROM log WHERE seq > ?", (after,)).fetchone()[0])
 
     def save_snapshot(self, seq: int, state_hash: str, body: bytes) -> None:
-        with self._lock:
-            self._db.execute("BEGIN")
+        def work() -> None:
             self._db.execute("INSERT OR REPLACE INTO snapshot (seq, hash, body) VALUES (?, ?, ?)",
                              (seq, state_hash, body))
             self._db.execute("DELETE FROM snapshot WHERE seq < ?", (seq,))  # keep the newest only
-            self._db.execute("COMMIT")
+
+        with self._lock:
+            self._transaction(work)
 
     def latest_snapshot(self) -> tuple[int, str, bytes] | None:
         row = self._db.execute("SELECT seq, hash, body FROM snapshot ORDER BY seq DESC LIMIT 1").fetchone()

@@ -8,7 +8,8 @@ What each line can be, and the table it lands in:
   ``{"channel":"activeAssetCtx"}`` → ``prices`` (mark, oracle; local time, the message has none).
 * Binance (combined-stream ``{"stream","data"}`` wrapper or bare events):
   ``depthUpdate`` diffs rebuilt into a book from the REST snapshot line (``{"lastUpdateId",
-  "bids","asks"}``) → ``book`` (top ``depth`` levels per side after every applied diff);
+  "bids","asks"}``) → ``book`` (top ``depth`` levels per side after every applied diff, or with
+  ``depth=None`` the whole book the capture knows, see below);
   ``bookTicker`` → ``bbo``; ``trade`` / ``aggTrade`` → ``trades`` with the aggressor from ``m``
   (``m`` = true means the buyer was the maker, so the seller initiated: -1); ``markPriceUpdate``
   → ``prices`` (mark ``p``, index ``i`` as the oracle).
@@ -29,6 +30,17 @@ Sequence checks when rebuilding a Binance book (Binance's "how to manage a local
    line, from which step 2 resyncs. While the book is in sync, later snapshot lines are ignored
    (the diff-maintained book is already newer). Nothing is invented for the skipped stretch.
 
+The whole book (``depth=None``, what ``perpbox report`` uses on a raw capture): a REST snapshot
+holds a limited number of levels (1,000 a side on USDⓈ-M: about ±24 bps of BTCUSDT, ±50 bps of
+ETHUSDT), and the diff stream only tells about levels that change afterwards, so beyond the
+snapshot's deepest bid and ask the rebuilt book is incomplete (Binance's own guide says so: you
+won't learn the quantities outside the initial snapshot unless they change). Each snapshot row
+therefore keeps every level from the best price out to the deepest price of the snapshot the book
+was synced from (fixed in price: when the market moves towards it the known book gets shallower;
+once the best price is past it, only the best level is kept); a band reaching past that edge shows
+as cut (``truncated_share``), not as a smaller figure that looks whole. Hyperliquid ``l2Book``
+messages are kept whole (the venue sends 20 levels).
+
 Timestamps: ``ts_ns`` is the venue's transaction time ``T`` when the event has it, else its event
 time ``E``, else the local receive time; all in ns. COIN-M sizes are contracts (100 USD for BTC,
 10 USD for the other coins); they are converted to coin units (``contracts × contract_usd / px``)
@@ -39,6 +51,7 @@ from __future__ import annotations
 
 import gzip
 import io
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -90,7 +103,7 @@ def _coinm_contract_usd(symbol: str) -> float:
 class _BinanceDepth:
     """The U/u/pu state machine for one symbol's diff stream (see the module docstring)."""
 
-    def __init__(self, symbol: str, depth: int, rows: BookRows, stats: Counter) -> None:
+    def __init__(self, symbol: str, depth: int | None, rows: BookRows, stats: Counter) -> None:
         self.symbol = symbol
         self.depth = depth
         self.rows = rows
@@ -100,6 +113,9 @@ class _BinanceDepth:
         self.snapshot_id: int | None = None  # set while waiting for the bridging event
         self.last_u = 0
         self.buffer: list[tuple[int, dict]] = []
+        # depth=None: per side, the key (sign × price, see BookSide) of the snapshot's deepest
+        # level; the book is known up to there (None: the snapshot side was empty, keep all)
+        self.edge: tuple[float | None, float | None] = (None, None)
 
     def on_snapshot(self, local_ns: int, snap: dict) -> None:
         if self.synced:
@@ -107,6 +123,8 @@ class _BinanceDepth:
             return
         self.stats["snapshots_used"] += 1
         self.book.load(snap["bids"], snap["asks"])
+        self.edge = (self.book.bids.keys[-1] if self.book.bids.keys else None,
+                     self.book.asks.keys[-1] if self.book.asks.keys else None)
         self.snapshot_id = int(snap["lastUpdateId"])
         pending, self.buffer = self.buffer, []
         for ev_local, ev in pending:
@@ -149,12 +167,26 @@ class _BinanceDepth:
         self.last_u = ev["u"]
         self.stats["depth_applied"] += 1
         ts = ev.get("T") or ev.get("E")
-        self.rows.add_book(ts * MS if ts else local_ns, local_ns, self.symbol, self.book, self.depth)
+        ts_ns = ts * MS if ts else local_ns
+        if self.depth is not None:
+            self.rows.add_book(ts_ns, local_ns, self.symbol, self.book, self.depth)
+            return
+        bp, bs = _known(self.book.bids, self.edge[0])
+        ap, as_ = _known(self.book.asks, self.edge[1])
+        self.rows.add(ts_ns, local_ns, self.symbol, bp, bs, ap, as_)
 
     def finish(self) -> None:
         if self.buffer:
             self.stats["depth_unsynced_at_end"] += len(self.buffer)
             self.buffer = []
+
+
+def _known(side, edge_key: float | None) -> tuple[list[float], list[float]]:
+    """The levels of ``side`` from the best price out to the snapshot's deepest one (inclusive).
+    When the best price itself is past that edge (the market moved beyond the snapshot's range),
+    the best level alone: the mid stays known and every band shows as cut."""
+    n = len(side.keys) if edge_key is None else bisect_right(side.keys, edge_key)
+    return side.top(max(n, 1))
 
 
 class _Columns:
@@ -172,12 +204,13 @@ class _Columns:
 
 
 def load_capture(path: Path | str, *, venue: str | None = None, coin: str | None = None,
-                 depth: int = 20) -> LoadResult:
+                 depth: int | None = 20) -> LoadResult:
     """Load one hftbacktest-style capture file into the market-data tables.
 
     ``venue`` / ``coin`` override the names inferred from the payload (e.g. ``coin="BTC"`` to file
     Binance's ``BTCUSDT`` under the same coin as Hyperliquid's ``BTC``). ``depth`` is the number of
-    levels per side kept in each book snapshot.
+    levels per side kept in each book snapshot; ``None`` keeps the whole book the capture knows
+    (Binance: out to the deepest level of the REST snapshot, see the module docstring).
 
     Only depth diffs go through the per-event loop (the book is sequential state); bookTicker,
     trade and markPrice lines are routed by their stream name without parsing and decoded in one
@@ -316,7 +349,7 @@ def _parse_routed(name: str, local: list[int], raws: list[bytes]) -> pl.DataFram
 
 
 def _hyperliquid(msg: dict, local_ns: int, rows: BookRows, bbo: _Columns, trades: _Columns,
-                 prices: _Columns, seen_tids: set, depth: int, stats: Counter) -> None:
+                 prices: _Columns, seen_tids: set, depth: int | None, stats: Counter) -> None:
     channel = msg["channel"]
     data = msg.get("data")
     if channel == "l2Book":
