@@ -28,7 +28,7 @@ from perpbox.api.wire import (
 )
 from perpbox.core.numbers import USD
 from perpbox.exchange import Exchange
-from perpbox.ledger.ledger import Account, Position, spot_wallet
+from perpbox.ledger.ledger import Account, Position, dex_account, spot_wallet, wallet_dex, wallet_owner
 from perpbox.market.margin import MarginTable
 from perpbox.market.spec import MarketSpec
 from perpbox.pricing import pricer
@@ -323,8 +323,10 @@ class InfoAPI:
         return px if px > 0 else None
 
     def clearinghouse_state(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One perp dex's clearinghouse (``dex``, default the first): standard accounts keep a
+        separate balance, cross margin and positions per dex (``Exchange.clearinghouse``)."""
         user, dex = _addr(body), self._dex(body)
-        acct = self._account(user)
+        acct = self._account(dex_account(dex, user))
         now = self.now()
         empty = {"accountValue": "0.0", "totalNtlPos": "0.0", "totalRawUsd": "0.0", "totalMarginUsed": "0.0"}
         if acct is None:
@@ -511,7 +513,7 @@ class InfoAPI:
 
     def _ledger_delta(self, delta: dict[str, Any]) -> dict[str, Any]:
         out = dict(delta)
-        for key in ("usdc", "fee", "accountValue"):
+        for key in ("usdc", "fee", "accountValue", "amount", "usdcValue", "nativeTokenFee"):
             if key in out:
                 out[key] = fmt_usd(out[key])
         if "liquidatedPositions" in out:
@@ -600,7 +602,7 @@ class InfoAPI:
         s = self.spec_by_coin(body.get("coin"))
         if s is None:
             raise BadRequest("coin: unknown")
-        acct = self._account(user)
+        acct = self._account(dex_account(s.dex, user))
         pos = None if acct is None else acct.positions.get(s.asset)
         lev = pos.leverage if pos is not None else s.default_leverage
         cross = pos.is_cross if pos is not None else not s.only_isolated
@@ -660,7 +662,8 @@ class InfoAPI:
         out = []
         for ev in reversed(self.rm.liquidations):
             spec = self.ex.markets.get(ev.asset)
-            out.append({"time": ev.ts, "user": ev.user, "coin": coin_name(spec) if spec is not None else "cross",
+            out.append({"time": ev.ts, "user": wallet_owner(ev.user), "dex": wallet_dex(ev.user),
+                        "coin": coin_name(spec) if spec is not None else "cross",
                         "method": ev.method, "liquidator": ev.liquidator or None, "notional": fmt_usd(ev.notional),
                         "accountValue": fmt_usd(ev.account_value), "maintenanceMargin": fmt_usd(ev.maintenance_margin)})
         return out

@@ -307,21 +307,24 @@ class WsHub:
                     self.dirty_assets.add(rec.asset)
                     self.dirty_users.add(rec.user)
             elif t is V.FundingSettled:
-                for user, szi, amount in ev.payments:
+                for account, szi, amount in ev.payments:
+                    user = wallet_owner(account)  # a HIP-3 dex account pays for its owner
                     item = info.funding_item(FundingRec(ev.ts, ev.asset, -amount, szi, ev.rate))
                     self.publish(("userFundings", user), "userFundings", {"user": user, "fundings": [item]})
                     self.publish(("userEvents", user), "user", {"funding": item})
                 self.dirty_assets.add(ev.asset)
             elif t is V.Liquidated:
-                self.publish(("userEvents", ev.user), "user", {"liquidation": {
-                    "lid": ev.ts, "liquidator": ev.liquidator or "0x" + "0" * 40, "liquidated_user": ev.user,
-                    "liquidated_ntl_pos": fmt_usd(ev.notional), "liquidated_account_value": fmt_usd(ev.account_value)}})
-                self.dirty_users.add(ev.user)
+                user = wallet_owner(ev.user)
+                self.publish(("userEvents", user), "user", {"liquidation": {
+                    "lid": ev.ts, "liquidator": wallet_owner(ev.liquidator) if ev.liquidator else "0x" + "0" * 40,
+                    "liquidated_user": user, "liquidated_ntl_pos": fmt_usd(ev.notional),
+                    "liquidated_account_value": fmt_usd(ev.account_value)}})
+                self.dirty_users.add(user)
             elif t is V.PricesUpdated:
                 self.dirty_assets.add(ev.asset)
             elif t in (V.Deposited, V.Withdrew):
                 self.dirty_users.add(ev.user)
-            elif t is V.Transferred:  # incl. usdClassTransfer to the spot wallet
+            elif t is V.Transferred or t is V.AssetSent:  # incl. usdClassTransfer, sends between dexes
                 self.dirty_users.update((wallet_owner(ev.src), wallet_owner(ev.dst)))
         for asset, items in trades.items():
             self.publish(("trades", coin_name(ex.markets[asset])), "trades", items)

@@ -39,6 +39,11 @@ TRADING_HALTED = "Trading is halted."
 TOO_MANY_OPEN_ORDERS = "Too many open orders"  # reference §3.10: from a reverse-engineered binary, unconfirmed
 INVALID_SUBACCOUNT_TRANSFER = "Invalid sub-account transfer from {src} to {dst}"
 MUST_DEPOSIT = "Must deposit before performing actions. User: {user}"
+INVALID_SEND = "Invalid send"  # reference §3.10 (observed; used here for a send to the same clearinghouse)
+UNKNOWN_DEX = "Invalid sendAsset: unknown dex {dex}."  # perpbox wording
+INVALID_AMOUNT = "Invalid amount: a positive decimal with at most 6 decimals."  # perpbox wording
+INVALID_TOKEN = "Invalid token: perp dexes take USDC only ({token})."  # perpbox wording
+AGENT_SEND = "Agent can only send asset to same user or their sub-accounts."
 
 
 def order_error(message: str, asset: int) -> str:

@@ -38,7 +38,16 @@ from perpbox.exchange import events as V
 from perpbox.exchange.access import MAX_PERP_BUILDER_FEE, AccountAccess
 from perpbox.exchange.deploy import DexDeployment
 from perpbox.exchange.mechanics import PerpMechanics
-from perpbox.ledger.ledger import FEE_ACCOUNT, Account, Ledger, Position
+from perpbox.ledger.ledger import (
+    FEE_ACCOUNT,
+    SPOT,
+    Account,
+    Ledger,
+    Position,
+    dex_account,
+    spot_wallet,
+    wallet_owner,
+)
 from perpbox.market.rules import MarketRules
 from perpbox.market.spec import MarketSpec
 from perpbox.pricing import pricer
@@ -86,6 +95,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             C.Withdraw: self._cmd_withdraw,
             C.CreateSubAccount: self._cmd_create_sub_account,
             C.Transfer: self._cmd_transfer,
+            C.SendAsset: self._cmd_send_asset,
             C.PlaceOrders: self._cmd_place_orders,
             C.Cancel: self._cmd_cancel,
             C.CancelByCloid: self._cmd_cancel_by_cloid,
@@ -108,6 +118,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             V.Withdrew: self._on_withdrew,
             V.SubAccountCreated: self._on_sub_account_created,
             V.Transferred: self._on_transferred,
+            V.AssetSent: self._on_asset_sent,
             V.LeverageUpdated: self._on_leverage_updated,
             V.IsolatedMarginMoved: self._on_isolated_margin_moved,
             V.OrderPlaced: self._on_order_placed,
@@ -158,7 +169,8 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         return self.ledger.account(address)
 
     def position(self, address: str, asset: int) -> Position | None:
-        acct = self.ledger.accounts.get(address)
+        """``address``'s position in ``asset`` (held by its account on the asset's dex)."""
+        acct = self.ledger.accounts.get(self._margin_key(address, asset) if asset in self.rules else address)
         return None if acct is None else acct.positions.get(asset)
 
     def state_hash(self) -> str:
@@ -211,6 +223,8 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             return {"error": f"asset {spec.asset} already listed"}
         if cmd.mark_px < 0:
             return {"error": E.INVALID_PRICE}
+        if spec.dex == SPOT or ":" in spec.dex:  # would collide with sendAsset's spot / the dex accounts' keys
+            return {"error": f"Invalid dex name: {spec.dex}"}
         deployer = self.dex_deployer.get(spec.dex, cmd.deployer)
         if spec.dex and not deployer:
             return {"error": "A HIP-3 dex needs a deployer."}
@@ -251,6 +265,46 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         self._emit(V.Transferred(ts=cmd.ts, src=cmd.src, dst=cmd.dst, usd=cmd.usd))
         return "ok"
 
+    def clearinghouse(self, user: str, dex: str) -> str | None:
+        """The ledger account of ``user``'s clearinghouse ``dex`` (``""`` the first perp dex, a
+        listed HIP-3 dex, or ``"spot"``), or None for a dex that does not exist."""
+        if dex == SPOT:
+            return spot_wallet(user)
+        if dex and dex not in self.dexes:
+            return None
+        return dex_account(dex, user)
+
+    def send_asset_error(self, user: str, src: str, dst: str, src_dex: str, dst_dex: str, usd: int) -> str | None:
+        """Why ``user`` may not ``sendAsset`` ``usd`` from ``src``'s ``src_dex`` to ``dst``'s
+        ``dst_dex``, or None.  The source keeps what its margin needs: at most its withdrawable
+        (``MarginView.withdrawable``; a spot wallet's whole balance)."""
+        if usd <= 0:
+            return E.INVALID_AMOUNT
+        if ":" in src or ":" in dst or not dst or dst == FEE_ACCOUNT:
+            return E.INVALID_SEND
+        if src != user:
+            sub = self.ledger.accounts.get(src)
+            if sub is None or sub.master != user:
+                return E.INVALID_SUBACCOUNT_TRANSFER.format(src=user, dst=src)
+        src_key, dst_key = self.clearinghouse(src, src_dex), self.clearinghouse(dst, dst_dex)
+        if src_key is None or dst_key is None:
+            return E.UNKNOWN_DEX.format(dex=src_dex if src_key is None else dst_dex)
+        if src_key == dst_key:
+            return E.INVALID_SEND
+        acct = self.ledger.accounts.get(src_key)
+        if acct is None or self.margin.withdrawable(acct) < usd:
+            return E.INSUFFICIENT_TRANSFER
+        return None
+
+    def _cmd_send_asset(self, cmd: C.SendAsset) -> Status:
+        bad = self.send_asset_error(cmd.user, cmd.src, cmd.dst, cmd.src_dex, cmd.dst_dex, cmd.usd)
+        if bad is not None:
+            return {"error": bad}
+        src, dst = self.clearinghouse(cmd.src, cmd.src_dex), self.clearinghouse(cmd.dst, cmd.dst_dex)
+        assert src is not None and dst is not None
+        self._emit(V.AssetSent(ts=cmd.ts, src=src, dst=dst, usd=cmd.usd))
+        return "ok"
+
     def _cmd_update_leverage(self, cmd: C.UpdateLeverage) -> Status:
         spec = self.markets.get(cmd.asset)
         if spec is None:
@@ -259,11 +313,11 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             return {"error": E.INVALID_LEVERAGE}
         if cmd.is_cross and spec.only_isolated:
             return {"error": E.CROSS_NOT_ALLOWED}
-        acct = self.ledger.accounts.get(cmd.user)
-        if acct is None:
+        if cmd.user not in self.ledger.accounts:
             return {"error": E.MUST_DEPOSIT.format(user=cmd.user)}
-        pos = acct.positions.get(cmd.asset)
-        if pos is not None and pos.szi:
+        acct = self._margin_acct(cmd.user, cmd.asset)  # the account on the asset's dex (may not exist yet)
+        pos = None if acct is None else acct.positions.get(cmd.asset)
+        if acct is not None and pos is not None and pos.szi:
             if pos.is_cross != cmd.is_cross:
                 return {"error": E.SWITCH_LEVERAGE_TYPE}
             cap = spec.margin_table.max_notional_at_leverage(cmd.leverage)
@@ -285,7 +339,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         spec = self.markets.get(cmd.asset)
         if spec is None:
             return {"error": E.UNKNOWN_ASSET}
-        acct = self.ledger.accounts.get(cmd.user)
+        acct = self._margin_acct(cmd.user, cmd.asset)
         pos = None if acct is None else acct.positions.get(cmd.asset)
         if acct is None or pos is None or pos.is_cross or not pos.szi:
             return {"error": E.NOT_ISOLATED}
@@ -375,7 +429,8 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         if not reduce_only and px * sz < rules.min_notional:
             return "minTradeNtlRejected", E.order_error(E.MIN_TRADE_NTL, a)
         if reduce_only and not parent:
-            pos = None if acct is None else acct.positions.get(a)
+            macct = acct if not rules.dex else self._margin_acct(user, a)
+            pos = None if macct is None else macct.positions.get(a)
             if pos is None or pos.szi == 0 or (pos.szi > 0) == is_buy:
                 return "reduceOnlyRejected", E.order_error(E.REDUCE_ONLY, a)
         return None
@@ -393,7 +448,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
 
     def _margin_check(self, user: str, rules: MarketRules, is_buy: bool, px: int, sz: int) -> tuple[str, str] | None:
         asset = rules.asset
-        acct = self.ledger.accounts.get(user)
+        acct = self.ledger.accounts.get(user if not rules.dex else self._margin_key(user, asset))
         if acct is None:  # decisions never create accounts (only appliers change state)
             return "perpMarginRejected", E.order_error(E.PERP_MARGIN, asset)
         pos = acct.positions.get(asset)
@@ -448,7 +503,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
                                     E.order_error(E.MARKET_NO_LIQUIDITY, asset))
             return self._reject(ts, user, req, "iocCancelRejected", E.order_error(E.IOC_CANCEL, asset))
         if reduce_only:  # cap to the position at placement (IOC and resting alike)
-            sz = min(sz, iabs(self.ledger.accounts[user].positions[asset].szi))
+            sz = min(sz, iabs(self.ledger.accounts[self._margin_key(user, asset)].positions[asset].szi))
         else:
             bad = self._margin_check(user, self.rules[asset], is_buy, px, sz) or self._oi_error(user, asset, is_buy)
             if bad is not None:
@@ -470,12 +525,13 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
 
     def _opens(self, user: str, asset: int, is_buy: bool) -> bool:
         """Whether a buy (sell) by ``user`` would open or add to a position rather than reduce one."""
-        acct = self.ledger.accounts.get(user)
+        acct = self._margin_acct(user, asset)
         pos = None if acct is None else acct.positions.get(asset)
         return pos is None or pos.szi == 0 or (pos.szi > 0) == is_buy
 
     def _szi(self, user: str, asset: int) -> int:
-        pos = self.ledger.accounts[user].positions.get(asset)
+        acct = self._margin_acct(user, asset)
+        pos = None if acct is None else acct.positions.get(asset)
         return 0 if pos is None else pos.szi
 
     def _execute(self, ts: int, order: Order) -> Status:
@@ -512,7 +568,8 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
 
     def _reduce_capacity(self, order: Order) -> int:
         """How many lots ``order`` may still trade without increasing its owner's position."""
-        pos = self.ledger.accounts[order.user].positions.get(order.asset)
+        acct = self._margin_acct(order.user, order.asset)
+        pos = None if acct is None else acct.positions.get(order.asset)
         if pos is None or pos.szi == 0 or (pos.szi > 0) == order.is_buy:
             return 0
         return iabs(pos.szi)
@@ -619,14 +676,18 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
                         self._emit(OrderClosed(ts=ts, oid=child, status=status))
 
     def _after_fills(self, ts: int, asset: int, users: Iterable[str]) -> None:
-        """Reduce-only upkeep for every user whose position in ``asset`` changed."""
+        """Reduce-only upkeep for every user (or dex account: its owner's orders) whose position in
+        ``asset`` changed."""
+        accounts = self.ledger.accounts
         for user in users:
-            acct = self.ledger.accounts[user]
-            if acct.n_reduce_only:
+            acct = accounts.get(user if not self.rules[asset].dex else wallet_owner(user))
+            if acct is not None and acct.n_reduce_only:
                 self._enforce_reduce_only(ts, acct, asset)
 
     def _enforce_reduce_only(self, ts: int, acct: Account, asset: int) -> None:
-        pos = acct.positions.get(asset)
+        """``acct`` is the owner's account (its orders); the position is on the asset's dex."""
+        macct = acct if not self.rules[asset].dex else self._margin_acct(acct.address, asset)
+        pos = None if macct is None else macct.positions.get(asset)
         szi = pos.szi if pos is not None else 0
         room = iabs(szi)
         # newest first: the venue keeps the newest reduce-only orders and cancels older ones
@@ -763,14 +824,19 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
     def _on_transferred(self, ev: V.Transferred) -> None:
         self.ledger.transfer(ev.src, ev.dst, ev.usd)
 
+    def _on_asset_sent(self, ev: V.AssetSent) -> None:
+        self.ledger.transfer(ev.src, ev.dst, ev.usd)
+        self.ledger.account(wallet_owner(ev.dst))  # the receiver is a user now, as a deposit would make it
+
     def _on_leverage_updated(self, ev: V.LeverageUpdated) -> None:
-        pos = self._position_slot(self.ledger.account(ev.user), ev.asset)
+        acct = self.ledger.account(self._margin_key(ev.user, ev.asset))
+        pos = self._position_slot(acct, ev.asset)
         pos.is_cross = ev.is_cross
         pos.leverage = ev.leverage
-        self.ledger.touched.add(ev.user)
+        self.ledger.touched.add(acct.address)
 
     def _on_isolated_margin_moved(self, ev: V.IsolatedMarginMoved) -> None:
-        acct = self.ledger.account(ev.user)
+        acct = self.ledger.account(self._margin_key(ev.user, ev.asset))
         self.ledger.move_isolated(acct, acct.positions[ev.asset], ev.usd)
 
     def _on_order_placed(self, ev: V.OrderPlaced) -> None:
@@ -817,16 +883,20 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         """``Fill``'s applier on the event's fields (``_match`` passes the values it built the
         event from: a native call, where reading them back from the event is a generic one)."""
         ledger = self.ledger
-        taker_acct = ledger.accounts[taker_addr]
-        maker_acct = ledger.accounts[maker_addr]
+        if self.rules[asset].dex:  # a HIP-3 market: both sides trade on their accounts on its dex
+            taker_acct = ledger.accounts[self._margin_key(taker_addr, asset)]
+            maker_acct = ledger.accounts[self._margin_key(maker_addr, asset)]
+        else:
+            taker_acct = ledger.accounts[taker_addr]
+            maker_acct = ledger.accounts[maker_addr]
         pos = taker_acct.positions.get(asset) or self._position_slot(taker_acct, asset)
         old = pos.szi
         ledger.apply_fill(taker_acct, pos, taker_buys, px, sz, taker_fee)
-        self._track(asset, taker_addr, old, pos.szi)
+        self._track(asset, taker_acct.address, old, pos.szi)
         pos = maker_acct.positions.get(asset) or self._position_slot(maker_acct, asset)
         old = pos.szi
         ledger.apply_fill(maker_acct, pos, not taker_buys, px, sz, maker_fee)
-        self._track(asset, maker_addr, old, pos.szi)
+        self._track(asset, maker_acct.address, old, pos.szi)
         if taker_builder_fee or maker_builder_fee:
             ledger.pay_builder(taker_builder, taker_builder_fee)
             ledger.pay_builder(maker_builder, maker_builder_fee)

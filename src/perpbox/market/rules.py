@@ -18,6 +18,7 @@ class MarketRules:
         "beyond_caps",
         "caps",
         "default_leverage",
+        "dex",
         "maker",
         "max_sig_figs",
         "min_notional",
@@ -32,6 +33,7 @@ class MarketRules:
         table = spec.margin_table
         self.spec = spec
         self.asset: int = spec.asset
+        self.dex: str = spec.dex  # "" for the first dex: the engine maps (user, dex) to a margin account
         self.whole: int = 10**spec.px_decimals  # price units per dollar
         self.max_sig_figs: int = spec.max_sig_figs
         self.min_notional: int = spec.min_notional
