@@ -28,7 +28,9 @@ NOT_ISOLATED = "Position does not use isolated margin."
 CROSS_NOT_ALLOWED = "Cross margin is not allowed for this asset."
 ISO_DECREASE_LEVERAGE = "Isolated position does not have sufficient margin available to decrease leverage."
 CROSS_DECREASE_LEVERAGE = "Cross position does not have sufficient margin available to decrease leverage."
-INVALID_LEVERAGE = "Invalid leverage value."  # perpbox wording
+# perpbox wording for a leverage outside 1..max (off hours: above a session market's cap): the venue's text
+# is not recorded (reference hyperliquid-api.md §9: "Exact text for leverage/margin errors" unconfirmed)
+INVALID_LEVERAGE = "Invalid leverage value."
 INSUFFICIENT_WITHDRAW = "Insufficient balance for withdrawal"
 INSUFFICIENT_TRANSFER = "Insufficient balance for token transfer"
 INSUFFICIENT_ISO_REMOVE = "Insufficient margin available to remove from isolated position."  # perpbox wording

@@ -48,6 +48,7 @@ from perpbox.ledger.ledger import (
     spot_wallet,
     wallet_owner,
 )
+from perpbox.market.fees import DAY_MS, MAKER_RATES, TAKER_RATES, WINDOW_DAYS, fee_tier
 from perpbox.market.rules import MarketRules
 from perpbox.market.spec import MarketSpec
 from perpbox.pricing import pricer
@@ -82,6 +83,12 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         self.next_oid = 1
         self.next_tid = 1
         self.volume: dict[str, int] = {}  # cumulative traded notional per account, micro-USDC (both sides)
+        # fee tiers (market.fees): per account, UTC day -> [taker (cross), maker (add)] notional, and the
+        # exchange's notional per day; a day more than 14 before a later booked day is dropped
+        self.day_volume: dict[str, dict[int, list[int]]] = {}
+        self.exchange_volume: dict[int, int] = {}
+        self._fee_tiers: dict[str, tuple[int, int]] = {}  # derived: user -> tier indices on _fee_day
+        self._fee_day = -1
         self.margin = MarginView(self.markets, self.prices)
         self.last_response: Any = None
         self._out: list[V.Event] = []
@@ -173,6 +180,30 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         acct = self.ledger.accounts.get(self._margin_key(address, asset) if asset in self.rules else address)
         return None if acct is None else acct.positions.get(asset)
 
+    def fee_rates(self, user: str, ts: int, asset: int | None = None) -> tuple[int, int]:
+        """(taker, maker) fee rates, 1e-8 of notional (a negative maker rate is a rebate), that
+        ``user`` pays on the UTC day of ``ts``: its fee group's tier (``market.fees``) on
+        ``asset``'s market, or in the venue's base schedule when ``asset`` is None (what ``userFees``
+        reports as ``userCrossRate`` / ``userAddRate``).  A read: it changes nothing."""
+        taker, maker = self._tier_of(user, ts // DAY_MS)
+        if asset is None:
+            return TAKER_RATES[taker], MAKER_RATES[maker]
+        rules = self.rules[asset]
+        return rules.takers[taker], rules.makers[maker]
+
+    def daily_volume(self, user: str, ts: int) -> list[tuple[int, int, int, int]]:
+        """``(day, cross, add, exchange)`` for the UTC day of ``ts`` and the ``WINDOW_DAYS`` before
+        it, oldest first (day = days since 1970-01-01): ``user``'s own taker and maker notional
+        (micro-USDC; a master's excludes its sub-accounts') and the exchange's (each fill once)."""
+        today = ts // DAY_MS
+        days = self.day_volume.get(user, {})
+        out = []
+        for day in range(today - WINDOW_DAYS, today + 1):
+            b = days.get(day)
+            cross, add = (0, 0) if b is None else (b[0], b[1])
+            out.append((day, cross, add, self.exchange_volume.get(day, 0)))
+        return out
+
     def state_hash(self) -> str:
         """BLAKE2b of a canonical JSON encoding of the whole state (JSON: EMA sums exceed 64 bits)."""
         ledger = self.ledger
@@ -186,6 +217,8 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             sorted(self.dexes.items()), sorted(self.dex_deployer.items()), sorted(self.dex_oi_cap.items()),
             sorted(self.liq_partial_ts.items()),
             sorted(self.volume.items()),
+            [[a, sorted((d, b[0], b[1]) for d, b in days.items())] for a, days in sorted(self.day_volume.items())],
+            sorted(self.exchange_volume.items()),
             ledger.deposits,
             ledger.withdrawals,
             [
@@ -206,6 +239,67 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         """A tick fires due dead man's switches first, then the perp mechanics' fixed order."""
         self._fire_scheduled_cancels(cmd.ts)
         return self._cmd_tick(cmd)
+
+    # ==============================================================================================
+    # fee tiers (perpbox.market.fees)
+    # ==============================================================================================
+    def _tier_of(self, user: str, day: int) -> tuple[int, int]:
+        """``fee_tier`` indices of ``user``'s fee group on UTC ``day``, from the ``WINDOW_DAYS``
+        completed days before it.  The group is a master and its sub-accounts (a sub-account's is
+        its master's); any other account is alone."""
+        accounts = self.ledger.accounts
+        acct = accounts.get(user)
+        root = user if acct is None or acct.master is None else acct.master
+        members = [root] + (accounts[root].subs if root in accounts else [])
+        first = day - WINDOW_DAYS
+        cross = add = 0
+        for member in members:
+            for d, b in self.day_volume.get(member, {}).items():
+                if first <= d < day:
+                    cross += b[0]
+                    add += b[1]
+        exchange = sum(v for d, v in self.exchange_volume.items() if first <= d < day)
+        return fee_tier(cross + add, add, exchange)
+
+    def _fee_tier(self, user: str, day: int) -> tuple[int, int]:
+        """``_tier_of``, cached for ``day``.  Derived state, never hashed: the window holds only
+        days before ``day``, and a fill booked on one of them clears the cache (``_book_volume``)."""
+        if day != self._fee_day:
+            self._fee_tiers = {}
+            self._fee_day = day
+        tiers = self._fee_tiers.get(user)
+        if tiers is None:
+            tiers = self._fee_tiers[user] = self._tier_of(user, day)
+        return tiers
+
+    def _book_volume(self, ts: int, taker: str, maker: str, notional: int) -> None:
+        """Part of ``Fill``'s applier: the fill's notional into its UTC day's fee-tier buckets, the
+        taker's ``cross``, the maker's ``add`` and the exchange's.  A day is dropped once it has left
+        every window (more than ``WINDOW_DAYS`` before the day being booked)."""
+        day = ts // DAY_MS
+        first = day - WINDOW_DAYS
+        exchange = self.exchange_volume
+        total = exchange.get(day)
+        if total is None:
+            for d in [d for d in exchange if d < first]:
+                del exchange[d]
+            total = 0
+        exchange[day] = total + notional
+        self._day_bucket(taker, day, first)[0] += notional
+        self._day_bucket(maker, day, first)[1] += notional
+        if day < self._fee_day:
+            self._fee_tiers = {}  # a fill on a day inside the cached window
+
+    def _day_bucket(self, user: str, day: int, first: int) -> list[int]:
+        days = self.day_volume.get(user)
+        if days is None:
+            days = self.day_volume[user] = {}
+        bucket = days.get(day)
+        if bucket is None:
+            for d in [d for d in days if d < first]:
+                del days[d]
+            bucket = days[day] = [0, 0]
+        return bucket
 
     # ==============================================================================================
     # emission
@@ -311,6 +405,8 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             return {"error": E.UNKNOWN_ASSET}
         if not 1 <= cmd.leverage <= spec.max_leverage:
             return {"error": E.INVALID_LEVERAGE}
+        if cmd.leverage > self._leverage_cap(cmd.asset):
+            return {"error": E.INVALID_LEVERAGE}  # a session market's off-hours cap
         if cmd.is_cross and spec.only_isolated:
             return {"error": E.CROSS_NOT_ALLOWED}
         if cmd.user not in self.ledger.accounts:
@@ -454,15 +550,32 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         pos = acct.positions.get(asset)
         lev = pos.leverage if pos is not None else rules.default_leverage
         if not self.gates[asset].session_open:
-            off_hours_cap = rules.spec.oracle.off_hours.max_leverage
-            if off_hours_cap:  # the definition lowers leverage while the market is closed
-                lev = min(lev, off_hours_cap)
+            lev = min(lev, self._leverage_cap(asset))
         err = self.margin.order_margin_error(acct, pos, rules, is_buy, px, sz, lev)
         if err is None:
             return None
         if err == "max_position":
             return "perpMaxPositionRejected", E.order_error(E.PERP_MAX_POSITION, asset)
         return "perpMarginRejected", E.order_error(E.PERP_MARGIN, asset)
+
+    def _leverage_cap(self, asset: int) -> int:
+        """The most leverage ``asset`` allows now: its off-hours ``max_leverage`` while its session
+        is closed (per the last tick), else its margin table's.
+
+        The cap binds what adds exposure while the market is closed: ``updateLeverage`` above it is
+        refused, and orders that open or increase a position are margined at ``min(setting, cap)``.
+        A position set above the cap when the session closes keeps its leverage setting: nothing is
+        changed, reduced or liquidated at the close, because Hyperliquid checks leverage "only when
+        opening/increasing" (reference hyperliquid-api.md §6.3) and maintenance margin comes from the
+        margin table, not the setting.  Off hours a new setting at or below the cap is accepted (a
+        decrease still needs the margin for it).  trade.xyz's off-hours rules in the reference
+        (perp-mechanics.md: internal EMA oracle, discovery bounds, "lower off-hours leverage") say
+        nothing stricter about positions already open."""
+        rules = self.rules[asset]
+        cap = rules.spec.oracle.off_hours.max_leverage
+        if cap and not self.gates[asset].session_open:  # 0: leverage unchanged off hours
+            return cap
+        return rules.spec.max_leverage
 
     def _reject(self, ts: int, user: str, req: C.OrderRequest, status: str, error: str) -> Status:
         self._emit(V.OrderRejected(ts=ts, oid=self.next_oid, user=user, asset=req.asset, is_buy=req.is_buy, px=req.px,
@@ -580,7 +693,8 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         book = self.books[order.asset]
         rules = self.rules[order.asset]
         is_buy, limit, user, asset, oid = order.is_buy, order.px, order.user, order.asset, order.oid
-        maker_rate, taker_rate = rules.maker, rules.taker
+        day = ts // DAY_MS
+        taker_rate, makers = rules.takers[self._fee_tier(user, day)[0]], rules.makers
         filled = ntl = 0
         touched: dict[str, None] = {}
         out = self._out
@@ -624,12 +738,17 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             # positional (see events.Event): ts, tid, asset, px, sz, taker_is_buy, taker, maker, taker_oid, maker_oid,
             # taker_fee, maker_fee, taker_builder, taker_builder_fee, maker_builder, maker_builder_fee
             tid, maker_user, maker_oid = self.next_tid, maker.user, maker.oid
-            taker_fee, maker_fee = fee_up(notional, taker_rate) + tb, fee_up(notional, maker_rate) + mb
+            maker_rate = makers[self._fee_tier(maker_user, day)[1]]
+            taker_fee, maker_fee = fee_up(notional, taker_rate), fee_up(notional, maker_rate)
+            if maker_fee < -taker_fee:  # a rebate is paid out of this fill's taker fee, never more
+                maker_fee = -taker_fee
+            taker_fee, maker_fee = taker_fee + tb, maker_fee + mb
             taker_builder, maker_builder = order.builder if tb else "", maker.builder if mb else ""
             fill = Fill(ts, tid, asset, px, qty, is_buy, user, maker_user, oid, maker_oid, taker_fee, maker_fee,
                         taker_builder, tb, maker_builder, mb)
             self._apply_fill(tid, asset, px, qty, is_buy, user, maker_user, oid, maker_oid, taker_fee, maker_fee,
                              taker_builder, tb, maker_builder, mb)
+            self._book_volume(ts, user, maker_user, notional)
             out.append(fill)
             filled += qty
             ntl += notional
@@ -709,10 +828,10 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
                 room -= order.sz
 
     # -- cancels and modifies ------------------------------------------------------------------
-    def _cancel_oid(self, ts: int, user: str, oid: int, asset: int | None) -> Status:
+    def _cancel_oid(self, ts: int, user: str, oid: int, asset: int) -> Status:
         order = self.orders.get(oid)
-        if order is None or order.user != user or (asset is not None and order.asset != asset):
-            return {"error": E.MISSING_ORDER}
+        if order is None or order.user != user or order.asset != asset:
+            return {"error": E.order_error(E.MISSING_ORDER, asset)}  # the venue names the request's asset
         self._close(ts, order, "canceled")
         return "success"
 
@@ -724,7 +843,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         acct = self.ledger.accounts.get(cmd.user)
         oid = None if acct is None else acct.cloids.get(cmd.cloid)
         if oid is None:
-            return [{"error": E.MISSING_ORDER}]
+            return [{"error": E.order_error(E.MISSING_ORDER, cmd.asset)}]
         return [self._cancel_oid(cmd.ts, cmd.user, oid, cmd.asset)]
 
     def _cmd_cancel_all(self, cmd: C.CancelAll) -> list[Status]:
@@ -872,10 +991,11 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         self.next_oid = ev.oid + 1
 
     def _on_fill(self, ev: V.Fill) -> None:
-        (_, tid, asset, px, sz, taker_buys, taker_addr, maker_addr, taker_oid, maker_oid, taker_fee, maker_fee,
+        (ts, tid, asset, px, sz, taker_buys, taker_addr, maker_addr, taker_oid, maker_oid, taker_fee, maker_fee,
          taker_builder, taker_builder_fee, maker_builder, maker_builder_fee) = _fields(ev)
         self._apply_fill(tid, asset, px, sz, taker_buys, taker_addr, maker_addr, taker_oid, maker_oid, taker_fee,
                          maker_fee, taker_builder, taker_builder_fee, maker_builder, maker_builder_fee)
+        self._book_volume(ts, taker_addr, maker_addr, mul(px, sz))
 
     def _apply_fill(self, tid: int, asset: int, px: int, sz: int, taker_buys: bool, taker_addr: str, maker_addr: str,
                     taker_oid: int, maker_oid: int, taker_fee: int, maker_fee: int, taker_builder: str,

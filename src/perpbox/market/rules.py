@@ -9,6 +9,7 @@ made whenever the exchange sets a market's spec (``Exchange._set_spec``), never 
 from __future__ import annotations
 
 from perpbox.core.numbers import notional_cap, valid_price_units
+from perpbox.market.fees import market_rates
 from perpbox.market.spec import MarketSpec
 
 
@@ -20,12 +21,14 @@ class MarketRules:
         "default_leverage",
         "dex",
         "maker",
+        "makers",
         "max_sig_figs",
         "min_notional",
         "only_isolated",
         "price_band_bps",
         "spec",
         "taker",
+        "takers",
         "whole",
     )
 
@@ -39,6 +42,10 @@ class MarketRules:
         self.min_notional: int = spec.min_notional
         self.maker: int = spec.fees.maker
         self.taker: int = spec.fees.taker
+        # this market's rates at each fee tier (``market.fees``): index 0 is ``taker`` / ``maker``
+        takers, makers = market_rates(spec.fees.taker, spec.fees.maker)
+        self.takers: tuple[int, ...] = takers
+        self.makers: tuple[int, ...] = makers
         self.default_leverage: int = spec.default_leverage
         self.only_isolated: bool = spec.only_isolated
         self.price_band_bps: int = spec.controls.price_band_bps
