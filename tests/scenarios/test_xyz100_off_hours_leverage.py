@@ -38,9 +38,9 @@ def _xyz100(sim: Sim) -> MarketSpec:
 def test_xyz100_update_leverage_above_the_off_hours_cap_is_refused_while_closed(sim: Sim) -> None:
     spec = _xyz100(sim)
     a = spec.asset
-    sim.deposit(ALICE, 1_580)
-    sim.deposit(BOB, 100_000)
-    sim.deposit(CAROL, 100_000)
+    sim.fund(ALICE, 1_580, "xyz")  # a HIP-3 dex has its own clearinghouse
+    sim.fund(BOB, 100_000, "xyz")
+    sim.fund(CAROL, 100_000, "xyz")
     assert sim.leverage(ALICE, a, 15) == "ok"  # open: up to the table's 20x
     # Alice buys 1 XYZ100 at $21,000 at 15x: $1,400 of initial margin and a $9.45 taker fee,
     # leaving her $170.55 of the $1,580
