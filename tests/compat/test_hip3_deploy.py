@@ -10,6 +10,8 @@ from hyperliquid.exchange import Exchange
 from hyperliquid.info import Info
 from hyperliquid.utils.signing import get_timestamp_ms, sign_l1_action
 
+from perpbox.api.actions import USDC_SEND_TOKEN
+
 Server = Any
 
 
@@ -77,6 +79,8 @@ def test_funded_address_deploys_a_dex_with_its_own_margin_table_and_trades_on_it
     server.fund(taker_w.address, "200000")
     maker = Exchange(maker_w, server.url, perp_dexs=["", "dv"])
     taker = Exchange(taker_w, server.url, perp_dexs=["", "dv"])
+    for ex_, w in ((maker, maker_w), (taker, taker_w)):  # the faucet funds the first dex: send it on to dv
+        assert ex_.send_asset(w.address, "", "dv", USDC_SEND_TOKEN, 200000.0)["status"] == "ok"
     assert taker.update_leverage(20, "dv:GOLD", is_cross=True)["status"] == "ok"
     assert taker.update_leverage(21, "dv:GOLD", is_cross=True)["status"] == "err"
     rest = maker.order("dv:GOLD", False, 2.0, 2652, {"limit": {"tif": "Gtc"}})

@@ -18,6 +18,8 @@ from hyperliquid.exchange import Exchange
 from hyperliquid.info import Info
 from hyperliquid.utils.types import Cloid
 
+from perpbox.api.actions import USDC_SEND_TOKEN
+
 Server = Any  # the fixture type lives in conftest.py
 
 DEX = "lcy"
@@ -51,9 +53,12 @@ def deployer(server: Server) -> Iterator[Exchange]:
 
 
 def _account(server: Server, usd: str = "100000") -> tuple[str, Exchange]:
+    """Funded on the module's dex: the faucet deposits on the first dex, ``sendAsset`` moves it."""
     w = Account.create()
     server.fund(w.address, usd)
-    return w.address, Exchange(w, server.url, perp_dexs=["", DEX])
+    ex = Exchange(w, server.url, perp_dexs=["", DEX])
+    assert ex.send_asset(w.address, "", DEX, USDC_SEND_TOKEN, float(usd))["status"] == "ok"
+    return w.address, ex
 
 
 def _info(server: Server) -> Info:

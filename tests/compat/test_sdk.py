@@ -75,7 +75,7 @@ def test_place_rest_query_and_cancel_a_gtc_order(server: Server, wallet: Account
     assert ex.cancel("ETH", oid)["response"]["data"]["statuses"] == ["success"]
     assert info.query_order_by_oid(wallet.address, oid)["order"]["status"] == "canceled"
     assert ex.cancel("ETH", oid)["response"]["data"]["statuses"] == [
-        {"error": "Order was never placed, already canceled, or filled."}]
+        {"error": "Order was never placed, already canceled, or filled. asset=1"}]  # ETH is asset 1
     assert info.query_order_by_oid(wallet.address, 10**12) == {"status": "unknownOid"}
     hist = info.historical_orders(wallet.address)
     assert hist[0]["order"]["oid"] == oid and hist[0]["status"] == "canceled"

@@ -97,6 +97,19 @@ class Sim:
     def transfer(self, src: str, dst: str, micro: int) -> Any:
         return self.do(C.Transfer, src=src, dst=dst, usd=micro)
 
+    def send(self, user: str, src_dex: str, dst_dex: str, micro: int, dst: str | None = None,
+             src: str | None = None) -> Any:
+        """``sendAsset``: ``micro`` USDC from ``src`` (default ``user``) on ``src_dex`` to ``dst``
+        (default ``user``) on ``dst_dex`` ("" first dex, a HIP-3 dex, "spot")."""
+        return self.do(C.SendAsset, user=user, src=src or user, dst=dst or user, src_dex=src_dex, dst_dex=dst_dex,
+                       usd=micro)
+
+    def fund(self, user: str, human_usd: int | str, dex: str = "") -> None:
+        """Deposit (it lands on the first dex) and, for a HIP-3 dex, send it there."""
+        assert self.deposit(user, human_usd) == "ok"
+        if dex:
+            assert self.send(user, "", dex, usd(human_usd)) == "ok"
+
     def req(self, asset: int, is_buy: bool, px: int | str, sz: int | str, **kw: Any) -> C.OrderRequest:
         """An OrderRequest from human price/size (trigger_px too, if given)."""
         spec = self.specs[asset]

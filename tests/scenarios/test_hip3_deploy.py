@@ -37,7 +37,7 @@ def test_first_asset_creates_the_dex_and_its_deployer(sim: Sim) -> None:
 def test_a_tiered_table_lowers_the_limit_of_an_open_position(sim: Sim) -> None:
     _deploy_gold(sim)
     for user in (ALICE, BOB):
-        sim.deposit(user, 100_000)
+        sim.fund(user, 100_000, dex="dv")  # a deposit lands on the first dex: sent on to dv
     assert sim.order(BOB, GOLD, False, 2650, 20) == {"resting": {"oid": 1}}
     assert sim.order(ALICE, GOLD, True, 2650, 10)["filled"]["totalSz"] == 10 * 100  # $26.5k at 20x
     tiers = MarginTable.hyperliquid([(0, 20), (30_000, 10)], "tight")
@@ -73,8 +73,8 @@ def test_a_stricter_table_set_over_an_open_position_is_enforced_by_the_next_tick
     """The liquidation sweep's pre-filter caches each market's maintenance lines; a table change
     must reach it (the index is rebuilt), or the position below the new maintenance is missed."""
     _deploy_gold(sim)
-    sim.deposit(BOB, 100_000)
-    sim.deposit(ALICE, 2_000)
+    sim.fund(BOB, 100_000, dex="dv")
+    sim.fund(ALICE, 2_000, dex="dv")
     sim.order(BOB, GOLD, False, 2650, 10)
     assert sim.order(ALICE, GOLD, True, 2650, 10)["filled"]["totalSz"] == 10 * 100  # $26.5k at 20x
     sim.order(BOB, GOLD, True, 2600, 20)
@@ -83,6 +83,6 @@ def test_a_stricter_table_set_over_an_open_position_is_enforced_by_the_next_tick
     assert sim.do(C.SetMarginTableIds, user=CAROL, dex="dv", ids={GOLD: 3}) == "ok"
     assert sim.ex.margin.maintenance_margin(sim.pos(ALICE, GOLD)) == -(-26_500 * USD // 6)  # 3x: 1/(2×3), up
     sim.do(C.Tick)
-    assert [(e.user, e.method) for e in sim.of(V.Liquidated)] == [(ALICE, "market")]
+    assert [(e.user, e.method) for e in sim.of(V.Liquidated)] == [("dv:" + ALICE, "market")]
     assert sim.szi(ALICE, GOLD) == 0
     sim.audit()

@@ -12,6 +12,7 @@ from perpbox.core.numbers import USD
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.mechanics import backstop_address
+from perpbox.ledger.ledger import dex_account, wallet_owner
 from perpbox.market.funding import HOUR_MS, FundingParams
 from perpbox.market.margin import MarginTable
 from perpbox.market.oracle import OffHours, OracleDefinition, OracleKind, SessionCalendar
@@ -119,7 +120,7 @@ def test_a_deployer_push_that_moves_the_mark_liquidates_at_once_without_waiting_
     spec = _hip3(sim)
     a = spec.asset
     for user, amount in ((BOB, 100_000), (ALICE, "1261.25")):
-        sim.deposit(user, amount)
+        sim.fund(user, amount, dex="xyz")  # a deposit lands on the first dex: sent on to xyz
     sim.order(BOB, a, False, 25_000, "1")
     sim.order(ALICE, a, True, 25_000, "1")  # 20x: $1,250 of margin plus the $11.25 taker fee
     _two_sided(sim, a, 24_000, 24_100, "1")  # the book's local mark: median(24,000, 24,100, 25,000)
@@ -135,10 +136,10 @@ def test_a_deployer_push_that_moves_the_mark_liquidates_at_once_without_waiting_
     # rounded to the cent towards the old mark): value 507.48 < MM 606.44.  Within that push it is
     # sold into Bob's 24,000 bid, above the bankruptcy price
     assert marks == [P(spec, 24_750), P(spec, "24502.5"), P(spec, "24257.48")]
-    assert [(e.user, e.method) for e in sim.of(V.Liquidated)] == [(ALICE, "market")]
+    assert [(e.user, e.method) for e in sim.of(V.Liquidated)] == [(dex_account("xyz", ALICE), "market")]
     (fill,) = sim.of(V.Fill)
     assert (fill.taker, fill.px, fill.taker_fee) == (ALICE, P(spec, 24_000), usd("10.8"))
-    assert sim.szi(ALICE, a) == 0 and sim.ex.margin.account_value(sim.acct(ALICE)) == usd("239.2")
+    assert sim.szi(ALICE, a) == 0 and sim.ex.margin.account_value(sim.acct(dex_account("xyz", ALICE))) == usd("239.2")
     sim.audit()
 
 
@@ -146,7 +147,7 @@ def test_open_interest_cap_rejects_increasing_orders_and_allows_reducing_ones(si
     spec = _hip3(sim)
     a = spec.asset
     for u in (ALICE, BOB, CAROL):
-        sim.deposit(u, 1_000_000)
+        sim.fund(u, 1_000_000, dex="xyz")
     # cap $50,000 of open interest at the 25,000 mark = 2 units
     assert sim.do(C.SetOpenInterestCaps, user=DEPLOYER, dex="xyz", caps={a: usd(50_000)}) == "ok"
     sim.order(BOB, a, False, 25_000, "3")
@@ -169,7 +170,7 @@ def test_halt_trading_cancels_orders_settles_positions_at_the_mark_and_resumes(s
     spec = _hip3(sim)
     a = spec.asset
     for u in (ALICE, BOB):
-        sim.deposit(u, 100_000)
+        sim.fund(u, 100_000, dex="xyz")
     sim.order(BOB, a, False, 25_000, "1")
     sim.order(ALICE, a, True, 25_000, "1")
     resting = sim.order(BOB, a, False, 25_500, "1")["resting"]["oid"]
@@ -182,7 +183,7 @@ def test_halt_trading_cancels_orders_settles_positions_at_the_mark_and_resumes(s
     assert settled.px == P(spec, 25_000)
     assert sim.szi(ALICE, a) == 0 and sim.szi(BOB, a) == 0
     # Alice paid 25,000 + 11.25 fee and got 25,000 back
-    assert sim.cash(ALICE) == usd(100_000) - usd("11.25")
+    assert sim.cash(dex_account("xyz", ALICE)) == usd(100_000) - usd("11.25")
     assert sim.order(ALICE, a, True, 25_000, "1") == {"error": f"Trading is halted. asset={a}"}
     assert sim.do(C.HaltTrading, user=DEPLOYER, asset=a, halted=False) == "ok"
     assert "resting" in sim.order(ALICE, a, True, 25_000, "1")
@@ -238,7 +239,7 @@ def _comex(sim: Sim, px: str) -> None:
 def test_silver_perp_through_a_comex_weekend_oracle_advanced_internally_and_pulled_back_at_reopen(sim: Sim) -> None:
     spec = _silver(sim)
     for u in (ALICE, BOB):
-        sim.deposit(u, 1_000_000)
+        sim.fund(u, 1_000_000, dex="xyz")
 
     def feed(px: str) -> None:
         _comex(sim, px)
@@ -283,10 +284,10 @@ def test_discovery_band_keeps_off_hours_liquidations_to_positions_whose_price_li
     leaves the one at ~$31.70 (beyond the $31.50 bound) alone."""
     _silver(sim)
     vault = backstop_address(sim.ex.dexes["xyz"])
-    sim.deposit(vault, 1_000_000)  # the dex's backstop liquidator
-    sim.deposit(BOB, 1_000_000)
-    sim.deposit(CAROL, "15100")
-    sim.deposit(ALICE, 25_000)
+    sim.fund(vault, 1_000_000, dex="xyz")  # the dex's backstop liquidator, funded on its dex
+    sim.fund(BOB, 1_000_000, dex="xyz")
+    sim.fund(CAROL, "15100", dex="xyz")
+    sim.fund(ALICE, 25_000, dex="xyz")
     for short in (CAROL, ALICE):  # each sells 10,000 oz at $30 (20x), paying the 0.015% maker fee
         sim.order(short, SILVER_ID, False, 30, "10000")
         sim.order(BOB, SILVER_ID, True, 30, "10000")
@@ -302,7 +303,7 @@ def test_discovery_band_keeps_off_hours_liquidations_to_positions_whose_price_li
     for step in range(1, 12):
         sim.ts = _ms("2026-11-20T22:00:00") + step * 5 * 60_000
         sim.do(C.Tick)
-        liquidated += [e.user for e in sim.of(V.Liquidated)]
+        liquidated += [wallet_owner(e.user) for e in sim.of(V.Liquidated)]  # its account on xyz
         marks.append(sim.ex.pricing[SILVER_ID].mark)
         assert not sim.of(V.FundingSettled)
     assert marks[0] > P(sim.specs[SILVER_ID], "30.737")  # past Carol's price on the first step

@@ -19,8 +19,11 @@ def test_default_exchange_lists_four_main_markets_and_a_hip3_dex_with_funded_bac
     cfg = load_config()
     assert [m.spec.coin for m in cfg.all_markets()] == ["BTC", "ETH", "SOL", "HYPE", "xyz:XYZ100", "xyz:SILVER"]
     assert cfg.all_markets()[0].spec.liquidation.unwind_ntl_per_tick == 250_000 * USD
+    xyz_vault = backstop_address(1)  # a deposit lands on the first dex: the vault sends it to its own dex
     assert backstop_deposits(cfg) == [C.Deposit(ts=0, user=MAIN_BACKSTOP, usd=10_000_000 * USD),
-                                      C.Deposit(ts=0, user=backstop_address(1), usd=1_000_000 * USD)]
+                                      C.Deposit(ts=0, user=xyz_vault, usd=1_000_000 * USD),
+                                      C.SendAsset(ts=0, user=xyz_vault, src=xyz_vault, dst=xyz_vault, src_dex="",
+                                                  dst_dex="xyz", usd=1_000_000 * USD)]
 
 
 def test_liquidation_policy_keys_in_usd_and_bps() -> None:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import pytest
 from eth_account import Account
 
 from perpbox.api import signing
@@ -169,9 +168,6 @@ def test_cancel_of_an_unknown_asset_names_the_asset() -> None:
     assert Venue().cancel(7, 1) == {"error": "Order was never placed, already canceled, or filled. asset=7"}
 
 
-@pytest.mark.xfail(strict=True, reason="the engine's cancel miss (exchange/engine.py _cancel_oid, "
-                   "_cmd_cancel_by_cloid) lacks the asset suffix until it uses errors.order_error and is "
-                   "rebuilt; then drop this marker")
 def test_cancel_of_an_unknown_or_finished_order_names_the_asset() -> None:
     v = Venue()
     assert v.cancel(0, 42) == {"error": MISSING_ASSET_0}  # made up

@@ -7,6 +7,10 @@
 
 They trade in-process through the sequencer (no HTTP, no signatures), deterministically from the
 seed; their addresses are fixed (``0x…a9e0…`` + index) so a restart finds their accounts.
+
+Standard accounts keep one balance per perp dex: each participant deposits its capital once per
+dex listed at start and sends one share to each HIP-3 dex (``sendAsset``), and trades only on dexes
+where it holds an account (a dex deployed later is left to its own traders).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 from perpbox.core.numbers import USD, round_price_sig
 from perpbox.exchange import Exchange
 from perpbox.exchange import commands as C
+from perpbox.ledger.ledger import Account, dex_account
 from perpbox.market.spec import MarketSpec
 
 Submit = Callable[[list[C.Command]], Awaitable[Any]]
@@ -37,11 +42,22 @@ LEVERED = [agent_address(3, i) for i in range(4)]
 
 
 def funding_commands(ex: Exchange) -> list[C.Command]:
-    """Deposits for agents that have no account yet."""
+    """Deposits for agents that have no account yet: the capital on the first dex and as much again
+    on each HIP-3 dex (deposited, then sent there with ``sendAsset``)."""
     out: list[C.Command] = []
+    hip3 = sorted((d for d in ex.dexes if d), key=lambda d: ex.dexes[d])
     for users, usd in ((MAKERS, MAKER_CAPITAL), (TAKERS, TAKER_CAPITAL), (LEVERED, LEVERED_CAPITAL)):
-        out += [C.Deposit(ts=0, user=u, usd=usd) for u in users if u not in ex.ledger.accounts]
+        for u in users:
+            if u in ex.ledger.accounts:
+                continue
+            out.append(C.Deposit(ts=0, user=u, usd=usd * (1 + len(hip3))))
+            out += [C.SendAsset(ts=0, user=u, src=u, dst=u, src_dex="", dst_dex=d, usd=usd) for d in hip3]
     return out
+
+
+def margin_account(ex: Exchange, user: str, spec: MarketSpec) -> Account | None:
+    """``user``'s account on ``spec``'s dex (None: not funded there)."""
+    return ex.ledger.accounts.get(dex_account(spec.dex, user))
 
 
 def _size(spec: MarketSpec, px: int, usd: float) -> int:
@@ -77,7 +93,8 @@ class Agents:
             orders = []
             for spec in self.ex.markets.values():
                 center = self.ex.oracle(spec.asset) or self.ex.mark(spec.asset)
-                if center > 0 and self.ex.status(spec.asset) == "active":
+                if center > 0 and self.ex.status(spec.asset) == "active" \
+                        and margin_account(self.ex, maker, spec) is not None:
                     orders += self.ladder(maker, spec, center, k)
             if orders:
                 cmds.append(C.PlaceOrders(ts=0, user=maker, orders=orders))
@@ -100,6 +117,8 @@ class Agents:
             return
         user = rng.choice(TAKERS)
         spec = rng.choice(specs)
+        if margin_account(self.ex, user, spec) is None:
+            return
         pos = self.ex.position(user, spec.asset)
         # lean against an existing position so takers do not drift into huge inventories
         lean = 0.5 if pos is None or not pos.szi else (0.3 if pos.szi > 0 else 0.7)
@@ -119,7 +138,7 @@ class Agents:
                 if cmd is not None:
                     await self.submit([cmd])
             return
-        acct = self.ex.ledger.accounts.get(user)
+        acct = margin_account(self.ex, user, spec)
         if acct is None:
             return
         if self.ex.margin.available_to_trade(acct) < 5_000 * USD:

@@ -30,7 +30,7 @@ import msgspec
 from eth_utils import keccak
 
 from perpbox.api import signing
-from perpbox.api.info import BadRequest
+from perpbox.api.info import USDC_TOKEN, BadRequest
 from perpbox.api.ratelimit import AddressLimiter
 from perpbox.api.wire import coin_name, fmt_avg_px, fmt_sz, parse_px, parse_sz
 from perpbox.core import errors as E
@@ -48,6 +48,9 @@ VALID_UNTIL = re.compile(r"^(.*?)\s*valid_until\s+(\d{1,19})$")
 U64 = 2**64  # the venue's integer fields are Rust u64 (i64 for signed amounts): outside, its deserialiser refuses
 MAX_BATCH = 1000  # items in one action: our bound (the venue refused 201 cancels: see errors.TOO_MANY_ITEMS)
 CHAINS = {"mainnet": ("Mainnet",), "testnet": ("Testnet",), "both": ("Mainnet", "Testnet")}
+USDC_SEND_TOKEN = f"USDC:{USDC_TOKEN['tokenId']}"  # sendAsset's token string for USDC (reference §2, spot)
+ABSTRACTION_UNSUPPORTED = ("Account abstraction is not supported by perpbox: every perp dex keeps its own "
+                           "balance (use sendAsset).")  # perpbox wording
 
 Submit = Callable[[list[C.Command], str | None, int | None], Awaitable[tuple[list[Any], str | None]]]
 
@@ -449,6 +452,57 @@ class ExchangeAPI:
         perp = owner or user
         src, dst = (spot_wallet(perp), perp) if to_perp else (perp, spot_wallet(perp))
         return Plan([C.Transfer(ts=0, src=src, dst=dst, usd=usd)], _default_or_error)
+
+    def _a_sendAsset(self, action: dict[str, Any], user: str) -> Plan:
+        """USDC between clearinghouses (``""`` the first perp dex, a HIP-3 dex, ``"spot"``), users
+        and sub-accounts: ``fromSubAccount`` (``""`` or a sub-account of the signer) sends instead of
+        the signer.  Standard accounts keep one balance per dex, so this is how a HIP-3 dex is
+        funded.  Every refusal is answered before the log; the engine checks the same rules again."""
+        return Plan([self._send_asset(action, user)], _default_or_error)
+
+    def _a_agentSendAsset(self, action: dict[str, Any], user: str) -> Plan:
+        """``sendAsset`` signed as an L1 action by an API wallet (or the user): only to the same
+        user or one of its sub-accounts."""
+        cmd = self._send_asset(action, user)
+        dst = self.ex.ledger.accounts.get(cmd.dst)
+        if cmd.dst != user and (dst is None or dst.master != user):
+            raise ActionError(E.AGENT_SEND)
+        return Plan([cmd], _default_or_error)
+
+    def _send_asset(self, action: dict[str, Any], user: str) -> C.SendAsset:
+        fields = [action.get(k) for k in ("destination", "sourceDex", "destinationDex", "token", "amount")]
+        sub = action.get("fromSubAccount", "")
+        if not all(isinstance(f, str) for f in fields) or not isinstance(sub, str):
+            raise BadRequest("sendAsset: destination, sourceDex, destinationDex, token, amount must be strings")
+        _, src_dex, dst_dex, token, amount = fields
+        dst = _address(fields[0])
+        name, _, token_id = str(token).partition(":")
+        if name != "USDC" or token_id.lower() != USDC_SEND_TOKEN[5:]:
+            raise ActionError(E.INVALID_TOKEN.format(token=USDC_SEND_TOKEN))
+        usd = parse_units(amount, 6)
+        if usd is None or not 0 < usd < U64:
+            raise ActionError(E.INVALID_AMOUNT)
+        src = user
+        if sub:
+            src = _address(sub)
+            acct = self.ex.ledger.accounts.get(src)
+            if acct is None or acct.master != user:
+                raise ActionError(E.INVALID_SUBACCOUNT_TRANSFER.format(src=user, dst=src))
+        bad = self.ex.send_asset_error(user, src, dst, str(src_dex), str(dst_dex), usd)
+        if bad is not None:
+            raise ActionError(bad)
+        return C.SendAsset(ts=0, user=user, src=src, dst=dst, src_dex=str(src_dex), dst_dex=str(dst_dex), usd=usd)
+
+    def _a_userDexAbstraction(self, action: dict[str, Any], user: str) -> Plan:
+        """Standard accounts only: turning dex abstraction off is a no-op, on is refused."""
+        if action.get("enabled") is not False:
+            raise ActionError(ABSTRACTION_UNSUPPORTED)
+        return Plan([C.Noop(ts=0, user=user)], _default_or_error)
+
+    def _a_userSetAbstraction(self, action: dict[str, Any], user: str) -> Plan:
+        if action.get("abstraction") not in ("disabled", "default"):
+            raise ActionError(ABSTRACTION_UNSUPPORTED)
+        return Plan([C.Noop(ts=0, user=user)], _default_or_error)
 
     def _a_subAccountTransfer(self, action: dict[str, Any], user: str) -> Plan:
         sub = _address(action.get("subAccountUser"))

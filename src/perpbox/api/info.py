@@ -18,6 +18,7 @@ the day's statistics read the day's candles only (``api.readmodels``).
 from __future__ import annotations
 
 import bisect
+import datetime
 import re
 from collections.abc import Callable, Reversible, Sequence
 from fractions import Fraction
@@ -39,7 +40,8 @@ from perpbox.api.wire import (
 )
 from perpbox.core.numbers import USD
 from perpbox.exchange import Exchange
-from perpbox.ledger.ledger import Account, Position, spot_wallet
+from perpbox.ledger.ledger import Account, Position, dex_account, spot_wallet, wallet_dex, wallet_owner
+from perpbox.market.fees import MAKER_RATES, MM_TIERS, SPOT_TIERS, TAKER_RATES, VIP_TIERS
 from perpbox.market.margin import MarginTable
 from perpbox.market.spec import MarketSpec
 from perpbox.pricing import pricer
@@ -107,6 +109,11 @@ def newest(rows: Reversible[T], limit: int) -> list[T]:
 def margin_table_json(table: MarginTable) -> dict[str, Any]:
     return {"description": table.description or "", "marginTiers": [
         {"lowerBound": fmt_usd(t.lower_bound), "maxLeverage": t.max_leverage} for t in table.tiers]}
+
+
+def _utc_date(day: int) -> str:
+    """Days since 1970-01-01 as the venue's ``YYYY-MM-DD``."""
+    return (datetime.date(1970, 1, 1) + datetime.timedelta(days=day)).isoformat()
 
 
 def _int(body: dict[str, Any], key: str, default: int | None = None) -> int:
@@ -372,8 +379,10 @@ class InfoAPI:
         return px if px > 0 else None
 
     def clearinghouse_state(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One perp dex's clearinghouse (``dex``, default the first): standard accounts keep a
+        separate balance, cross margin and positions per dex (``Exchange.clearinghouse``)."""
         user, dex = _addr(body), self._dex(body)
-        acct = self._account(user)
+        acct = self._account(dex_account(dex, user))
         now = self.now()
         empty = {"accountValue": "0.0", "totalNtlPos": "0.0", "totalRawUsd": "0.0", "totalMarginUsed": "0.0"}
         if acct is None:
@@ -560,7 +569,7 @@ class InfoAPI:
 
     def _ledger_delta(self, delta: dict[str, Any]) -> dict[str, Any]:
         out = dict(delta)
-        for key in ("usdc", "fee", "accountValue"):
+        for key in ("usdc", "fee", "accountValue", "amount", "usdcValue", "nativeTokenFee"):
             if key in out:
                 out[key] = fmt_usd(out[key])
         if "liquidatedPositions" in out:
@@ -589,15 +598,28 @@ class InfoAPI:
         return out
 
     def user_fees(self, body: dict[str, Any]) -> dict[str, Any]:
-        _addr(body)
-        fees = next(iter(self.ex.markets.values())).fees if self.ex.markets else None
-        taker = fmt_rate(fees.taker) if fees else "0.00045"
-        maker = fmt_rate(fees.maker) if fees else "0.00015"
-        return {"dailyUserVlm": [], "feeSchedule": {"cross": taker, "add": maker, "spotCross": "0.0007",
-                                                    "spotAdd": "0.0004", "tiers": {"vip": [], "mm": []},
-                                                    "referralDiscount": "0.0", "stakingDiscountTiers": []},
-                "userCrossRate": taker, "userAddRate": maker, "userSpotCrossRate": "0.0007",
-                "userSpotAddRate": "0.0004", "activeReferralDiscount": "0.0", "trial": None,
+        """The venue's fee schedule (``market.fees``) and the user's rates today: its fee group's
+        tier from the 14 completed UTC days before today; ``dailyUserVlm`` lists those days and
+        today, oldest first, with the account's own taker (``userCross``) and maker (``userAdd``)
+        notional and the exchange's.  Spot rates follow the same tier (perpbox trades no spot)."""
+        user = _addr(body)
+        now = self.now()
+        taker, maker = self.ex.fee_rates(user, now)
+        spot_taker, spot_maker = SPOT_TIERS[TAKER_RATES.index(taker)]
+        daily = [{"date": _utc_date(day), "userCross": fmt_usd(cross), "userAdd": fmt_usd(add),
+                  "exchange": fmt_usd(total)} for day, cross, add, total in self.ex.daily_volume(user, now)]
+        vip = [{"ntlCutoff": fmt_usd(cutoff), "cross": fmt_rate(t), "add": fmt_rate(m),
+                "spotCross": fmt_rate(st), "spotAdd": fmt_rate(sm)}
+               for (cutoff, t, m), (st, sm) in zip(VIP_TIERS[1:], SPOT_TIERS[1:], strict=True)]
+        mm = [{"makerFractionCutoff": fmt(per_mille, 3), "add": fmt_rate(rate)} for per_mille, rate in MM_TIERS]
+        return {"dailyUserVlm": daily,
+                "feeSchedule": {"cross": fmt_rate(TAKER_RATES[0]), "add": fmt_rate(MAKER_RATES[0]),
+                                "spotCross": fmt_rate(SPOT_TIERS[0][0]), "spotAdd": fmt_rate(SPOT_TIERS[0][1]),
+                                "tiers": {"vip": vip, "mm": mm}, "referralDiscount": "0.0",
+                                "stakingDiscountTiers": []},
+                "userCrossRate": fmt_rate(taker), "userAddRate": fmt_rate(maker),
+                "userSpotCrossRate": fmt_rate(spot_taker), "userSpotAddRate": fmt_rate(spot_maker),
+                "activeReferralDiscount": "0.0", "trial": None,
                 "feeTrialReward": "0.0", "nextTrialAvailableTimestamp": None, "stakingLink": None,
                 "activeStakingDiscount": {"bpsOfMaxSupply": "0.0", "discount": "0.0"}}
 
@@ -649,7 +671,7 @@ class InfoAPI:
         s = self.spec_by_coin(body.get("coin"))
         if s is None:
             raise BadRequest("coin: unknown")
-        acct = self._account(user)
+        acct = self._account(dex_account(s.dex, user))
         pos = None if acct is None else acct.positions.get(s.asset)
         lev = pos.leverage if pos is not None else s.default_leverage
         cross = pos.is_cross if pos is not None else not s.only_isolated
@@ -709,7 +731,8 @@ class InfoAPI:
         out = []
         for ev in reversed(self.rm.liquidations):
             spec = self.ex.markets.get(ev.asset)
-            out.append({"time": ev.ts, "user": ev.user, "coin": coin_name(spec) if spec is not None else "cross",
+            out.append({"time": ev.ts, "user": wallet_owner(ev.user), "dex": wallet_dex(ev.user),
+                        "coin": coin_name(spec) if spec is not None else "cross",
                         "method": ev.method, "liquidator": ev.liquidator or None, "notional": fmt_usd(ev.notional),
                         "accountValue": fmt_usd(ev.account_value), "maintenanceMargin": fmt_usd(ev.maintenance_margin)})
         return out

@@ -14,6 +14,10 @@ insertion order), so the last day or the last hour is read from the end.
 Fill ``dir``, ``startPosition`` and ``closedPnl`` need the position before each fill, so the model
 keeps its own (size, cost basis) per account and market with the ledger's rule
 (``ledger.entry.close_split``).
+
+Users are owners' addresses: the engine's position-side events (transfers, funding, liquidations)
+name ledger accounts, which on a HIP-3 dex are ``<dex>:<address>`` (``ledger.dex_account``); the
+model files them under the owner (a market belongs to one dex, so (owner, asset) is one position).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 
 from perpbox.exchange import events as V
 from perpbox.ledger.entry import close_split
+from perpbox.ledger.ledger import wallet_dex, wallet_owner
 
 MAX_ORDERS_PER_USER = 2_000
 MAX_FILLS_PER_USER = 10_000
@@ -133,7 +138,8 @@ class ReadModels:
     holders: dict[int, set[str]] = field(default_factory=dict)
     volume: dict[str, int] = field(default_factory=dict)  # user -> cumulative traded notional, micro-USDC
     net_deposits: dict[str, int] = field(default_factory=dict)  # user -> deposits − withdrawals (cumLedger)
-    _liq_method: dict[str, tuple[str, int]] = field(default_factory=dict)  # user -> (method, scope)
+    _liq_method: dict[str, tuple[str, int]] = field(default_factory=dict)  # ledger account -> (method, scope)
+    asset_dex: dict[int, str] = field(default_factory=dict)  # from MarketListed
     # indexes over ``orders`` (module doc): parent oid -> child oids in placement order; (user, cloid)
     # -> the newest kept order of that user with that cloid
     children: dict[int, list[int]] = field(default_factory=dict)
@@ -272,15 +278,16 @@ class ReadModels:
     def _transferred(self, ev: V.PositionTransferred, marks: dict[int, int]) -> None:
         """Backstop, insurance or ADL transfer: a feeless fill for both sides."""
         method, scope = self._liq_method.get(ev.src, ("backstop", -1))
-        liq = {"liquidatedUser": ev.src, "markPx": marks.get(ev.asset, ev.px),
+        src, dst = wallet_owner(ev.src), wallet_owner(ev.dst)
+        liq = {"liquidatedUser": src, "markPx": marks.get(ev.asset, ev.px),
                "method": "backstop" if method in ("backstop", "insurance") else method}
-        for user, is_buy in ((ev.dst, ev.sz > 0), (ev.src, ev.sz < 0)):
+        for user, is_buy in ((dst, ev.sz > 0), (src, ev.sz < 0)):
             start, closed = self._move(user, ev.asset, is_buy, ev.px, abs(ev.sz))
             dir_ = "Auto-Deleveraging" if method == "adl" else ""
-            if not dir_ and user == ev.src:
+            if not dir_ and user == src:
                 dir_ = f"Liquidated {'Cross' if scope < 0 else 'Isolated'} {'Long' if start > 0 else 'Short'}"
             self._keep_fill(user, FillRec(ev.ts, ev.asset, ev.px, abs(ev.sz), is_buy, start, closed, 0,
-                                          user == ev.dst, 0, 0, None, dir_, liq))
+                                          user == dst, 0, 0, None, dir_, liq))
 
     def _settled(self, ev: V.MarketSettled, _m: dict[int, int]) -> None:
         for user in sorted(self.holders.get(ev.asset, set())):
@@ -294,10 +301,12 @@ class ReadModels:
         self._liq_method[ev.user] = (ev.method, ev.asset)
         self.liquidations.append(ev)
         if ev.method in ("market", "backstop", "insurance"):
-            assets = sorted(a for a, users in self.holders.items() if ev.user in users) if ev.asset < 0 else \
-                [ev.asset] if (ev.user, ev.asset) in self.positions else []
-            held = [(a, self.positions[(ev.user, a)][0]) for a in assets]
-            self._ledger(ev.user, ev.ts, {"type": "liquidation", "accountValue": ev.account_value,
+            user, dex = wallet_owner(ev.user), wallet_dex(ev.user)  # a HIP-3 dex account's owner and dex
+            assets = sorted(a for a, users in self.holders.items() if user in users
+                            and self.asset_dex.get(a, "") == dex) if ev.asset < 0 else \
+                [ev.asset] if (user, ev.asset) in self.positions else []
+            held = [(a, self.positions[(user, a)][0]) for a in assets]
+            self._ledger(user, ev.ts, {"type": "liquidation", "accountValue": ev.account_value,
                                           "leverageType": "Cross" if ev.asset < 0 else "Isolated",
                                           "liquidatedPositions": held})
 
@@ -318,8 +327,8 @@ class ReadModels:
         c.ntl += px * sz
 
     def _funding(self, ev: V.FundingSettled, _m: dict[int, int]) -> None:
-        for user, szi, amount in ev.payments:
-            q = self.funding.setdefault(user, deque(maxlen=MAX_FUNDING_PER_USER))
+        for account, szi, amount in ev.payments:
+            q = self.funding.setdefault(wallet_owner(account), deque(maxlen=MAX_FUNDING_PER_USER))
             q.append(FundingRec(ev.ts, ev.asset, -amount, szi, ev.rate))
 
     def _ledger(self, user: str, ts: int, delta: dict[str, Any]) -> None:
@@ -332,6 +341,19 @@ class ReadModels:
     def _withdrew(self, ev: V.Withdrew, _m: dict[int, int]) -> None:
         self._ledger(ev.user, ev.ts, {"type": "withdraw", "usdc": ev.usd, "nonce": ev.ts, "fee": 0})
         self.net_deposits[ev.user] = self.net_deposits.get(ev.user, 0) - ev.usd
+
+    def _asset_sent(self, ev: V.AssetSent, _m: dict[int, int]) -> None:
+        """``sendAsset``: the venue's ``send`` ledger update, for the sender and the receiver."""
+        src, dst = wallet_owner(ev.src), wallet_owner(ev.dst)
+        delta = {"type": "send", "user": src, "destination": dst, "sourceDex": wallet_dex(ev.src),
+                 "destinationDex": wallet_dex(ev.dst), "token": "USDC", "amount": ev.usd, "usdcValue": ev.usd,
+                 "fee": 0, "nativeTokenFee": 0, "nonce": None}
+        self._ledger(src, ev.ts, delta)
+        if dst != src:
+            self._ledger(dst, ev.ts, delta)
+
+    def _listed(self, ev: V.MarketListed, _m: dict[int, int]) -> None:
+        self.asset_dex[ev.spec.asset] = ev.spec.dex
 
     def _transfer(self, ev: V.Transferred, _m: dict[int, int]) -> None:
         delta = {"type": "internalTransfer", "usdc": ev.usd, "user": ev.src, "destination": ev.dst, "fee": 0}
@@ -415,4 +437,6 @@ _HANDLERS: dict[type, Any] = {
     V.Deposited: ReadModels._deposited,
     V.Withdrew: ReadModels._withdrew,
     V.Transferred: ReadModels._transfer,
+    V.AssetSent: ReadModels._asset_sent,
+    V.MarketListed: ReadModels._listed,
 }

@@ -276,9 +276,18 @@ def bootstrap_commands(config: ExchangeConfig, deployers: dict[str, str]) -> lis
 
 
 def backstop_deposits(config: ExchangeConfig) -> list[C.Command]:
-    """The backstop liquidator vaults' starting capital (main dex: index 0; HIP-3 dexes 1, 2, …)."""
-    amounts = [config.backstop_usd] + [d.backstop_usd for d in config.dexes]
-    return [C.Deposit(ts=0, user=backstop_address(i), usd=usd) for i, usd in enumerate(amounts) if usd > 0]
+    """The backstop liquidator vaults' starting capital (main dex: index 0; HIP-3 dexes 1, 2, …).
+    A deposit lands on the first dex, so a HIP-3 dex's vault then sends it to its dex (``sendAsset``):
+    each dex's liquidations are backed by that dex's collateral only."""
+    out: list[C.Command] = []
+    if config.backstop_usd > 0:
+        out.append(C.Deposit(ts=0, user=backstop_address(0), usd=config.backstop_usd))
+    for i, d in enumerate(config.dexes, start=1):
+        if d.backstop_usd > 0:
+            vault = backstop_address(i)
+            out += [C.Deposit(ts=0, user=vault, usd=d.backstop_usd),
+                    C.SendAsset(ts=0, user=vault, src=vault, dst=vault, src_dex="", dst_dex=d.name, usd=d.backstop_usd)]
+    return out
 
 
 class Venue:

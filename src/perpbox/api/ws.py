@@ -614,7 +614,8 @@ class WsHub:
                     )
         elif t is V.FundingSettled:
             self.dirty_assets.add(ev.asset)
-            for user, szi, amount in ev.payments:
+            for account, szi, amount in ev.payments:
+                user = wallet_owner(account)  # a HIP-3 dex account pays for its owner
                 if ("userFundings", user) in subs or ("userEvents", user) in subs:
                     got: dict[str, list[dict[str, Any]]] = {}
                     self._collect(
@@ -627,16 +628,17 @@ class WsHub:
                         self.publish(("userFundings", user), "userFundings", {"user": user, "fundings": [item]})
                         self.publish(("userEvents", user), "user", {"funding": item})
         elif t is V.Liquidated:
-            self.dirty_users.add(ev.user)
-            key = ("userEvents", ev.user)
+            owner = wallet_owner(ev.user)  # the liquidated account may be a HIP-3 dex account
+            self.dirty_users.add(owner)
+            key = ("userEvents", owner)
             self._publish_view(
                 key,
                 "user",
                 lambda: {
                     "liquidation": {
                         "lid": ev.ts,
-                        "liquidator": ev.liquidator or "0x" + "0" * 40,
-                        "liquidated_user": ev.user,
+                        "liquidator": wallet_owner(ev.liquidator) if ev.liquidator else "0x" + "0" * 40,
+                        "liquidated_user": owner,
                         "liquidated_ntl_pos": fmt_usd(ev.notional),
                         "liquidated_account_value": fmt_usd(ev.account_value),
                     }
@@ -646,7 +648,7 @@ class WsHub:
             self.dirty_assets.add(ev.asset)
         elif t in (V.Deposited, V.Withdrew):
             self.dirty_users.add(ev.user)
-        elif t is V.Transferred:  # incl. usdClassTransfer to the spot wallet
+        elif t is V.Transferred or t is V.AssetSent:  # incl. usdClassTransfer, sends between dexes
             self.dirty_users.update((wallet_owner(ev.src), wallet_owner(ev.dst)))
 
     def flush_books(self) -> None:

@@ -53,7 +53,9 @@ CROSS_NOT_ALLOWED = "Cross margin is not allowed for this asset."  # [REF §3.7 
 ISO_DECREASE_LEVERAGE = "Isolated position does not have sufficient margin available to decrease leverage."
 # [REF §3.7 third-party code, unconfirmed]
 CROSS_DECREASE_LEVERAGE = "Cross position does not have sufficient margin available to decrease leverage."
-INVALID_LEVERAGE = "Invalid leverage value."  # perpbox wording
+# perpbox wording for a leverage outside 1..max (off hours: above a session market's cap): the venue's text
+# is not recorded (reference hyperliquid-api.md §9: "Exact text for leverage/margin errors" unconfirmed)
+INVALID_LEVERAGE = "Invalid leverage value."
 INSUFFICIENT_WITHDRAW = "Insufficient balance for withdrawal"  # [REF §3.10 CCXT]
 INSUFFICIENT_TRANSFER = "Insufficient balance for token transfer"  # [REF §3.10 CCXT]
 INSUFFICIENT_ISO_REMOVE = "Insufficient margin available to remove from isolated position."  # perpbox wording
@@ -83,6 +85,13 @@ TOO_MANY_ITEMS = "Too many items in one action: at most {limit}."
 UNSUPPORTED_PERP_DEPLOY = "Unsupported perpDeploy action."  # perpbox wording
 UNKNOWN_COIN = "Unknown asset {coin}."  # perpbox wording
 INVALID_FUNDING_MULTIPLIER = "Invalid funding multiplier."  # perpbox wording
+
+# sendAsset between clearinghouses (exchange/engine.py, api/actions.py)
+INVALID_SEND = "Invalid send"  # [REF §3.10 T1] (observed; its context unknown: used for a send to the same place)
+UNKNOWN_DEX = "Invalid sendAsset: unknown dex {dex}."  # perpbox wording
+INVALID_AMOUNT = "Invalid amount: a positive decimal with at most 6 decimals."  # perpbox wording
+INVALID_TOKEN = "Invalid token: perp dexes take USDC only ({token})."  # perpbox wording
+AGENT_SEND = "Agent can only send asset to same user or their sub-accounts."  # [REF §3.10 T1]
 
 
 def order_error(message: str, asset: int) -> str:

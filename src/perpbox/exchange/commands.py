@@ -48,6 +48,19 @@ class Transfer(Command, frozen=True, kw_only=True):
     usd: int
 
 
+class SendAsset(Command, frozen=True, kw_only=True):
+    """Hyperliquid ``sendAsset`` of USDC: ``usd`` from ``src``'s clearinghouse ``src_dex`` to
+    ``dst``'s clearinghouse ``dst_dex`` (``""`` the first perp dex, a HIP-3 dex's name, or
+    ``"spot"``).  ``user`` signed it; ``src`` is ``user`` or one of its sub-accounts."""
+
+    user: str
+    src: str
+    dst: str
+    src_dex: str
+    dst_dex: str
+    usd: int
+
+
 class OrderRequest(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One order as Hyperliquid's wire describes it (``a,b,p,s,r,t,c``), in integer units.
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
+from perpbox.ledger.ledger import SPOT
 from perpbox.market import MarginTable, MarketSpec
 from perpbox.market.funding import FundingParams, PremiumFormula
 from perpbox.market.oracle import OracleDefinition
@@ -125,8 +126,8 @@ class DexDeployment:
         if acct is None or acct.raw_usd <= 0:
             return {"error": f"Must deposit before performing actions. User: {cmd.user}"}
         dex = cmd.dex
-        if not (2 <= len(dex) <= 4 and dex.isascii() and dex.isalpha() and dex.islower()):
-            return {"error": INVALID_DEX_NAME}
+        if not (2 <= len(dex) <= 4 and dex.isascii() and dex.isalpha() and dex.islower()) or dex == SPOT:
+            return {"error": INVALID_DEX_NAME}  # "spot" names the spot wallet in sendAsset
         if dex in self.dex_deployer and self.dex_deployer[dex] != cmd.user:
             return {"error": "Only the deployer of this dex may do that."}
         if dex not in self.dex_deployer and not cmd.full_name:

@@ -38,7 +38,17 @@ from perpbox.exchange import events as V
 from perpbox.exchange.access import MAX_PERP_BUILDER_FEE, AccountAccess
 from perpbox.exchange.deploy import DexDeployment
 from perpbox.exchange.mechanics import PerpMechanics
-from perpbox.ledger.ledger import FEE_ACCOUNT, Account, Ledger, Position
+from perpbox.ledger.ledger import (
+    FEE_ACCOUNT,
+    SPOT,
+    Account,
+    Ledger,
+    Position,
+    dex_account,
+    spot_wallet,
+    wallet_owner,
+)
+from perpbox.market.fees import DAY_MS, MAKER_RATES, TAKER_RATES, WINDOW_DAYS, fee_tier
 from perpbox.market.rules import MarketRules
 from perpbox.market.spec import MarketSpec
 from perpbox.pricing import pricer
@@ -73,6 +83,12 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         self.next_oid = 1
         self.next_tid = 1
         self.volume: dict[str, int] = {}  # cumulative traded notional per account, micro-USDC (both sides)
+        # fee tiers (market.fees): per account, UTC day -> [taker (cross), maker (add)] notional, and the
+        # exchange's notional per day; a day more than 14 before a later booked day is dropped
+        self.day_volume: dict[str, dict[int, list[int]]] = {}
+        self.exchange_volume: dict[int, int] = {}
+        self._fee_tiers: dict[str, tuple[int, int]] = {}  # derived: user -> tier indices on _fee_day
+        self._fee_day = -1
         self.margin = MarginView(self.markets, self.prices)
         self.last_response: Any = None
         self._out: list[V.Event] = []
@@ -86,6 +102,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             C.Withdraw: self._cmd_withdraw,
             C.CreateSubAccount: self._cmd_create_sub_account,
             C.Transfer: self._cmd_transfer,
+            C.SendAsset: self._cmd_send_asset,
             C.PlaceOrders: self._cmd_place_orders,
             C.Cancel: self._cmd_cancel,
             C.CancelByCloid: self._cmd_cancel_by_cloid,
@@ -108,6 +125,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             V.Withdrew: self._on_withdrew,
             V.SubAccountCreated: self._on_sub_account_created,
             V.Transferred: self._on_transferred,
+            V.AssetSent: self._on_asset_sent,
             V.LeverageUpdated: self._on_leverage_updated,
             V.IsolatedMarginMoved: self._on_isolated_margin_moved,
             V.OrderPlaced: self._on_order_placed,
@@ -158,8 +176,33 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         return self.ledger.account(address)
 
     def position(self, address: str, asset: int) -> Position | None:
-        acct = self.ledger.accounts.get(address)
+        """``address``'s position in ``asset`` (held by its account on the asset's dex)."""
+        acct = self.ledger.accounts.get(self._margin_key(address, asset) if asset in self.rules else address)
         return None if acct is None else acct.positions.get(asset)
+
+    def fee_rates(self, user: str, ts: int, asset: int | None = None) -> tuple[int, int]:
+        """(taker, maker) fee rates, 1e-8 of notional (a negative maker rate is a rebate), that
+        ``user`` pays on the UTC day of ``ts``: its fee group's tier (``market.fees``) on
+        ``asset``'s market, or in the venue's base schedule when ``asset`` is None (what ``userFees``
+        reports as ``userCrossRate`` / ``userAddRate``).  A read: it changes nothing."""
+        taker, maker = self._tier_of(user, ts // DAY_MS)
+        if asset is None:
+            return TAKER_RATES[taker], MAKER_RATES[maker]
+        rules = self.rules[asset]
+        return rules.takers[taker], rules.makers[maker]
+
+    def daily_volume(self, user: str, ts: int) -> list[tuple[int, int, int, int]]:
+        """``(day, cross, add, exchange)`` for the UTC day of ``ts`` and the ``WINDOW_DAYS`` before
+        it, oldest first (day = days since 1970-01-01): ``user``'s own taker and maker notional
+        (micro-USDC; a master's excludes its sub-accounts') and the exchange's (each fill once)."""
+        today = ts // DAY_MS
+        days = self.day_volume.get(user, {})
+        out = []
+        for day in range(today - WINDOW_DAYS, today + 1):
+            b = days.get(day)
+            cross, add = (0, 0) if b is None else (b[0], b[1])
+            out.append((day, cross, add, self.exchange_volume.get(day, 0)))
+        return out
 
     def state_hash(self) -> str:
         """BLAKE2b of a canonical JSON encoding of the whole state (JSON: EMA sums exceed 64 bits)."""
@@ -174,6 +217,8 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             sorted(self.dexes.items()), sorted(self.dex_deployer.items()), sorted(self.dex_oi_cap.items()),
             sorted(self.liq_partial_ts.items()),
             sorted(self.volume.items()),
+            [[a, sorted((d, b[0], b[1]) for d, b in days.items())] for a, days in sorted(self.day_volume.items())],
+            sorted(self.exchange_volume.items()),
             ledger.deposits,
             ledger.withdrawals,
             [
@@ -196,6 +241,67 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         return self._cmd_tick(cmd)
 
     # ==============================================================================================
+    # fee tiers (perpbox.market.fees)
+    # ==============================================================================================
+    def _tier_of(self, user: str, day: int) -> tuple[int, int]:
+        """``fee_tier`` indices of ``user``'s fee group on UTC ``day``, from the ``WINDOW_DAYS``
+        completed days before it.  The group is a master and its sub-accounts (a sub-account's is
+        its master's); any other account is alone."""
+        accounts = self.ledger.accounts
+        acct = accounts.get(user)
+        root = user if acct is None or acct.master is None else acct.master
+        members = [root] + (accounts[root].subs if root in accounts else [])
+        first = day - WINDOW_DAYS
+        cross = add = 0
+        for member in members:
+            for d, b in self.day_volume.get(member, {}).items():
+                if first <= d < day:
+                    cross += b[0]
+                    add += b[1]
+        exchange = sum(v for d, v in self.exchange_volume.items() if first <= d < day)
+        return fee_tier(cross + add, add, exchange)
+
+    def _fee_tier(self, user: str, day: int) -> tuple[int, int]:
+        """``_tier_of``, cached for ``day``.  Derived state, never hashed: the window holds only
+        days before ``day``, and a fill booked on one of them clears the cache (``_book_volume``)."""
+        if day != self._fee_day:
+            self._fee_tiers = {}
+            self._fee_day = day
+        tiers = self._fee_tiers.get(user)
+        if tiers is None:
+            tiers = self._fee_tiers[user] = self._tier_of(user, day)
+        return tiers
+
+    def _book_volume(self, ts: int, taker: str, maker: str, notional: int) -> None:
+        """Part of ``Fill``'s applier: the fill's notional into its UTC day's fee-tier buckets, the
+        taker's ``cross``, the maker's ``add`` and the exchange's.  A day is dropped once it has left
+        every window (more than ``WINDOW_DAYS`` before the day being booked)."""
+        day = ts // DAY_MS
+        first = day - WINDOW_DAYS
+        exchange = self.exchange_volume
+        total = exchange.get(day)
+        if total is None:
+            for d in [d for d in exchange if d < first]:
+                del exchange[d]
+            total = 0
+        exchange[day] = total + notional
+        self._day_bucket(taker, day, first)[0] += notional
+        self._day_bucket(maker, day, first)[1] += notional
+        if day < self._fee_day:
+            self._fee_tiers = {}  # a fill on a day inside the cached window
+
+    def _day_bucket(self, user: str, day: int, first: int) -> list[int]:
+        days = self.day_volume.get(user)
+        if days is None:
+            days = self.day_volume[user] = {}
+        bucket = days.get(day)
+        if bucket is None:
+            for d in [d for d in days if d < first]:
+                del days[d]
+            bucket = days[day] = [0, 0]
+        return bucket
+
+    # ==============================================================================================
     # emission
     # ==============================================================================================
     def _emit(self, ev: V.Event) -> None:
@@ -211,6 +317,8 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             return {"error": f"asset {spec.asset} already listed"}
         if cmd.mark_px < 0:
             return {"error": E.INVALID_PRICE}
+        if spec.dex == SPOT or ":" in spec.dex:  # would collide with sendAsset's spot / the dex accounts' keys
+            return {"error": f"Invalid dex name: {spec.dex}"}
         deployer = self.dex_deployer.get(spec.dex, cmd.deployer)
         if spec.dex and not deployer:
             return {"error": "A HIP-3 dex needs a deployer."}
@@ -251,19 +359,61 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         self._emit(V.Transferred(ts=cmd.ts, src=cmd.src, dst=cmd.dst, usd=cmd.usd))
         return "ok"
 
+    def clearinghouse(self, user: str, dex: str) -> str | None:
+        """The ledger account of ``user``'s clearinghouse ``dex`` (``""`` the first perp dex, a
+        listed HIP-3 dex, or ``"spot"``), or None for a dex that does not exist."""
+        if dex == SPOT:
+            return spot_wallet(user)
+        if dex and dex not in self.dexes:
+            return None
+        return dex_account(dex, user)
+
+    def send_asset_error(self, user: str, src: str, dst: str, src_dex: str, dst_dex: str, usd: int) -> str | None:
+        """Why ``user`` may not ``sendAsset`` ``usd`` from ``src``'s ``src_dex`` to ``dst``'s
+        ``dst_dex``, or None.  The source keeps what its margin needs: at most its withdrawable
+        (``MarginView.withdrawable``; a spot wallet's whole balance)."""
+        if usd <= 0:
+            return E.INVALID_AMOUNT
+        if ":" in src or ":" in dst or not dst or dst == FEE_ACCOUNT:
+            return E.INVALID_SEND
+        if src != user:
+            sub = self.ledger.accounts.get(src)
+            if sub is None or sub.master != user:
+                return E.INVALID_SUBACCOUNT_TRANSFER.format(src=user, dst=src)
+        src_key, dst_key = self.clearinghouse(src, src_dex), self.clearinghouse(dst, dst_dex)
+        if src_key is None or dst_key is None:
+            return E.UNKNOWN_DEX.format(dex=src_dex if src_key is None else dst_dex)
+        if src_key == dst_key:
+            return E.INVALID_SEND
+        acct = self.ledger.accounts.get(src_key)
+        if acct is None or self.margin.withdrawable(acct) < usd:
+            return E.INSUFFICIENT_TRANSFER
+        return None
+
+    def _cmd_send_asset(self, cmd: C.SendAsset) -> Status:
+        bad = self.send_asset_error(cmd.user, cmd.src, cmd.dst, cmd.src_dex, cmd.dst_dex, cmd.usd)
+        if bad is not None:
+            return {"error": bad}
+        src, dst = self.clearinghouse(cmd.src, cmd.src_dex), self.clearinghouse(cmd.dst, cmd.dst_dex)
+        assert src is not None and dst is not None
+        self._emit(V.AssetSent(ts=cmd.ts, src=src, dst=dst, usd=cmd.usd))
+        return "ok"
+
     def _cmd_update_leverage(self, cmd: C.UpdateLeverage) -> Status:
         spec = self.markets.get(cmd.asset)
         if spec is None:
             return {"error": E.UNKNOWN_ASSET}
         if not 1 <= cmd.leverage <= spec.max_leverage:
             return {"error": E.INVALID_LEVERAGE}
+        if cmd.leverage > self._leverage_cap(cmd.asset):
+            return {"error": E.INVALID_LEVERAGE}  # a session market's off-hours cap
         if cmd.is_cross and spec.only_isolated:
             return {"error": E.CROSS_NOT_ALLOWED}
-        acct = self.ledger.accounts.get(cmd.user)
-        if acct is None:
+        if cmd.user not in self.ledger.accounts:
             return {"error": E.MUST_DEPOSIT.format(user=cmd.user)}
-        pos = acct.positions.get(cmd.asset)
-        if pos is not None and pos.szi:
+        acct = self._margin_acct(cmd.user, cmd.asset)  # the account on the asset's dex (may not exist yet)
+        pos = None if acct is None else acct.positions.get(cmd.asset)
+        if acct is not None and pos is not None and pos.szi:
             if pos.is_cross != cmd.is_cross:
                 return {"error": E.SWITCH_LEVERAGE_TYPE}
             cap = spec.margin_table.max_notional_at_leverage(cmd.leverage)
@@ -285,7 +435,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         spec = self.markets.get(cmd.asset)
         if spec is None:
             return {"error": E.UNKNOWN_ASSET}
-        acct = self.ledger.accounts.get(cmd.user)
+        acct = self._margin_acct(cmd.user, cmd.asset)
         pos = None if acct is None else acct.positions.get(cmd.asset)
         if acct is None or pos is None or pos.is_cross or not pos.szi:
             return {"error": E.NOT_ISOLATED}
@@ -375,7 +525,8 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         if not reduce_only and px * sz < rules.min_notional:
             return "minTradeNtlRejected", E.order_error(E.MIN_TRADE_NTL, a)
         if reduce_only and not parent:
-            pos = None if acct is None else acct.positions.get(a)
+            macct = acct if not rules.dex else self._margin_acct(user, a)
+            pos = None if macct is None else macct.positions.get(a)
             if pos is None or pos.szi == 0 or (pos.szi > 0) == is_buy:
                 return "reduceOnlyRejected", E.order_error(E.REDUCE_ONLY, a)
         return None
@@ -393,21 +544,38 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
 
     def _margin_check(self, user: str, rules: MarketRules, is_buy: bool, px: int, sz: int) -> tuple[str, str] | None:
         asset = rules.asset
-        acct = self.ledger.accounts.get(user)
+        acct = self.ledger.accounts.get(user if not rules.dex else self._margin_key(user, asset))
         if acct is None:  # decisions never create accounts (only appliers change state)
             return "perpMarginRejected", E.order_error(E.PERP_MARGIN, asset)
         pos = acct.positions.get(asset)
         lev = pos.leverage if pos is not None else rules.default_leverage
         if not self.gates[asset].session_open:
-            off_hours_cap = rules.spec.oracle.off_hours.max_leverage
-            if off_hours_cap:  # the definition lowers leverage while the market is closed
-                lev = min(lev, off_hours_cap)
+            lev = min(lev, self._leverage_cap(asset))
         err = self.margin.order_margin_error(acct, pos, rules, is_buy, px, sz, lev)
         if err is None:
             return None
         if err == "max_position":
             return "perpMaxPositionRejected", E.order_error(E.PERP_MAX_POSITION, asset)
         return "perpMarginRejected", E.order_error(E.PERP_MARGIN, asset)
+
+    def _leverage_cap(self, asset: int) -> int:
+        """The most leverage ``asset`` allows now: its off-hours ``max_leverage`` while its session
+        is closed (per the last tick), else its margin table's.
+
+        The cap binds what adds exposure while the market is closed: ``updateLeverage`` above it is
+        refused, and orders that open or increase a position are margined at ``min(setting, cap)``.
+        A position set above the cap when the session closes keeps its leverage setting: nothing is
+        changed, reduced or liquidated at the close, because Hyperliquid checks leverage "only when
+        opening/increasing" (reference hyperliquid-api.md §6.3) and maintenance margin comes from the
+        margin table, not the setting.  Off hours a new setting at or below the cap is accepted (a
+        decrease still needs the margin for it).  trade.xyz's off-hours rules in the reference
+        (perp-mechanics.md: internal EMA oracle, discovery bounds, "lower off-hours leverage") say
+        nothing stricter about positions already open."""
+        rules = self.rules[asset]
+        cap = rules.spec.oracle.off_hours.max_leverage
+        if cap and not self.gates[asset].session_open:  # 0: leverage unchanged off hours
+            return cap
+        return rules.spec.max_leverage
 
     def _reject(self, ts: int, user: str, req: C.OrderRequest, status: str, error: str) -> Status:
         self._emit(V.OrderRejected(ts=ts, oid=self.next_oid, user=user, asset=req.asset, is_buy=req.is_buy, px=req.px,
@@ -448,7 +616,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
                                     E.order_error(E.MARKET_NO_LIQUIDITY, asset))
             return self._reject(ts, user, req, "iocCancelRejected", E.order_error(E.IOC_CANCEL, asset))
         if reduce_only:  # cap to the position at placement (IOC and resting alike)
-            sz = min(sz, iabs(self.ledger.accounts[user].positions[asset].szi))
+            sz = min(sz, iabs(self.ledger.accounts[self._margin_key(user, asset)].positions[asset].szi))
         else:
             bad = self._margin_check(user, self.rules[asset], is_buy, px, sz) or self._oi_error(user, asset, is_buy)
             if bad is not None:
@@ -470,12 +638,13 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
 
     def _opens(self, user: str, asset: int, is_buy: bool) -> bool:
         """Whether a buy (sell) by ``user`` would open or add to a position rather than reduce one."""
-        acct = self.ledger.accounts.get(user)
+        acct = self._margin_acct(user, asset)
         pos = None if acct is None else acct.positions.get(asset)
         return pos is None or pos.szi == 0 or (pos.szi > 0) == is_buy
 
     def _szi(self, user: str, asset: int) -> int:
-        pos = self.ledger.accounts[user].positions.get(asset)
+        acct = self._margin_acct(user, asset)
+        pos = None if acct is None else acct.positions.get(asset)
         return 0 if pos is None else pos.szi
 
     def _execute(self, ts: int, order: Order) -> Status:
@@ -512,7 +681,8 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
 
     def _reduce_capacity(self, order: Order) -> int:
         """How many lots ``order`` may still trade without increasing its owner's position."""
-        pos = self.ledger.accounts[order.user].positions.get(order.asset)
+        acct = self._margin_acct(order.user, order.asset)
+        pos = None if acct is None else acct.positions.get(order.asset)
         if pos is None or pos.szi == 0 or (pos.szi > 0) == order.is_buy:
             return 0
         return iabs(pos.szi)
@@ -523,7 +693,8 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         book = self.books[order.asset]
         rules = self.rules[order.asset]
         is_buy, limit, user, asset, oid = order.is_buy, order.px, order.user, order.asset, order.oid
-        maker_rate, taker_rate = rules.maker, rules.taker
+        day = ts // DAY_MS
+        taker_rate, makers = rules.takers[self._fee_tier(user, day)[0]], rules.makers
         filled = ntl = 0
         touched: dict[str, None] = {}
         out = self._out
@@ -567,12 +738,17 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             # positional (see events.Event): ts, tid, asset, px, sz, taker_is_buy, taker, maker, taker_oid, maker_oid,
             # taker_fee, maker_fee, taker_builder, taker_builder_fee, maker_builder, maker_builder_fee
             tid, maker_user, maker_oid = self.next_tid, maker.user, maker.oid
-            taker_fee, maker_fee = fee_up(notional, taker_rate) + tb, fee_up(notional, maker_rate) + mb
+            maker_rate = makers[self._fee_tier(maker_user, day)[1]]
+            taker_fee, maker_fee = fee_up(notional, taker_rate), fee_up(notional, maker_rate)
+            if maker_fee < -taker_fee:  # a rebate is paid out of this fill's taker fee, never more
+                maker_fee = -taker_fee
+            taker_fee, maker_fee = taker_fee + tb, maker_fee + mb
             taker_builder, maker_builder = order.builder if tb else "", maker.builder if mb else ""
             fill = Fill(ts, tid, asset, px, qty, is_buy, user, maker_user, oid, maker_oid, taker_fee, maker_fee,
                         taker_builder, tb, maker_builder, mb)
             self._apply_fill(tid, asset, px, qty, is_buy, user, maker_user, oid, maker_oid, taker_fee, maker_fee,
                              taker_builder, tb, maker_builder, mb)
+            self._book_volume(ts, user, maker_user, notional)
             out.append(fill)
             filled += qty
             ntl += notional
@@ -619,14 +795,18 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
                         self._emit(OrderClosed(ts=ts, oid=child, status=status))
 
     def _after_fills(self, ts: int, asset: int, users: Iterable[str]) -> None:
-        """Reduce-only upkeep for every user whose position in ``asset`` changed."""
+        """Reduce-only upkeep for every user (or dex account: its owner's orders) whose position in
+        ``asset`` changed."""
+        accounts = self.ledger.accounts
         for user in users:
-            acct = self.ledger.accounts[user]
-            if acct.n_reduce_only:
+            acct = accounts.get(user if not self.rules[asset].dex else wallet_owner(user))
+            if acct is not None and acct.n_reduce_only:
                 self._enforce_reduce_only(ts, acct, asset)
 
     def _enforce_reduce_only(self, ts: int, acct: Account, asset: int) -> None:
-        pos = acct.positions.get(asset)
+        """``acct`` is the owner's account (its orders); the position is on the asset's dex."""
+        macct = acct if not self.rules[asset].dex else self._margin_acct(acct.address, asset)
+        pos = None if macct is None else macct.positions.get(asset)
         szi = pos.szi if pos is not None else 0
         room = iabs(szi)
         # newest first: the venue keeps the newest reduce-only orders and cancels older ones
@@ -648,10 +828,10 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
                 room -= order.sz
 
     # -- cancels and modifies ------------------------------------------------------------------
-    def _cancel_oid(self, ts: int, user: str, oid: int, asset: int | None) -> Status:
+    def _cancel_oid(self, ts: int, user: str, oid: int, asset: int) -> Status:
         order = self.orders.get(oid)
-        if order is None or order.user != user or (asset is not None and order.asset != asset):
-            return {"error": E.MISSING_ORDER}
+        if order is None or order.user != user or order.asset != asset:
+            return {"error": E.order_error(E.MISSING_ORDER, asset)}  # the venue names the request's asset
         self._close(ts, order, "canceled")
         return "success"
 
@@ -663,7 +843,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         acct = self.ledger.accounts.get(cmd.user)
         oid = None if acct is None else acct.cloids.get(cmd.cloid)
         if oid is None:
-            return [{"error": E.MISSING_ORDER}]
+            return [{"error": E.order_error(E.MISSING_ORDER, cmd.asset)}]
         return [self._cancel_oid(cmd.ts, cmd.user, oid, cmd.asset)]
 
     def _cmd_cancel_all(self, cmd: C.CancelAll) -> list[Status]:
@@ -763,14 +943,19 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
     def _on_transferred(self, ev: V.Transferred) -> None:
         self.ledger.transfer(ev.src, ev.dst, ev.usd)
 
+    def _on_asset_sent(self, ev: V.AssetSent) -> None:
+        self.ledger.transfer(ev.src, ev.dst, ev.usd)
+        self.ledger.account(wallet_owner(ev.dst))  # the receiver is a user now, as a deposit would make it
+
     def _on_leverage_updated(self, ev: V.LeverageUpdated) -> None:
-        pos = self._position_slot(self.ledger.account(ev.user), ev.asset)
+        acct = self.ledger.account(self._margin_key(ev.user, ev.asset))
+        pos = self._position_slot(acct, ev.asset)
         pos.is_cross = ev.is_cross
         pos.leverage = ev.leverage
-        self.ledger.touched.add(ev.user)
+        self.ledger.touched.add(acct.address)
 
     def _on_isolated_margin_moved(self, ev: V.IsolatedMarginMoved) -> None:
-        acct = self.ledger.account(ev.user)
+        acct = self.ledger.account(self._margin_key(ev.user, ev.asset))
         self.ledger.move_isolated(acct, acct.positions[ev.asset], ev.usd)
 
     def _on_order_placed(self, ev: V.OrderPlaced) -> None:
@@ -806,10 +991,11 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         self.next_oid = ev.oid + 1
 
     def _on_fill(self, ev: V.Fill) -> None:
-        (_, tid, asset, px, sz, taker_buys, taker_addr, maker_addr, taker_oid, maker_oid, taker_fee, maker_fee,
+        (ts, tid, asset, px, sz, taker_buys, taker_addr, maker_addr, taker_oid, maker_oid, taker_fee, maker_fee,
          taker_builder, taker_builder_fee, maker_builder, maker_builder_fee) = _fields(ev)
         self._apply_fill(tid, asset, px, sz, taker_buys, taker_addr, maker_addr, taker_oid, maker_oid, taker_fee,
                          maker_fee, taker_builder, taker_builder_fee, maker_builder, maker_builder_fee)
+        self._book_volume(ts, taker_addr, maker_addr, mul(px, sz))
 
     def _apply_fill(self, tid: int, asset: int, px: int, sz: int, taker_buys: bool, taker_addr: str, maker_addr: str,
                     taker_oid: int, maker_oid: int, taker_fee: int, maker_fee: int, taker_builder: str,
@@ -817,16 +1003,20 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         """``Fill``'s applier on the event's fields (``_match`` passes the values it built the
         event from: a native call, where reading them back from the event is a generic one)."""
         ledger = self.ledger
-        taker_acct = ledger.accounts[taker_addr]
-        maker_acct = ledger.accounts[maker_addr]
+        if self.rules[asset].dex:  # a HIP-3 market: both sides trade on their accounts on its dex
+            taker_acct = ledger.accounts[self._margin_key(taker_addr, asset)]
+            maker_acct = ledger.accounts[self._margin_key(maker_addr, asset)]
+        else:
+            taker_acct = ledger.accounts[taker_addr]
+            maker_acct = ledger.accounts[maker_addr]
         pos = taker_acct.positions.get(asset) or self._position_slot(taker_acct, asset)
         old = pos.szi
         ledger.apply_fill(taker_acct, pos, taker_buys, px, sz, taker_fee)
-        self._track(asset, taker_addr, old, pos.szi)
+        self._track(asset, taker_acct.address, old, pos.szi)
         pos = maker_acct.positions.get(asset) or self._position_slot(maker_acct, asset)
         old = pos.szi
         ledger.apply_fill(maker_acct, pos, not taker_buys, px, sz, maker_fee)
-        self._track(asset, maker_addr, old, pos.szi)
+        self._track(asset, maker_acct.address, old, pos.szi)
         if taker_builder_fee or maker_builder_fee:
             ledger.pay_builder(taker_builder, taker_builder_fee)
             ledger.pay_builder(maker_builder, maker_builder_fee)

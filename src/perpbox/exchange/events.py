@@ -65,6 +65,16 @@ class Transferred(Event, frozen=True, kw_only=True):
     usd: int
 
 
+class AssetSent(Event, frozen=True, kw_only=True):
+    """``sendAsset``: ``usd`` from ledger account ``src`` to ``dst`` (an address on the first dex,
+    ``<dex>:<address>`` on a HIP-3 dex, ``spot:<address>`` for a spot wallet; see
+    ``ledger.dex_account``)."""
+
+    src: str
+    dst: str
+    usd: int
+
+
 class LeverageUpdated(Event, frozen=True, kw_only=True):
     user: str
     asset: int

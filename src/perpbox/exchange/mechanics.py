@@ -40,7 +40,7 @@ from perpbox.core import errors as E
 from perpbox.core.numbers import RATE_SCALE, iabs
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
-from perpbox.ledger.ledger import Account, Ledger, Position
+from perpbox.ledger.ledger import Account, Ledger, Position, dex_account, wallet_dex, wallet_owner
 from perpbox.market.funding import FundingParams, FundingPrice
 from perpbox.market.liquidation import LiquidationParams, LiquidationStyle, MarketStatus
 from perpbox.market.oracle import OracleKind
@@ -168,6 +168,17 @@ class PerpMechanics:
     def insurance_of(self, asset: int) -> str:
         return insurance_address(self.dexes[self.markets[asset].dex])
 
+    def _margin_key(self, user: str, asset: int) -> str:
+        """The ledger account holding ``user``'s margin and position in ``asset``: on the first dex
+        the user's own account, on a HIP-3 dex its account there (``ledger.dex_account``; ``user``
+        may be the owner's address or that account already).  Orders, fills and cloids stay the
+        owner's; cash, positions, liquidation, backstop and ADL are per dex account."""
+        dex = self.rules[asset].dex
+        return user if not dex else dex_account(dex, wallet_owner(user))
+
+    def _margin_acct(self, user: str, asset: int) -> Account | None:
+        return self.ledger.accounts.get(self._margin_key(user, asset))
+
     def open_interest_ntl(self, asset: int) -> int:
         return self.oi.get(asset, 0) * self.prices.get(asset, 0)
 
@@ -187,11 +198,13 @@ class PerpMechanics:
 
     def adl_rank(self, user: str, asset: int) -> tuple[int, int] | None:
         """(0-based place in its side's ADL queue, queue length), or None without a position."""
-        pos = self.ledger.accounts[user].positions.get(asset) if user in self.ledger.accounts else None
+        key = self._margin_key(user, asset) if asset in self.rules else user
+        acct = self.ledger.accounts.get(key)
+        pos = acct.positions.get(asset) if acct is not None else None
         if pos is None or pos.szi == 0:
             return None
         queue = self.adl_queue(asset, pos.szi > 0)
-        return queue.index(user), len(queue)
+        return queue.index(key), len(queue)
 
     # ==============================================================================================
     # commands
@@ -443,9 +456,15 @@ class PerpMechanics:
                 self._liquidate(ts, acct, scope, budget)
 
     def _cancel_scope_orders(self, ts: int, acct: Account, scope: int) -> None:
-        for oid in sorted(acct.orders):
+        """The liquidated scope's orders: the owner's orders in the isolated market, or in the cross
+        markets of ``acct``'s dex (the orders live on the owner's account, positions on ``acct``)."""
+        dex = wallet_dex(acct.address)
+        owner = self.ledger.accounts.get(wallet_owner(acct.address)) if dex else acct
+        if owner is None:
+            return
+        for oid in sorted(owner.orders):
             order = self.orders.get(oid)
-            if order is None:
+            if order is None or self.rules[order.asset].dex != dex:
                 continue
             if scope >= 0:
                 hit = order.asset == scope
@@ -497,8 +516,9 @@ class PerpMechanics:
         if fee <= 0:
             return
         if scope >= 0:  # out of the isolated bucket, through the account's cross cash
-            self._emit(V.IsolatedMarginMoved(ts=ts, user=acct.address, asset=scope, usd=-fee))
-        fund = self.insurance_of(self._scope(acct, scope)[0].asset)
+            self._emit(V.IsolatedMarginMoved(ts=ts, user=wallet_owner(acct.address), asset=scope, usd=-fee))
+        asset0 = self._scope(acct, scope)[0].asset
+        fund = self._margin_key(self.insurance_of(asset0), asset0)
         self._emit(V.Transferred(ts=ts, src=acct.address, dst=fund, usd=fee))
 
     def _book_liquidation(self, ts: int, acct: Account, scope: int, budget: dict[int, int], binance: bool) -> None:
@@ -526,10 +546,11 @@ class PerpMechanics:
 
     def _send_reducing_ioc(self, ts: int, user: str, asset: int, is_buy: bool, px: int, sz: int,
                            liquidation: bool) -> None:
-        """An order the exchange itself sends for ``user``: IOC, reduce-only, no margin needed."""
+        """An order the exchange itself sends for ``user`` (a ledger account: the order is its
+        owner's): IOC, reduce-only, no margin needed."""
         oid = self.next_oid
-        self._emit(V.OrderPlaced(ts=ts, oid=oid, user=user, asset=asset, is_buy=is_buy, px=px, sz=sz, tif="Ioc",
-                                 reduce_only=True, liquidation=liquidation))
+        self._emit(V.OrderPlaced(ts=ts, oid=oid, user=wallet_owner(user), asset=asset, is_buy=is_buy, px=px, sz=sz,
+                                 tif="Ioc", reduce_only=True, liquidation=liquidation))
         self._execute(ts, self.orders[oid])
 
     def _unwind_vaults(self, ts: int) -> None:
@@ -543,7 +564,8 @@ class PerpMechanics:
             mark = self.prices.get(asset, 0)
             if not lp.unwind_ntl_per_tick or mark <= 0 or self.status(asset) not in ("active", "reduceOnly"):
                 continue
-            for vault in sorted({self.backstop_of(asset), self.insurance_of(asset)}):
+            for vault in sorted({self._margin_key(self.backstop_of(asset), asset),
+                                 self._margin_key(self.insurance_of(asset), asset)}):
                 acct = self.ledger.accounts.get(vault)
                 pos = acct.positions.get(asset) if acct is not None else None
                 if pos is None or not pos.szi:
@@ -560,7 +582,7 @@ class PerpMechanics:
         """A closed scope left below zero (at most the rounding of its last fees): the backstop
         vault, or the insurance fund, pays it so that no flat account owes anything."""
         asset = scope if scope >= 0 else min(a for a, p in acct.positions.items() if p.is_cross)
-        payer = self.insurance_of(asset) if binance else self.backstop_of(asset)
+        payer = self._margin_key(self.insurance_of(asset) if binance else self.backstop_of(asset), asset)
         if payer in self.ledger.accounts and payer != acct.address:
             self._emit(V.Transferred(ts=ts, src=payer, dst=acct.address, usd=deficit))
 
@@ -569,7 +591,7 @@ class PerpMechanics:
         if not positions:
             return True
         asset0 = positions[0].asset
-        taker = self.insurance_of(asset0) if binance else self.backstop_of(asset0)
+        taker = self._margin_key(self.insurance_of(asset0) if binance else self.backstop_of(asset0), asset0)
         if taker == acct.address or taker not in self.ledger.accounts:
             return False
         vault = self.ledger.accounts[taker]

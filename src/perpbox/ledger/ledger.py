@@ -69,11 +69,25 @@ def spot_wallet(user: str) -> str:
 
 
 SPOT_PREFIX = "spot:"
+SPOT: Final = "spot"  # sendAsset's name for the spot wallet (a dex may not take it)
+
+
+def dex_account(dex: str, user: str) -> str:
+    """The ledger account of ``user``'s clearinghouse on perp dex ``dex``: the address itself on the
+    first dex (``""``), ``"<dex>:<address>"`` on a HIP-3 dex (standard accounts keep a separate
+    balance, cross margin and positions per dex; dex names are letters, never ``spot``)."""
+    return dex + ":" + user if dex else user
 
 
 def wallet_owner(address: str) -> str:
-    """The user a ledger account belongs to (a spot wallet's owner, else the address itself)."""
-    return address.removeprefix(SPOT_PREFIX)
+    """The user a ledger account belongs to (a spot wallet's or dex account's owner, else the
+    address itself)."""
+    return address.rpartition(":")[2]
+
+
+def wallet_dex(address: str) -> str:
+    """Which clearinghouse a ledger account is: ``""`` (first dex), a HIP-3 dex name, or ``spot``."""
+    return address.rpartition(":")[0]
 
 
 class Ledger:

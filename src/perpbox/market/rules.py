@@ -9,6 +9,7 @@ made whenever the exchange sets a market's spec (``Exchange._set_spec``), never 
 from __future__ import annotations
 
 from perpbox.core.numbers import notional_cap, valid_price_units
+from perpbox.market.fees import market_rates
 from perpbox.market.spec import MarketSpec
 
 
@@ -18,13 +19,16 @@ class MarketRules:
         "beyond_caps",
         "caps",
         "default_leverage",
+        "dex",
         "maker",
+        "makers",
         "max_sig_figs",
         "min_notional",
         "only_isolated",
         "price_band_bps",
         "spec",
         "taker",
+        "takers",
         "whole",
     )
 
@@ -32,11 +36,16 @@ class MarketRules:
         table = spec.margin_table
         self.spec = spec
         self.asset: int = spec.asset
+        self.dex: str = spec.dex  # "" for the first dex: the engine maps (user, dex) to a margin account
         self.whole: int = 10**spec.px_decimals  # price units per dollar
         self.max_sig_figs: int = spec.max_sig_figs
         self.min_notional: int = spec.min_notional
         self.maker: int = spec.fees.maker
         self.taker: int = spec.fees.taker
+        # this market's rates at each fee tier (``market.fees``): index 0 is ``taker`` / ``maker``
+        takers, makers = market_rates(spec.fees.taker, spec.fees.maker)
+        self.takers: tuple[int, ...] = takers
+        self.makers: tuple[int, ...] = makers
         self.default_leverage: int = spec.default_leverage
         self.only_isolated: bool = spec.only_isolated
         self.price_band_bps: int = spec.controls.price_band_bps
