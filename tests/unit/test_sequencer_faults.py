@@ -137,10 +137,10 @@ def test_a_failure_while_applying_a_committed_command_is_answered_and_the_sequen
     v = Venue(tmp_path / "data", fsync=False)
     fold = v.rm.apply
 
-    def buggy(events: Any, prices: Any) -> None:
+    def buggy(events: Any, prices: Any, ex: Any = None) -> None:
         if any(getattr(e, "user", None) == POISON for e in events):
             raise KeyError("a read-model bug")
-        fold(events, prices)
+        fold(events, prices, ex)
 
     monkeypatch.setattr(v.state.rm, "apply", buggy)
     seen: list[int] = []
@@ -175,10 +175,10 @@ def test_recovery_applies_a_failing_command_the_same_way_and_goes_on(tmp_path: P
     log.append([LogEntry(i + 1, cmd) for i, cmd in enumerate([*_deposit(A), *_deposit(POISON), *_deposit(B)])])
     fold = ReadModels.apply
 
-    def buggy(self: ReadModels, events: Any, prices: Any) -> None:
+    def buggy(self: ReadModels, events: Any, prices: Any, ex: Any = None) -> None:
         if any(getattr(e, "user", None) == POISON for e in events):
             raise KeyError("a read-model bug")
-        fold(self, events, prices)
+        fold(self, events, prices, ex)
 
     monkeypatch.setattr(ReadModels, "apply", buggy)
     with caplog.at_level(logging.ERROR, logger="perpbox.venue"):

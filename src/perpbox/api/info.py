@@ -26,7 +26,15 @@ from itertools import islice
 from typing import Any, TypeGuard, TypeVar
 
 from perpbox.api.ratelimit import AddressLimiter
-from perpbox.api.readmodels import FillRec, FundingRec, OrderRec, ReadModels, TradeRec, venue_status
+from perpbox.api.readmodels import (
+    PORTFOLIO_WINDOWS,
+    FillRec,
+    FundingRec,
+    OrderRec,
+    ReadModels,
+    TradeRec,
+    venue_status,
+)
 from perpbox.api.wire import (
     coin_name,
     fmt,
@@ -347,6 +355,7 @@ class InfoAPI:
             lev = {"type": "isolated", "value": pos.leverage, "rawUsd": fmt_usd(pos.iso_raw)}
             used = m.isolated_value(pos)
         liq = self.liquidation_px(acct, pos, cross_available)
+        all_time, since_open, since_change = self.rm.funding_totals(wallet_owner(acct.address), pos.asset)
         return {"type": "oneWay", "position": {
             "coin": coin_name(s), "szi": fmt_sz(s, pos.szi), "leverage": lev,
             "entryPx": fmt_fraction(entry_px, 8),
@@ -354,8 +363,9 @@ class InfoAPI:
             "returnOnEquity": fmt_fraction(Fraction(upnl) / margin_at_entry if margin_at_entry else 0, 10),
             "liquidationPx": None if liq is None else fmt_fraction(liq, 8),
             "marginUsed": fmt_usd(used), "maxLeverage": s.max_leverage,
-            "cumFunding": {"allTime": fmt_usd(pos.cum_funding), "sinceOpen": fmt_usd(pos.cum_funding),
-                           "sinceChange": fmt_usd(pos.cum_funding)},
+            # positive = paid (the engine's sign; the venue's is unconfirmed): ``ReadModels.cum_funding``
+            "cumFunding": {"allTime": fmt_usd(all_time), "sinceOpen": fmt_usd(since_open),
+                           "sinceChange": fmt_usd(since_change)},
         }}
 
     def liquidation_px(self, acct: Account, pos: Position, cross_available: int | None = None) -> Fraction | None:
@@ -718,12 +728,15 @@ class InfoAPI:
                 "perpsAtOpenInterestCap": self.perps_at_oi_cap({})}
 
     def perp_dex_limits(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """A HIP-3 dex's configured caps (``setOpenInterestCaps``; 0 = uncapped): the dex total and
+        each market's notional cap.  ``oiSzCapPerPerp`` and ``maxTransferNtl`` are not modelled
+        (perpbox has no dex-wide size cap or transfer limit): null.  The first dex: null."""
         dex = self._dex(body)
         if not dex:
             return None
         specs = self.specs(dex)
-        return {"totalOiCap": fmt_usd(self.ex.dex_oi_cap.get(dex, 0)), "oiSzCapPerPerp": "1000000000.0",
-                "maxTransferNtl": "100000000.0",
+        return {"totalOiCap": fmt_usd(self.ex.dex_oi_cap.get(dex, 0)), "oiSzCapPerPerp": None,
+                "maxTransferNtl": None,
                 "coinToOiCap": [[coin_name(s), fmt_usd(self.ex.config[s.asset].oi_cap_ntl)] for s in specs]}
 
     def liquidations(self, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -738,18 +751,45 @@ class InfoAPI:
         return out
 
     def referral(self, body: dict[str, Any]) -> dict[str, Any]:
-        _addr(body)
-        return {"referredBy": None, "cumVlm": "0.0", "unclaimedRewards": "0.0", "claimedRewards": "0.0",
-                "builderRewards": "0.0", "referrerState": {"stage": "needToTrade", "data": {"required": "10000.0"}},
-                "rewardHistory": []}
+        """``cumVlm``: the user's traded notional (all fills, as ``userRateLimit``).  Referrals are not
+        modelled: no referrer (null), no referrer state (null), no rewards ever paid ("0.0", []),
+        as the README lists."""
+        user = _addr(body)
+        return {"referredBy": None, "cumVlm": fmt_usd(self.rm.volume.get(user, 0)), "unclaimedRewards": "0.0",
+                "claimedRewards": "0.0", "builderRewards": "0.0", "referrerState": None, "rewardHistory": []}
+
+    def _perp_value(self, user: str) -> int | None:
+        """The sum of ``user``'s perp account values (first dex and HIP-3 dexes); None: no account."""
+        value, found = 0, False
+        for dex in ("", *self.dexes):
+            acct = self._account(dex_account(dex, user))
+            if acct is not None:
+                value += self.ex.margin.account_value(acct)
+                found = True
+        return value if found else None
 
     def portfolio(self, body: dict[str, Any]) -> list[Any]:
+        """Per window (day, week, month, allTime): the kept account value samples in the window
+        (``ReadModels`` module doc: cadence and bounds) and the value now; ``pnlHistory`` is each
+        sample's value minus net inflow, relative to the window's first sample; ``vlm`` the user's
+        traded notional in the window (to the hour; allTime: every fill).  Spot is not modelled, so
+        ``perpDay`` … ``perpAllTime`` equal ``day`` … ``allTime``."""
         user = _addr(body)
-        acct = self._account(user)
-        value = fmt_usd(self.ex.margin.account_value(acct)) if acct is not None else "0.0"
-        point = {"accountValueHistory": [[self.now(), value]], "pnlHistory": [[self.now(), "0.0"]], "vlm": "0.0"}
-        return [[k, point] for k in ("day", "week", "month", "allTime", "perpDay", "perpWeek", "perpMonth",
-                                     "perpAllTime")]
+        now = self.now()
+        current = self._perp_value(user)
+        series = self.rm.value_history.get(user)
+        inflow = self.rm.net_inflow.get(user, 0)
+        out: list[Any] = []
+        for k, (name, _, horizon) in enumerate(PORTFOLIO_WINDOWS):
+            points = [] if series is None else [p for p in series[k] if not horizon or p[0] >= now - horizon]
+            if current is not None and (not points or points[-1][0] < now):
+                points.append((now, current, inflow))
+            base = points[0][1] - points[0][2] if points else 0
+            vlm = self.rm.volume.get(user, 0) if not horizon else self.rm.window_volume(user, now - horizon)
+            out.append([name, {"accountValueHistory": [[t, fmt_usd(v)] for t, v, _ in points],
+                               "pnlHistory": [[t, fmt_usd(v - n - base)] for t, v, n in points],
+                               "vlm": fmt_usd(vlm)}])
+        return out + [["perp" + name[0].upper() + name[1:], window] for name, window in out]
 
 
 def _fill_time(f: FillRec) -> int:

@@ -18,6 +18,25 @@ keeps its own (size, cost basis) per account and market with the ledger's rule
 Users are owners' addresses: the engine's position-side events (transfers, funding, liquidations)
 name ledger accounts, which on a HIP-3 dex are ``<dex>:<address>`` (``ledger.dex_account``); the
 model files them under the owner (a market belongs to one dex, so (owner, asset) is one position).
+
+Cumulative funding (``cum_funding``, ``clearinghouseState``'s ``cumFunding``) per (owner, asset):
+``allTime`` every payment the user ever made on the asset, ``sinceOpen`` since the position last
+opened from zero (or flipped side: a new position), ``sinceChange`` since its size last changed
+(any fill, transfer or settlement).  Positive = paid, negative = received, the engine's
+``FundingSettled`` sign; the venue's sign convention is unconfirmed (the reference marks it so).
+
+Portfolio (``portfolio``): per user, account value samples (the sum over the user's first-dex and
+HIP-3 dex accounts, perp only: perpbox models no spot balances in it) with the user's net perp
+inflow at that time (deposits − withdrawals ± transfers and sends to/from other users or the
+spot wallet).  A sample is taken after each command that moves the user's money or positions
+(fills, transfers, deposits, funding, liquidation, settlement) and, for users holding a position,
+at most every ``SWEEP_MS`` from the price updates the model sees (a user without positions has a
+flat value between its own events).  Each window keeps at most two samples per bucket, the first
+and the newest (``PORTFOLIO_WINDOWS``: 15 minutes for a day, an hour for a week, 4 hours for 30
+days, a day for all time, the last kept forever: one or two points a day).  Traded notional per
+user is kept per hour for ``VLM_KEPT_MS``.  Sampling reads the engine (``apply``'s ``ex``): run in
+the sequencer after each command, it is a deterministic function of the log, as the rest of the
+model is.
 """
 
 from __future__ import annotations
@@ -29,7 +48,7 @@ from typing import Any
 
 from perpbox.exchange import events as V
 from perpbox.ledger.entry import close_split
-from perpbox.ledger.ledger import wallet_dex, wallet_owner
+from perpbox.ledger.ledger import SPOT, dex_account, wallet_dex, wallet_owner
 
 MAX_ORDERS_PER_USER = 2_000
 MAX_FILLS_PER_USER = 10_000
@@ -37,6 +56,14 @@ MAX_TRADES_PER_COIN = 1_000
 MAX_LEDGER_PER_USER = 2_000
 MAX_FUNDING_PER_USER = 10_000
 MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+SWEEP_MS = 15 * MINUTE_MS  # cadence of the price-driven account value samples of position holders
+# (name, bucket, horizon or 0 = forever): the first and newest samples kept per bucket; the venue's windows
+PORTFOLIO_WINDOWS: tuple[tuple[str, int, int], ...] = (
+    ("day", SWEEP_MS, DAY_MS), ("week", HOUR_MS, 7 * DAY_MS), ("month", 4 * HOUR_MS, 30 * DAY_MS),
+    ("allTime", DAY_MS, 0))
+VLM_KEPT_MS = 30 * DAY_MS  # hourly traded notional kept for the day/week/month volume
 CANDLE_MINUTES_KEPT = 14 * 24 * 60
 FINAL = "final"
 
@@ -144,16 +171,69 @@ class ReadModels:
     # -> the newest kept order of that user with that cloid
     children: dict[int, list[int]] = field(default_factory=dict)
     cloid_oids: dict[tuple[str, str], int] = field(default_factory=dict)
+    # (owner, asset) -> [allTime, sinceOpen, sinceChange] funding paid, micro-USDC (module doc)
+    cum_funding: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+    # portfolio (module doc): user -> one deque of (ms, account value, net inflow) per window
+    value_history: dict[str, list[deque[tuple[int, int, int]]]] = field(default_factory=dict)
+    net_inflow: dict[str, int] = field(default_factory=dict)  # user -> net perp inflow, micro-USDC
+    hourly_vlm: dict[str, deque[list[int]]] = field(default_factory=dict)  # user -> [hour start, notional]
+    sweep_bucket: int = -1  # the SWEEP_MS bucket of the last price-driven sample
+    _touched: set[str] = field(default_factory=set)  # owners to sample after this command
 
     # -- folding --------------------------------------------------------------------------------------
-    def apply(self, events: list[V.Event], marks: dict[int, int]) -> None:
+    def apply(self, events: list[V.Event], marks: dict[int, int], ex: Any = None) -> None:
         """Fold one command's events.  ``marks``: the engine's marks after the command (for the
-        ``markPx`` of liquidation fills)."""
+        ``markPx`` of liquidation fills); ``ex``: the engine after the command, for the account
+        value samples of the portfolio (none are taken without it)."""
         self._liq_method.clear()
+        self._touched.clear()
         for ev in events:
             handler = _HANDLERS.get(type(ev))
             if handler is not None:
                 handler(self, ev, marks)
+        if ex is not None and self._touched and events:
+            ts = events[-1].ts
+            for user in sorted(self._touched):
+                self._sample(ex, user, ts)
+        self._touched.clear()
+
+    def _sample(self, ex: Any, user: str, ts: int) -> None:
+        """One account value sample of ``user`` (its perp accounts that exist; none: no sample)."""
+        value, found = 0, False
+        for dex in ("", *(d for d in ex.dexes if d)):
+            acct = ex.ledger.accounts.get(dex_account(dex, user))
+            if acct is not None:
+                value += ex.margin.account_value(acct)
+                found = True
+        if not found:
+            return
+        point = (ts, value, self.net_inflow.get(user, 0))
+        series = self.value_history.get(user)
+        if series is None:
+            series = self.value_history[user] = [deque() for _ in PORTFOLIO_WINDOWS]
+        for q, (_, bucket, horizon) in zip(series, PORTFOLIO_WINDOWS, strict=True):
+            b = ts // bucket
+            if len(q) >= 2 and q[-1][0] // bucket == b and q[-2][0] // bucket == b:
+                q[-1] = point  # the bucket keeps its first sample and its newest
+            else:
+                q.append(point)
+            while horizon and q[0][0] < ts - horizon:
+                q.popleft()
+
+    def _prices(self, ev: V.PricesUpdated, _m: dict[int, int]) -> None:
+        """At most every ``SWEEP_MS``: sample every position holder (their value moves with prices)."""
+        bucket = ev.ts // SWEEP_MS
+        if bucket > self.sweep_bucket:
+            self.sweep_bucket = bucket
+            for users in self.holders.values():
+                self._touched.update(users)
+
+    def _inflow(self, account: str, usd: int) -> None:
+        """``usd`` enters (negative: leaves) the perp accounts of ``account``'s owner."""
+        if wallet_dex(account) != SPOT:
+            user = wallet_owner(account)
+            self.net_inflow[user] = self.net_inflow.get(user, 0) + usd
+            self._touched.add(user)
 
     def _order_placed(self, ev: V.OrderPlaced, _m: dict[int, int]) -> None:
         rec = OrderRec(ev.oid, ev.user, ev.asset, ev.is_buy, ev.px, ev.sz, ev.sz, ev.ts, ev.tif, ev.reduce_only,
@@ -253,7 +333,16 @@ class ReadModels:
                    cloid: str | None, liq: dict[str, Any] | None = None, dir_: str = "",
                    builder_fee: int = 0) -> None:
         start, closed = self._move(user, ev.asset, is_buy, ev.px, ev.sz)
-        self.volume[user] = self.volume.get(user, 0) + ev.px * ev.sz
+        ntl = ev.px * ev.sz
+        self.volume[user] = self.volume.get(user, 0) + ntl
+        hours = self.hourly_vlm.setdefault(user, deque())
+        hour = ev.ts - ev.ts % HOUR_MS
+        if hours and hours[-1][0] == hour:
+            hours[-1][1] += ntl
+        else:
+            hours.append([hour, ntl])
+            while hours[0][0] <= ev.ts - VLM_KEPT_MS:
+                hours.popleft()
         self._keep_fill(user, FillRec(ev.ts, ev.asset, ev.px, ev.sz, is_buy, start, closed, oid, crossed, fee, ev.tid,
                                       cloid, dir_, liq, builder_fee))
 
@@ -267,6 +356,12 @@ class ReadModels:
         close_qty, removed, closed_pnl = close_split(szi, entry, is_buy, px, sz)
         new_szi = szi + (sz if is_buy else -sz)
         new_entry = entry - removed + px * (sz - close_qty)
+        self._touched.add(user)
+        cum = self.cum_funding.get(key)
+        if cum is not None:
+            cum[2] = 0  # the size changed
+            if szi == 0 or (new_szi != 0 and (new_szi > 0) != (szi > 0)):
+                cum[1] = 0  # opened from zero, or flipped: a new position
         if new_szi:
             self.positions[key] = (new_szi, new_entry)
             self.holders.setdefault(asset, set()).add(user)
@@ -330,6 +425,31 @@ class ReadModels:
         for account, szi, amount in ev.payments:
             q = self.funding.setdefault(wallet_owner(account), deque(maxlen=MAX_FUNDING_PER_USER))
             q.append(FundingRec(ev.ts, ev.asset, -amount, szi, ev.rate))
+            key = (wallet_owner(account), ev.asset)
+            cum = self.cum_funding.get(key)
+            if cum is None:
+                self.cum_funding[key] = [amount, amount, amount]
+            else:
+                cum[0] += amount
+                cum[1] += amount
+                cum[2] += amount
+            self._touched.add(key[0])
+
+    def funding_totals(self, user: str, asset: int) -> tuple[int, int, int]:
+        """(allTime, sinceOpen, sinceChange) funding paid by ``user`` on ``asset`` (module doc)."""
+        cum = self.cum_funding.get((user, asset))
+        return (0, 0, 0) if cum is None else (cum[0], cum[1], cum[2])
+
+    def window_volume(self, user: str, since: int) -> int:
+        """``user``'s traded notional in the hours starting at or after ``since`` (floored to the
+        hour); reads those hours only, from the newest back."""
+        since -= since % HOUR_MS
+        total = 0
+        for hour, ntl in reversed(self.hourly_vlm.get(user, ())):
+            if hour < since:
+                break
+            total += ntl
+        return total
 
     def _ledger(self, user: str, ts: int, delta: dict[str, Any]) -> None:
         self.ledger.setdefault(user, deque(maxlen=MAX_LEDGER_PER_USER)).append(LedgerRec(ts, delta))
@@ -337,10 +457,12 @@ class ReadModels:
     def _deposited(self, ev: V.Deposited, _m: dict[int, int]) -> None:
         self._ledger(ev.user, ev.ts, {"type": "deposit", "usdc": ev.usd})
         self.net_deposits[ev.user] = self.net_deposits.get(ev.user, 0) + ev.usd
+        self._inflow(ev.user, ev.usd)
 
     def _withdrew(self, ev: V.Withdrew, _m: dict[int, int]) -> None:
         self._ledger(ev.user, ev.ts, {"type": "withdraw", "usdc": ev.usd, "nonce": ev.ts, "fee": 0})
         self.net_deposits[ev.user] = self.net_deposits.get(ev.user, 0) - ev.usd
+        self._inflow(ev.user, -ev.usd)
 
     def _asset_sent(self, ev: V.AssetSent, _m: dict[int, int]) -> None:
         """``sendAsset``: the venue's ``send`` ledger update, for the sender and the receiver."""
@@ -351,6 +473,8 @@ class ReadModels:
         self._ledger(src, ev.ts, delta)
         if dst != src:
             self._ledger(dst, ev.ts, delta)
+        self._inflow(ev.src, -ev.usd)  # between the same owner's dexes the two cancel out
+        self._inflow(ev.dst, ev.usd)
 
     def _listed(self, ev: V.MarketListed, _m: dict[int, int]) -> None:
         self.asset_dex[ev.spec.asset] = ev.spec.dex
@@ -359,6 +483,8 @@ class ReadModels:
         delta = {"type": "internalTransfer", "usdc": ev.usd, "user": ev.src, "destination": ev.dst, "fee": 0}
         self._ledger(ev.src, ev.ts, delta)
         self._ledger(ev.dst, ev.ts, delta)
+        self._inflow(ev.src, -ev.usd)
+        self._inflow(ev.dst, ev.usd)
 
     # -- queries ------------------------------------------------------------------------------------
     def candles_between(self, asset: int, interval_ms: int, start: int, end: int,
@@ -439,4 +565,5 @@ _HANDLERS: dict[type, Any] = {
     V.Transferred: ReadModels._transfer,
     V.AssetSent: ReadModels._asset_sent,
     V.MarketListed: ReadModels._listed,
+    V.PricesUpdated: ReadModels._prices,
 }
