@@ -19,15 +19,16 @@ class NonceWindows:
     def check(self, signer: str, nonce: int, now: int) -> str | None:
         """None if ``nonce`` may be used now, else the venue's error message."""
         if not now - PAST_MS < nonce < now + FUTURE_MS:
+            # the "Invalid nonce: " prefix is the venue's (reference §3.10); the window's wording is perpbox's
             return f"Invalid nonce: nonce {nonce} is not within the window ({now - PAST_MS}, {now + FUTURE_MS})"
         seen = self._sets.get(signer)
         if seen is None:
             return None
         if nonce in seen:
-            return f"Invalid nonce: duplicate nonce {nonce}"
+            return f"Invalid nonce: duplicate nonce {nonce}"  # reference §3.10 (T2, T1)
         heap = self._kept[signer]
         if len(heap) >= KEPT and nonce < heap[0]:
-            return f"Invalid nonce: nonce too low {nonce} < {heap[0]}"
+            return f"Invalid nonce: nonce too low {nonce} < {heap[0]}"  # reference §3.10 (T2, T1)
         return None
 
     def use(self, signer: str, nonce: int) -> None:

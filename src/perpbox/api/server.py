@@ -278,7 +278,8 @@ class Service:
 
 
 Answer = tuple[int, bytes, bytes]  # HTTP status, content type, body
-TOO_MANY: Answer = (429, b"text/plain; charset=utf-8", b"Too many requests")
+TOO_MANY: Answer = (429, b"text/plain; charset=utf-8", b"Too many requests")  # perpbox wording (the 429 is the venue's)
+# perpbox wording
 TOO_LARGE: Answer = (413, b"text/plain; charset=utf-8", f"Request body over {MAX_BODY_BYTES} bytes".encode())
 
 

@@ -30,22 +30,23 @@ MAX_NAMED_AGENTS = 3
 MAX_SCHEDULED_CANCELS_PER_DAY = 10
 MAX_PERP_BUILDER_FEE = 100  # tenths of a bp: 0.1% on perps (approvals may go to 1%, the spot limit)
 MIN_BUILDER_VALUE = 100_000_000  # a builder needs 100 USDC in its perp account
-BUILDER_TOO_POOR = "Builder has insufficient balance to be approved."
+BUILDER_TOO_POOR = "Builder has insufficient balance to be approved."  # third-party notes quote this answer
 MIN_SCHEDULE_DELAY_MS = 5_000
 DAY_MS = 86_400_000
 NAMED_AGENTS_PER_SUB = 2  # reference §3.8: "+2 named per sub-account"
 MAX_AGENT_NAME = 16  # characters; third-party SDKs (nktkas/hyperliquid, df-hyperliquid-core) check 1..16
 MAX_AGENT_VALIDITY_MS = 180 * 86_400_000  # reference §3.8: valid_until at most 180 days ahead
 MAX_BUILDER_APPROVALS = 10  # reference §3.3: "<=10 active approvals per user"
-TOO_MANY_AGENTS = "Too many extra agents for cumulative volume traded. Current limit is {limit}"
-AGENT_EXPIRED = "Agent valid_until already expired."
+TOO_MANY_AGENTS = "Too many extra agents for cumulative volume traded. Current limit is {limit}"  # reference §3.8
+AGENT_EXPIRED = "Agent valid_until already expired."  # reference §3.8
 AGENT_ALREADY_USED = "Extra agent already used."  # reference §3.8 (observed)
 AGENT_IS_USER = "Agent address is already a user."  # perpbox wording: the venue's string is not recorded
 AGENT_NAME_INVALID = "Invalid agent name."  # perpbox wording
 AGENT_TOO_LATE = "Agent valid_until is more than 180 days away."  # perpbox wording
 TOO_MANY_BUILDERS = "Too many builder fee approvals. Limit is 10"  # perpbox wording
-SCHEDULE_TOO_EARLY = "Scheduled cancel time must be at least 5 seconds in the future."
-TOO_MANY_SCHEDULED = "Too many scheduled cancels triggered for the day. Limit is 10"
+# an older live test in nktkas/hyperliquid (tests/api/exchange) expects exactly this text
+SCHEDULE_TOO_EARLY = "Scheduled cancel time too early, must be at least 5 seconds from now."
+TOO_MANY_SCHEDULED = "Too many scheduled cancels triggered for the day. Limit is 10"  # reference §3.6
 
 
 class AccountAccess:
@@ -126,7 +127,7 @@ class AccountAccess:
 
     def _cmd_approve_builder_fee(self, cmd: C.ApproveBuilderFee) -> Any:
         if cmd.max_fee < 0 or cmd.max_fee > 1000:  # 0.1% = 100 tenths of a bp on perps; 1% spot
-            return {"error": "Invalid builder fee."}
+            return {"error": E.INVALID_BUILDER_FEE}
         builder = self.ledger.accounts.get(cmd.builder)  # type: ignore[attr-defined]
         if cmd.max_fee and (builder is None or self.margin.cross_value(builder) < MIN_BUILDER_VALUE):  # type: ignore[attr-defined]
             return {"error": BUILDER_TOO_POOR}

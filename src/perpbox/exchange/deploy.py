@@ -32,14 +32,15 @@ MAX_HIP3_TIERS = 3
 MAX_HIP3_LEVERAGE = 50
 MAX_SZ_DECIMALS = 5
 
-INVALID_TABLE_ID = "Invalid margin table id."
+INVALID_TABLE_ID = "Invalid margin table id."  # perpbox wording
+# perpbox wording
 INVALID_TABLE = ("Invalid margin table: 1 to 3 tiers, lower bounds increasing from 0, "
                  "max leverage 1 to 50 and not increasing.")
-ASSET_EXISTS = "Asset already exists on this dex."
-DEX_NEEDS_SCHEMA = "Dex does not exist: the first registerAsset needs a schema."
-INVALID_DEX_NAME = "Invalid dex name: 2 to 4 lowercase letters."
-INVALID_COIN = "Invalid coin name."
-INVALID_SZ_DECIMALS = "Invalid szDecimals."
+ASSET_EXISTS = "Asset already exists on this dex."  # perpbox wording
+DEX_NEEDS_SCHEMA = "Dex does not exist: the first registerAsset needs a schema."  # perpbox wording
+INVALID_DEX_NAME = "Invalid dex name: 2 to 4 lowercase letters."  # perpbox wording
+INVALID_COIN = "Invalid coin name."  # perpbox wording
+INVALID_SZ_DECIMALS = "Invalid szDecimals."  # perpbox wording
 
 
 def flat_table(table_id: int) -> MarginTable | None:
@@ -129,7 +130,7 @@ class DexDeployment:
         if not (2 <= len(dex) <= 4 and dex.isascii() and dex.isalpha() and dex.islower()) or dex == SPOT:
             return {"error": INVALID_DEX_NAME}  # "spot" names the spot wallet in sendAsset
         if dex in self.dex_deployer and self.dex_deployer[dex] != cmd.user:
-            return {"error": "Only the deployer of this dex may do that."}
+            return {"error": "Only the deployer of this dex may do that."}  # perpbox wording
         if dex not in self.dex_deployer and not cmd.full_name:
             return {"error": DEX_NEEDS_SCHEMA}
         if not (cmd.coin and len(cmd.coin) <= 12 and cmd.coin.isascii() and cmd.coin.isalnum()):
@@ -139,16 +140,16 @@ class DexDeployment:
         if not 0 <= cmd.sz_decimals <= MAX_SZ_DECIMALS:
             return {"error": INVALID_SZ_DECIMALS}
         if cmd.margin_mode not in {m.value for m in MarginMode}:
-            return {"error": "Invalid margin mode."}
+            return {"error": "Invalid margin mode."}  # perpbox wording
         table = self.margin_table(cmd.margin_table_id, dex)
         if table is None:
             return {"error": INVALID_TABLE_ID}
         if cmd.oracle_px <= 0:
-            return {"error": "Invalid oracle price."}
+            return {"error": "Invalid oracle price."}  # perpbox wording
         index = self.dexes.get(dex, len(self.dexes))
         n = sum(1 for s in self.markets.values() if s.dex == dex)
         if n >= HIP3_ASSETS_PER_DEX:
-            return {"error": "Too many assets on this dex."}
+            return {"error": "Too many assets on this dex."}  # perpbox wording
         spec = hip3_spec(dex, cmd.coin, HIP3_ASSET_BASE + index * HIP3_ASSETS_PER_DEX + n, cmd.sz_decimals, table,
                          cmd.margin_mode)
         self._emit(V.MarketListed(ts=cmd.ts, spec=spec, mark_px=cmd.oracle_px, deployer=cmd.user,  # type: ignore[attr-defined]
@@ -169,7 +170,7 @@ class DexDeployment:
         for asset, table_id in cmd.ids.items():
             spec = self.markets.get(asset)
             if spec is None or spec.dex != cmd.dex:
-                return {"error": f"Unknown asset {asset}."}
+                return {"error": f"Unknown asset {asset}."}  # perpbox wording
             if self.margin_table(table_id, cmd.dex) is None:
                 return {"error": INVALID_TABLE_ID}
         for asset, table_id in sorted(cmd.ids.items()):

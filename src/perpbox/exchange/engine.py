@@ -321,14 +321,14 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             return {"error": f"Invalid dex name: {spec.dex}"}
         deployer = self.dex_deployer.get(spec.dex, cmd.deployer)
         if spec.dex and not deployer:
-            return {"error": "A HIP-3 dex needs a deployer."}
+            return {"error": "A HIP-3 dex needs a deployer."}  # perpbox wording
         self._emit(V.MarketListed(ts=cmd.ts, spec=spec, mark_px=cmd.mark_px, deployer=deployer,
                                   full_name=cmd.full_name))
         return "ok"
 
     def _cmd_deposit(self, cmd: C.Deposit) -> Status:
         if cmd.usd <= 0:
-            return {"error": "Deposit amount must be positive."}
+            return {"error": "Deposit amount must be positive."}  # perpbox wording
         self._emit(V.Deposited(ts=cmd.ts, user=cmd.user, usd=cmd.usd))
         return "ok"
 
@@ -343,7 +343,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         if cmd.master not in self.ledger.accounts:
             return {"error": E.MUST_DEPOSIT.format(user=cmd.master)}
         if cmd.sub in self.ledger.accounts or self.ledger.accounts[cmd.master].master is not None:
-            return {"error": "Invalid sub-account."}
+            return {"error": "Invalid sub-account."}  # perpbox wording
         bad = sub_account_error(cmd.name, len(self.ledger.accounts[cmd.master].subs))
         if bad is not None:
             return {"error": bad}
@@ -460,7 +460,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
     def _cmd_place_orders(self, cmd: C.PlaceOrders) -> list[Status] | Status:
         ts, user, orders, grouping = _fields(cmd)
         if not orders:
-            return {"error": "Orders are empty"}
+            return {"error": E.ORDERS_EMPTY}
         if grouping == "na":
             return [self._place(ts, user, req) for req in orders]
         if grouping == "normalTpsl":
@@ -469,7 +469,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             if any(not r.tpsl or not r.reduce_only for r in orders):
                 return {"error": E.TRIGGER_NOT_REDUCE_ONLY}
             return [self._place(ts, user, req, position_tpsl=True) for req in orders]
-        return {"error": f"Invalid grouping: {grouping}"}
+        return {"error": f"Invalid grouping: {grouping}"}  # perpbox wording
 
     def _place_normal_tpsl(self, cmd: C.PlaceOrders) -> list[Status] | Status:
         parent, children = cmd.orders[0], cmd.orders[1:]
@@ -677,7 +677,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             return {"resting": _with_cloid({"oid": oid}, order.cloid)}
         if filled:
             return {"filled": _with_cloid({"totalSz": filled, "ntl": ntl, "oid": oid}, order.cloid)}
-        return {"error": E.order_error("Order was canceled.", asset)}
+        return {"error": E.order_error("Order was canceled.", asset)}  # perpbox wording
 
     def _reduce_capacity(self, order: Order) -> int:
         """How many lots ``order`` may still trade without increasing its owner's position."""
@@ -1095,7 +1095,7 @@ def sub_account_error(name: str, existing: int) -> str | None:
     """Why a master with ``existing`` sub-accounts may not create one named ``name``, or None
     (shared with the API's pre-check; both strings are perpbox wording)."""
     if not 1 <= len(name) <= MAX_SUB_ACCOUNT_NAME or not name.isprintable():
-        return "Invalid sub-account name."
+        return "Invalid sub-account name."  # perpbox wording
     if existing >= MAX_SUB_ACCOUNTS:
         return f"Too many sub-accounts. Limit is {MAX_SUB_ACCOUNTS}"
     return None

@@ -220,9 +220,9 @@ class PerpMechanics:
 
     def _deployer_error(self, user: str, dex: str) -> str | None:
         if dex not in self.dex_deployer or not dex:
-            return "Unknown dex."
+            return "Unknown dex."  # perpbox wording
         if self.dex_deployer[dex] != user:
-            return "Only the deployer of this dex may do that."
+            return "Only the deployer of this dex may do that."  # perpbox wording
         return None
 
     def _cmd_set_oracle(self, cmd: C.SetOracle) -> Any:
@@ -231,13 +231,14 @@ class PerpMechanics:
             return {"error": err}
         assets = self._dex_assets(cmd.dex)
         if any(a not in assets for a in cmd.oracle_pxs) or len(cmd.mark_pxs) > 2:
-            return {"error": "Invalid setOracle: unknown asset or more than two mark price lists."}
+            return {"error": "Invalid setOracle: unknown asset or more than two mark price lists."}  # perpbox wording
         if any(p <= 0 for p in cmd.oracle_pxs.values()):
             return {"error": E.INVALID_PRICE}
         for a in assets:
             st = self.pricing[a]
             spec = self.markets[a]
             if a in cmd.oracle_pxs and st.deployer_ts and cmd.ts - st.deployer_ts < spec.oracle.min_update_ms:
+                # perpbox wording
                 return {"error": f"Oracle updates must be at least {spec.oracle.min_update_ms} ms apart."}
         if cmd.external_perp_pxs:
             self._emit(V.QuotesFed(ts=cmd.ts, source="deployer", pxs=dict(cmd.external_perp_pxs), perp=True))
@@ -263,7 +264,7 @@ class PerpMechanics:
         elif any(a not in self.markets for a in cmd.caps):
             return {"error": E.UNKNOWN_ASSET}
         if any(c < 0 for c in cmd.caps.values()) or (cmd.total_cap is not None and cmd.total_cap < 0):
-            return {"error": "Open interest caps must be >= 0."}
+            return {"error": "Open interest caps must be >= 0."}  # perpbox wording
         for a in sorted(cmd.caps):
             self._emit(V.MarketConfigured(ts=cmd.ts, asset=a,
                                           config=msgspec.structs.replace(self.config[a], oi_cap_ntl=cmd.caps[a])))
@@ -279,7 +280,7 @@ class PerpMechanics:
         if any(self.markets.get(a) is None or self.markets[a].dex != cmd.dex for a in cmd.multipliers):
             return {"error": E.UNKNOWN_ASSET}
         if any(not 0 <= m <= 10 * 10**8 for m in cmd.multipliers.values()):
-            return {"error": "Funding multiplier must be between 0 and 10."}
+            return {"error": "Funding multiplier must be between 0 and 10."}  # perpbox wording
         for a in sorted(cmd.multipliers):
             cfg = msgspec.structs.replace(self.config[a], funding_multiplier=cmd.multipliers[a])
             self._emit(V.MarketConfigured(ts=cmd.ts, asset=a, config=cfg))
