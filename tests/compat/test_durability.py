@@ -351,13 +351,19 @@ def test_restart_after_kill_re_applies_only_the_log_after_the_snapshot(tmp_path:
     assert f"state_hash={after['stateHash']}" in _replay(data, "--full")
 
 
-def test_clean_stop_writes_a_snapshot_and_restart_resumes_from_it(tmp_path: Path) -> None:
-    data = tmp_path / "data"
+def _server_with_one_resting_order(data: Path) -> tuple[Server, Any, int]:
+    """A quiet server in ``data`` with one funded wallet holding one resting BTC bid (its oid)."""
     srv = Server(data, "--no-agents", "--feed", "none").start()
     w = Account.create()
     srv.fund(w.address)
     oid = Exchange(w, srv.url).order("BTC", True, 0.001, 60000, {"limit": {"tif": "Gtc"}})[
         "response"]["data"]["statuses"][0]["resting"]["oid"]
+    return srv, w, oid
+
+
+def test_clean_stop_writes_a_snapshot_and_restart_resumes_from_it(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    srv, w, oid = _server_with_one_resting_order(data)
     before = srv.info({"type": "perpboxState"})
     srv.stop()  # SIGTERM: clean shutdown takes a snapshot
     last, snap = _log_seqs(data)
@@ -374,11 +380,7 @@ def test_clean_stop_writes_a_snapshot_and_restart_resumes_from_it(tmp_path: Path
 
 def test_an_unusable_snapshot_is_reported_and_the_whole_log_re_applied(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    srv = Server(data, "--no-agents", "--feed", "none").start()
-    w = Account.create()
-    srv.fund(w.address)
-    oid = Exchange(w, srv.url).order("BTC", True, 0.001, 60000, {"limit": {"tif": "Gtc"}})[
-        "response"]["data"]["statuses"][0]["resting"]["oid"]
+    srv, w, oid = _server_with_one_resting_order(data)
     srv.stop()
     last, snap = _log_seqs(data)
     assert snap == last
