@@ -20,7 +20,7 @@ own and the two take turns of 2,000 ops (``run_alternating``): the shared machin
 ±30% within seconds, and turns give both sides the same machine, while separate processes keep each
 side's heap and garbage collections its own.  Both sides start from a settled heap as ``perpbox
 serve`` does after loading (one collection, ``gc.freeze()``, and serve's collection thresholds,
-``perpbox.api.venue.GC_THRESHOLDS``); ``--cpython-gc`` keeps CPython's default thresholds instead.
+``perpbox.store.sequencer.GC_THRESHOLDS``); ``--cpython-gc`` keeps CPython's default thresholds instead.
 A third side, the *floor*, runs the same harness against ``OutputOnlyExchange``, which does no
 work but build one event and one status per op: what is left of an op's time once the engine's own
 work is gone.  Per-op latencies of the engine are then measured in a *separate* pass on a fresh exchange
@@ -503,7 +503,7 @@ def _quiet_pyorderbook() -> None:
 def _side_process(conn, side: str, ops: list[tuple], gc_thresholds: tuple[int, int, int]) -> None:
     """One side of the comparison, in a process of its own: it builds its state, settles its heap
     as ``perpbox serve`` does, then replays the blocks it is sent and reports their seconds."""
-    from perpbox.api.venue import settle_heap
+    from perpbox.store.sequencer import settle_heap
 
     _quiet_pyorderbook()
     if side == "engine":
@@ -570,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
 
     _quiet_pyorderbook()
     # what ``perpbox serve`` does after loading its state, done by each timed side alike
-    from perpbox.api.venue import GC_THRESHOLDS, settle_heap
+    from perpbox.store.sequencer import GC_THRESHOLDS, settle_heap
 
     t0 = time.perf_counter()
     ops, gstats = generate(args.ops, args.seed)

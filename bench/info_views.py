@@ -38,12 +38,12 @@ if _SRC.is_dir() and str(_SRC) not in sys.path:
     sys.path.insert(0, str(_SRC))
 
 from perpbox.api.info import InfoAPI  # noqa: E402
-from perpbox.api.readmodels import ReadModels  # noqa: E402
-from perpbox.api.venue import backstop_deposits, bootstrap_commands  # noqa: E402
 from perpbox.config import load_config  # noqa: E402
 from perpbox.core.numbers import USD, round_price_sig  # noqa: E402
 from perpbox.exchange import Exchange  # noqa: E402
 from perpbox.exchange import commands as C  # noqa: E402
+from perpbox.store.readmodels import ReadModels  # noqa: E402
+from perpbox.store.sequencer import backstop_deposits, bootstrap_commands  # noqa: E402
 
 USER = "0x" + "a1" * 20
 TAKER = "0x" + "b2" * 20

@@ -2,7 +2,7 @@
 restarts load the snapshot and re-apply only the log after it, and the log replays to the state
 hash the server reported.
 
-The kill point is deterministic: the venue's test hook (``PERPBOX_TEST_HOOK``, see ``api.venue``)
+The kill point is deterministic: the venue's test hook (``PERPBOX_TEST_HOOK``, see ``store.sequencer``)
 is a fault point in the log writer that stops the sequencer for good at a named stage of the first
 batch that holds an action signed by a trigger wallet (``before-commit`` or ``after-commit``), and
 the test kills the server there, while clients from many wallets place, cancel, transfer and change
@@ -166,7 +166,7 @@ def lost_acknowledged(info: Info, clients: list[Client], trigger: tuple[str, int
 MUTANT = '''"""Planted by tests/compat/test_durability.py: the sequencer acknowledges before it commits."""
 import asyncio
 
-from perpbox.api import venue
+from perpbox.store import sequencer
 
 
 async def _process(self, batch):
@@ -176,7 +176,7 @@ async def _process(self, batch):
         await asyncio.to_thread(self.log.append, entries)  # ... before the batch is durable
 
 
-venue.Venue._process = _process
+sequencer.Venue._process = _process
 '''
 
 

@@ -26,9 +26,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perpbox.api.info import InfoAPI
-from perpbox.api.readmodels import ReadModels
 from perpbox.api.signing import sign_l1_action, sign_user_signed_action
 from perpbox.exchange import Exchange
+from perpbox.store.readmodels import ReadModels
 from property.profiles import COMMON, PROFILE
 
 from .conftest import Server

@@ -2,12 +2,12 @@
 B's own orders, fills, funding, liquidation or ADL.
 
 The world is the default ``perpbox serve`` exchange built in-process: the markets of
-``perpbox/data/default.toml`` listed with ``api.venue.bootstrap_commands`` and the backstop vaults
+``perpbox/data/default.toml`` listed with ``store.sequencer.bootstrap_commands`` and the backstop vaults
 funded with ``backstop_deposits``; oracles fed with ``FeedPrices`` at the listed prices (three spot
 sources, two perp sources, as the server's feed job does) and a ``Tick``.  Signed bodies go through
 ``ExchangeAPI.handle`` exactly as ``POST /exchange`` does (network "both", agents on); its
 ``submit`` mirrors ``Venue._process``: server time stamped on every command, the nonce window
-checked and used per signer (``api.nonces.NonceWindows``), an empty plan logged as a ``Noop``, one
+checked and used per signer (``store.nonces.NonceWindows``), an empty plan logged as a ``Noop``, one
 ``Exchange.apply`` per command and ``last_response`` collected.
 
 Actors (deterministic keys):
@@ -87,8 +87,6 @@ from hypothesis import strategies as st
 from perpbox.api import signing
 from perpbox.api.actions import ExchangeAPI
 from perpbox.api.info import BadRequest
-from perpbox.api.nonces import NonceWindows
-from perpbox.api.venue import backstop_deposits, bootstrap_commands
 from perpbox.api.wire import fmt_px, fmt_sz
 from perpbox.config import load_config
 from perpbox.core.numbers import USD, round_price_sig
@@ -97,6 +95,8 @@ from perpbox.exchange import events as V
 from perpbox.exchange.engine import Exchange
 from perpbox.exchange.mechanics import MAIN_BACKSTOP
 from perpbox.ledger.ledger import FEE_ACCOUNT, spot_wallet
+from perpbox.store.nonces import NonceWindows
+from perpbox.store.sequencer import backstop_deposits, bootstrap_commands
 
 # ==================================================================================================
 # volume

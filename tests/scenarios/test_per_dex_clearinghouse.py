@@ -19,7 +19,6 @@ from scenario_kit import ALICE, BOB, BTC_ID, CAROL, SUB, P, S, Sim, btc_spec, us
 
 from perpbox.api.actions import USDC_SEND_TOKEN, ActionError, ExchangeAPI
 from perpbox.api.info import BadRequest, InfoAPI
-from perpbox.api.readmodels import ReadModels
 from perpbox.core import errors as E
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
@@ -29,6 +28,7 @@ from perpbox.exchange.mechanics import MAIN_BACKSTOP, backstop_address
 from perpbox.ledger.ledger import FEE_ACCOUNT, spot_wallet
 from perpbox.market.margin import MarginTable
 from perpbox.market.spec import FeeSchedule, MarketSpec
+from perpbox.store.readmodels import ReadModels
 
 XYZ = 110_000
 DEPLOYER = "0x" + "de" * 20

@@ -40,10 +40,10 @@ CLIENTS = ["0x" + f"{0xC1 << 152 | i:040x}" for i in range(1, 7)]
 
 async def drive(data_dir: Path, rounds: int, snapshot_every: int, seed: int = 1) -> Any:
     from perpbox.agents.simulated import Agents, funding_commands
-    from perpbox.api.venue import Venue, backstop_deposits, bootstrap_commands
     from perpbox.config import load_config
     from perpbox.exchange import commands as C
     from perpbox.feeds.synthetic import SyntheticFeed
+    from perpbox.store.sequencer import Venue, backstop_deposits, bootstrap_commands
 
     v = Venue(data_dir, fsync=False, snapshot_every=snapshot_every)
     task = asyncio.create_task(v.run())
@@ -192,8 +192,8 @@ def state_of(rec: Any) -> dict[str, Any]:
 
 def _main(argv: list[str]) -> None:
     import perpbox.exchange.engine as engine
-    from perpbox.api.venue import recover
     from perpbox.store.log import CommandLog
+    from perpbox.store.recovery import recover
 
     build = "pure" if engine.__file__.endswith(".py") else "compiled"
     if argv[0] == "write":

@@ -277,8 +277,8 @@ def test_funding_command_reproduces_the_issue_example(monkeypatch: pytest.Monkey
 
     from typer.testing import CliRunner
 
-    from perpbox import venues_cli
     from perpbox.cli import app
+    from perpbox.cli import venues as venues_cli
     from perpbox.venues import ccxt_venues
 
     def fake_make(venue: str, url: str | None = None, pro: bool = False, config: Any = None) -> Any:

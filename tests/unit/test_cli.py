@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from perpbox import __version__
 from perpbox.cli import app
-from perpbox.demo import default_markets, run_demo
+from perpbox.cli.demo import default_markets, run_demo
 from perpbox.ledger.ledger import FEE_ACCOUNT
 
 

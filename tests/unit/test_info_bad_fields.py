@@ -21,12 +21,12 @@ import orjson
 import pytest
 
 from perpbox.api.info import BadRequest, InfoAPI
-from perpbox.api.readmodels import ReadModels
-from perpbox.api.venue import bootstrap_commands
 from perpbox.config import load_config
 from perpbox.core.numbers import USD
 from perpbox.exchange import Exchange
 from perpbox.exchange import commands as C
+from perpbox.store.readmodels import ReadModels
+from perpbox.store.sequencer import bootstrap_commands
 
 USER = "0x" + "a1" * 20
 TAKER = "0x" + "b2" * 20

@@ -1,14 +1,14 @@
 """Every ``/info`` view does work linear in what it returns — checked by counting work, not timing.
 
-The work of a view is the number of Python lines executed in ``perpbox/api`` while it answers
-(``sys.settrace`` line events; the engine is compiled or elsewhere and not counted, and C builtins
-such as ``sorted`` count as one line).  A state is built twice from real commands, with n and 2n
-of the thing a view scales with (open orders with TP/SL children, closed orders, fills, minutes
-of candles); a view that does one pass over what it returns does about twice the work on the
-bigger state (below 2.4×), while a view that rescans the user's orders per order (the old
-``_children``) does about four times as much.  Views whose answer does not grow with the state
-(``orderStatus`` of one order, a fixed ``userFillsByTime`` window, the day's statistics behind
-``assetCtxs``) must do about the same work on both (below 1.25×).
+The work of a view is the number of Python lines executed in ``perpbox/api`` and the read models
+(``perpbox/store/readmodels.py``) while it answers (``sys.settrace`` line events; the engine is
+compiled or elsewhere and not counted, and C builtins such as ``sorted`` count as one line). A state
+is built twice from real commands, with n and 2n of the thing a view scales with (open orders with
+TP/SL children, closed orders, fills, minutes of candles); a view that does one pass over what it
+returns does about twice the work on the bigger state (below 2.4×), while a view that rescans the
+user's orders per order (the old ``_children``) does about four times as much. Views whose answer
+does not grow with the state (``orderStatus`` of one order, a fixed ``userFillsByTime`` window, the
+day's statistics behind ``assetCtxs``) must do about the same work on both (below 1.25×).
 """
 
 from __future__ import annotations
@@ -21,15 +21,18 @@ from typing import Any
 import pytest
 
 import perpbox.api
+import perpbox.store.readmodels
 from perpbox.api.info import InfoAPI
-from perpbox.api.readmodels import ReadModels
-from perpbox.api.venue import bootstrap_commands
 from perpbox.config import load_config
 from perpbox.core.numbers import USD, round_price_sig
 from perpbox.exchange import Exchange
 from perpbox.exchange import commands as C
+from perpbox.store.readmodels import ReadModels
+from perpbox.store.sequencer import bootstrap_commands
 
 API_DIR = str(Path(perpbox.api.__file__).resolve().parent)
+READ_MODELS = str(Path(perpbox.store.readmodels.__file__).resolve())
+COUNTED = (API_DIR, READ_MODELS)  # the views and the read models they query (api/ held both before issue 18)
 USER = "0x" + "a1" * 20
 TAKER = "0x" + "b2" * 20
 LINEAR = 2.4  # n -> 2n: a single pass gives ~2, a pass per item ~4
@@ -37,12 +40,12 @@ FLAT = 1.25  # a view whose answer does not grow with the state
 
 
 def work(fn: Callable[[], Any]) -> int:
-    """Python lines executed under perpbox/api while ``fn`` runs."""
+    """Python lines executed under perpbox/api and in the read models while ``fn`` runs."""
     count = 0
 
     def tracer(frame: Any, event: str, arg: Any) -> Any:
         nonlocal count
-        if not frame.f_code.co_filename.startswith(API_DIR):
+        if not frame.f_code.co_filename.startswith(COUNTED):
             return None
         if event == "line":
             count += 1

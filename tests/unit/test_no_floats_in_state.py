@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from engine_state import floats_in_state
-from perpbox.demo import run_demo
+from perpbox.cli.demo import run_demo
 from perpbox.exchange import commands as C
 from perpbox.exchange.engine import Exchange
 from perpbox.market import MarginTable, MarketSpec

@@ -12,13 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from perpbox.api.info import InfoAPI
-from perpbox.api.readmodels import ReadModels
 from perpbox.core.numbers import USD
 from perpbox.exchange import commands as C
 from perpbox.exchange.engine import Exchange
 from perpbox.market.funding import HOUR_MS
 from perpbox.market.margin import MarginTable
 from perpbox.market.spec import FeeSchedule, MarketSpec
+from perpbox.store.readmodels import ReadModels
 
 ALICE = "0x" + "a1" * 20
 BOB = "0x" + "b0" * 20

@@ -1,4 +1,4 @@
-"""The sequencer survives a batch that fails (``api.venue``, module doc: Failures): the submissions
+"""The sequencer survives a batch that fails (``store.sequencer``, module doc: Failures): the submissions
 it could not carry out get a ``SequencerError``, the others in the batch and every later request
 are answered, and the state stays the one the log replays to."""
 
@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 import snapshot_kit as kit
 
-from perpbox.api.readmodels import ReadModels
-from perpbox.api.venue import SequencerError, Venue, recover
 from perpbox.exchange import commands as C
 from perpbox.store.log import CommandLog, LogEntry
+from perpbox.store.readmodels import ReadModels
+from perpbox.store.recovery import recover
+from perpbox.store.sequencer import SequencerError, Venue
 
 A, B, POISON = kit.CLIENTS[0], kit.CLIENTS[1], kit.CLIENTS[2]
 

@@ -1,4 +1,4 @@
-"""Snapshots (``store.snapshot``, ``api.venue.recover``) in the installed build — the compiled one
+"""Snapshots (``store.snapshot``, ``store.recovery.recover``) in the installed build — the compiled one
 by default — and across builds: a snapshot written by the pure modules loads in the compiled build
 and the other way round, a restart re-applies only the log after the snapshot, and a snapshot that
 cannot be used is refused with its reason and the whole log re-applied."""
@@ -25,13 +25,14 @@ import snapshot_kit as kit
 
 import perpbox
 import perpbox.exchange.engine as engine_module
-from perpbox.api.venue import Venue, decode_snapshot, encode_snapshot, recover
 from perpbox.book.book import OrderBook
 from perpbox.book.order import Order, Tif
 from perpbox.exchange import commands as C
 from perpbox.market.rules import MarketRules
 from perpbox.store import snapshot as S
 from perpbox.store.log import CommandLog
+from perpbox.store.recovery import decode_snapshot, encode_snapshot, recover
+from perpbox.store.sequencer import Venue
 
 KIT = Path(kit.__file__)
 EVERY = 400  # commands between snapshots in these sessions

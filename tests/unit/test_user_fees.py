@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from perpbox.api.info import InfoAPI
-from perpbox.api.readmodels import ReadModels
 from perpbox.exchange import Exchange
 from perpbox.exchange import commands as C
 from perpbox.market import MarginTable, MarketSpec
+from perpbox.store.readmodels import ReadModels
 
 USD = 10**6
 DAY_MS = 86_400_000

@@ -3,15 +3,14 @@
 The flow for one request (reference §3, §4.4):
 1. the envelope is checked (``action`` object with a ``type``, integer ``nonce``, ``signature``)
    — a body that does not fit is HTTP 422, like the venue's deserialiser;
-2. the signer is recovered: user-signed actions from their EIP-712 typed data (the domain chain id
-   comes from the action), L1 actions from the phantom agent.  The server cannot know which
-   phantom source ("a" mainnet, "b" testnet) the client used — the SDK signs as testnet for any
-   non-mainnet URL, ccxt as mainnet — so both are recovered and the one that is a known account or
-   API wallet is taken (``network`` narrows this to one);
+2. the signer is recovered (user-signed actions from their EIP-712 typed data, L1 actions from the
+   phantom agent);
 3. the acting account is the signer, its master if the signer is an API wallet, or the
-   ``vaultAddress`` sub-account if the signer's account controls it;
+   ``vaultAddress`` sub-account if the signer's account controls it — steps 1-3 are
+   authentication, ``api.auth``;
 4. the action becomes engine commands (per-order validation that needs no state — number formats,
-   unknown assets — answers per order without reaching the engine, merged back in order);
+   unknown assets — answers per order without reaching the engine, merged back in order): this
+   module's translation, one ``_a_<type>`` per action type;
 5. the sequencer checks the nonce, logs, applies and returns the engine's answer, which is then
    put in the venue's envelope.
 
@@ -30,6 +29,7 @@ import msgspec
 from eth_utils import keccak
 
 from perpbox.api import signing
+from perpbox.api.auth import ActionError, Authenticator, parse_envelope
 from perpbox.api.info import USDC_TOKEN, BadRequest
 from perpbox.api.ratelimit import AddressLimiter
 from perpbox.api.wire import coin_name, fmt_avg_px, fmt_sz, parse_px, parse_sz
@@ -47,16 +47,11 @@ CLOID = re.compile(r"0x[0-9a-fA-F]{32}")
 VALID_UNTIL = re.compile(r"^(.*?)\s*valid_until\s+(\d{1,19})$")
 U64 = 2**64  # the venue's integer fields are Rust u64 (i64 for signed amounts): outside, its deserialiser refuses
 MAX_BATCH = 1000  # items in one action: our bound (the venue refused 201 cancels: see errors.TOO_MANY_ITEMS)
-CHAINS = {"mainnet": ("Mainnet",), "testnet": ("Testnet",), "both": ("Mainnet", "Testnet")}
 USDC_SEND_TOKEN = f"USDC:{USDC_TOKEN['tokenId']}"  # sendAsset's token string for USDC (reference §2, spot)
 ABSTRACTION_UNSUPPORTED = ("Account abstraction is not supported by perpbox: every perp dex keeps its own "
                            "balance (use sendAsset).")  # perpbox wording
 
 Submit = Callable[[list[C.Command], str | None, int | None], Awaitable[tuple[list[Any], str | None]]]
-
-
-class ActionError(Exception):
-    """A whole-action failure: ``{"status":"err","response":<message>}``."""
 
 
 def err(message: str) -> dict[str, Any]:
@@ -77,22 +72,22 @@ class Plan:
 
 
 class ExchangeAPI:
-    """Authenticates and translates /exchange requests; ``submit`` is the sequencer's entry."""
+    """Handles /exchange requests: authenticates them (``api.auth``), translates the action and submits
+    the commands; ``submit`` is the sequencer's entry."""
 
     def __init__(self, ex: Exchange, submit: Submit, now: Callable[[], int], network: str = "both",
                  dev: bool = True) -> None:
         self.ex = ex
         self.submit = submit
         self.now = now
-        self.sources = {"mainnet": ("a",), "testnet": ("b",)}.get(network, ("b", "a"))
-        self.chains = CHAINS.get(network, CHAINS["both"])  # user-signed actions' hyperliquidChain
+        self.auth = Authenticator(ex, now, network)
         self.dev = dev
         self.address_limiter: AddressLimiter | None = None  # set by the server when limits are on
 
     async def handle(self, body: Any) -> dict[str, Any]:
-        action, nonce, signature, vault, expires = self._envelope(body)
+        action, nonce, signature, vault, expires = parse_envelope(body)
         try:
-            signer, user = self._authenticate(action, nonce, signature, vault, expires)
+            signer, user = self.auth.authenticate(action, nonce, signature, vault, expires)
             if self.address_limiter is not None:
                 limited = self.address_limiter.check(user, action)
                 if limited:
@@ -104,74 +99,6 @@ class ExchangeAPI:
         if nonce_error is not None:
             return err(nonce_error)
         return plan.respond(responses)
-
-    # -- envelope and authentication ------------------------------------------------------------------
-    @staticmethod
-    def _envelope(body: Any) -> tuple[dict[str, Any], int, dict[str, Any], str | None, int | None]:
-        if not isinstance(body, dict):
-            raise BadRequest("expected an object")
-        action, nonce, sig = body.get("action"), body.get("nonce"), body.get("signature")
-        if not isinstance(action, dict) or not isinstance(action.get("type"), str):
-            raise BadRequest("missing field `action`")
-        if not isinstance(nonce, int) or isinstance(nonce, bool) or nonce < 0:
-            raise BadRequest("missing field `nonce`")
-        if not isinstance(sig, dict):
-            raise BadRequest("missing field `signature`")
-        expires = body.get("expiresAfter")
-        if expires is not None and (not isinstance(expires, int) or isinstance(expires, bool)):
-            raise BadRequest("expiresAfter: expected an integer")
-        raw_vault = body.get("vaultAddress")
-        try:
-            vault = signing.normalise_address(raw_vault) if raw_vault else None
-        except ValueError:
-            raise BadRequest("vaultAddress: invalid address") from None
-        return action, nonce, sig, vault, expires
-
-    def _authenticate(self, action: dict[str, Any], nonce: int, sig: dict[str, Any], vault: str | None,
-                      expires: int | None) -> tuple[str, str]:
-        """(signer, acting account).  Raises ActionError with the venue's message."""
-        ts = self.now()
-        if expires is not None and expires < ts:
-            raise ActionError(E.EXPIRED)
-        try:
-            if signing.is_user_signed(action):
-                chain = action.get("hyperliquidChain")
-                if not isinstance(chain, str) or chain not in ("Mainnet", "Testnet"):
-                    raise BadRequest("hyperliquidChain: unknown variant")  # the venue's enum refuses it (422)
-                if chain not in self.chains:
-                    raise ActionError(E.WRONG_CHAIN.format(chains=" or ".join(self.chains)))
-                if vault is not None and action["type"] not in ("usdClassTransfer", "sendAsset"):
-                    raise ActionError(E.USER_SIGNED_WITH_VAULT)
-                signer = signing.recover_user_signed(action, sig)
-                if signer not in self.ex.ledger.accounts and action["type"] != "approveAgent" and \
-                        action["type"] not in ("usdSend", "withdraw3"):
-                    raise ActionError(E.MUST_DEPOSIT.format(user=signer))
-                inner = action.get("nonce", action.get("time"))
-                if inner != nonce:
-                    raise ActionError(E.NONCE_MISMATCH)
-                return signer, signer
-            signer = master = None
-            first = ""
-            for source in self.sources:  # one recovery when the first source is the client's
-                addr = signing.recover_l1(action, vault, nonce, expires, sig, source)
-                first = first or addr
-                master = self.ex.agent_master(addr, ts)
-                if master is not None or addr in self.ex.ledger.accounts:
-                    signer = addr
-                    break
-        except signing.SignatureError as e:
-            if str(e) == signing.FAILED_TO_DESERIALIZE:
-                raise BadRequest() from None
-            raise ActionError(str(e)) from None
-        if signer is None:
-            raise ActionError(E.UNKNOWN_SIGNER.format(addr=first))
-        user = master or signer
-        if vault is not None:
-            sub = self.ex.ledger.accounts.get(vault)
-            if sub is None or sub.master != user:
-                raise ActionError(E.VAULT_NOT_REGISTERED.format(vault=vault))
-            user = vault
-        return signer, user
 
     # -- translation ----------------------------------------------------------------------------------
     def _plan(self, action: dict[str, Any], user: str, signer: str) -> Plan:

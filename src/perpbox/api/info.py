@@ -26,15 +26,6 @@ from itertools import islice
 from typing import Any, TypeGuard, TypeVar
 
 from perpbox.api.ratelimit import AddressLimiter
-from perpbox.api.readmodels import (
-    PORTFOLIO_WINDOWS,
-    FillRec,
-    FundingRec,
-    OrderRec,
-    ReadModels,
-    TradeRec,
-    venue_status,
-)
 from perpbox.api.wire import (
     coin_name,
     fmt,
@@ -55,6 +46,15 @@ from perpbox.market.spec import MarketSpec
 from perpbox.pricing import pricer
 from perpbox.pricing.funding import PREMIUM_SCALE
 from perpbox.pricing.impact import impact_price
+from perpbox.store.readmodels import (
+    PORTFOLIO_WINDOWS,
+    FillRec,
+    FundingRec,
+    OrderRec,
+    ReadModels,
+    TradeRec,
+    venue_status,
+)
 
 ZERO_HASH = "0x" + "0" * 64
 L2_LEVELS = 20

@@ -47,7 +47,6 @@ from perpbox.api.info import BadRequest, InfoAPI
 from perpbox.api.nesting import MAX_DEPTH, too_deep
 from perpbox.api.page import plotly_bundle
 from perpbox.api.ratelimit import ADDRESS_BUFFER, AddressLimiter, RateLimiter
-from perpbox.api.venue import SNAPSHOT_EVERY, Venue, backstop_deposits, bootstrap_commands
 from perpbox.api.wire import coin_name, fmt_px
 from perpbox.api.ws import WsHub
 from perpbox.config import ExchangeConfig
@@ -55,6 +54,7 @@ from perpbox.core.numbers import USD, parse_units
 from perpbox.exchange import commands as C
 from perpbox.feeds.replay import ReplayFeed
 from perpbox.feeds.synthetic import SyntheticFeed
+from perpbox.store.sequencer import SNAPSHOT_EVERY, Venue, backstop_deposits, bootstrap_commands
 
 log = logging.getLogger("perpbox.serve")
 TICK_S = 1.0

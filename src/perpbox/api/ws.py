@@ -1,7 +1,7 @@
 """``/ws``: Hyperliquid's WebSocket API — subscriptions, pushes, ``post`` and ping.
 
-Subscriptions are normalised to a key (``("l2Book", "BTC", None, None)``) and acknowledged with the
-normalised subscription echoed, as the venue does.  A push is built and serialised once per key
+Subscriptions are normalised to a key (``("l2Book", "BTC", None, None)``, ``api.subscriptions``) and
+acknowledged with the normalised subscription echoed, as the venue does.  A push is built and serialised once per key
 and queued to every subscriber.
 
 Pushes: trades, fills, order updates, fundings, ledger updates and liquidations go out after
@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -46,12 +45,13 @@ from typing import Any
 import orjson
 from starlette.websockets import WebSocket
 
-from perpbox.api.info import INTERVALS_MS, BadRequest, InfoAPI
+from perpbox.api.info import BadRequest, InfoAPI
 from perpbox.api.nesting import too_deep
-from perpbox.api.readmodels import FundingRec, TradeRec, venue_status
+from perpbox.api.subscriptions import ACCOUNT_VIEWS, Invalid, Key, Unparsable, normalise
 from perpbox.api.wire import coin_name, fmt_px, fmt_sz, fmt_usd
 from perpbox.exchange import events as V
 from perpbox.ledger.ledger import wallet_owner
+from perpbox.store.readmodels import FundingRec, TradeRec, venue_status
 
 log = logging.getLogger("perpbox.ws")
 
@@ -61,33 +61,11 @@ BOOK_PUSH_S = 0.5
 MAX_SUBSCRIPTIONS = 1_000
 ECHO_LIMIT = 2_000  # perpbox: errors echo at most this many characters of the request
 CLOSE_GRACE_S = 10.0  # how long a dropped connection's close frame may wait for the client to read
-Key = tuple[Any, ...]
-
-USER_CHANNELS = (
-    "orderUpdates",
-    "userEvents",
-    "userFills",
-    "userFundings",
-    "userNonFundingLedgerUpdates",
-    "notification",
-)
-ACCOUNT_VIEWS = ("webData2", "spotState")  # whole views, re-sent when the user's account changes
-USER_KINDS = frozenset((*USER_CHANNELS, "activeAssetData", "clearinghouseState", "openOrders", *ACCOUNT_VIEWS))
-MARKET_KINDS = frozenset(("l2Book", "trades", "bbo", "candle", "activeAssetCtx"))
 PARSE_ERROR = "Error parsing JSON into valid websocket request: "
 INVALID = "Invalid subscription: "
 BINARY_ERROR = PARSE_ERROR + "binary frame of {n} bytes (requests are JSON text frames)"  # perpbox wording
 SNAPSHOT_ERROR = "Unable to grab snapshot for subscription: "  # perpbox wording (order_book_server's style)
-ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 U64 = 2**64
-
-
-class Unparsable(ValueError):
-    """The request does not deserialise into a venue request (wrong shape or JSON type)."""
-
-
-class Invalid(ValueError):
-    """A well-formed subscription the venue refuses (unknown coin, out-of-range parameter)."""
 
 
 def _clip(text: str) -> str:
@@ -106,28 +84,6 @@ def _echo(value: Any, raw: str) -> str:
 
 def _message(channel: str, data: Any) -> str:
     return orjson.dumps({"channel": channel, "data": data}).decode()
-
-
-def _opt(sub: dict[str, Any], name: str, kind: type) -> Any:
-    """An optional field of JSON type ``kind`` (``None`` when absent or null)."""
-    v = sub.get(name)
-    if v is not None and type(v) is not kind:  # exact: bool is not an int, 3.0 is not an int
-        raise Unparsable(name)
-    return v
-
-
-def _req(sub: dict[str, Any], name: str, kind: type) -> Any:
-    v = _opt(sub, name, kind)
-    if v is None:
-        raise Unparsable(name)
-    return v
-
-
-def _user(sub: dict[str, Any]) -> str:
-    user = _req(sub, "user", str)
-    if ADDRESS.fullmatch(user) is None:
-        raise Unparsable("user")
-    return str(user.lower())
 
 
 class Conn:
@@ -337,7 +293,7 @@ class WsHub:
             return
         sub = msg.get("subscription")
         try:
-            key, echo = self.normalise(sub)
+            key, echo = normalise(sub, self.info)
         except Unparsable:
             self._error(conn, PARSE_ERROR + _clip(raw))
             return
@@ -408,57 +364,6 @@ class WsHub:
                 },
             )
         self._send(conn, text)
-
-    def normalise(self, sub: Any) -> tuple[Key, dict[str, Any]]:
-        """The subscription's key and the normalised echo the venue acknowledges with.  Raises
-        ``Unparsable`` (wrong shape or JSON type) or ``Invalid`` (well-typed, refused)."""
-        if not isinstance(sub, dict):
-            raise Unparsable("subscription")
-        kind = sub.get("type")
-        if type(kind) is not str or not (kind == "allMids" or kind in MARKET_KINDS or kind in USER_KINDS):
-            raise Unparsable("type")
-        info = self.info
-        if kind == "allMids":
-            dex = _opt(sub, "dex", str) or ""
-            if dex and dex not in info.dexes:
-                raise Invalid("dex")
-            return ("allMids", dex), ({"type": "allMids", "dex": dex} if dex else {"type": "allMids"})
-        if kind in MARKET_KINDS:
-            coin = _req(sub, "coin", str)
-            if kind == "l2Book":
-                sig, mantissa = _opt(sub, "nSigFigs", int), _opt(sub, "mantissa", int)
-                _opt(sub, "fast", bool)
-            elif kind == "candle":
-                interval = _req(sub, "interval", str)
-                if interval not in INTERVALS_MS:  # an enum on the venue: an unknown one does not parse
-                    raise Unparsable("interval")
-            if info.spec_by_coin(coin) is None:
-                raise Invalid("coin")
-            if kind == "l2Book":
-                if (sig is not None and sig not in (2, 3, 4, 5)) or (
-                    mantissa is not None and (sig != 5 or mantissa not in (1, 2, 5))
-                ):
-                    raise Invalid("nSigFigs")
-                return (kind, coin, sig, mantissa), {"type": kind, "coin": coin, "nSigFigs": sig, "mantissa": mantissa}
-            if kind == "candle":
-                return (kind, coin, interval), {"type": kind, "coin": coin, "interval": interval}
-            return (kind, coin), {"type": kind, "coin": coin}
-        user = _user(sub)
-        if kind == "activeAssetData":
-            coin = _req(sub, "coin", str)
-            if info.spec_by_coin(coin) is None:
-                raise Invalid("coin")
-            return (kind, user, coin), {"type": kind, "user": user, "coin": coin}
-        if kind in ("clearinghouseState", "openOrders"):
-            dex = _opt(sub, "dex", str) or ""
-            if dex and dex not in info.dexes:
-                raise Invalid("dex")
-            return (kind, user, dex), {"type": kind, "user": user, "dex": dex}
-        if kind == "userFills":
-            _opt(sub, "aggregateByTime", bool)
-        elif kind == "spotState":
-            _opt(sub, "isPortfolioMargin", bool)
-        return (kind, user), {"type": kind, "user": user}
 
     # -- snapshots on subscribe -----------------------------------------------------------------------
     def _snapshot(self, key: Key) -> str | None:

@@ -16,7 +16,7 @@ Snapshots: the service state (engine, read models, nonce windows) as plain data,
 same in the pure and compiled builds (``store.snapshot``), with the sequence number it covers and
 the engine's state hash; only the newest is kept.  Restart loads it if it decodes and its hash
 checks out, and re-applies the log after it; a snapshot that cannot be used is reported with the
-reason (``api.venue.RecoveryReport``: the serve banner, ``perpbox replay``, the ``perpbox.venue``
+reason (``store.recovery.RecoveryReport``: the serve banner, ``perpbox replay``, the ``perpbox.venue``
 logger) and the whole log is re-applied.
 
 A write checks that every command decodes again (what replay needs) before it starts; a write that

@@ -279,8 +279,17 @@ class _Shape:
         return self.required
 
 
+# Modules whose classes moved after snapshots naming them were written (the package layout, issue 18):
+# the class is the same, so such a snapshot still loads instead of forcing a replay of the whole log.
+MOVED_MODULES = {
+    "perpbox.api.readmodels": "perpbox.store.readmodels",
+    "perpbox.api.nonces": "perpbox.store.nonces",
+}
+
+
 def _resolve(name: str) -> type:
     module, _, qual = name.partition(":")
+    module = MOVED_MODULES.get(module, module)
     if not (module == "perpbox" or module.startswith("perpbox.")) or "<" in qual or not qual:
         raise SnapshotError(f"refusing to load class {name}")
     try:

@@ -1,6 +1,9 @@
 """Hyperliquid's nonce rule, per signer (an API wallet's nonces are its own, not its master's):
 the 100 highest nonces are kept; a new nonce is accepted iff it is not among them, is larger than
-the smallest of them once 100 are kept, and lies in ``(now − 2 days, now + 1 day)``."""
+the smallest of them once 100 are kept, and lies in ``(now − 2 days, now + 1 day)``.
+
+The windows live in the store because they are durable state: the sequencer checks and uses them as
+it commits a batch, and snapshots and recovery carry them with the engine."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The ``serve`` and ``replay`` commands' work (kept out of cli.py so ``perpbox --help`` is fast)."""
+"""The ``serve`` and ``replay`` commands' work: start the service with its banner, and rebuild a data
+directory's state (kept out of ``perpbox.cli`` so ``perpbox --help`` is fast)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def run_server(*, host: str, port: int, data_dir: Path, config: Path | None, fee
     import uvicorn
 
     from perpbox.api.server import ServeOptions, Service
-    from perpbox.api.venue import SNAPSHOT_EVERY
+    from perpbox.store.sequencer import SNAPSHOT_EVERY
 
     _log_venue_to_stderr()
     console = Console()
@@ -89,8 +90,8 @@ async def _serve(server: object) -> None:
 
 
 def replay_dir(data_dir: Path, full: bool = False, upto: int | None = None) -> None:
-    from perpbox.api.venue import recover
     from perpbox.store.log import CommandLog
+    from perpbox.store.recovery import recover
 
     console = Console()
     if not (data_dir / "perpbox.db").exists():

@@ -1,4 +1,7 @@
-"""The ``perpbox`` command."""
+"""The ``perpbox`` command: the typer app, its small commands (``version``, ``fund``) and the options of
+the others.  Each command group's work lives in its own module of this package: ``serve`` (serve,
+replay) and ``demo`` are imported only when their command runs, so ``perpbox --help`` stays fast;
+``venues`` (scan, funding, watch, record) and ``report`` (load, report) declare their own commands."""
 
 from __future__ import annotations
 
@@ -23,8 +26,8 @@ def version() -> None:
     typer.echo(__version__)
 
 
-@app.command()
-def demo(
+@app.command("demo")
+def demo_command(
     seed: int = typer.Option(1, help="Seed of the simulated session (same seed, same session)."),
     steps: int = typer.Option(300, help="Number of simulated order-flow steps."),
 ) -> None:
@@ -32,13 +35,13 @@ def demo(
 
     Example: perpbox demo --seed 7 --steps 400
     """
-    from perpbox.demo import run_demo
+    from perpbox.cli.demo import run_demo
 
     run_demo(seed=seed, steps=steps)
 
 
-@app.command(context_settings={"allow_extra_args": True})
-def serve(
+@app.command("serve", context_settings={"allow_extra_args": True})
+def serve_command(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8080, help="TCP port."),
@@ -72,7 +75,7 @@ def serve(
 
     Point the official SDK at it: Exchange(wallet, "http://127.0.0.1:8080").
     """
-    from perpbox.serve_cli import run_server
+    from perpbox.cli.serve import run_server
 
     feed_file = None
     extra = list(ctx.args)
@@ -135,8 +138,8 @@ def _json_status(resp) -> object:
     return body.get("status") if isinstance(body, dict) else None
 
 
-@app.command()
-def replay(
+@app.command("replay")
+def replay_command(
     data_dir: Path = typer.Argument(Path("perpbox-data"), help="A perpbox serve data directory."),
     full: bool = typer.Option(False, help="Ignore snapshots: re-apply the whole log."),
     upto: int | None = typer.Option(None, help="Stop after this sequence number (the state as it was then)."),
@@ -145,15 +148,21 @@ def replay(
 
     Example: perpbox replay ./perpbox-data --full
     """
-    from perpbox.serve_cli import replay_dir
+    from perpbox.cli.serve import replay_dir
 
     replay_dir(data_dir, full=full, upto=upto)
 
 
-# Venue data kit commands (scan, funding, watch, record, report) live in their own modules.
-from perpbox import data_cli  # noqa: E402
+# The venue data kit's commands (scan, funding, watch, record; load, report) register themselves, so each
+# group can grow in its own module.  The command functions above are named ``*_command`` because a
+# submodule, once imported, is bound as an attribute of this package and would shadow a function of
+# the same name (``serve``, ``demo``).
+from perpbox.cli import report, venues  # noqa: E402
 
-data_cli.register(app)
+venues.register(app)
+report.register(app)
 
-if __name__ == "__main__":
+
+def main() -> None:
+    """The console script's entry point."""
     app()

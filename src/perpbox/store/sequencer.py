@@ -1,4 +1,4 @@
-"""The running exchange: one engine, one writer, a durable log, read models and subscribers.
+"""The sequencer: the running exchange's one writer — engine, durable log, read models and subscribers.
 
 The sequencer (``Venue.run``) is the only code that applies commands.  Requests enqueue
 submissions; the sequencer takes whatever is queued (up to ``MAX_BATCH``), stamps each with the
@@ -7,21 +7,19 @@ in one transaction (group commit, see ``store.log`` for the fsync policy), and o
 the commands, folds their events into the read models, answers the submitters and hands the events
 to subscribers.  Reads (``/info``) see the engine between batches, never half a command.
 
-Restart: the newest snapshot (``store.snapshot``: plain data, the same in the pure and compiled
-builds) if it loads and its state hash checks out, then the log after it; else the whole log.
-Either way the outcome is reported (``RecoveryReport``: the serve banner, ``perpbox replay`` and
-the ``perpbox.venue`` logger say which snapshot was loaded or why it was unusable, and how many log
-entries were re-applied).  A snapshot is taken every ``snapshot_every`` commands (``perpbox serve
---snapshot-every``) and on a clean shutdown, only between batches (never while one is being written).
+Restart: ``Venue`` starts from ``store.recovery`` (the newest usable snapshot, then the log after
+it), which says what it loaded in its ``RecoveryReport``.  A snapshot is taken every
+``snapshot_every`` commands (``perpbox serve --snapshot-every``) and on a clean shutdown, only
+between batches (never while one is being written).
 
 Failures: an exception while a batch is stamped, nonce-checked, encoded or written leaves the state
 as it was before the batch (sequence number, clock, nonce windows) and nothing of it in the log;
 each of its submissions is then tried on its own, so only the one that fails gets the error
 (``SequencerError``: ``/exchange`` answers 422 with it).  An exception while a committed command is
 applied (an engine or read-model bug) is logged and answered as an error to that submission only;
-the other commands go on.  Recovery applies the log the same way (``apply_logged``): the engine is
-deterministic, so a replay fails at the same point and rebuilds the state the server had.  A
-failing subscriber or snapshot is logged.  In every case the sequencer keeps running.
+the other commands go on.  Recovery applies the log the same way (``store.recovery.apply_logged``):
+the engine is deterministic, so a replay fails at the same point and rebuilds the state the server
+had.  A failing subscriber or snapshot is logged.  In every case the sequencer keeps running.
 
 Test hook (``PERPBOX_TEST_HOOK=STAGE:ADDRESS``, for the durability tests only): a fault point at a
 named stage of the first batch holding a submission signed by ``ADDRESS``.  It wraps the log's
@@ -65,8 +63,6 @@ from typing import Any
 
 import msgspec
 
-from perpbox.api.nonces import NonceWindows
-from perpbox.api.readmodels import ReadModels
 from perpbox.config import ExchangeConfig
 from perpbox.exchange import Exchange
 from perpbox.exchange import commands as C
@@ -74,6 +70,9 @@ from perpbox.exchange import events as V
 from perpbox.exchange.mechanics import backstop_address
 from perpbox.store import snapshot as snapshots
 from perpbox.store.log import CommandLog, LogEntry
+from perpbox.store.nonces import NonceWindows
+from perpbox.store.readmodels import ReadModels
+from perpbox.store.recovery import apply_logged, encode_snapshot, recover
 
 MAX_BATCH = 1024
 SNAPSHOT_EVERY = 50_000  # commands between snapshots
@@ -89,15 +88,6 @@ class Submission:
     signer: str | None
     nonce: int | None
     future: asyncio.Future[tuple[list[Any], str | None]] = field(repr=False)
-
-
-@dataclass
-class Recovered:
-    ex: Exchange
-    rm: ReadModels
-    nonces: NonceWindows
-    seq: int
-    ts: int
 
 
 _Plan = tuple[Submission, list[C.Command], bool, int]  # submission, its commands, padded, its last seq
@@ -153,114 +143,9 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-@dataclass(frozen=True)
-class RecoveryReport:
-    """How a state was recovered: from which snapshot (or why not), and how much log after it."""
-
-    replayed: int  # log entries re-applied
-    snapshot_seq: int | None = None  # the newest snapshot's sequence number (None: there is none)
-    status: str = "none"  # none | loaded | unusable (it could not be used) | skipped (not asked for)
-    reason: str | None = None  # why it was not used
-
-    def __str__(self) -> str:
-        if self.status == "loaded":
-            return f"snapshot at seq {self.snapshot_seq} loaded, {self.replayed} log entries re-applied"
-        if self.status == "unusable":
-            return (f"snapshot at seq {self.snapshot_seq} unusable ({self.reason}): re-applied the whole log "
-                    f"({self.replayed} entries)")
-        if self.status == "skipped":
-            return f"snapshot at seq {self.snapshot_seq} not used ({self.reason}): re-applied {self.replayed} entries"
-        if self.replayed == 0:
-            return "no snapshot, empty log: a new exchange"
-        return f"no snapshot: re-applied the whole log ({self.replayed} entries)"
-
-
-def encode_snapshot(state: Recovered) -> tuple[str, bytes]:
-    """The state hash and the snapshot body of ``state`` (``store.snapshot``'s format)."""
-    digest = state.ex.state_hash()
-    body = snapshots.dump({"ex": state.ex, "rm": state.rm, "nonces": state.nonces},
-                          {"seq": state.seq, "ts": state.ts, "hash": digest})
-    return digest, body
-
-
-def decode_snapshot(seq: int, digest: str, body: bytes) -> Recovered:
-    """The state in a snapshot row; ``SnapshotError`` saying why it cannot be used."""
-    root, meta = snapshots.load(body)
-    if not isinstance(root, dict) or not isinstance(meta, dict):
-        raise snapshots.SnapshotError("not a venue snapshot")
-    ex, rm, nonces = root.get("ex"), root.get("rm"), root.get("nonces")
-    if not (isinstance(ex, Exchange) and isinstance(rm, ReadModels) and isinstance(nonces, NonceWindows)):
-        raise snapshots.SnapshotError("not a venue snapshot")
-    if meta.get("seq") != seq or meta.get("hash") != digest or not isinstance(meta.get("ts"), int):
-        raise snapshots.SnapshotError("its header does not match its row")
-    actual = ex.state_hash()
-    if actual != digest:
-        raise snapshots.SnapshotError(f"state hash {actual[:12]}… is not the stored {digest[:12]}…")
-    return Recovered(ex, rm, nonces, seq, meta["ts"])
-
-
 class SequencerError(Exception):
     """A submission the sequencer could not carry out (module doc: Failures); the message says
     whether it is in the log."""
-
-
-def apply_logged(state: Recovered, cmd: C.Command) -> tuple[list[V.Event], Any, Exception | None]:
-    """Apply a logged command to the engine and fold its events into the read models, as the
-    sequencer and recovery both do: ``(events, response, None)``, or ``([], None, error)`` when the
-    engine or a read model raised (the exception is returned, not raised: the command is in the log,
-    and re-applying the log must fail the same way at the same point, not stop)."""
-    try:
-        events = state.ex.apply(cmd)
-        state.rm.apply(events, state.ex.prices, state.ex)
-    except Exception as e:
-        return [], None, e
-    return events, state.ex.last_response, None
-
-
-def recover(log: CommandLog, progress: Callable[[int, int], None] | None = None,
-            upto: int | None = None, use_snapshot: bool = True) -> tuple[Recovered, RecoveryReport]:
-    """State from the newest snapshot, if it is usable, plus the log after it (up to sequence
-    number ``upto``); returns it and the report of what was loaded and re-applied."""
-    state = None
-    snap = log.latest_snapshot()
-    status, reason = "none", None
-    if snap is not None:
-        seq, digest, body = snap
-        status = "skipped"
-        if not use_snapshot:
-            reason = "--full"
-        elif upto is not None and seq > upto:
-            reason = f"after --upto {upto}"
-        else:
-            status = "unusable"
-            if seq > log.last_seq:
-                reason = f"past the end of the log (seq {log.last_seq})"
-            else:
-                try:
-                    state = decode_snapshot(seq, digest, body)
-                    status = "loaded"
-                except snapshots.SnapshotError as e:
-                    reason = str(e)
-                except Exception as e:  # a bug in the codec must not stop a restart: the log is the truth
-                    reason = f"{type(e).__name__}: {e}"
-    if state is None:
-        state = Recovered(Exchange(), ReadModels(), NonceWindows(), 0, 0)
-    total = log.count(state.seq)
-    done = 0
-    for entry in log.read(state.seq):
-        if upto is not None and entry.seq > upto:
-            break
-        _, _, error = apply_logged(state, entry.command)
-        if error is not None:
-            logger.error("re-applying seq %d (%s) raised %s: %s", entry.seq, type(entry.command).__name__,
-                         type(error).__name__, error)
-        if entry.signer is not None and entry.nonce is not None:
-            state.nonces.use(entry.signer, entry.nonce)
-        state.seq, state.ts = entry.seq, max(state.ts, entry.command.ts)
-        done += 1
-        if progress is not None and done % 10_000 == 0:
-            progress(done, total)
-    return state, RecoveryReport(done, None if snap is None else snap[0], status, reason)
 
 
 def bootstrap_commands(config: ExchangeConfig, deployers: dict[str, str]) -> list[C.Command]:
