@@ -46,6 +46,7 @@ from perpbox.market.spec import MarketSpec
 from perpbox.pricing import pricer
 from perpbox.pricing.funding import PREMIUM_SCALE
 from perpbox.pricing.impact import impact_price
+from perpbox.risk.estimates import liquidation_price, max_trade_size
 from perpbox.store.readmodels import (
     PORTFOLIO_WINDOWS,
     FillRec,
@@ -369,24 +370,22 @@ class InfoAPI:
         }}
 
     def liquidation_px(self, acct: Account, pos: Position, cross_available: int | None = None) -> Fraction | None:
-        """Hyperliquid's documented estimate: ``price − side · margin_available / |size| / (1 − mmr · side)``
-        with the position's tier maintenance rate; None when no positive price liquidates it.
+        """Hyperliquid's documented estimate (``risk.estimates.liquidation_price``) in USD, with the
+        maintenance rate of the position's tier at its notional at the mark; None when no positive
+        price liquidates it.
         ``cross_available`` (the account's cross value minus its maintenance margin) is computed
         once per account by callers that show several positions."""
         ex, m = self.ex, self.ex.margin
         s = ex.markets[pos.asset]
-        mark = Fraction(ex.mark(pos.asset), 10**s.px_decimals)
-        size = Fraction(abs(pos.szi), 10**s.sz_decimals)
         if pos.is_cross:
             if cross_available is None:
                 cross_available = m.cross_value(acct) - m.cross_maintenance_margin(acct)
-            available = Fraction(cross_available, USD)
+            available = cross_available
         else:
-            available = Fraction(m.isolated_value(pos) - m.maintenance_margin(pos), USD)
-        side = 1 if pos.szi > 0 else -1
+            available = m.isolated_value(pos) - m.maintenance_margin(pos)
         mmr = s.margin_table.tiers[s.margin_table.tier_index(m.position_value(pos))].mmr
-        px = mark - side * available / size / (1 - mmr * side)
-        return px if px > 0 else None
+        px = liquidation_price(ex.mark(pos.asset), pos.szi, available, mmr)
+        return None if px is None else px / 10**s.px_decimals
 
     def clearinghouse_state(self, body: dict[str, Any]) -> dict[str, Any]:
         """One perp dex's clearinghouse (``dex``, default the first): standard accounts keep a
@@ -687,7 +686,7 @@ class InfoAPI:
         cross = pos.is_cross if pos is not None else not s.only_isolated
         avail = self.ex.margin.available_to_trade(acct) if acct is not None else 0
         mark = self.ex.mark(s.asset)
-        max_sz = avail * lev // mark if mark and avail > 0 else 0
+        max_sz = max_trade_size(avail, lev, mark)
         leverage: dict[str, Any] = {"type": "cross" if cross else "isolated", "value": lev}
         if not cross:
             leverage["rawUsd"] = fmt_usd(pos.iso_raw if pos is not None else 0)

@@ -7,12 +7,15 @@ equity, and its bankruptcy price is ``mark − E · mm_p / (M · szi)``.  A book
 limited at that price, so it can never leave the account below zero; an insurance takeover
 happens at it, which moves the deficit (or surplus) to the fund exactly.  ADL starts from it too,
 but caps what each counterparty pays at what it can pay without going below zero
-(``adl_charges``).
+(``adl_charges``).  ADL reduces the opposite side in ``adl_order``.
+
+Pure functions over integers (micro-USDC, lots, price units: ``core.numbers``) and ``Fraction``;
+the estimates shown to users (liquidation price, max trade size) are in ``risk.estimates``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
 
 from perpbox.core.numbers import RATE_SCALE
@@ -35,13 +38,32 @@ def allocate(total: int, weights: Sequence[int]) -> list[int]:
     return out
 
 
+def bankruptcy_price(mark: int, szi: int, equity_share: int) -> Fraction | None:
+    """The price (price units, exact) at which the position ``szi`` carrying ``equity_share``
+    (micro-USDC) of its account's equity leaves that share at zero (reference perp-mechanics
+    §2.8, dYdX v4's rule; the share is ``E · mm_p / M``, split exactly by ``allocate``)::
+
+        bankruptcy = mark − equity_share / szi
+
+    (a long below the mark, a short above it when the share is positive; on the other side of the
+    mark when the share is negative, an account already under water).  Exact, no rounding: an
+    order limited at it rounds toward the mark (the system's side), as ``bankruptcy_limit``
+    does.  None for a zero size and when the price is not positive (a long whose share is at
+    least its notional cannot go bankrupt)."""
+    if szi == 0:
+        return None
+    px = mark - Fraction(equity_share, szi)
+    return px if px > 0 else None
+
+
 def bankruptcy_limit(mark: int, szi: int, equity_share: int, fee_rate: int = 0) -> int:
     """The worst price a liquidation order closing all of ``szi`` may trade at without the
     position's ``equity_share`` (micro-USDC) going below zero once the order's taker fee
     (``fee_rate``, 1e-8) is paid: a long sells at ``px ≥ (mark·size − share) / (size·(1 − fee))``,
     a short buys at ``px ≤ (mark·size + share) / (size·(1 + fee))``; rounded toward the mark (the
     system's side), and never below one price unit.  Per-fill fee rounding (< 1 micro-USDC a fill)
-    is the only slack left, covered by the backstop."""
+    is the only slack left, covered by the backstop.  With ``fee_rate = 0`` this is
+    ``bankruptcy_price`` rounded toward the mark (up for a long, at least 1; down for a short)."""
     size = abs(szi)
     if szi > 0:
         num = (mark * size - equity_share) * RATE_SCALE
@@ -87,3 +109,17 @@ def adl_score(mark: int, szi: int, entry_ntl: int, value: int) -> Fraction:
     ntl = abs(szi) * mark
     pnl_ratio = Fraction(ntl, entry_ntl) if szi > 0 else Fraction(entry_ntl, ntl)
     return pnl_ratio * Fraction(ntl, value)
+
+
+def adl_order(mark: int, entries: Iterable[tuple[str, int, int, int]]) -> list[str]:
+    """The keys of one side's holders of a market in the order ADL reduces them (reference
+    hyperliquid-api §6.4): ``entries`` are ``(key, szi, entry_ntl, value)`` — the position's
+    signed size (lots), cost basis (micro-USDC, > 0) and the value at stake (micro-USDC: the
+    cross account value for a cross position, the isolated value for an isolated one) — and
+    ``mark`` the market's mark (price units).  Highest ``adl_score`` first (most profit × leverage);
+    equal scores, including every holder with no positive value (score 0), by ascending key.
+    Exact (scores are ``Fraction``s), so the order never depends on rounding.  The caller passes
+    one side only; nothing is filtered out."""
+    ranked = [(-adl_score(mark, szi, entry_ntl, value), key) for key, szi, entry_ntl, value in entries]
+    ranked.sort()
+    return [key for _, key in ranked]
