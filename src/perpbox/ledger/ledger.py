@@ -1,5 +1,16 @@
 """The ledger: the only code that moves USDC or changes a position.
 
+What this module is for: every change to money or to a position goes through one of its
+operations (``deposit``, ``withdraw``, ``transfer``, ``move_isolated``, ``apply_fill``,
+``pay_funding``, ``book_remainder``, ``pay_builder``, ``transfer_position``,
+``settle_position``, ``set_leverage``).  Each operation but the fill describes its change as a
+``Batch`` and hands it to ``Ledger.update``, the one choke point (dYdX v4's
+``UpdateSubaccounts``): ``can_update`` checks the whole batch against the current state and
+``update`` applies all of it or, on the first broken rule, raises that rule's coded error
+(``perpbox.ledger.errors``) having changed nothing.  Outside ``_apply`` (the batch's apply step)
+and the ``apply_fill`` fast path, nothing here assigns ``raw_usd``, ``szi``, ``entry_ntl`` or
+``iso_raw`` (the exchange only reads them).
+
 Money model (dYdX v4's, and Hyperliquid's ``rawUsd``): each account holds a USDC cash balance,
 ``raw_usd``, in micro-USDC.  A trade moves ``px * sz`` of cash from buyer to seller, exactly, and
 changes the two position sizes by ``sz``; nothing is "realised" as money on close, because
@@ -7,26 +18,59 @@ account value is ``raw_usd + size * mark`` at all times.  An isolated position k
 bucket, ``iso_raw``, moved in and out of the account's cross cash.  So conservation is a sum of
 integers:
 
-    Σ raw_usd + Σ iso_raw + fee account == deposits − withdrawals      (always, to the unit)
+    Σ raw_usd + Σ iso_raw + fee account + clearing == deposits − withdrawals      (always, to the unit)
 
-The entry price (size-weighted average of opening trades, Hyperliquid's rule) and realised PnL are
-kept for reporting only, as an integer cost basis ``entry_ntl``; when part of a position closes the
-cost removed is ``entry_ntl * closed // size`` (floor; the rounding stays in the remaining cost
-basis and moves no money).
+``clearing`` holds what is in flight between the calls of one funding round or one market
+settlement (each payment or settled position alone creates or destroys cash; over the round they
+net to zero, the funding remainder booked to the fee account included), so outside a round
+``total_cash() == deposits − withdrawals``.
+
+Rules checked by ``can_update`` (codes in ``errors``): stated amounts (deposit, withdrawal,
+transfer) are positive; cash is taken only from an existing account; a spot wallet never goes
+negative (perp cross cash may: positions back it, and an ADL shortfall stays there); a position
+change names a registered account and its own slot; after the batch every changed position has
+``entry_ntl >= 0``, zero exactly when its size is zero, no isolated bucket if flat or cross, a
+leverage >= 1, and no cross/isolated switch while open; the batch's cash changes sum to its
+external flow (deposits − withdrawals + clearing).  ``apply_fill`` checks its own: size and price
+positive, an isolated leverage >= 1, and a consistent entry before the fill (the fill's arithmetic
+keeps it so).
+
+Rounding: the entry price (size-weighted average of opening trades, Hyperliquid's rule) and
+realised PnL are kept for reporting only, as an integer cost basis ``entry_ntl``; when part of a
+position closes the cost removed is ``entry_ntl * closed // size`` (floor; the rounding stays in
+the remaining cost basis and moves no money).  Isolated initial margin rounds up (the account
+pays), a partial isolated close releases its share of the bucket's equity rounded down (the
+position keeps the remainder); funding pays ceil and receives floor, the remainder kept by the
+system.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 from perpbox.core.numbers import ceil_div, iabs, mul
 from perpbox.ledger.entry import close_split
+from perpbox.ledger.errors import (
+    AccountExists,
+    BadFill,
+    BadLeverage,
+    BucketOnCrossPosition,
+    BucketOnFlatPosition,
+    EntryInconsistent,
+    LedgerError,
+    ModeSwitchOnOpenPosition,
+    NegativeSpotBalance,
+    NonPositiveAmount,
+    NotConserved,
+    UnknownAccount,
+    UnknownPosition,
+)
 
 FEE_ACCOUNT: Final = "0x00000000000000000000000000000000000fee00"
 
-
-class LedgerError(Exception):
-    """A money movement the ledger refuses (the exchange validates first; this is a backstop)."""
+__all__ = ["FEE_ACCOUNT", "SPOT", "SPOT_PREFIX", "Account", "Batch", "CashChange", "Ledger", "LedgerError", "Position",
+           "PositionChange", "SettingChange", "dex_account", "spot_wallet", "wallet_dex", "wallet_owner"]
 
 
 class Position:
@@ -90,14 +134,201 @@ def wallet_dex(address: str) -> str:
     return address.rpartition(":")[0]
 
 
+# -- the change batch ------------------------------------------------------------------------------
+class CashChange:
+    """Add ``usd`` (signed, micro-USDC) to the cross cash of the account at ``address``; a credit
+    to an address the ledger does not hold creates the account."""
+
+    __slots__ = ("address", "usd")
+
+    def __init__(self, address: str, usd: int) -> None:
+        self.address = address
+        self.usd = usd
+
+
+class PositionChange:
+    """Add the given deltas to position ``pos`` of account ``acct`` (both registered in the
+    ledger): size in lots, cost basis, isolated bucket, realised PnL and cumulative funding."""
+
+    __slots__ = ("acct", "cum_funding", "entry_ntl", "iso_raw", "pos", "realized_pnl", "szi")
+
+    def __init__(self, acct: Account, pos: Position, szi: int = 0, entry_ntl: int = 0, iso_raw: int = 0,
+                 realized_pnl: int = 0, cum_funding: int = 0) -> None:
+        self.acct = acct
+        self.pos = pos
+        self.szi = szi
+        self.entry_ntl = entry_ntl
+        self.iso_raw = iso_raw
+        self.realized_pnl = realized_pnl
+        self.cum_funding = cum_funding
+
+
+class SettingChange:
+    """Set position ``pos`` of ``acct`` to cross (``is_cross``) or isolated at ``leverage``."""
+
+    __slots__ = ("acct", "is_cross", "leverage", "pos")
+
+    def __init__(self, acct: Account, pos: Position, is_cross: bool, leverage: int) -> None:
+        self.acct = acct
+        self.pos = pos
+        self.is_cross = is_cross
+        self.leverage = leverage
+
+
+class Batch:
+    """Changes applied together or not at all.  ``amounts`` are the operation's stated amounts
+    (each must be > 0); ``deposits`` and ``withdrawals`` the money entering and leaving the
+    ledger; ``clearing`` the cash the batch takes out of the clearing balance (funding and
+    settlement: negative puts cash in).  Conservation: Σ cash + Σ bucket deltas ==
+    deposits − withdrawals + clearing."""
+
+    __slots__ = ("amounts", "cash", "clearing", "deposits", "positions", "settings", "withdrawals")
+
+    def __init__(self, cash: Sequence[CashChange] = (), positions: Sequence[PositionChange] = (),
+                 settings: Sequence[SettingChange] = (), amounts: Sequence[int] = (), deposits: int = 0,
+                 withdrawals: int = 0, clearing: int = 0) -> None:
+        self.cash: list[CashChange] = list(cash)
+        self.positions: list[PositionChange] = list(positions)
+        self.settings: list[SettingChange] = list(settings)
+        self.amounts: list[int] = list(amounts)
+        self.deposits = deposits
+        self.withdrawals = withdrawals
+        self.clearing = clearing
+
+
+class _After:
+    """A position's state after a batch (``can_update``'s scratch)."""
+
+    __slots__ = ("entry_ntl", "is_cross", "iso_raw", "leverage", "pos", "switched", "szi")
+
+    def __init__(self, pos: Position) -> None:
+        self.pos = pos
+        self.szi = pos.szi
+        self.entry_ntl = pos.entry_ntl
+        self.iso_raw = pos.iso_raw
+        self.is_cross = pos.is_cross
+        self.leverage = pos.leverage
+        self.switched = False
+
+
+def _after(states: list[_After], pos: Position) -> _After:
+    for st in states:
+        if st.pos is pos:
+            return st
+    st = _After(pos)
+    states.append(st)
+    return st
+
+
 class Ledger:
     def __init__(self) -> None:
         self.accounts: dict[str, Account] = {FEE_ACCOUNT: Account(FEE_ACCOUNT)}
         self.deposits = 0
         self.withdrawals = 0
+        # cash in flight within a funding round or a market settlement (zero between them)
+        self.clearing = 0
         # accounts whose cash or positions changed since the liquidation index last read them
         # (derived bookkeeping: not part of the state hash)
         self.touched: set[str] = set()
+
+    # -- the choke point ------------------------------------------------------------------------
+    def can_update(self, batch: Batch) -> LedgerError | None:
+        """The first rule ``batch`` breaks against the current state, or None if it may apply."""
+        if batch.deposits < 0 or batch.withdrawals < 0:
+            return NonPositiveAmount(f"external flows must be >= 0: {batch.deposits}, {batch.withdrawals}")
+        for usd in batch.amounts:
+            if usd <= 0:
+                return NonPositiveAmount(f"amount must be positive: {usd}")
+        accounts = self.accounts
+        flow = 0
+        balances: dict[str, int] = {}
+        for c in batch.cash:
+            acct = accounts.get(c.address)
+            if acct is None and c.usd < 0:
+                return UnknownAccount(f"cannot take {-c.usd} from {c.address}: no such account")
+            bal = balances.get(c.address)
+            if bal is None:
+                bal = 0 if acct is None else acct.raw_usd
+            balances[c.address] = bal + c.usd
+            flow += c.usd
+        for address, bal in balances.items():
+            if bal < 0 and address.startswith(SPOT_PREFIX):
+                return NegativeSpotBalance(f"{address} would hold {bal}")
+        states: list[_After] = []
+        for pc in batch.positions:
+            err = self._check_slot(pc.acct, pc.pos)
+            if err is not None:
+                return err
+            st = _after(states, pc.pos)
+            st.szi += pc.szi
+            st.entry_ntl += pc.entry_ntl
+            st.iso_raw += pc.iso_raw
+            flow += pc.iso_raw
+        for sc in batch.settings:
+            err = self._check_slot(sc.acct, sc.pos)
+            if err is not None:
+                return err
+            if sc.leverage < 1:
+                return BadLeverage(f"{sc.acct.address} asset {sc.pos.asset}: leverage {sc.leverage}")
+            st = _after(states, sc.pos)
+            if sc.is_cross != st.is_cross:
+                st.switched = True
+            st.is_cross = sc.is_cross
+            st.leverage = sc.leverage
+        for st in states:
+            where = f"asset {st.pos.asset}"
+            if st.entry_ntl < 0 or (st.szi == 0) != (st.entry_ntl == 0):
+                return EntryInconsistent(f"{where}: size {st.szi} with cost basis {st.entry_ntl}")
+            if st.iso_raw and st.szi == 0:
+                return BucketOnFlatPosition(f"{where}: flat with bucket {st.iso_raw}")
+            if st.iso_raw and st.is_cross:
+                return BucketOnCrossPosition(f"{where}: cross with bucket {st.iso_raw}")
+            if st.leverage < 1:
+                return BadLeverage(f"{where}: leverage {st.leverage}")
+            if st.switched and (st.szi or st.pos.szi):
+                return ModeSwitchOnOpenPosition(f"{where}: open size {st.pos.szi} -> {st.szi}")
+        external = batch.deposits - batch.withdrawals + batch.clearing
+        if flow != external:
+            return NotConserved(f"cash changes sum to {flow}, external flow is {external}")
+        return None
+
+    def update(self, batch: Batch) -> None:
+        """Apply ``batch`` whole, or raise the first rule it breaks and change nothing."""
+        err = self.can_update(batch)
+        if err is not None:
+            raise err
+        self._apply(batch)
+
+    def _check_slot(self, acct: Account, pos: Position) -> LedgerError | None:
+        if self.accounts.get(acct.address) is not acct:
+            return UnknownAccount(f"{acct.address} is not an account of this ledger")
+        if acct.positions.get(pos.asset) is not pos:
+            return UnknownPosition(f"{acct.address} has no such position slot in asset {pos.asset}")
+        return None
+
+    def _apply(self, batch: Batch) -> None:
+        """The apply step: the one place (with ``apply_fill``) that assigns balances and positions.
+        Only called on a batch ``can_update`` accepted."""
+        touched = self.touched
+        for c in batch.cash:
+            self.account(c.address).raw_usd += c.usd
+            if c.address != FEE_ACCOUNT:
+                touched.add(c.address)
+        for pc in batch.positions:
+            pos = pc.pos
+            pos.szi += pc.szi
+            pos.entry_ntl += pc.entry_ntl
+            pos.iso_raw += pc.iso_raw
+            pos.realized_pnl += pc.realized_pnl
+            pos.cum_funding += pc.cum_funding
+            touched.add(pc.acct.address)
+        for sc in batch.settings:
+            sc.pos.is_cross = sc.is_cross
+            sc.pos.leverage = sc.leverage
+            touched.add(sc.acct.address)
+        self.deposits += batch.deposits
+        self.withdrawals += batch.withdrawals
+        self.clearing -= batch.clearing
 
     # -- accounts -------------------------------------------------------------------------------
     def account(self, address: str) -> Account:
@@ -109,9 +340,7 @@ class Ledger:
     def pay_builder(self, builder: str, amount: int) -> None:
         """Move a fill's builder fee (already collected into the fee account) to the builder."""
         if amount:
-            self.accounts[FEE_ACCOUNT].raw_usd -= amount
-            self.account(builder).raw_usd += amount
-            self.touched.add(builder)
+            self.update(Batch(cash=[CashChange(FEE_ACCOUNT, -amount), CashChange(builder, amount)]))
 
     def position(self, acct: Account, asset: int, is_cross: bool, leverage: int) -> Position:
         """The account's position slot in ``asset``, created with the given default settings."""
@@ -120,55 +349,66 @@ class Ledger:
             pos = acct.positions[asset] = Position(asset, is_cross, leverage)
         return pos
 
+    def set_leverage(self, acct: Account, pos: Position, is_cross: bool, leverage: int) -> None:
+        """Set the position's margin mode and leverage (the mode only while it is flat)."""
+        self.update(Batch(settings=[SettingChange(acct, pos, is_cross, leverage)]))
+
     def create_sub_account(self, master: str, sub: str) -> None:
         if sub in self.accounts:
-            raise LedgerError(f"account {sub} exists")
+            raise AccountExists(f"account {sub} exists")
         self.account(master).subs.append(sub)
         self.accounts[sub] = Account(sub, master=master)
 
     # -- money in, out and across --------------------------------------------------------------
     def deposit(self, address: str, usd: int) -> None:
-        if usd <= 0:
-            raise LedgerError("deposit must be positive")
-        self.account(address).raw_usd += usd
-        self.deposits += usd
-        self.touched.add(address)
+        self.update(Batch(cash=[CashChange(address, usd)], amounts=[usd], deposits=usd))
 
     def withdraw(self, address: str, usd: int) -> None:
-        if usd <= 0:
-            raise LedgerError("withdrawal must be positive")
-        self.account(address).raw_usd -= usd
-        self.withdrawals += usd
-        self.touched.add(address)
+        self.update(Batch(cash=[CashChange(address, -usd)], amounts=[usd], withdrawals=usd))
 
     def transfer(self, src: str, dst: str, usd: int) -> None:
-        if usd <= 0:
-            raise LedgerError("transfer must be positive")
-        self.account(src).raw_usd -= usd
-        self.account(dst).raw_usd += usd
-        self.touched.add(src)
-        self.touched.add(dst)
+        self.update(Batch(cash=[CashChange(src, -usd), CashChange(dst, usd)], amounts=[usd]))
 
     def move_isolated(self, acct: Account, pos: Position, usd: int) -> None:
         """Move ``usd`` from cross cash into the isolated bucket (negative: back to cross)."""
-        acct.raw_usd -= usd
-        pos.iso_raw += usd
-        self.touched.add(acct.address)
+        self.update(Batch(cash=[CashChange(acct.address, -usd)], positions=[PositionChange(acct, pos, iso_raw=usd)]))
 
     # -- trades ---------------------------------------------------------------------------------
+    def check_fill(self, pos: Position, px: int, sz: int) -> LedgerError | None:
+        """``apply_fill``'s own rules: size and price positive, an isolated position's leverage
+        >= 1, and a consistent entry before the fill (the fill's arithmetic keeps it so after)."""
+        if sz <= 0 or px <= 0:
+            return BadFill(f"asset {pos.asset}: size {sz} at price {px}")
+        entry = pos.entry_ntl
+        if entry < 0 or (pos.szi == 0) != (entry == 0):
+            return EntryInconsistent(f"asset {pos.asset}: size {pos.szi} with cost basis {entry}")
+        if not pos.is_cross and pos.leverage < 1:
+            return BadLeverage(f"asset {pos.asset}: leverage {pos.leverage}")
+        return None
+
     def apply_fill(self, acct: Account, pos: Position, is_buy: bool, px: int, sz: int, fee: int) -> int:
         """Settle one side of a fill: cash, position size, entry and the fee.  Returns the closed
         PnL of the fill (reporting only, fee excluded).
+
+        The hot path (two calls per trade): it checks its own rules (``check_fill``) before
+        changing anything, and assigns directly rather than through a ``Batch`` (no allocation).
+        It conserves cash by construction: ``px * sz`` and the fee move between this account, its
+        bucket and the fee account (the other side's call moves the notional back).
 
         Isolated positions: opening ``q`` lots moves ``ceil(q * px / leverage)`` (the initial
         margin, rounded up) from cross cash into the position's bucket; closing part of a position
         releases the same share of the bucket's equity at the fill price (rounded down, so the
         position keeps any remainder); closing all of it releases the whole bucket, whatever its
         sign.  The position pays its own fees from its bucket."""
-        self.touched.add(acct.address)
         old = pos.szi
+        entry = pos.entry_ntl
+        if sz <= 0 or px <= 0 or entry < 0 or (old == 0) != (entry == 0) or (pos.leverage < 1 and not pos.is_cross):
+            err = self.check_fill(pos, px, sz)  # the slow path only builds the error
+            if err is not None:
+                raise err
+        self.touched.add(acct.address)
         signed = sz if is_buy else -sz
-        close_qty, removed, closed_pnl = close_split(old, pos.entry_ntl, is_buy, px, sz)
+        close_qty, removed, closed_pnl = close_split(old, entry, is_buy, px, sz)
         open_qty = sz - close_qty
         if close_qty:
             pos.entry_ntl -= removed
@@ -203,44 +443,57 @@ class Ledger:
     # -- funding, transfers of positions, settlement ---------------------------------------
     def pay_funding(self, acct: Account, pos: Position, amount: int) -> None:
         """``amount`` > 0 is paid by the position, < 0 received; from/to its isolated bucket or
-        the account's cross cash."""
+        the account's cross cash (into / out of the clearing balance, which the round's remainder
+        brings back to zero)."""
         if pos.is_cross:
-            acct.raw_usd -= amount
+            batch = Batch(cash=[CashChange(acct.address, -amount)],
+                          positions=[PositionChange(acct, pos, cum_funding=amount)], clearing=-amount)
         else:
-            pos.iso_raw -= amount
-        pos.cum_funding += amount
-        self.touched.add(acct.address)
+            batch = Batch(positions=[PositionChange(acct, pos, iso_raw=-amount, cum_funding=amount)], clearing=-amount)
+        self.update(batch)
 
     def book_remainder(self, usd: int) -> None:
         """A rounding remainder kept by the system (funding pays ceil, receives floor)."""
-        self.accounts[FEE_ACCOUNT].raw_usd += usd
+        self.update(Batch(cash=[CashChange(FEE_ACCOUNT, usd)], clearing=usd))
 
     def transfer_position(self, src: Account, src_pos: Position, dst: Account, dst_pos: Position, sz: int,
                           px: int, usd: int) -> None:
         """``src`` hands ``sz`` lots (signed: the change of *dst*'s position) to ``dst`` at ``px``,
         feeless, and ``usd`` of cash moves from ``src``'s cross cash to ``dst``'s (negative: the
-        other way).  Used by backstop takeovers, insurance-fund takeovers and ADL."""
-        self.apply_fill(dst, dst_pos, sz > 0, px, abs(sz), 0)
-        self.apply_fill(src, src_pos, sz < 0, px, abs(sz), 0)
-        src.raw_usd -= usd
-        dst.raw_usd += usd
+        other way).  Used by backstop takeovers, insurance-fund takeovers and ADL.  Everything is
+        checked before anything moves: both fills' rules and the cash batch (which the fills do not
+        affect)."""
+        cash = Batch(cash=[CashChange(src.address, -usd), CashChange(dst.address, usd)])
+        err = self.can_update(cash)
+        if err is None:
+            err = self._check_slot(src, src_pos) or self._check_slot(dst, dst_pos)
+        if err is None and sz:
+            err = self.check_fill(dst_pos, px, iabs(sz))
+            if err is None and src_pos is not dst_pos:
+                err = self.check_fill(src_pos, px, iabs(sz))
+        if err is not None:
+            raise err
+        if sz:
+            self.apply_fill(dst, dst_pos, sz > 0, px, iabs(sz), 0)
+            self.apply_fill(src, src_pos, sz < 0, px, iabs(sz), 0)
+        self._apply(cash)
 
     def settle_position(self, acct: Account, pos: Position, px: int) -> None:
         """Close the whole position at ``px`` with no counterparty (a halted market's settlement:
-        the market's positions net to zero, so the cash moved over all of them sums to zero)."""
+        the market's positions net to zero, so the cash moved over all of them sums to zero; each
+        one's share passes through the clearing balance)."""
         if pos.szi:
-            self.touched.add(acct.address)
             closed = pos.szi
-            pos.realized_pnl += closed * px - (pos.entry_ntl if closed > 0 else -pos.entry_ntl)
-            pos.entry_ntl = 0
-            if pos.is_cross:
-                acct.raw_usd += closed * px
-            else:
-                acct.raw_usd += pos.iso_raw + closed * px
-                pos.iso_raw = 0
-            pos.szi = 0
+            proceeds = mul(closed, px)
+            pnl = proceeds - (pos.entry_ntl if closed > 0 else -pos.entry_ntl)
+            iso = 0 if pos.is_cross else pos.iso_raw
+            self.update(Batch(cash=[CashChange(acct.address, iso + proceeds)],
+                              positions=[PositionChange(acct, pos, szi=-closed, entry_ntl=-pos.entry_ntl, iso_raw=-iso,
+                                                        realized_pnl=pnl)],
+                              clearing=proceeds))
 
     # -- audits ---------------------------------------------------------------------------------
     def total_cash(self) -> int:
-        """Σ cross cash + Σ isolated buckets + fee account: equals deposits − withdrawals."""
+        """Σ cross cash + Σ isolated buckets + fee account: equals deposits − withdrawals (plus
+        ``clearing``, zero outside a funding round or a market settlement)."""
         return sum(a.raw_usd + sum(p.iso_raw for p in a.positions.values()) for a in self.accounts.values())
