@@ -15,8 +15,8 @@ index in the list of the placement being cancelled.  The identical sequence is r
     fees, no self-trade prevention; Decimal prices and uuid4 order ids).
 
 Throughput is timed over the whole replay of each side: building each command (order) and applying
-it; each op's outcome is kept and tallied after the clock stops.  Each side runs in a process of its
-own and the two take turns of 2,000 ops (``run_alternating``): the shared machine's speed drifts by
+it; each op's outcome is kept and tallied after the clock stops.  Each side runs in a (spawned) process
+of its own and the sides take turns of 2,000 ops (``run_alternating``): the shared machine's speed drifts by
 ±30% within seconds, and turns give both sides the same machine, while separate processes keep each
 side's heap and garbage collections its own.  Both sides start from a settled heap as ``perpbox
 serve`` does after loading (one collection, ``gc.freeze()``, and serve's collection thresholds,
@@ -33,11 +33,30 @@ and cancels target an order that is live at that point (in the reference book). 
 the same matching semantics as that reference book, so its fill count must equal the generator's
 exactly (checked below); the engine may differ slightly -- see ``explain_fill_difference``.
 
-The last line printed is exactly::
+``--baseline SRC`` (another perpbox ``src`` directory, e.g. a copy of the sources and compiled
+``.so`` files taken before a refactor) adds a fourth side, the *baseline engine*: the identical op
+sequence through the ``Exchange`` of that build, in its own turns like the others.  ``--src SRC``
+chooses the engine side's build the same way (default: this checkout's ``src``, else the installed
+perpbox).  Each engine side's process puts its directory first on ``sys.path`` before importing
+perpbox, stops if ``perpbox.__file__`` is not under it, and the bench prints ``perpbox.__file__``
+and whether ``perpbox.exchange.engine`` is compiled (a ``.so``) for both.  Their outcomes must be
+identical (a warning says otherwise).  ``--repeat N`` runs N rounds, each with fresh processes and
+the first turn alternating between rounds, prints each round's ops/s and ratios, then the median and
+range (min–max) of each ratio: engine/pyorderbook and, with ``--baseline``, engine/baseline.
+
+The last line printed is exactly (with ``--repeat``: the medians of the rounds)::
 
     engine_ops_per_s=<int> pyorderbook_ops_per_s=<int> ratio=<float>
 
-Run: ``.venv/bin/python bench/engine.py [--ops N] [--seed S] [--cpython-gc] [--latency-ops N] [--no-floor]``.
+and, with ``--baseline``, the line before it is::
+
+    baseline_ops_per_s=<int> engine_baseline_ratio=<float>
+
+Run: ``.venv/bin/python bench/engine.py [--ops N] [--seed S] [--cpython-gc] [--latency-ops N] [--no-floor]
+[--repeat N] [--src SRC] [--baseline SRC]``, e.g. before/after a refactor of the engine::
+
+    cp -a src /tmp/before-src                     # with its compiled .so files, before the change
+    .venv/bin/python bench/engine.py --src src --baseline /tmp/before-src --repeat 5
 """
 
 from __future__ import annotations
@@ -49,6 +68,7 @@ import random
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from heapq import heappop, heappush
 from pathlib import Path
 
@@ -490,6 +510,17 @@ def explain_fill_difference() -> str:
 
 
 CPYTHON_GC_THRESHOLDS = (700, 10, 10)
+
+
+def serve_heap() -> tuple[tuple[int, int, int], Callable[[tuple[int, int, int]], None]]:
+    """``perpbox serve``'s collection thresholds and heap-settling function, from the perpbox this
+    process imported (``store.sequencer``; a baseline build from before issue 18 has them in
+    ``api.venue``)."""
+    try:
+        from perpbox.store.sequencer import GC_THRESHOLDS, settle_heap
+    except ImportError:
+        from perpbox.api.venue import GC_THRESHOLDS, settle_heap  # type: ignore[no-redef]
+    return GC_THRESHOLDS, settle_heap
 BLOCK = 2_000  # ops per turn: the two sides take turns of this many ops each (run_alternating)
 
 
@@ -500,18 +531,55 @@ def _quiet_pyorderbook() -> None:
     logging.getLogger("pyorderbook.book").setLevel(logging.CRITICAL)
 
 
-def _side_process(conn, side: str, ops: list[tuple], gc_thresholds: tuple[int, int, int]) -> None:
-    """One side of the comparison, in a process of its own: it builds its state, settles its heap
-    as ``perpbox serve`` does, then replays the blocks it is sent and reports their seconds."""
-    from perpbox.store.sequencer import settle_heap
+ENGINE_SIDES = ("engine", "baseline")  # the sides that replay through a perpbox Exchange
+SIDE_LABELS = {"engine": "perpbox engine", "baseline": "baseline engine", "pyorderbook": "pyorderbook",
+               "floor": "floor"}
+
+
+def import_perpbox_from(src: str | None) -> dict[str, object]:
+    """Put ``src`` (a perpbox ``src`` directory; None: leave ``sys.path`` as it is) first on
+    ``sys.path``, import the engine and report where it came from: ``perpbox.__file__``, the file of
+    ``perpbox.exchange.engine`` and whether that is a compiled (mypyc) extension.  Exits if perpbox
+    was already imported from elsewhere or does not come from ``src``."""
+    if src is not None:
+        root = Path(src).resolve()
+        if "perpbox" in sys.modules:  # a process that imported perpbox cannot swap it for another build
+            raise SystemExit(f"perpbox already imported from {sys.modules['perpbox'].__file__}, not {root}")
+        sys.path.insert(0, str(root))
+    import perpbox
+    import perpbox.exchange.engine as engine_module
+
+    info: dict[str, object] = {
+        "perpbox": perpbox.__file__,
+        "engine_module": engine_module.__file__,
+        "compiled": str(engine_module.__file__).endswith(".so"),
+    }
+    if src is not None and not Path(str(perpbox.__file__)).resolve().is_relative_to(root):
+        raise SystemExit(f"asked for perpbox from {root}, imported {perpbox.__file__}")
+    return info
+
+
+def describe_build(info: dict[str, object]) -> str:
+    return (f"perpbox.__file__={info['perpbox']}  perpbox.exchange.engine "
+            f"{'compiled' if info['compiled'] else 'NOT compiled (pure Python)'}: {info['engine_module']}")
+
+
+def _side_process(conn, side: str, ops: list[tuple], gc_thresholds: tuple[int, int, int], src: str | None) -> None:
+    """One side of the comparison, in a fresh process of its own: it imports perpbox from ``src``
+    (``import_perpbox_from``; the first message it sends back says from where), builds its state,
+    settles its heap as ``perpbox serve`` does, then replays the blocks it is sent and reports their
+    seconds."""
+    info = import_perpbox_from(src)
+    _, settle_heap = serve_heap()
 
     _quiet_pyorderbook()
-    if side == "engine":
+    if side in ENGINE_SIDES:
         runner = EngineRunner(ops)
     elif side == "floor":
         runner = EngineRunner(ops, OutputOnlyExchange())
     else:
         runner = PyorderbookRunner(ops)
+    conn.send(info)
     settle_heap(gc_thresholds)
     while (span := conn.recv()) is not None:
         conn.send(runner.block(*span))
@@ -520,23 +588,37 @@ def _side_process(conn, side: str, ops: list[tuple], gc_thresholds: tuple[int, i
 
 
 def run_alternating(ops: list[tuple], sides: tuple[str, ...], gc_thresholds: tuple[int, int, int],
-                    block: int = BLOCK) -> dict[str, tuple[float, dict]]:
+                    block: int = BLOCK, srcs: dict[str, str | None] | None = None,
+                    ) -> dict[str, tuple[float, dict, dict]]:
     """Replay ``ops`` through each side, the sides taking turns of ``block`` ops (who goes first
-    alternates), each side in its own process.  Returns side -> (seconds, tally).
+    alternates), each side in its own process.  ``srcs`` maps a side to the perpbox ``src``
+    directory it imports from (default: this process's ``sys.path``).  Returns side -> (seconds,
+    tally, build info from ``import_perpbox_from``).
 
     Why: this shared 2-core machine drifts in speed by ±30% within seconds, so two long runs one
     after the other compare two different machines.  Short alternating turns give both sides the
     same machine; separate processes keep each side's heap, and so its garbage collections, its own
-    (in one process a collection started by one side would walk the other side's objects too)."""
-    ctx = multiprocessing.get_context("fork")
+    (in one process a collection started by one side would walk the other side's objects too).
+    The processes are spawned, not forked: a fresh interpreter is the only way for the baseline side
+    to import another build of perpbox (a compiled build cannot be unloaded), and every side starts
+    the same way so that none inherits the parent's heap."""
+    ctx = multiprocessing.get_context("spawn")
+    srcs = srcs or {}
     conns = {}
     procs = []
     for side in sides:
         parent_end, child_end = ctx.Pipe()
-        proc = ctx.Process(target=_side_process, args=(child_end, side, ops, gc_thresholds), daemon=True)
+        proc = ctx.Process(target=_side_process, args=(child_end, side, ops, gc_thresholds, srcs.get(side)),
+                           daemon=True)
         proc.start()
         procs.append(proc)
         conns[side] = parent_end
+    infos = {}
+    for side in sides:
+        try:
+            infos[side] = conns[side].recv()
+        except EOFError:
+            raise SystemExit(f"side {side!r} failed to start (see its error above)") from None
     seconds = dict.fromkeys(sides, 0.0)
     for turn, start in enumerate(range(0, len(ops), block)):
         span = (start, min(len(ops), start + block))
@@ -546,10 +628,21 @@ def run_alternating(ops: list[tuple], sides: tuple[str, ...], gc_thresholds: tup
     out = {}
     for side in sides:
         conns[side].send(None)
-        out[side] = (seconds[side], conns[side].recv())
+        out[side] = (seconds[side], conns[side].recv(), infos[side])
     for proc in procs:
         proc.join()
     return out
+
+
+def _median(xs: list[float]) -> float:
+    s = sorted(xs)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+def _spread(xs: list[float], fmt: str) -> str:
+    """``median (min–max)`` of ``xs``, each formatted with ``fmt``."""
+    return f"{_median(xs):{fmt}} ({min(xs):{fmt}}–{max(xs):{fmt}})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -563,14 +656,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cpython-gc", action="store_true",
                     help=f"keep CPython's collection thresholds {CPYTHON_GC_THRESHOLDS} instead of perpbox serve's")
     ap.add_argument("--block", type=int, default=BLOCK, help=f"ops per turn (default {BLOCK})")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="alternating rounds, each with fresh processes; medians and ranges are printed (default 1)")
+    ap.add_argument("--src", metavar="SRC", default=None,
+                    help="perpbox src directory the engine side (and the harness) imports from "
+                         f"(default: this checkout's {_SRC} if present, else the installed perpbox)")
+    ap.add_argument("--baseline", metavar="SRC", default=None,
+                    help="a further side, the baseline engine: the same ops through the Exchange of the "
+                         "perpbox in this other src directory (e.g. the build before a refactor)")
     ap.add_argument("--pyorderbook-only", action="store_true", help="skip the engine (debugging)")
     ap.add_argument("--no-floor", action="store_true",
                     help="skip the floor side (the harness with an output-only stand-in engine)")
     args = ap.parse_args(argv)
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
 
     _quiet_pyorderbook()
+    # the engine side's perpbox, imported here too (the workload check, the latency pass)
+    main_info = import_perpbox_from(args.src)
     # what ``perpbox serve`` does after loading its state, done by each timed side alike
-    from perpbox.store.sequencer import GC_THRESHOLDS, settle_heap
+    GC_THRESHOLDS, settle_heap = serve_heap()
 
     t0 = time.perf_counter()
     ops, gstats = generate(args.ops, args.seed)
@@ -585,31 +690,62 @@ def main(argv: list[str] | None = None) -> int:
           f"marketable_into_empty_side={gstats.get('marketable_into_empty_side', 0)}")
 
     sides: tuple[str, ...] = ("pyorderbook",) if args.pyorderbook_only else ("engine", "pyorderbook")
+    if args.baseline:
+        sides += ("baseline",)
     if not args.no_floor:
         sides += ("floor",)
+    # every side but the baseline imports from the parent's sys.path, i.e. what main_info reports
+    srcs = {side: args.src for side in sides}
+    if args.baseline:
+        srcs["baseline"] = args.baseline
     gc_thresholds = CPYTHON_GC_THRESHOLDS if args.cpython_gc else GC_THRESHOLDS
-    runs = run_alternating(ops, sides, gc_thresholds, args.block)
-    pob_s, pob = runs["pyorderbook"]
-    pob_rate = len(ops) / pob_s
-    eng, eng_rate = None, 0.0
-    if "engine" in runs:
-        eng_s, eng = runs["engine"]
-        eng_rate = len(ops) / eng_s
     print(f"timed: each side in its own process, taking turns of {args.block} ops; heap settled (collect, freeze), "
-          f"gc thresholds {gc_thresholds}{' (CPython default)' if args.cpython_gc else ' (as perpbox serve)'}")
+          f"gc thresholds {gc_thresholds}{' (CPython default)' if args.cpython_gc else ' (as perpbox serve)'}; "
+          f"{args.repeat} round(s)")
+
+    rates: dict[str, list[float]] = {side: [] for side in sides}
+    ratio_pob: list[float] = []  # engine / pyorderbook, per round
+    ratio_base: list[float] = []  # engine / baseline, per round
+    runs: dict[str, tuple[float, dict, dict]] = {}
+    for rnd in range(args.repeat):
+        # who goes first alternates between rounds too
+        order = sides if rnd % 2 == 0 else sides[::-1]
+        runs = run_alternating(ops, order, gc_thresholds, args.block, srcs)
+        if rnd == 0:
+            for side in ENGINE_SIDES:
+                if side in runs:
+                    print(f"  {SIDE_LABELS[side]}: {describe_build(runs[side][2])}")
+        for side in sides:
+            rates[side].append(len(ops) / runs[side][0])
+        parts = [f"{SIDE_LABELS[side]} {int(rates[side][-1])}" for side in sides]
+        line = f"round {rnd + 1}/{args.repeat}: ops/s " + ", ".join(parts)
+        if "engine" in runs:
+            ratio_pob.append(rates["engine"][-1] / rates["pyorderbook"][-1])
+            line += f"; engine/pyorderbook {ratio_pob[-1]:.2f}"
+            if "baseline" in runs:
+                ratio_base.append(rates["engine"][-1] / rates["baseline"][-1])
+                line += f"; engine/baseline {ratio_base[-1]:.3f}"
+        print(line, flush=True)
+
+    # the counts are deterministic: those of the last round stand for all
+    pob = runs["pyorderbook"][1]
+    eng = runs["engine"][1] if "engine" in runs else None
+    base = runs["baseline"][1] if "baseline" in runs else None
+    cols = ["engine", "pyorderbook"] + (["baseline"] if base else [])
     print()
-    print(f"{'':<22}{'perpbox engine':>16}{'pyorderbook':>16}")
+    print(f"{'':<22}" + "".join(f"{SIDE_LABELS[side]:>16}" for side in cols))
     rows = ["placed", "place_error", "cancel_ok", "cancel_failed", "cancel_unknown", "fills", "fill_lots"]
     for key in rows:
-        e = eng["counts"].get(key, 0) if eng else "-"
-        print(f"{key:<22}{e!s:>16}{pob['counts'].get(key, 0)!s:>16}")
+        print(f"{key:<22}" + "".join(f"{(runs[s][1]['counts'].get(key, 0) if s in runs else '-')!s:>16}" for s in cols))
     if eng:
-        print(f"{'stp_canceled':<22}{eng['counts'].get('stp_canceled', 0)!s:>16}{'n/a':>16}")
-        print(f"{'seconds':<22}{eng_s:>16.2f}{pob_s:>16.2f}")
-    else:
-        print(f"{'seconds':<22}{'-':>16}{pob_s:>16.2f}")
+        print(f"{'stp_canceled':<22}" + "".join(
+            f"{('n/a' if s == 'pyorderbook' else runs[s][1]['counts'].get('stp_canceled', 0))!s:>16}" for s in cols))
+    print(f"{'seconds (last round)':<22}"
+          + "".join(f"{runs[s][0]:>16.2f}" if s in runs else f"{'-':>16}" for s in cols))
     if pob["counts"]["fills"] != gstats.get("ref_fills", 0):
         print(f"WARNING: pyorderbook fills {pob['counts']['fills']} != reference {gstats.get('ref_fills')}")
+    if eng and base and (eng["counts"] != base["counts"] or eng["errors"] != base["errors"]):
+        print("WARNING: the engine's and the baseline's outcomes differ on the same op sequence")
     if eng:
         if eng["errors"]:
             print("engine error responses / unusual closes (top 5; cancels of done orders are expected):")
@@ -626,7 +762,8 @@ def main(argv: list[str] | None = None) -> int:
             runner.block(0, n_lat, lat)
             del runner
             print()
-            print(f"engine latency per op (separate pass over {n_lat} ops, perf_counter_ns around apply), us:")
+            print(f"engine latency per op (separate pass over {n_lat} ops, perf_counter_ns around apply, "
+                  f"in this process: {describe_build(main_info)}), us:")
             print(f"  {'op':<12}{'n':>9}{'p50':>9}{'p90':>9}{'p99':>9}{'p99.9':>9}{'max':>10}")
             for op in (LIMIT, CANCEL, MARKETABLE):
                 s = sorted(lat[op])
@@ -634,11 +771,23 @@ def main(argv: list[str] | None = None) -> int:
                       f"{pct(s, .99):>9.1f}{pct(s, .999):>9.1f}{(s[-1] / 1000 if s else 0):>10.1f}")
 
     if "floor" in runs:
-        floor_rate = len(ops) / runs["floor"][0]
+        floor_rate = _median(rates["floor"])
         print(f"floor: {int(floor_rate)} ops/s -- the same harness (loop, command objects) with a stand-in engine "
               "that only builds one event and one status per op (OutputOnlyExchange): the ceiling here for any "
               "engine whose output is built in Python")
-    ratio = eng_rate / pob_rate if pob_rate else 0.0
+    if args.repeat > 1:
+        print(f"over {args.repeat} rounds, median (min–max):")
+        for side in sides:
+            print(f"  {SIDE_LABELS[side] + ' ops/s':<26}{_spread(rates[side], '.0f')}")
+        if ratio_pob:
+            print(f"  {'ratio engine/pyorderbook':<26}{_spread(ratio_pob, '.2f')}")
+        if ratio_base:
+            print(f"  {'ratio engine/baseline':<26}{_spread(ratio_base, '.3f')}")
+    eng_rate = _median(rates["engine"]) if "engine" in rates else 0.0
+    pob_rate = _median(rates["pyorderbook"])
+    ratio = _median(ratio_pob) if ratio_pob else 0.0
+    if ratio_base:
+        print(f"baseline_ops_per_s={int(_median(rates['baseline']))} engine_baseline_ratio={_median(ratio_base):.3f}")
     print(f"engine_ops_per_s={int(eng_rate)} pyorderbook_ops_per_s={int(pob_rate)} ratio={ratio:.2f}")
     return 0
 
