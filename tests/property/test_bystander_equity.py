@@ -404,10 +404,10 @@ def b_settings(ex: Exchange, bs: Base) -> list[Any]:
                            o.triggered, o.builder, o.builder_fee))
         out.append((addr, acct.master, tuple(acct.subs), acct.n_reduce_only, sorted(acct.cloids.items()), orders,
                     [p.state() for _, p in sorted(acct.positions.items())],
-                    ex.agents_of(addr), sorted((k, v) for k, v in ex.builder_fees.items() if k[0] == addr),
-                    ex.cancel_schedule.get(addr), ex.scheduled_fired.get(addr)))
+                    ex.agents_of(addr), sorted((k, v) for k, v in ex.access.builder_fees.items() if k[0] == addr),
+                    ex.access.cancel_schedule.get(addr), ex.access.scheduled_fired.get(addr)))
     out.append(sorted((o.oid, o.status) for o in ex.orders.values() if o.user in wallets(bs)))
-    out.append(sorted((agent, e) for agent, e in ex.agents.items() if e[0] in wallets(bs)))
+    out.append(sorted((agent, e) for agent, e in ex.access.agents.items() if e[0] in wallets(bs)))
     return out
 
 

@@ -461,7 +461,7 @@ class Checker:
 
     def event(self, ctx: Ctx, cmd: C.Command, ev: V.Event) -> None:
         m = self.m
-        apply = m._appliers[type(ev)]
+        apply = m.sink.appliers[type(ev)]
         t = type(ev)
         if t is V.Fill:
             a = ev.asset
@@ -638,7 +638,7 @@ class Checker:
             STATS["ADL transfers"] += 1
         else:
             assert ev.dst == g.liquidator and ev.sz == src0, f"takeover must take the whole position: {ev}"
-        m._appliers[type(ev)](ev)
+        m.sink.appliers[type(ev)](ev)
         if g.method == "adl":
             dst1 = self.szi(ev.dst, a)
             assert dst1 * dst0 >= 0 and abs(dst1) == abs(dst0) - abs(ev.sz), (ev, dst0, dst1)

@@ -23,8 +23,8 @@ def test_first_asset_creates_the_dex_and_its_deployer(sim: Sim) -> None:
     _deploy_gold(sim)
     spec = sim.ex.markets[GOLD]
     assert (spec.name, spec.dex, spec.sz_decimals, spec.max_leverage) == ("GOLD", "dv", 2, 20)
-    assert sim.ex.dex_deployer["dv"] == CAROL and sim.ex.dex_full_names["dv"] == "Dev metals"
-    assert sim.ex.table_ids[GOLD] == 20 and sim.ex.prices[GOLD] == 2_650_0000
+    assert sim.ex.dex_deployer["dv"] == CAROL and sim.ex.deploy.dex_full_names["dv"] == "Dev metals"
+    assert sim.ex.deploy.table_ids[GOLD] == 20 and sim.ex.prices[GOLD] == 2_650_0000
     sim.deposit(ALICE, 10_000)
     assert sim.do(C.RegisterAsset, user=ALICE, dex="dv", coin="SILV", sz_decimals=1, oracle_px=3125,
                   margin_table_id=10) == {"error": "Only the deployer of this dex may do that."}

@@ -32,7 +32,9 @@ import msgspec
 # Derived or scratch attributes the snapshot does not carry (``store.snapshot.DERIVED`` less what is
 # rebuilt exactly): the dispatch tables (bound methods), the last command's output, the liquidation
 # pre-filter (rebuilt from the ledger on the next sweep).
-NOT_COMPARED = {"_handlers", "_appliers", "_out", "last_response", "position_index"}
+# The event sink holds the appliers (bound methods); the fee-tier cache and the matching scratch
+# are rebuilt on first use.
+NOT_COMPARED = {"_handlers", "sink", "last_response", "position_index", "_fee_tiers", "_fee_day", "_oi_stopped"}
 
 USD = 10**6
 CLIENTS = ["0x" + f"{0xC1 << 152 | i:040x}" for i in range(1, 7)]

@@ -212,16 +212,16 @@ class InfoAPI:
         tables = {}
         for s in specs:
             entry: dict[str, Any] = {"szDecimals": s.sz_decimals, "name": coin_name(s), "maxLeverage": s.max_leverage,
-                                     "marginTableId": self.ex.table_ids[s.asset]}
+                                     "marginTableId": self.ex.table_id(s.asset)}
             if s.only_isolated:
                 entry["onlyIsolated"] = True
                 entry["marginMode"] = s.margin_mode.value
             if self.ex.status(s.asset) == "halted":
                 entry["isDelisted"] = True
             universe.append(entry)
-            tables[self.ex.table_ids[s.asset]] = s.margin_table
+            tables[self.ex.table_id(s.asset)] = s.margin_table
         for table_id in self.ex.dex_tables(dex):  # inserted by the deployer, maybe unused yet
-            tables[table_id] = self.ex.margin_tables[table_id][1]
+            tables[table_id] = self.ex.margin_table(table_id)
         return {"universe": universe, "marginTables": [[i, margin_table_json(t)] for i, t in sorted(tables.items())],
                 "collateralToken": 0}
 
@@ -273,7 +273,7 @@ class InfoAPI:
         for dex in self.dexes:
             specs = self.specs(dex)
             out.append({
-                "name": dex, "fullName": self.ex.dex_full_names.get(dex, dex),
+                "name": dex, "fullName": self.ex.dex_full_name(dex),
                 "deployer": self.ex.dex_deployer.get(dex, ""),
                 "oracleUpdater": None, "feeRecipient": None,
                 "assetToStreamingOiCap": [[coin_name(s), fmt_usd(self.ex.config[s.asset].oi_cap_ntl)] for s in specs],

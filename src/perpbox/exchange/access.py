@@ -19,11 +19,15 @@ keeps in its L1 state (so they are commands and events here, durable and replaya
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from perpbox.core import errors as E
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
+from perpbox.exchange.ports import OrderDesk
+from perpbox.exchange.sink import Applier, EventSink
+from perpbox.ledger.ledger import Ledger
+from perpbox.risk.margin import MarginView
 
 ZERO_ADDRESS = "0x" + "0" * 40
 MAX_NAMED_AGENTS = 3
@@ -50,28 +54,28 @@ TOO_MANY_SCHEDULED = "Too many scheduled cancels triggered for the day. Limit is
 
 
 class AccountAccess:
-    """Mixin of ``Exchange`` (it relies on ``_emit``, ``ledger``, ``orders`` and ``_close``)."""
+    """Owns API wallets, builder-fee approvals and dead man's switches (commands and appliers);
+    reads accounts from the ledger and a builder's value from the margin view."""
 
-    agents: dict[str, tuple[str, str, int]]  # agent -> (master, name, valid_until)
-    agents_by_master: dict[str, dict[str, str]]  # master -> name -> agent (the same entries, indexed)
-    used_agents: set[str]  # every address ever approved as an agent
-    builder_fees: dict[tuple[str, str], int]
-    cancel_schedule: dict[str, int]
-    scheduled_fired: dict[str, tuple[int, int]]  # user -> (UTC day, firings that day)
+    def __init__(self, sink: EventSink, ledger: Ledger, margin: MarginView) -> None:
+        self.sink = sink
+        self.ledger = ledger
+        self.margin = margin
+        self.agents: dict[str, tuple[str, str, int]] = {}  # agent -> (master, name, valid_until)
+        self.agents_by_master: dict[str, dict[str, str]] = {}  # master -> name -> agent (the same entries)
+        self.used_agents: set[str] = set()  # every address ever approved as an agent
+        self.builder_fees: dict[tuple[str, str], int] = {}
+        self.cancel_schedule: dict[str, int] = {}
+        self.scheduled_fired: dict[str, tuple[int, int]] = {}  # user -> (UTC day, firings that day)
 
-    def _init_access(self) -> None:
-        self.agents = {}
-        self.agents_by_master = {}
-        self.used_agents = set()
-        self.builder_fees = {}
-        self.cancel_schedule = {}
-        self.scheduled_fired = {}
+    STATE: ClassVar[tuple[str, ...]] = (
+        "agents", "agents_by_master", "used_agents", "builder_fees", "cancel_schedule", "scheduled_fired")
 
-    def _access_handlers(self) -> dict[type, Any]:
+    def handlers(self) -> dict[type, Any]:
         return {C.ApproveAgent: self._cmd_approve_agent, C.ApproveBuilderFee: self._cmd_approve_builder_fee,
                 C.ScheduleCancel: self._cmd_schedule_cancel, C.Noop: self._cmd_noop}
 
-    def _access_appliers(self) -> dict[type, Any]:
+    def appliers(self) -> dict[type, Applier]:
         return {V.AgentApproved: self._on_agent_approved, V.BuilderFeeApproved: self._on_builder_fee_approved,
                 V.CancelScheduled: self._on_cancel_scheduled}
 
@@ -94,7 +98,7 @@ class AccountAccess:
     def agent_approval_error(self, user: str, agent: str, name: str, valid_until: int, ts: int) -> str | None:
         """Why ``user`` may not approve ``agent`` under ``name`` now, or None.  The engine's rule;
         the API asks it first so that a refusal is answered without touching the log."""
-        if user not in self.ledger.accounts:  # type: ignore[attr-defined]
+        if user not in self.ledger.accounts:
             return E.MUST_DEPOSIT.format(user=user)
         if len(name) > MAX_AGENT_NAME or "valid_until" in name or not name.isprintable():
             return AGENT_NAME_INVALID
@@ -108,10 +112,10 @@ class AccountAccess:
         if not renewing:
             if agent in self.used_agents:
                 return AGENT_ALREADY_USED
-            if agent in self.ledger.accounts:  # type: ignore[attr-defined]
+            if agent in self.ledger.accounts:
                 return AGENT_IS_USER
         names = self.agents_by_master.get(user, {})
-        limit = MAX_NAMED_AGENTS + NAMED_AGENTS_PER_SUB * len(self.ledger.accounts[user].subs)  # type: ignore[attr-defined]
+        limit = MAX_NAMED_AGENTS + NAMED_AGENTS_PER_SUB * len(self.ledger.accounts[user].subs)
         if name and name not in names and sum(1 for n in names if n) >= limit:
             return TOO_MANY_AGENTS.format(limit=limit)
         return None
@@ -121,21 +125,21 @@ class AccountAccess:
         bad = self.agent_approval_error(cmd.user, cmd.agent, cmd.name, cmd.valid_until, cmd.ts)
         if bad is not None:
             return {"error": bad}
-        self._emit(V.AgentApproved(ts=cmd.ts, user=cmd.user, agent=cmd.agent, name=cmd.name,  # type: ignore[attr-defined]
+        self.sink.emit(V.AgentApproved(ts=cmd.ts, user=cmd.user, agent=cmd.agent, name=cmd.name,
                                    valid_until=cmd.valid_until))
         return "ok"
 
     def _cmd_approve_builder_fee(self, cmd: C.ApproveBuilderFee) -> Any:
         if cmd.max_fee < 0 or cmd.max_fee > 1000:  # 0.1% = 100 tenths of a bp on perps; 1% spot
             return {"error": E.INVALID_BUILDER_FEE}
-        builder = self.ledger.accounts.get(cmd.builder)  # type: ignore[attr-defined]
-        if cmd.max_fee and (builder is None or self.margin.cross_value(builder) < MIN_BUILDER_VALUE):  # type: ignore[attr-defined]
+        builder = self.ledger.accounts.get(cmd.builder)
+        if cmd.max_fee and (builder is None or self.margin.cross_value(builder) < MIN_BUILDER_VALUE):
             return {"error": BUILDER_TOO_POOR}
         if cmd.max_fee and (cmd.user, cmd.builder) not in self.builder_fees:
             active = sum(1 for (u, _), fee in self.builder_fees.items() if u == cmd.user and fee)
             if active >= MAX_BUILDER_APPROVALS:
                 return {"error": TOO_MANY_BUILDERS}
-        self._emit(V.BuilderFeeApproved(ts=cmd.ts, user=cmd.user, builder=cmd.builder,  # type: ignore[attr-defined]
+        self.sink.emit(V.BuilderFeeApproved(ts=cmd.ts, user=cmd.user, builder=cmd.builder,
                                         max_fee=cmd.max_fee))
         return "ok"
 
@@ -149,18 +153,14 @@ class AccountAccess:
             day, fired = self.scheduled_fired.get(cmd.user, (0, 0))
             if day == cmd.ts // DAY_MS and fired >= MAX_SCHEDULED_CANCELS_PER_DAY:
                 return {"error": TOO_MANY_SCHEDULED}
-        self._emit(V.CancelScheduled(ts=cmd.ts, user=cmd.user, time=cmd.time))  # type: ignore[attr-defined]
+        self.sink.emit(V.CancelScheduled(ts=cmd.ts, user=cmd.user, time=cmd.time))
         return "ok"
 
-    def _fire_scheduled_cancels(self, ts: int) -> None:
+    def fire_scheduled_cancels(self, ts: int, desk: OrderDesk) -> None:
         """Part of every Tick, before pricing: cancel the orders of every switch that is due."""
         for user in sorted(u for u, t in self.cancel_schedule.items() if t <= ts):
-            acct = self.ledger.accounts.get(user)  # type: ignore[attr-defined]
-            for oid in sorted(acct.orders) if acct is not None else ():
-                order = self.orders.get(oid)  # type: ignore[attr-defined]
-                if order is not None:
-                    self._close(ts, order, "scheduledCancel")  # type: ignore[attr-defined]
-            self._emit(V.CancelScheduled(ts=ts, user=user, time=None, fired=True))  # type: ignore[attr-defined]
+            desk.close_orders_of(ts, user, "scheduledCancel")
+            self.sink.emit(V.CancelScheduled(ts=ts, user=user, time=None, fired=True))
 
     # -- appliers -----------------------------------------------------------------------------------
     def _on_agent_approved(self, ev: V.AgentApproved) -> None:
@@ -191,7 +191,8 @@ class AccountAccess:
         else:
             self.cancel_schedule[ev.user] = ev.time
 
-    def _access_state(self) -> list[Any]:
+    def state(self) -> list[Any]:
+        """This component's part of the state hash."""
         return [sorted(self.agents.items()), sorted(self.used_agents), sorted(self.builder_fees.items()),
                 sorted(self.cancel_schedule.items()),
                 sorted(self.scheduled_fired.items())]

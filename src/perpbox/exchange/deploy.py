@@ -13,12 +13,13 @@ a flat table or at one of its own dex's tables (``setMarginTableIds``).  HIP-3 r
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
-from perpbox.ledger.ledger import SPOT
+from perpbox.exchange.ports import MarketListing
+from perpbox.exchange.sink import Applier, EventSink
+from perpbox.ledger.ledger import SPOT, Ledger
 from perpbox.market import MarginTable, MarketSpec
 from perpbox.market.funding import FundingParams, PremiumFormula
 from perpbox.market.oracle import OracleDefinition
@@ -66,30 +67,24 @@ def table_error(table: MarginTable) -> str | None:
 
 
 class DexDeployment:
-    """Mixin of ``Exchange`` (relies on ``_emit``, ``markets``, ``dexes``, ``dex_deployer``, ``ledger``
-    and ``_deployer_error``)."""
+    """Owns the margin tables and which table each market uses (commands and appliers); sees the
+    listed markets through ``MarketListing`` and accounts through the ledger."""
 
-    margin_tables: dict[int, tuple[str, MarginTable]]  # tiered table id -> (dex, table)
-    table_ids: dict[int, int]  # asset -> margin table id
-    dex_full_names: dict[str, str]
-    markets: dict[int, MarketSpec]
-    dexes: dict[str, int]
-    dex_deployer: dict[str, str]
-    position_index: Any  # the liquidation pre-filter (mechanics); reset when a table changes
+    def __init__(self, sink: EventSink, ledger: Ledger, listing: MarketListing) -> None:
+        self.sink = sink
+        self.ledger = ledger
+        self.listing = listing
+        self.margin_tables: dict[int, tuple[str, MarginTable]] = {}  # tiered table id -> (dex, table)
+        self.table_ids: dict[int, int] = {}  # asset -> margin table id
+        self.dex_full_names: dict[str, str] = {}
 
-    def _set_spec(self, spec: MarketSpec) -> None:
-        raise NotImplementedError
+    STATE: ClassVar[tuple[str, ...]] = ("margin_tables", "table_ids", "dex_full_names")
 
-    def _init_deploy(self) -> None:
-        self.margin_tables = {}
-        self.table_ids = {}
-        self.dex_full_names = {}
-
-    def _deploy_handlers(self) -> dict[type, Any]:
+    def handlers(self) -> dict[type, Any]:
         return {C.RegisterAsset: self._cmd_register_asset, C.InsertMarginTable: self._cmd_insert_margin_table,
                 C.SetMarginTableIds: self._cmd_set_margin_table_ids}
 
-    def _deploy_appliers(self) -> dict[type, Any]:
+    def appliers(self) -> dict[type, Applier]:
         return {V.MarginTableInserted: self._on_margin_table_inserted, V.MarginTableSet: self._on_margin_table_set}
 
     # -- queries ------------------------------------------------------------------------------------
@@ -123,19 +118,21 @@ class DexDeployment:
 
     # -- commands -----------------------------------------------------------------------------------
     def _cmd_register_asset(self, cmd: C.RegisterAsset) -> Any:
-        acct = self.ledger.accounts.get(cmd.user)  # type: ignore[attr-defined]
+        acct = self.ledger.accounts.get(cmd.user)
         if acct is None or acct.raw_usd <= 0:
             return {"error": f"Must deposit before performing actions. User: {cmd.user}"}
         dex = cmd.dex
         if not (2 <= len(dex) <= 4 and dex.isascii() and dex.isalpha() and dex.islower()) or dex == SPOT:
             return {"error": INVALID_DEX_NAME}  # "spot" names the spot wallet in sendAsset
-        if dex in self.dex_deployer and self.dex_deployer[dex] != cmd.user:
+        deployer = self.listing.deployer_of(dex)
+        if deployer is not None and deployer != cmd.user:
             return {"error": "Only the deployer of this dex may do that."}  # perpbox wording
-        if dex not in self.dex_deployer and not cmd.full_name:
+        if deployer is None and not cmd.full_name:
             return {"error": DEX_NEEDS_SCHEMA}
         if not (cmd.coin and len(cmd.coin) <= 12 and cmd.coin.isascii() and cmd.coin.isalnum()):
             return {"error": INVALID_COIN}
-        if any(s.dex == dex and s.name == cmd.coin for s in self.markets.values()):
+        specs = self.listing.specs()
+        if any(s.dex == dex and s.name == cmd.coin for s in specs):
             return {"error": ASSET_EXISTS}
         if not 0 <= cmd.sz_decimals <= MAX_SZ_DECIMALS:
             return {"error": INVALID_SZ_DECIMALS}
@@ -146,39 +143,40 @@ class DexDeployment:
             return {"error": INVALID_TABLE_ID}
         if cmd.oracle_px <= 0:
             return {"error": "Invalid oracle price."}  # perpbox wording
-        index = self.dexes.get(dex, len(self.dexes))
-        n = sum(1 for s in self.markets.values() if s.dex == dex)
+        known = self.listing.dex_index(dex)
+        index = self.listing.dex_count() if known is None else known
+        n = sum(1 for s in specs if s.dex == dex)
         if n >= HIP3_ASSETS_PER_DEX:
             return {"error": "Too many assets on this dex."}  # perpbox wording
         spec = hip3_spec(dex, cmd.coin, HIP3_ASSET_BASE + index * HIP3_ASSETS_PER_DEX + n, cmd.sz_decimals, table,
                          cmd.margin_mode)
-        self._emit(V.MarketListed(ts=cmd.ts, spec=spec, mark_px=cmd.oracle_px, deployer=cmd.user,  # type: ignore[attr-defined]
+        self.sink.emit(V.MarketListed(ts=cmd.ts, spec=spec, mark_px=cmd.oracle_px, deployer=cmd.user,
                                   table_id=cmd.margin_table_id, full_name=cmd.full_name))
         return "ok"
 
     def _cmd_insert_margin_table(self, cmd: C.InsertMarginTable) -> Any:
-        err = self._deployer_error(cmd.user, cmd.dex) or table_error(cmd.table)  # type: ignore[attr-defined]
+        err = self.listing.deployer_error(cmd.user, cmd.dex) or table_error(cmd.table)
         if err:
             return {"error": err}
-        self._emit(V.MarginTableInserted(ts=cmd.ts, dex=cmd.dex, table_id=self._next_table_id(), table=cmd.table))  # type: ignore[attr-defined]
+        self.sink.emit(V.MarginTableInserted(ts=cmd.ts, dex=cmd.dex, table_id=self._next_table_id(), table=cmd.table))
         return "ok"
 
     def _cmd_set_margin_table_ids(self, cmd: C.SetMarginTableIds) -> Any:
-        err = self._deployer_error(cmd.user, cmd.dex)  # type: ignore[attr-defined]
+        err = self.listing.deployer_error(cmd.user, cmd.dex)
         if err:
             return {"error": err}
         for asset, table_id in cmd.ids.items():
-            spec = self.markets.get(asset)
+            spec = self.listing.spec(asset)
             if spec is None or spec.dex != cmd.dex:
                 return {"error": f"Unknown asset {asset}."}  # perpbox wording
             if self.margin_table(table_id, cmd.dex) is None:
                 return {"error": INVALID_TABLE_ID}
         for asset, table_id in sorted(cmd.ids.items()):
-            self._emit(V.MarginTableSet(ts=cmd.ts, asset=asset, table_id=table_id))  # type: ignore[attr-defined]
+            self.sink.emit(V.MarginTableSet(ts=cmd.ts, asset=asset, table_id=table_id))
         return "ok"
 
     # -- appliers -----------------------------------------------------------------------------------
-    def _list_table(self, ev: V.MarketListed) -> None:
+    def on_market_listed(self, ev: V.MarketListed) -> None:
         """Record the listed market's table id (called by the MarketListed applier) and the new
         dex's full name."""
         spec = ev.spec
@@ -193,14 +191,13 @@ class DexDeployment:
         self.margin_tables[ev.table_id] = (ev.dex, ev.table)
 
     def _on_margin_table_set(self, ev: V.MarginTableSet) -> None:
-        spec = self.markets[ev.asset]
         table = self.margin_table(ev.table_id)
         assert table is not None
-        self._set_spec(replace(spec, margin_table=table))
-        self.position_index = None  # its maintenance lines came from the old table
+        self.listing.set_margin_table(ev.asset, table)
         self.table_ids[ev.asset] = ev.table_id
 
-    def _deploy_state(self) -> list[Any]:
+    def state(self) -> list[Any]:
+        """This component's part of the state hash."""
         return [
             [[i, d, [[t.lower_bound, t.max_leverage] for t in table.tiers], table.description]
              for i, (d, table) in sorted(self.margin_tables.items())],

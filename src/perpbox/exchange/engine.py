@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any, Final
 
 import msgspec
@@ -38,6 +39,7 @@ from perpbox.exchange import events as V
 from perpbox.exchange.access import MAX_PERP_BUILDER_FEE, AccountAccess
 from perpbox.exchange.deploy import DexDeployment
 from perpbox.exchange.mechanics import PerpMechanics
+from perpbox.exchange.sink import EventSink
 from perpbox.ledger.ledger import (
     FEE_ACCOUNT,
     SPOT,
@@ -49,6 +51,7 @@ from perpbox.ledger.ledger import (
     wallet_owner,
 )
 from perpbox.market.fees import DAY_MS, MAKER_RATES, TAKER_RATES, WINDOW_DAYS, fee_tier
+from perpbox.market.margin import MarginTable
 from perpbox.market.rules import MarketRules
 from perpbox.market.spec import MarketSpec
 from perpbox.pricing import pricer
@@ -68,9 +71,14 @@ OPEN_ORDERS_FREE: Final = 1000  # open orders per user before volume counts (ref
 VOLUME_PER_EXTRA_ORDER: Final = 5_000_000 * 1_000_000  # one more open order per $5M traded (micro-USDC)
 MAX_OPEN_ORDERS: Final = 5000
 Status = dict[str, Any] | str
+# the exchange's own state attributes (``snapshot_state``); the rest is derived (``_wire``, ``restore``)
+STATE: Final = ("markets", "books", "last_px", "prices", "ledger", "orders", "triggers", "next_oid", "next_tid",
+                "volume", "day_volume", "exchange_volume", "pricing", "spot_quotes", "perp_quotes", "config", "oi",
+                "holders", "dexes", "dex_deployer", "dex_oi_cap", "liq_partial_ts", "funding_history",
+                "liquidation_log")
 
 
-class Exchange(PerpMechanics, AccountAccess, DexDeployment):
+class Exchange(PerpMechanics):
     def __init__(self) -> None:
         self.markets: dict[int, MarketSpec] = {}
         self.rules: dict[int, MarketRules] = {}  # the order path's copy of each spec's numbers (_set_spec)
@@ -89,13 +97,18 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         self.exchange_volume: dict[int, int] = {}
         self._fee_tiers: dict[str, tuple[int, int]] = {}  # derived: user -> tier indices on _fee_day
         self._fee_day = -1
-        self.margin = MarginView(self.markets, self.prices)
         self.last_response: Any = None
-        self._out: list[V.Event] = []
         self._oi_stopped = False  # set by matching when an open-interest cap stops the taker
         self._init_mechanics()
-        self._init_access()
-        self._init_deploy()
+        self._wire()
+
+    def _wire(self) -> None:
+        """Build what is derived from the state objects: the margin view over the markets and
+        prices, the components that own the other concerns, and the dispatch tables."""
+        self.margin = MarginView(self.markets, self.prices)
+        self.sink = sink = EventSink()
+        self.access = AccountAccess(sink, self.ledger, self.margin)
+        self.deploy = DexDeployment(sink, self.ledger, self)
         self._handlers: dict[type, Callable[[Any], Any]] = {
             C.AddMarket: self._cmd_add_market,
             C.Deposit: self._cmd_deposit,
@@ -119,7 +132,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             C.HaltTrading: self._cmd_halt_trading,
             C.SetMarketStatus: self._cmd_set_market_status,
         }
-        self._appliers: dict[type, Callable[[Any], None]] = {
+        sink.register({
             V.MarketListed: self._on_market_listed,
             V.Deposited: self._on_deposited,
             V.Withdrew: self._on_withdrew,
@@ -144,18 +157,18 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             V.MarketSettled: self._on_market_settled,
             V.Liquidated: self._on_liquidated,
             V.PositionTransferred: self._on_position_transferred,
-        }
-        self._handlers.update(self._access_handlers())
-        self._appliers.update(self._access_appliers())
-        self._handlers.update(self._deploy_handlers())
-        self._appliers.update(self._deploy_appliers())
+        })
+        self._handlers.update(self.access.handlers())
+        sink.register(self.access.appliers())
+        self._handlers.update(self.deploy.handlers())
+        sink.register(self.deploy.appliers())
 
     # ==============================================================================================
     # public interface
     # ==============================================================================================
     def apply(self, command: C.Command) -> list[V.Event]:
         """Apply one command; return the events it produced (already applied)."""
-        out = self._out = []
+        out = self.sink.begin()
         self.last_response = self._handlers[type(command)](command)
         return out
 
@@ -163,9 +176,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
     def replay(cls, events: Iterable[V.Event]) -> Exchange:
         """Rebuild an exchange from its event log (no decisions are re-made)."""
         ex = cls()
-        appliers = ex._appliers
-        for ev in events:
-            appliers[type(ev)](ev)
+        ex.sink.replay(events)
         return ex
 
     def mark(self, asset: int) -> int:
@@ -204,6 +215,97 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             out.append((day, cross, add, self.exchange_volume.get(day, 0)))
         return out
 
+    # -- account settings (``exchange.access``) and margin tables (``exchange.deploy``) ------------
+    def agent_master(self, agent: str, ts: int) -> str | None:
+        """The account an API wallet acts for at ``ts``, or None (unknown or expired)."""
+        return self.access.agent_master(agent, ts)
+
+    def agents_of(self, master: str) -> list[tuple[str, str, int]]:
+        return self.access.agents_of(master)
+
+    def max_builder_fee(self, user: str, builder: str) -> int:
+        return self.access.max_builder_fee(user, builder)
+
+    def agent_approval_error(self, user: str, agent: str, name: str, valid_until: int, ts: int) -> str | None:
+        return self.access.agent_approval_error(user, agent, name, valid_until, ts)
+
+    def margin_table(self, table_id: int, dex: str | None = None) -> MarginTable | None:
+        return self.deploy.margin_table(table_id, dex)
+
+    def dex_tables(self, dex: str) -> list[int]:
+        return self.deploy.dex_tables(dex)
+
+    def table_id(self, asset: int) -> int:
+        """The id of the margin table ``asset`` uses (Hyperliquid's ``marginTableId``)."""
+        return self.deploy.table_ids[asset]
+
+    def dex_full_name(self, dex: str) -> str:
+        return self.deploy.dex_full_names.get(dex, dex)
+
+    # -- what the components ask of the exchange (``exchange.ports``) ------------------------------
+    def close_orders_of(self, ts: int, user: str, status: str) -> None:
+        acct = self.ledger.accounts.get(user)
+        for oid in sorted(acct.orders) if acct is not None else ():
+            order = self.orders.get(oid)  # None: a child already closed with its parent
+            if order is not None:
+                self._close(ts, order, status)
+
+    def spec(self, asset: int) -> MarketSpec | None:
+        return self.markets.get(asset)
+
+    def specs(self) -> list[MarketSpec]:
+        return [s for _, s in sorted(self.markets.items())]
+
+    def dex_index(self, dex: str) -> int | None:
+        return self.dexes.get(dex)
+
+    def dex_count(self) -> int:
+        return len(self.dexes)
+
+    def deployer_error(self, user: str, dex: str) -> str | None:
+        return self._deployer_error(user, dex)
+
+    def deployer_of(self, dex: str) -> str | None:
+        return self.dex_deployer.get(dex)
+
+    def set_margin_table(self, asset: int, table: MarginTable) -> None:
+        self._set_spec(replace(self.markets[asset], margin_table=table))
+        self.position_index = None  # its maintenance lines came from the old table
+
+    # -- snapshots (``store.snapshot``) -------------------------------------------------------------
+    def snapshot_state(self) -> dict[str, dict[str, Any]]:
+        """The state objects by component, by attribute name: everything ``restore`` needs (the
+        rest is derived and rebuilt)."""
+        parts: dict[str, dict[str, Any]] = {"exchange": {n: getattr(self, n) for n in STATE}}
+        for name, part in self._parts().items():
+            parts[name] = {n: getattr(part, n) for n in part.STATE}
+        return parts
+
+    @classmethod
+    def restore(cls, parts: dict[str, dict[str, Any]]) -> Exchange:
+        """An exchange holding ``snapshot_state``'s objects; ``ValueError`` when the parts or their
+        attributes are not exactly the ones this build keeps."""
+        ex = cls()
+        names = {"exchange": STATE} | {n: p.STATE for n, p in ex._parts().items()}
+        if set(parts) != set(names) or any(set(parts[n]) != set(names[n]) for n in names):
+            raise ValueError("the state's components or attributes differ from this build's")
+        for n, v in parts["exchange"].items():
+            setattr(ex, n, v)
+        ex._wire()
+        for name, part in ex._parts().items():
+            for n, v in parts[name].items():
+                setattr(part, n, v)
+        ex.rules = {a: MarketRules(spec) for a, spec in ex.markets.items()}
+        ex.gates = {}
+        for a in ex.markets:
+            if a in ex.config and a in ex.pricing:
+                ex._refresh_gate(a)
+        ex.position_index = None
+        return ex
+
+    def _parts(self) -> dict[str, Any]:
+        return {"access": self.access, "deploy": self.deploy}
+
     def state_hash(self) -> str:
         """BLAKE2b of a canonical JSON encoding of the whole state (JSON: EMA sums exceed 64 bits)."""
         ledger = self.ledger
@@ -230,14 +332,14 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             [[a, [o.oid for o in b.iter_side(True)], [o.oid for o in b.iter_side(False)]]
              for a, b in sorted(self.books.items())],
             [[a, sorted(t)] for a, t in sorted(self.triggers.items())],
-            self._access_state(),
-            self._deploy_state(),
+            self.access.state(),
+            self.deploy.state(),
         ]
         return hashlib.blake2b(msgspec.json.encode(state), digest_size=32).hexdigest()
 
     def _cmd_tick_all(self, cmd: C.Tick) -> Status:
         """A tick fires due dead man's switches first, then the perp mechanics' fixed order."""
-        self._fire_scheduled_cancels(cmd.ts)
+        self.access.fire_scheduled_cancels(cmd.ts, self)
         return self._cmd_tick(cmd)
 
     # ==============================================================================================
@@ -302,13 +404,6 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         return bucket
 
     # ==============================================================================================
-    # emission
-    # ==============================================================================================
-    def _emit(self, ev: V.Event) -> None:
-        self._appliers[type(ev)](ev)
-        self._out.append(ev)
-
-    # ==============================================================================================
     # commands: accounts and money
     # ==============================================================================================
     def _cmd_add_market(self, cmd: C.AddMarket) -> Status:
@@ -322,21 +417,21 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         deployer = self.dex_deployer.get(spec.dex, cmd.deployer)
         if spec.dex and not deployer:
             return {"error": "A HIP-3 dex needs a deployer."}  # perpbox wording
-        self._emit(V.MarketListed(ts=cmd.ts, spec=spec, mark_px=cmd.mark_px, deployer=deployer,
+        self.sink.emit(V.MarketListed(ts=cmd.ts, spec=spec, mark_px=cmd.mark_px, deployer=deployer,
                                   full_name=cmd.full_name))
         return "ok"
 
     def _cmd_deposit(self, cmd: C.Deposit) -> Status:
         if cmd.usd <= 0:
             return {"error": "Deposit amount must be positive."}  # perpbox wording
-        self._emit(V.Deposited(ts=cmd.ts, user=cmd.user, usd=cmd.usd))
+        self.sink.emit(V.Deposited(ts=cmd.ts, user=cmd.user, usd=cmd.usd))
         return "ok"
 
     def _cmd_withdraw(self, cmd: C.Withdraw) -> Status:
         acct = self.ledger.accounts.get(cmd.user)
         if cmd.usd <= 0 or acct is None or self.margin.withdrawable(acct) < cmd.usd:
             return {"error": E.INSUFFICIENT_WITHDRAW}
-        self._emit(V.Withdrew(ts=cmd.ts, user=cmd.user, usd=cmd.usd))
+        self.sink.emit(V.Withdrew(ts=cmd.ts, user=cmd.user, usd=cmd.usd))
         return "ok"
 
     def _cmd_create_sub_account(self, cmd: C.CreateSubAccount) -> Status:
@@ -347,7 +442,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         bad = sub_account_error(cmd.name, len(self.ledger.accounts[cmd.master].subs))
         if bad is not None:
             return {"error": bad}
-        self._emit(V.SubAccountCreated(ts=cmd.ts, master=cmd.master, sub=cmd.sub, name=cmd.name))
+        self.sink.emit(V.SubAccountCreated(ts=cmd.ts, master=cmd.master, sub=cmd.sub, name=cmd.name))
         return "ok"
 
     def _cmd_transfer(self, cmd: C.Transfer) -> Status:
@@ -356,7 +451,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             return {"error": E.INSUFFICIENT_TRANSFER}
         if self.margin.withdrawable(src) < cmd.usd:
             return {"error": E.INSUFFICIENT_TRANSFER}
-        self._emit(V.Transferred(ts=cmd.ts, src=cmd.src, dst=cmd.dst, usd=cmd.usd))
+        self.sink.emit(V.Transferred(ts=cmd.ts, src=cmd.src, dst=cmd.dst, usd=cmd.usd))
         return "ok"
 
     def clearinghouse(self, user: str, dex: str) -> str | None:
@@ -396,7 +491,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             return {"error": bad}
         src, dst = self.clearinghouse(cmd.src, cmd.src_dex), self.clearinghouse(cmd.dst, cmd.dst_dex)
         assert src is not None and dst is not None
-        self._emit(V.AssetSent(ts=cmd.ts, src=src, dst=dst, usd=cmd.usd))
+        self.sink.emit(V.AssetSent(ts=cmd.ts, src=src, dst=dst, usd=cmd.usd))
         return "ok"
 
     def _cmd_update_leverage(self, cmd: C.UpdateLeverage) -> Status:
@@ -427,7 +522,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
                         return {"error": E.CROSS_DECREASE_LEVERAGE}
                 elif self.margin.isolated_value(pos) < new_im:
                     return {"error": E.ISO_DECREASE_LEVERAGE}
-        self._emit(V.LeverageUpdated(ts=cmd.ts, user=cmd.user, asset=cmd.asset, is_cross=cmd.is_cross,
+        self.sink.emit(V.LeverageUpdated(ts=cmd.ts, user=cmd.user, asset=cmd.asset, is_cross=cmd.is_cross,
                                      leverage=cmd.leverage))
         return "ok"
 
@@ -451,7 +546,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             required = max(self.margin.initial_margin(pos), -(-ntl // 10))
             if self.margin.isolated_value(pos) + cmd.usd < required:
                 return {"error": E.INSUFFICIENT_ISO_REMOVE}
-        self._emit(V.IsolatedMarginMoved(ts=cmd.ts, user=cmd.user, asset=cmd.asset, usd=cmd.usd))
+        self.sink.emit(V.IsolatedMarginMoved(ts=cmd.ts, user=cmd.user, asset=cmd.asset, usd=cmd.usd))
         return "ok"
 
     # ==============================================================================================
@@ -503,7 +598,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         if not rules.valid_price(px):
             return "tickRejected", E.order_error(E.TICK, a)
         if builder_fee and (builder_fee < 0 or builder_fee > MAX_PERP_BUILDER_FEE or builder == user
-                            or self.max_builder_fee(user, builder) < builder_fee):
+                            or self.access.max_builder_fee(user, builder) < builder_fee):
             # a builder fee only ever moves the order's user's money to a builder that user approved
             return "rejected", E.BUILDER_FEE_NOT_APPROVED
         bad = self._control_error(a, px, tif, reduce_only)
@@ -578,9 +673,9 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         return rules.spec.max_leverage
 
     def _reject(self, ts: int, user: str, req: C.OrderRequest, status: str, error: str) -> Status:
-        self._emit(V.OrderRejected(ts=ts, oid=self.next_oid, user=user, asset=req.asset, is_buy=req.is_buy, px=req.px,
-                                   sz=req.sz, tif=req.tif, reduce_only=req.reduce_only, cloid=req.cloid,
-                                   status=status, error=error))
+        self.sink.emit(V.OrderRejected(ts=ts, oid=self.next_oid, user=user, asset=req.asset, is_buy=req.is_buy,
+                                       px=req.px, sz=req.sz, tif=req.tif, reduce_only=req.reduce_only,
+                                       cloid=req.cloid, status=status, error=error))
         return {"error": error}
 
     def _place(self, ts: int, user: str, req: C.OrderRequest, position_tpsl: bool = False, parent: int = 0) -> Status:
@@ -596,7 +691,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         if tpsl:
             # a child waits for its parent to fill; if the parent already filled it is armed now
             status = "waitingForFill" if parent in self.orders else "waitingForTrigger"
-            self._emit(OrderPlaced(ts, oid, user, asset, is_buy, px, sz, tif, status, reduce_only, cloid, builder,
+            self.sink.emit(OrderPlaced(ts, oid, user, asset, is_buy, px, sz, tif, status, reduce_only, cloid, builder,
                                    builder_fee, trigger_px, is_market, tpsl, parent, position_tpsl))
             return status
         book = self.books[asset]
@@ -621,15 +716,15 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             bad = self._margin_check(user, self.rules[asset], is_buy, px, sz) or self._oi_error(user, asset, is_buy)
             if bad is not None:
                 return self._reject(ts, user, req, *bad)
-        # GTC/ALO that cannot match rests at once (one event); the rest enters matching.  The event is
-        # applied directly rather than through _emit; its trigger fields take their defaults.
+        # GTC/ALO that cannot match rests at once (one event); the rest enters matching.  Emitted the
+        # specialised way (``exchange.sink``): the applier's own ``_add_order`` on the order it describes.
         status = "pending" if crosses else "open"
         placed = OrderPlaced(ts, oid, user, asset, is_buy, px, sz, tif, status, reduce_only, cloid, builder,
                              builder_fee)
         order = Order(oid, user, asset, is_buy, px, sz, ts, tif, reduce_only, cloid, 0, False, "", 0, False, None,
                       builder, builder_fee)
         self._add_order(order, status)
-        self._out.append(placed)
+        self.sink.record(placed)
         if crosses:
             return self._execute(ts, order)
         if reduce_only:
@@ -664,7 +759,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             elif order.reduce_only and not self._reduce_capacity(order):
                 self._close(ts, order, "reduceOnlyCanceled")
             else:
-                self._emit(OrderRested(ts, oid))
+                self.sink.emit(OrderRested(ts, oid))
                 if order.reduce_only:
                     touched[user] = None
         if touched:
@@ -697,7 +792,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         taker_rate, makers = rules.takers[self._fee_tier(user, day)[0]], rules.makers
         filled = ntl = 0
         touched: dict[str, None] = {}
-        out = self._out
+        sink = self.sink
         capped = self._is_capped(asset)
         while order.sz:
             level = book.best_level(not is_buy)
@@ -746,10 +841,10 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             taker_builder, maker_builder = order.builder if tb else "", maker.builder if mb else ""
             fill = Fill(ts, tid, asset, px, qty, is_buy, user, maker_user, oid, maker_oid, taker_fee, maker_fee,
                         taker_builder, tb, maker_builder, mb)
-            self._apply_fill(tid, asset, px, qty, is_buy, user, maker_user, oid, maker_oid, taker_fee, maker_fee,
+            # emitted the specialised way: the applier's own function on the values the event holds
+            self._apply_fill(ts, tid, asset, px, qty, is_buy, user, maker_user, oid, maker_oid, taker_fee, maker_fee,
                              taker_builder, tb, maker_builder, mb)
-            self._book_volume(ts, user, maker_user, notional)
-            out.append(fill)
+            sink.record(fill)
             filled += qty
             ntl += notional
             touched[user] = None
@@ -776,7 +871,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         for child_oid in parent.children:
             child = self.orders.get(child_oid)
             if child is not None and child.status == "waitingForFill":
-                self._emit(V.OrderArmed(ts=ts, oid=child_oid, sz=child.sz))
+                self.sink.emit(V.OrderArmed(ts=ts, oid=child_oid, sz=child.sz))
 
     def _close(self, ts: int, order: Order, status: str, arm_children: bool = False) -> None:
         """Take a live order out (``status`` says why).  Its TP/SL children still waiting for it
@@ -784,15 +879,15 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         ``arm_children`` (an IOC remainder, or a margin cancel after a partial fill): then they go
         live, sized to the position when they trigger."""
         closed = OrderClosed(ts, order.oid, status)
-        self._on_order_closed(closed)
-        self._out.append(closed)
+        self._on_order_closed(closed)  # emitted the specialised way: its applier, then recorded
+        self.sink.record(closed)
         if order.children:
             if arm_children:
                 self._arm_children(ts, order)
             else:
                 for child in order.children:
                     if child in self.orders and self.orders[child].status == "waitingForFill":
-                        self._emit(OrderClosed(ts=ts, oid=child, status=status))
+                        self.sink.emit(OrderClosed(ts=ts, oid=child, status=status))
 
     def _after_fills(self, ts: int, asset: int, users: Iterable[str]) -> None:
         """Reduce-only upkeep for every user (or dex account: its owner's orders) whose position in
@@ -822,7 +917,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             if increases or room == 0:
                 self._close(ts, order, "reduceOnlyCanceled")
             elif order.sz > room:
-                self._emit(V.OrderResized(ts=ts, oid=oid, sz=room))
+                self.sink.emit(V.OrderResized(ts=ts, oid=oid, sz=room))
                 room = 0
             else:
                 room -= order.sz
@@ -899,14 +994,14 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
                 px = spec.slippage_px(mark, order.is_buy, TRIGGER_SLIPPAGE_BPS)
             else:
                 px = order.px
-            self._emit(V.OrderTriggered(ts=ts, oid=oid, mark_px=mark, px=px))
+            self.sink.emit(V.OrderTriggered(ts=ts, oid=oid, mark_px=mark, px=px))
             if order.reduce_only:
                 cap = self._reduce_capacity(order)
                 if cap == 0:
                     self._close(ts, order, "reduceOnlyCanceled")
                     continue
                 if order.sz == 0 or order.sz > cap:  # size 0: the whole position (positionTpsl)
-                    self._emit(V.OrderResized(ts=ts, oid=oid, sz=cap))
+                    self.sink.emit(V.OrderResized(ts=ts, oid=oid, sz=cap))
             elif self._margin_check(order.user, self.rules[asset], order.is_buy, px, order.sz) is not None:
                 self._close(ts, order, "marginCanceled")
                 continue
@@ -929,7 +1024,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
             self.dexes[spec.dex] = len(self.dexes)
         if spec.dex and spec.dex not in self.dex_deployer:
             self.dex_deployer[spec.dex] = ev.deployer
-        self._list_table(ev)
+        self.deploy.on_market_listed(ev)
 
     def _on_deposited(self, ev: V.Deposited) -> None:
         self.ledger.deposit(ev.user, ev.usd)
@@ -993,15 +1088,15 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
     def _on_fill(self, ev: V.Fill) -> None:
         (ts, tid, asset, px, sz, taker_buys, taker_addr, maker_addr, taker_oid, maker_oid, taker_fee, maker_fee,
          taker_builder, taker_builder_fee, maker_builder, maker_builder_fee) = _fields(ev)
-        self._apply_fill(tid, asset, px, sz, taker_buys, taker_addr, maker_addr, taker_oid, maker_oid, taker_fee,
+        self._apply_fill(ts, tid, asset, px, sz, taker_buys, taker_addr, maker_addr, taker_oid, maker_oid, taker_fee,
                          maker_fee, taker_builder, taker_builder_fee, maker_builder, maker_builder_fee)
-        self._book_volume(ts, taker_addr, maker_addr, mul(px, sz))
 
-    def _apply_fill(self, tid: int, asset: int, px: int, sz: int, taker_buys: bool, taker_addr: str, maker_addr: str,
-                    taker_oid: int, maker_oid: int, taker_fee: int, maker_fee: int, taker_builder: str,
+    def _apply_fill(self, ts: int, tid: int, asset: int, px: int, sz: int, taker_buys: bool, taker_addr: str,
+                    maker_addr: str, taker_oid: int, maker_oid: int, taker_fee: int, maker_fee: int, taker_builder: str,
                     taker_builder_fee: int, maker_builder: str, maker_builder_fee: int) -> None:
         """``Fill``'s applier on the event's fields (``_match`` passes the values it built the
-        event from: a native call, where reading them back from the event is a generic one)."""
+        event from: a native call, where reading them back from the event is a generic one):
+        both sides' cash and positions, builder fees, volume and fee-tier buckets, the book."""
         ledger = self.ledger
         if self.rules[asset].dex:  # a HIP-3 market: both sides trade on their accounts on its dex
             taker_acct = ledger.accounts[self._margin_key(taker_addr, asset)]
@@ -1024,6 +1119,7 @@ class Exchange(PerpMechanics, AccountAccess, DexDeployment):
         notional = mul(px, sz)
         volume[taker_addr] = volume.get(taker_addr, 0) + notional
         volume[maker_addr] = volume.get(maker_addr, 0) + notional
+        self._book_volume(ts, taker_addr, maker_addr, notional)
         maker = self.orders[maker_oid]
         self.books[asset].reduce(maker, sz)
         if maker.sz == 0:

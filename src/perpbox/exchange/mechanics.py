@@ -40,6 +40,7 @@ from perpbox.core import errors as E
 from perpbox.core.numbers import RATE_SCALE, iabs
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
+from perpbox.exchange.sink import EventSink
 from perpbox.ledger.ledger import Account, Ledger, Position, dex_account, wallet_dex, wallet_owner
 from perpbox.market.funding import FundingParams, FundingPrice
 from perpbox.market.liquidation import LiquidationParams, LiquidationStyle, MarketStatus
@@ -87,9 +88,7 @@ class PerpMechanics:
     margin: MarginView
     next_oid: int
     triggers: dict[int, dict[int, Order]]
-
-    def _emit(self, ev: V.Event) -> None:
-        raise NotImplementedError
+    sink: EventSink
 
     def _close(self, ts: int, order: Order, status: str, arm_children: bool = False) -> None:
         raise NotImplementedError
@@ -212,7 +211,7 @@ class PerpMechanics:
     def _cmd_feed_prices(self, cmd: C.FeedPrices) -> Any:
         pxs = {a: p for a, p in cmd.pxs.items() if a in self.markets and p > 0}
         if pxs:
-            self._emit(V.QuotesFed(ts=cmd.ts, source=cmd.source, pxs=pxs, perp=cmd.perp))
+            self.sink.emit(V.QuotesFed(ts=cmd.ts, source=cmd.source, pxs=pxs, perp=cmd.perp))
         return "ok"
 
     def _dex_assets(self, dex: str) -> list[int]:
@@ -241,12 +240,12 @@ class PerpMechanics:
                 # perpbox wording
                 return {"error": f"Oracle updates must be at least {spec.oracle.min_update_ms} ms apart."}
         if cmd.external_perp_pxs:
-            self._emit(V.QuotesFed(ts=cmd.ts, source="deployer", pxs=dict(cmd.external_perp_pxs), perp=True))
+            self.sink.emit(V.QuotesFed(ts=cmd.ts, source="deployer", pxs=dict(cmd.external_perp_pxs), perp=True))
         for a in sorted(cmd.oracle_pxs):
             spec = self.markets[a]
             new = pricer.push(spec.oracle, self.pricing[a], cmd.ts, cmd.oracle_pxs[a],
                               [m[a] for m in cmd.mark_pxs if a in m], self.books[a], self.last_px.get(a, 0))
-            self._emit(V.PricesUpdated(ts=cmd.ts, asset=a, state=new))
+            self.sink.emit(V.PricesUpdated(ts=cmd.ts, asset=a, state=new))
         # a new mark is acted on at once, as at a tick: triggers, then the liquidation sweep
         for a in sorted(cmd.oracle_pxs):
             if a in self.triggers:
@@ -266,10 +265,10 @@ class PerpMechanics:
         if any(c < 0 for c in cmd.caps.values()) or (cmd.total_cap is not None and cmd.total_cap < 0):
             return {"error": "Open interest caps must be >= 0."}  # perpbox wording
         for a in sorted(cmd.caps):
-            self._emit(V.MarketConfigured(ts=cmd.ts, asset=a,
+            self.sink.emit(V.MarketConfigured(ts=cmd.ts, asset=a,
                                           config=msgspec.structs.replace(self.config[a], oi_cap_ntl=cmd.caps[a])))
         if cmd.total_cap is not None:
-            self._emit(V.DexConfigured(ts=cmd.ts, dex=cmd.dex, deployer=self.dex_deployer.get(cmd.dex, ""),
+            self.sink.emit(V.DexConfigured(ts=cmd.ts, dex=cmd.dex, deployer=self.dex_deployer.get(cmd.dex, ""),
                                        oi_cap_ntl=cmd.total_cap))
         return "ok"
 
@@ -283,7 +282,7 @@ class PerpMechanics:
             return {"error": "Funding multiplier must be between 0 and 10."}  # perpbox wording
         for a in sorted(cmd.multipliers):
             cfg = msgspec.structs.replace(self.config[a], funding_multiplier=cmd.multipliers[a])
-            self._emit(V.MarketConfigured(ts=cmd.ts, asset=a, config=cfg))
+            self.sink.emit(V.MarketConfigured(ts=cmd.ts, asset=a, config=cfg))
         return "ok"
 
     def _cmd_set_market_status(self, cmd: C.SetMarketStatus) -> Any:
@@ -291,7 +290,7 @@ class PerpMechanics:
             return {"error": E.UNKNOWN_ASSET}
         if cmd.status not in ("active", "postOnly", "reduceOnly") or self.config[cmd.asset].status == "halted":
             return {"error": f"Invalid market status: {cmd.status}"}
-        self._emit(V.MarketConfigured(ts=cmd.ts, asset=cmd.asset,
+        self.sink.emit(V.MarketConfigured(ts=cmd.ts, asset=cmd.asset,
                                       config=msgspec.structs.replace(self.config[cmd.asset], status=cmd.status)))
         return "ok"
 
@@ -312,9 +311,10 @@ class PerpMechanics:
                     self._close(cmd.ts, self.orders[oid], "canceled")
             px = self.prices.get(cmd.asset, 0)
             if self.holders.get(cmd.asset):
-                self._emit(V.MarketSettled(ts=cmd.ts, asset=cmd.asset, px=px))
+                self.sink.emit(V.MarketSettled(ts=cmd.ts, asset=cmd.asset, px=px))
         status = "halted" if cmd.halted else "active"
-        self._emit(V.MarketConfigured(ts=cmd.ts, asset=cmd.asset, config=msgspec.structs.replace(cfg, status=status)))
+        cfg = msgspec.structs.replace(cfg, status=status)
+        self.sink.emit(V.MarketConfigured(ts=cmd.ts, asset=cmd.asset, config=cfg))
         return "ok"
 
     # ==============================================================================================
@@ -375,7 +375,7 @@ class PerpMechanics:
             new = pricer.tick(spec.oracle, spec.funding, st, ts, self.books[asset], self.last_px.get(asset, 0),
                               self.spot_quotes.get(asset, {}), self.perp_quotes.get(asset, {}), manual)
             if new != st:
-                self._emit(V.PricesUpdated(ts=ts, asset=asset, state=new))
+                self.sink.emit(V.PricesUpdated(ts=ts, asset=asset, state=new))
             if pricer.funding_due(new, ts):
                 self._settle_funding(ts, asset)
         for asset in sorted(self.triggers):
@@ -395,7 +395,7 @@ class PerpMechanics:
         positions = [(u, self.ledger.accounts[u].positions[asset].szi) for u in holders]
         payments, remainder = split_payments(positions, px, rate)
         sizes = dict(positions)
-        self._emit(V.FundingSettled(ts=ts, asset=asset, rate=rate, premium=round(premium * PREMIUM_SCALE), px=px,
+        self.sink.emit(V.FundingSettled(ts=ts, asset=asset, rate=rate, premium=round(premium * PREMIUM_SCALE), px=px,
                                     payments=[(u, sizes[u], amt) for u, amt in payments], remainder=remainder))
 
     # ==============================================================================================
@@ -517,10 +517,10 @@ class PerpMechanics:
         if fee <= 0:
             return
         if scope >= 0:  # out of the isolated bucket, through the account's cross cash
-            self._emit(V.IsolatedMarginMoved(ts=ts, user=wallet_owner(acct.address), asset=scope, usd=-fee))
+            self.sink.emit(V.IsolatedMarginMoved(ts=ts, user=wallet_owner(acct.address), asset=scope, usd=-fee))
         asset0 = self._scope(acct, scope)[0].asset
         fund = self._margin_key(self.insurance_of(asset0), asset0)
-        self._emit(V.Transferred(ts=ts, src=acct.address, dst=fund, usd=fee))
+        self.sink.emit(V.Transferred(ts=ts, src=acct.address, dst=fund, usd=fee))
 
     def _book_liquidation(self, ts: int, acct: Account, scope: int, budget: dict[int, int], binance: bool) -> None:
         positions = self._scope(acct, scope)
@@ -535,7 +535,7 @@ class PerpMechanics:
             if (not binance and size * mark > lp.partial_above_ntl
                     and ts - self.liq_partial_ts.get(key, -lp.cooldown_ms) >= lp.cooldown_ms):
                 size = max(1, size * lp.partial_bps // 10_000)
-                self._emit(V.Liquidated(ts=ts, user=acct.address, asset=p.asset, method="partial", liquidator="",
+                self.sink.emit(V.Liquidated(ts=ts, user=acct.address, asset=p.asset, method="partial", liquidator="",
                                         account_value=value, maintenance_margin=mm, notional=size * mark))
             if lp.max_ntl_per_tick:
                 used = budget.get(p.asset, 0)
@@ -550,7 +550,7 @@ class PerpMechanics:
         """An order the exchange itself sends for ``user`` (a ledger account: the order is its
         owner's): IOC, reduce-only, no margin needed."""
         oid = self.next_oid
-        self._emit(V.OrderPlaced(ts=ts, oid=oid, user=wallet_owner(user), asset=asset, is_buy=is_buy, px=px, sz=sz,
+        self.sink.emit(V.OrderPlaced(ts=ts, oid=oid, user=wallet_owner(user), asset=asset, is_buy=is_buy, px=px, sz=sz,
                                  tif="Ioc", reduce_only=True, liquidation=liquidation))
         self._execute(ts, self.orders[oid])
 
@@ -585,7 +585,7 @@ class PerpMechanics:
         asset = scope if scope >= 0 else min(a for a, p in acct.positions.items() if p.is_cross)
         payer = self._margin_key(self.insurance_of(asset) if binance else self.backstop_of(asset), asset)
         if payer in self.ledger.accounts and payer != acct.address:
-            self._emit(V.Transferred(ts=ts, src=payer, dst=acct.address, usd=deficit))
+            self.sink.emit(V.Transferred(ts=ts, src=payer, dst=acct.address, usd=deficit))
 
     def _take_over(self, ts: int, acct: Account, scope: int, binance: bool) -> bool:
         positions = self._scope(acct, scope)
@@ -613,7 +613,7 @@ class PerpMechanics:
         shares = allocate(value, [m.maintenance_margin(p) for p in positions])
         for p, share in zip(positions, shares, strict=True):
             asset = p.asset
-            self._emit(V.PositionTransferred(ts=ts, asset=asset, src=acct.address, dst=taker, sz=p.szi,
+            self.sink.emit(V.PositionTransferred(ts=ts, asset=asset, src=acct.address, dst=taker, sz=p.szi,
                                              px=self.prices[asset], usd=share))
             self._after_fills(ts, asset, [taker])
         return True
@@ -672,10 +672,10 @@ class PerpMechanics:
                 fills.append((p, cp, q))
         pays, shortfall = adl_charges(nominal, pool, room)
         for (p, cp, q), pay in zip(fills, pays, strict=True):
-            self._emit(V.PositionTransferred(ts=ts, asset=p.asset, src=acct.address, dst=cp,
+            self.sink.emit(V.PositionTransferred(ts=ts, asset=p.asset, src=acct.address, dst=cp,
                                              sz=q if p.szi > 0 else -q, px=self.prices[p.asset], usd=-pay))
         if shortfall:
-            self._emit(V.Liquidated(ts=ts, user=acct.address, asset=scope, method="adlShortfall", liquidator="",
+            self.sink.emit(V.Liquidated(ts=ts, user=acct.address, asset=scope, method="adlShortfall", liquidator="",
                                     account_value=-shortfall, maintenance_margin=0, notional=0))
         for p in positions:  # reduce-only orders of the reduced counterparties may no longer fit
             self._after_fills(ts, p.asset, sorted({cp for fp, cp, _ in fills if fp is p}))
@@ -700,7 +700,7 @@ class PerpMechanics:
     def _record(self, ts: int, user: str, scope: int, method: str, liquidator: str, value: int, mm: int,
                 positions: list[Position]) -> None:
         ntl = sum(self.margin.position_value(p) for p in positions)
-        self._emit(V.Liquidated(ts=ts, user=user, asset=scope, method=method, liquidator=liquidator,
+        self.sink.emit(V.Liquidated(ts=ts, user=user, asset=scope, method=method, liquidator=liquidator,
                                 account_value=value, maintenance_margin=mm, notional=ntl))
 
     # ==============================================================================================

@@ -18,7 +18,9 @@ The format (``FORMAT_VERSION``)::
   level) come back as they were: ``["L", items]`` list, ``["T", items]`` tuple, ``["D", [k, v, …]]``
   dict, ``["S", items]`` set, ``["F", items]`` frozenset, ``["Q", maxlen, items]`` deque,
   ``["R", num, den]`` Fraction, ``["E", shape, value]`` enum member, ``["M", shape, values]``
-  msgspec struct, ``["O", shape, values]`` any other object (values in its shape's order);
+  msgspec struct, ``["P", shape, parts]`` an object that gives its own state (``snapshot_state()``,
+  rebuilt by its class's ``restore(parts)``: the exchange, whose components are wired anew),
+  ``["O", shape, values]`` any other object (values in its shape's order);
 * values are ``None``, bools, strings, bytes, floats and integers that fit 64 bits, or msgpack
   extensions: ``1`` a reference to a node (its index, 4 bytes big-endian), ``2`` an integer of any
   size (signed big-endian bytes), ``3`` an attribute that was not set.
@@ -32,9 +34,10 @@ grown since: re-applying the log is the only exact way back).
 Version rule: bump ``FORMAT_VERSION`` when this encoding changes, or when the engine keeps the same
 attribute names with another meaning; added, removed or renamed attributes are caught without it.
 
-Derived state is not stored: the exchange's dispatch tables, its per-market ``MarketRules`` and
-``MarketGate`` copies (rebuilt from the specs, configs and prices they are copied from), the
-liquidation pre-filter (rebuilt on the next sweep) and the last command's scratch (``DERIVED``).
+Derived state is not stored: the exchange gives only its state objects (``Exchange.snapshot_state``),
+and ``Exchange.restore`` rebuilds its components' wiring, dispatch tables, per-market ``MarketRules``
+and ``MarketGate`` copies and the liquidation pre-filter; other classes may list scratch attributes
+in ``DERIVED``.
 """
 
 from __future__ import annotations
@@ -52,17 +55,14 @@ from typing import Any
 import msgspec
 
 MAGIC = b"PERPBOX-SNAPSHOT "
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the exchange stored as its components' state objects
 
 _REF, _BIGINT, _UNSET = 1, 2, 3
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 _SCALARS = (type(None), bool, str, bytes, float)
 
-EXCHANGE = "perpbox.exchange.engine:Exchange"
-# class -> attributes left out of the snapshot (rebuilt on load by ``_REBUILD``, or scratch)
-DERIVED: dict[str, frozenset[str]] = {
-    EXCHANGE: frozenset({"_handlers", "_appliers", "_out", "last_response", "rules", "gates", "position_index"}),
-}
+# class -> attributes left out of the snapshot (scratch)
+DERIVED: dict[str, frozenset[str]] = {}
 
 
 class SnapshotError(Exception):
@@ -180,6 +180,8 @@ class _Writer:
         if isinstance(v, msgspec.Struct):
             names = t.__struct_fields__
             return ["M", self.shape(t, names), [val(getattr(v, n)) for n in names]]
+        if hasattr(t, "snapshot_state"):
+            return ["P", self.shape(t, ()), val(v.snapshot_state())]
         fast = self.fast.get(t)
         if fast is None:
             names, has_dict = _declared(t)
@@ -356,6 +358,18 @@ class _Reader:
             return q
         if tag == "O":
             return self.build_object(i, node)
+        if tag == "P":
+            cls = self.shape(node[1]).cls
+            if not hasattr(cls, "restore"):
+                raise SnapshotError(f"{_class_name(cls)} cannot restore a state")
+            self.building.add(i)
+            try:
+                obj = cls.restore(val(node[2]))
+            except ValueError as e:
+                raise SnapshotError(f"{_class_name(cls)}: {e}") from None
+            self.building.discard(i)
+            self.built[i] = obj
+            return obj
         self.building.add(i)
         if tag == "T":
             obj = tuple([val(x) for x in node[1]])
@@ -415,26 +429,7 @@ class _Reader:
                 setter(obj, name, v)
             except (AttributeError, TypeError) as e:
                 raise SnapshotError(f"cannot set {_class_name(cls)}.{name}: {e}") from None
-        rebuild = _REBUILD.get(_class_name(cls))
-        if rebuild is not None:
-            rebuild(obj)
         return obj
-
-
-def _rebuild_exchange(ex: Any) -> None:
-    """The exchange's derived copies, from what they are copied from (engine ``_set_spec`` and
-    ``_refresh_gate``); the dispatch tables came with the constructor."""
-    from perpbox.market.rules import MarketRules
-
-    ex.rules = {a: MarketRules(spec) for a, spec in ex.markets.items()}
-    ex.gates = {}
-    for a in ex.markets:
-        if a in ex.config and a in ex.pricing:
-            ex._refresh_gate(a)
-    ex.position_index = None
-
-
-_REBUILD: dict[str, Callable[[Any], None]] = {EXCHANGE: _rebuild_exchange}
 
 
 def load(body: bytes) -> tuple[Any, dict[str, Any]]:
