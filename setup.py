@@ -33,6 +33,7 @@ COMPILED = [
     "src/perpbox/risk/margin.py",
     "src/perpbox/exchange/engine.py",
     "src/perpbox/exchange/mechanics.py",
+    "src/perpbox/exchange/sink.py",
     "src/perpbox/core/numbers.py",
 ]
 

@@ -31,6 +31,8 @@ from eth_account import Account
 from hyperliquid.exchange import Exchange
 from hyperliquid.info import Info
 
+from perpbox.store.snapshot import FORMAT_VERSION
+
 from .conftest import Server, wait_until
 
 FUND = Decimal("100000")
@@ -386,10 +388,11 @@ def test_an_unusable_snapshot_is_reported_and_the_whole_log_re_applied(tmp_path:
     assert snap == last
     db = sqlite3.connect(data / "perpbox.db")  # a snapshot of a format this build does not read
     body = db.execute("SELECT body FROM snapshot").fetchone()[0]
-    db.execute("UPDATE snapshot SET body = ?", (body.replace(b"PERPBOX-SNAPSHOT 1\n", b"PERPBOX-SNAPSHOT 99\n", 1),))
+    header = f"PERPBOX-SNAPSHOT {FORMAT_VERSION}\n".encode()
+    db.execute("UPDATE snapshot SET body = ?", (body.replace(header, b"PERPBOX-SNAPSHOT 99\n", 1),))
     db.commit()
     db.close()
-    expected = (f"snapshot at seq {snap} unusable (format version 99; this build reads version 1): "
+    expected = (f"snapshot at seq {snap} unusable (format version 99; this build reads version {FORMAT_VERSION}): "
                 f"re-applied the whole log ({last} entries)")
     srv2 = Server(data, "--no-agents", "--feed", "none").start()
     try:

@@ -199,13 +199,14 @@ def test_a_snapshot_of_another_format_version_is_refused(session: Path, tmp_path
     log = CommandLog(data, fsync=False)
     body = log.latest_snapshot()[2]  # type: ignore[index]
     log.close()
-    assert body.startswith(b"PERPBOX-SNAPSHOT 1\n")
-    future = b"PERPBOX-SNAPSHOT 2\n" + body[len(b"PERPBOX-SNAPSHOT 1\n"):]
-    with pytest.raises(S.SnapshotError, match="format version 2; this build reads version 1"):
+    v = S.FORMAT_VERSION
+    assert body.startswith(f"PERPBOX-SNAPSHOT {v}\n".encode())
+    future = f"PERPBOX-SNAPSHOT {v + 1}\n".encode() + body[len(f"PERPBOX-SNAPSHOT {v}\n"):]
+    with pytest.raises(S.SnapshotError, match=f"format version {v + 1}; this build reads version {v}"):
         S.load(future)
     seq, last = _replace_snapshot(data, future)
     _, text = _recover_reason(data, caplog)
-    assert text == (f"snapshot at seq {seq} unusable (format version 2; this build reads version 1): "
+    assert text == (f"snapshot at seq {seq} unusable (format version {v + 1}; this build reads version {v}): "
                     f"re-applied the whole log ({last} entries)")
 
 

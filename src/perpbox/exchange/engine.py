@@ -1044,10 +1044,7 @@ class Exchange(PerpMechanics):
 
     def _on_leverage_updated(self, ev: V.LeverageUpdated) -> None:
         acct = self.ledger.account(self._margin_key(ev.user, ev.asset))
-        pos = self._position_slot(acct, ev.asset)
-        pos.is_cross = ev.is_cross
-        pos.leverage = ev.leverage
-        self.ledger.touched.add(acct.address)
+        self.ledger.set_leverage(acct, self._position_slot(acct, ev.asset), ev.is_cross, ev.leverage)
 
     def _on_isolated_margin_moved(self, ev: V.IsolatedMarginMoved) -> None:
         acct = self.ledger.account(self._margin_key(ev.user, ev.asset))

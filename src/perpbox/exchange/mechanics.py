@@ -50,7 +50,7 @@ from perpbox.market.spec import MarketSpec
 from perpbox.pricing import pricer
 from perpbox.pricing.funding import PREMIUM_SCALE, funding_rate, split_payments
 from perpbox.pricing.pricer import PriceState
-from perpbox.risk.liquidation import adl_charges, adl_score, allocate, bankruptcy_limit
+from perpbox.risk.liquidation import adl_charges, adl_order, allocate, bankruptcy_limit
 from perpbox.risk.margin import MarginView
 from perpbox.risk.sweep import PositionIndex
 
@@ -183,17 +183,15 @@ class PerpMechanics:
 
     def adl_queue(self, asset: int, is_long: bool) -> list[str]:
         """Holders of ``asset`` on one side, in the order ADL would reduce them."""
-        mark = self.prices.get(asset, 0)
-        ranked = []
+        entries = []
         for user in self.holders.get(asset, ()):
             acct = self.ledger.accounts[user]
             pos = acct.positions[asset]
             if (pos.szi > 0) != is_long:
                 continue
             value = self.margin.cross_value(acct) if pos.is_cross else self.margin.isolated_value(pos)
-            ranked.append((-adl_score(mark, pos.szi, pos.entry_ntl, value), user))
-        ranked.sort()
-        return [u for _, u in ranked]
+            entries.append((user, pos.szi, pos.entry_ntl, value))
+        return adl_order(self.prices.get(asset, 0), entries)
 
     def adl_rank(self, user: str, asset: int) -> tuple[int, int] | None:
         """(0-based place in its side's ADL queue, queue length), or None without a position."""
