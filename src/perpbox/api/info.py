@@ -12,7 +12,7 @@ Every request is hostile until checked: fields are type-checked before use (an a
 from deeper down.  Every view does work linear in what it answers: a user's open orders are read
 once per request (children come from the read model's parent index, not a rescan per order), the
 newest fills, funding and ledger rows are read from the end or from a bisected start time, and
-the day's statistics read the day's candles only (``api.readmodels``).
+the day's statistics read the day's candles only (``store.readmodels``).
 """
 
 from __future__ import annotations

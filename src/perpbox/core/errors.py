@@ -67,7 +67,7 @@ TOO_MANY_OPEN_ORDERS = "Too many open orders"  # [REF §3.10 RE, unconfirmed]
 INVALID_SUBACCOUNT_TRANSFER = "Invalid sub-account transfer from {src} to {dst}"  # [REF §3.10 T1]
 MUST_DEPOSIT = "Must deposit before performing actions. User: {user}"  # [REF §3.8 T1; §3.10 DOCS signing, CCXT]
 
-# the /exchange envelope and authentication (api/actions.py)
+# the /exchange envelope and authentication (api/auth.py)
 WRONG_CHAIN = "Invalid hyperliquidChain: this exchange accepts {chains}."  # perpbox wording
 UNKNOWN_SIGNER = "User or API Wallet {addr} does not exist."  # [REF §3.10 DOCS signing; CCXT; T1]
 EXPIRED = "Action already expired"  # [REF §3.1 T1]
