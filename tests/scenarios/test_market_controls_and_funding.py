@@ -80,7 +80,7 @@ def test_hourly_funding_on_the_oracle_with_the_interest_rate_and_exact_remainder
     assert settled.rate == 1_250
     assert sorted(a for _, _, a in settled.payments) == [-87, 88] and settled.remainder == 1
     assert sim.ex.predicted_funding(BTC_ID) == 1_250
-    assert [r.rate for r in sim.ex.funding_history[BTC_ID]] == [1_250]
+    assert [r.rate for r in sim.ex.funding_records(BTC_ID)] == [1_250]
     sim.audit()
 
 

@@ -594,7 +594,7 @@ class InfoAPI:
         interval = self.ex.funding_params(s.asset).interval_ms
         return [{"coin": coin_name(s), "fundingRate": fmt_fraction(rate_per_hour(r.rate, interval), 8),
                  "premium": fmt_fraction(Fraction(r.premium, PREMIUM_SCALE), 8), "time": r.ts}
-                for r in time_window(self.ex.funding_history.get(s.asset, []), start, end, _ts, 500)]
+                for r in time_window(self.ex.funding_records(s.asset), start, end, _ts, 500)]
 
     def predicted_fundings(self, body: dict[str, Any]) -> list[Any]:
         out = []

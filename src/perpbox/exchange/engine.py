@@ -38,6 +38,7 @@ from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.access import MAX_PERP_BUILDER_FEE, AccountAccess
 from perpbox.exchange.deploy import DexDeployment
+from perpbox.exchange.funding import Funding, FundingRecord
 from perpbox.exchange.mechanics import PerpMechanics
 from perpbox.exchange.sink import EventSink
 from perpbox.ledger.ledger import (
@@ -74,7 +75,7 @@ Status = dict[str, Any] | str
 # the exchange's own state attributes (``snapshot_state``); the rest is derived (``_wire``, ``restore``)
 STATE: Final = ("markets", "books", "last_px", "prices", "ledger", "orders", "triggers", "next_oid", "next_tid",
                 "volume", "day_volume", "exchange_volume", "pricing", "spot_quotes", "perp_quotes", "config", "oi",
-                "holders", "dexes", "dex_deployer", "dex_oi_cap", "liq_partial_ts", "funding_history",
+                "holders", "dexes", "dex_deployer", "dex_oi_cap", "liq_partial_ts",
                 "liquidation_log")
 
 
@@ -109,6 +110,7 @@ class Exchange(PerpMechanics):
         self.sink = sink = EventSink()
         self.access = AccountAccess(sink, self.ledger, self.margin)
         self.deploy = DexDeployment(sink, self.ledger, self)
+        self.funding = Funding(sink, self.ledger, self)
         self._handlers: dict[type, Callable[[Any], Any]] = {
             C.AddMarket: self._cmd_add_market,
             C.Deposit: self._cmd_deposit,
@@ -151,7 +153,6 @@ class Exchange(PerpMechanics):
             V.OrderClosed: self._on_order_closed,
             V.QuotesFed: self._on_quotes_fed,
             V.PricesUpdated: self._on_prices_updated,
-            V.FundingSettled: self._on_funding_settled,
             V.MarketConfigured: self._on_market_configured,
             V.DexConfigured: self._on_dex_configured,
             V.MarketSettled: self._on_market_settled,
@@ -162,6 +163,7 @@ class Exchange(PerpMechanics):
         sink.register(self.access.appliers())
         self._handlers.update(self.deploy.handlers())
         sink.register(self.deploy.appliers())
+        sink.register(self.funding.appliers())
 
     # ==============================================================================================
     # public interface
@@ -239,6 +241,10 @@ class Exchange(PerpMechanics):
         """The id of the margin table ``asset`` uses (Hyperliquid's ``marginTableId``)."""
         return self.deploy.table_ids[asset]
 
+    def funding_records(self, asset: int) -> list[FundingRecord]:
+        """The market's settled funding intervals, oldest first."""
+        return self.funding.history(asset)
+
     def dex_full_name(self, dex: str) -> str:
         return self.deploy.dex_full_names.get(dex, dex)
 
@@ -304,7 +310,7 @@ class Exchange(PerpMechanics):
         return ex
 
     def _parts(self) -> dict[str, Any]:
-        return {"access": self.access, "deploy": self.deploy}
+        return {"access": self.access, "deploy": self.deploy, "funding": self.funding}
 
     def state_hash(self) -> str:
         """BLAKE2b of a canonical JSON encoding of the whole state (JSON: EMA sums exceed 64 bits)."""

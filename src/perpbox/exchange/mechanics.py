@@ -27,7 +27,6 @@ first (equity / maintenance ascending, then address):
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from fractions import Fraction
 from typing import Any
@@ -40,15 +39,15 @@ from perpbox.core import errors as E
 from perpbox.core.numbers import RATE_SCALE, iabs
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
+from perpbox.exchange.funding import Funding
 from perpbox.exchange.sink import EventSink
 from perpbox.ledger.ledger import Account, Ledger, Position, dex_account, wallet_dex, wallet_owner
-from perpbox.market.funding import FundingParams, FundingPrice
+from perpbox.market.funding import FundingParams
 from perpbox.market.liquidation import LiquidationParams, LiquidationStyle, MarketStatus
 from perpbox.market.oracle import OracleKind
 from perpbox.market.rules import MarketGate, MarketRules
 from perpbox.market.spec import MarketSpec
 from perpbox.pricing import pricer
-from perpbox.pricing.funding import PREMIUM_SCALE, funding_rate, split_payments
 from perpbox.pricing.pricer import PriceState
 from perpbox.risk.liquidation import adl_charges, adl_order, allocate, bankruptcy_limit
 from perpbox.risk.margin import MarginView
@@ -68,12 +67,6 @@ def insurance_address(dex_index: int) -> str:
     return MAIN_INSURANCE if dex_index == 0 else f"0x5{dex_index:039x}"
 
 
-class FundingRecord(msgspec.Struct, frozen=True):
-    ts: int
-    rate: int  # 1e-8 per interval
-    premium: int  # 1e-12
-
-
 class PerpMechanics:
     """Mixed into ``Exchange``; see the module docstring."""
 
@@ -89,6 +82,7 @@ class PerpMechanics:
     next_oid: int
     triggers: dict[int, dict[int, Order]]
     sink: EventSink
+    funding: Funding
 
     def _close(self, ts: int, order: Order, status: str, arm_children: bool = False) -> None:
         raise NotImplementedError
@@ -116,7 +110,6 @@ class PerpMechanics:
         self.dex_deployer: dict[str, str] = {}
         self.dex_oi_cap: dict[str, int] = {}
         self.liq_partial_ts: dict[tuple[str, int], int] = {}
-        self.funding_history: dict[int, list[FundingRecord]] = {}
         self.liquidation_log: list[V.Liquidated] = []
         self.position_index: PositionIndex | None = None  # derived from the ledger; None: rebuild
         self.gates: dict[int, MarketGate] = {}  # derived from config, pricing and dex caps (_refresh_gate)
@@ -148,18 +141,31 @@ class PerpMechanics:
         return MarketStatus.HALTED.value if st is not None and st.halted else cfg.status
 
     def funding_params(self, asset: int) -> FundingParams:
-        params = self.markets[asset].funding
-        cfg = self.config[asset]
-        if cfg.funding_multiplier is not None:
-            params = dataclasses.replace(params, multiplier=cfg.funding_multiplier)
-        if cfg.funding_interest is not None:
-            params = dataclasses.replace(params, interest_8h=cfg.funding_interest)
-        return params
+        return self.funding.params(asset)
 
     def predicted_funding(self, asset: int) -> int:
         """The rate the running interval would pay if it ended now (1e-8)."""
-        params = self.funding_params(asset)
-        return funding_rate(params, pricer.interval_premium(self.pricing[asset], params))
+        return self.funding.predicted(asset)
+
+    # -- what funding asks of the market (``ports.FundingMarket``) ---------------------------------
+    def market_config(self, asset: int) -> V.MarketConfig:
+        return self.config[asset]
+
+    def price_state(self, asset: int) -> PriceState:
+        return self.pricing[asset]
+
+    def margin_price(self, asset: int) -> int:
+        return self.prices.get(asset, 0)
+
+    def holder_sizes(self, asset: int) -> list[tuple[str, int]]:
+        return [(u, self.ledger.accounts[u].positions[asset].szi) for u in sorted(self.holders.get(asset, ()))]
+
+    def interval_settled(self, asset: int, ts: int, rate: int) -> None:
+        st = self.pricing[asset]
+        interval = self.markets[asset].funding.interval_ms
+        self.pricing[asset] = msgspec.structs.replace(
+            st, prem_sum=0, prem_wsum=0, prem_n=0, last_rate=rate, next_funding_ts=(ts // interval + 1) * interval)
+        self._refresh_gate(asset)
 
     def backstop_of(self, asset: int) -> str:
         return backstop_address(self.dexes[self.markets[asset].dex])
@@ -375,26 +381,12 @@ class PerpMechanics:
             if new != st:
                 self.sink.emit(V.PricesUpdated(ts=ts, asset=asset, state=new))
             if pricer.funding_due(new, ts):
-                self._settle_funding(ts, asset)
+                self.funding.settle(ts, asset)
         for asset in sorted(self.triggers):
             self._fire_triggers(ts, asset)
         self._liquidation_sweep(ts)
         self._unwind_vaults(ts)
         return "ok"
-
-    def _settle_funding(self, ts: int, asset: int) -> None:
-        params = self.funding_params(asset)
-        st = self.pricing[asset]
-        premium = pricer.interval_premium(st, params)
-        rate = funding_rate(params, premium)
-        px = st.oracle if params.pay_on is FundingPrice.ORACLE else st.mark
-        px = px or self.prices.get(asset, 0)
-        holders = sorted(self.holders.get(asset, ()))
-        positions = [(u, self.ledger.accounts[u].positions[asset].szi) for u in holders]
-        payments, remainder = split_payments(positions, px, rate)
-        sizes = dict(positions)
-        self.sink.emit(V.FundingSettled(ts=ts, asset=asset, rate=rate, premium=round(premium * PREMIUM_SCALE), px=px,
-                                    payments=[(u, sizes[u], amt) for u, amt in payments], remainder=remainder))
 
     # ==============================================================================================
     # liquidation
@@ -714,20 +706,6 @@ class PerpMechanics:
         if ev.state.mark:
             self.prices[ev.asset] = ev.state.mark
         self._refresh_gate(ev.asset)
-
-    def _on_funding_settled(self, ev: V.FundingSettled) -> None:
-        ledger = self.ledger
-        for user, _, amount in ev.payments:
-            acct = ledger.accounts[user]
-            ledger.pay_funding(acct, acct.positions[ev.asset], amount)
-        ledger.book_remainder(ev.remainder)
-        st = self.pricing[ev.asset]
-        interval = self.markets[ev.asset].funding.interval_ms
-        self.pricing[ev.asset] = msgspec.structs.replace(
-            st, prem_sum=0, prem_wsum=0, prem_n=0, last_rate=ev.rate,
-            next_funding_ts=(ev.ts // interval + 1) * interval)
-        self._refresh_gate(ev.asset)
-        self.funding_history.setdefault(ev.asset, []).append(FundingRecord(ev.ts, ev.rate, ev.premium))
 
     def _on_market_configured(self, ev: V.MarketConfigured) -> None:
         self.config[ev.asset] = ev.config

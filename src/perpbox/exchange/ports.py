@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from perpbox.exchange.events import MarketConfig
 from perpbox.market.margin import MarginTable
 from perpbox.market.spec import MarketSpec
+from perpbox.pricing.pricer import PriceState
 
 
 class OrderDesk(Protocol):
@@ -44,3 +46,25 @@ class MarketListing(Protocol):
 
     def set_margin_table(self, asset: int, table: MarginTable) -> None:
         """Part of an applier: the market's spec now has ``table`` (its risk index is stale)."""
+
+
+class FundingMarket(Protocol):
+    """A market's state as funding settlement needs it."""
+
+    def spec(self, asset: int) -> MarketSpec | None:
+        """The market's spec, or None when ``asset`` is not listed."""
+
+    def market_config(self, asset: int) -> MarketConfig:
+        """The market's runtime controls (its funding overrides among them)."""
+
+    def price_state(self, asset: int) -> PriceState:
+        """The market's pricing state: oracle, mark, the interval's premium samples."""
+
+    def margin_price(self, asset: int) -> int:
+        """The price margin is computed at (mark, else last trade, else 0)."""
+
+    def holder_sizes(self, asset: int) -> list[tuple[str, int]]:
+        """(ledger account, signed size) of every non-zero position in the market, by account."""
+
+    def interval_settled(self, asset: int, ts: int, rate: int) -> None:
+        """Part of an applier: the interval ended at ``ts`` paying ``rate``; its samples restart."""
