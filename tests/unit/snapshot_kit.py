@@ -29,11 +29,9 @@ from typing import Any
 
 import msgspec
 
-# Derived or scratch attributes the snapshot does not carry (``store.snapshot.DERIVED`` less what is
-# rebuilt exactly): the dispatch tables (bound methods), the last command's output, the liquidation
-# pre-filter (rebuilt from the ledger on the next sweep).
-# The event sink holds the appliers (bound methods); the fee-tier cache and the matching scratch
-# are rebuilt on first use.
+# Derived or scratch attributes a restored exchange does not share with the original: the dispatch
+# table and the event sink (bound methods), the last command's output, the liquidation pre-filter
+# (rebuilt from the ledger on the next sweep), the fee-tier cache and the matching scratch.
 NOT_COMPARED = {"_handlers", "sink", "last_response", "position_index", "_fee_tiers", "_fee_day", "_oi_stopped"}
 
 USD = 10**6

@@ -36,8 +36,7 @@ attribute names with another meaning; added, removed or renamed attributes are c
 
 Derived state is not stored: the exchange gives only its state objects (``Exchange.snapshot_state``),
 and ``Exchange.restore`` rebuilds its components' wiring, dispatch tables, per-market ``MarketRules``
-and ``MarketGate`` copies and the liquidation pre-filter; other classes may list scratch attributes
-in ``DERIVED``.
+and ``MarketGate`` copies and the liquidation pre-filter.
 """
 
 from __future__ import annotations
@@ -61,10 +60,6 @@ _REF, _BIGINT, _UNSET = 1, 2, 3
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 _SCALARS = (type(None), bool, str, bytes, float)
 
-# class -> attributes left out of the snapshot (scratch)
-DERIVED: dict[str, frozenset[str]] = {}
-
-
 class SnapshotError(Exception):
     """A snapshot that cannot be written or used (the message says why)."""
 
@@ -78,21 +73,20 @@ _DECLARED: dict[type, tuple[tuple[str, ...], bool]] = {}
 
 def _declared(cls: type) -> tuple[tuple[str, ...], bool]:
     """The attribute names a class declares (mypyc's ``__mypyc_attrs__``, or ``__slots__`` along
-    the MRO) less its ``DERIVED`` ones, and whether its instances may have a ``__dict__``."""
+    the MRO), and whether its instances may have a ``__dict__``."""
     got = _DECLARED.get(cls)
     if got is None:
         names: list[str] = []
         for k in reversed(cls.__mro__):
             attrs = vars(k).get("__mypyc_attrs__") or vars(k).get("__slots__") or ()
             names.extend([attrs] if isinstance(attrs, str) else attrs)
-        skip = DERIVED.get(_class_name(cls), frozenset())
-        kept = tuple(dict.fromkeys(n for n in names if n not in skip and not (n.startswith("__") and n.endswith("__"))))
+        kept = tuple(dict.fromkeys(n for n in names if not (n.startswith("__") and n.endswith("__"))))
         got = _DECLARED[cls] = (kept, hasattr(cls, "__dictoffset__") and cls.__dictoffset__ != 0)
     return got
 
 
 def _attributes(obj: object) -> list[tuple[str, Any]]:
-    """``(name, value)`` of every attribute of ``obj`` but its derived ones (unset: ``_Unset``)."""
+    """``(name, value)`` of every attribute of ``obj`` (unset: ``_Unset``)."""
     names, has_dict = _declared(type(obj))
     out: list[tuple[str, Any]] = []
     for name in names:
@@ -103,9 +97,8 @@ def _attributes(obj: object) -> list[tuple[str, Any]]:
     if has_dict:
         d = getattr(obj, "__dict__", None)
         if d:
-            skip = DERIVED.get(_class_name(type(obj)), frozenset())
             seen = set(names)
-            out.extend((n, v) for n, v in d.items() if n not in skip and n not in seen)
+            out.extend((n, v) for n, v in d.items() if n not in seen)
     return out
 
 
