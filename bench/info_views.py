@@ -68,7 +68,7 @@ class State:
     def apply(self, cmd: C.Command) -> Any:
         self.ts += 1
         events = self.ex.apply(cmd)
-        self.rm.apply(events, self.ex.prices)
+        self.rm.apply(events, self.ex.pricing.prices)
         return self.ex.last_response
 
     def apply_all(self, cmds: list[C.Command]) -> None:
@@ -137,7 +137,7 @@ def earn_open_order_headroom(st: State, n_orders: int) -> None:
     sz = 5_000_000_000 * USD // mark  # $5B of BTC, in lots
     need = (n_orders - 1_000) * 5_000_000 * USD
     is_buy = True
-    while st.ex.volume.get(USER, 0) < need:
+    while st.ex.volume.traded.get(USER, 0) < need:
         rest = st.apply(C.PlaceOrders(**st.at(user=USER, orders=[C.OrderRequest(asset=btc.asset, is_buy=is_buy,
                                                                                 px=mark, sz=sz)])))
         hit = st.apply(C.PlaceOrders(**st.at(user=TAKER, orders=[C.OrderRequest(asset=btc.asset, is_buy=not is_buy,

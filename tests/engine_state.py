@@ -11,14 +11,14 @@ _CODE = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.
 # Derived caches allowed to hold floats, with the reason.  ``position_index`` is the liquidation
 # pre-filter (risk/sweep.py): float64 arrays proven never to miss an account the exact integer check
 # flags, rebuilt from the ledger, never hashed or replayed.
-DERIVED_FLOAT_CACHES = ("position_index",)
+DERIVED_FLOAT_CACHES = ("liquidations.position_index",)
 
 
 def floats_in_state(ex: Any) -> list[str]:
     """Paths to every float reachable from ``ex`` (its attributes, their containers and objects,
     down to the leaves) other than through ``DERIVED_FLOAT_CACHES``.  Walks the garbage
     collector's referents, so compiled (mypyc) classes are covered as well as plain ones."""
-    skip = {id(getattr(ex, name, None)) for name in DERIVED_FLOAT_CACHES}
+    skip = {id(_resolve(ex, name)) for name in DERIVED_FLOAT_CACHES}
     seen: set[int] = set()
     found: list[str] = []
     stack: list[tuple[object, str]] = [(ex, type(ex).__name__)]
@@ -32,3 +32,9 @@ def floats_in_state(ex: Any) -> list[str]:
         elif not isinstance(obj, _CODE):
             stack.extend((r, f"{path} > {type(r).__name__}") for r in gc.get_referents(obj))
     return found
+
+
+def _resolve(obj: Any, dotted: str) -> Any:
+    for name in dotted.split("."):
+        obj = getattr(obj, name, None)
+    return obj

@@ -12,7 +12,7 @@ import pytest
 from eth_account import Account
 from hyperliquid.exchange import Exchange
 
-from perpbox.exchange.mechanics import MAIN_BACKSTOP, backstop_address
+from perpbox.exchange.liquidation import MAIN_BACKSTOP, backstop_address
 
 from .conftest import Server, wait_until
 

@@ -171,7 +171,7 @@ def _sub(subscription: dict[str, Any], method: str = "subscribe") -> str:
 
 def _flush_everything(svc: Service) -> None:
     """One periodic flush as if every market and both test accounts had changed."""
-    svc.hub.dirty_assets.update(svc.venue.ex.markets)
+    svc.hub.dirty_assets.update(svc.venue.ex.board.markets)
     svc.hub.dirty_users.update((ADDR_A, ADDR_B))
     svc.hub.flush_books()
 

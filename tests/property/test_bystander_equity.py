@@ -93,7 +93,7 @@ from perpbox.core.numbers import USD, round_price_sig
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.engine import Exchange
-from perpbox.exchange.mechanics import MAIN_BACKSTOP
+from perpbox.exchange.liquidation import MAIN_BACKSTOP
 from perpbox.ledger.ledger import FEE_ACCOUNT, spot_wallet
 from perpbox.store.nonces import NonceWindows
 from perpbox.store.sequencer import backstop_deposits, bootstrap_commands
@@ -244,7 +244,7 @@ def user_body(key: str, action: dict[str, Any], nonce: int, mainnet: bool = Fals
 
 
 def snap_px(ex: Exchange, asset: int, px: int) -> int:
-    spec = ex.markets[asset]
+    spec = ex.board.markets[asset]
     px = round_price_sig(max(px, 1), spec.px_decimals, spec.max_sig_figs)
     assert spec.valid_price(px), (spec.name, px)
     return px
@@ -252,7 +252,7 @@ def snap_px(ex: Exchange, asset: int, px: int) -> int:
 
 def wire_order(ex: Exchange, asset: int, is_buy: bool, px: int, usd_notional: int, tif: str = "Gtc",
                cloid: str | None = None, reduce_only: bool = False) -> dict[str, Any]:
-    spec = ex.markets[asset]
+    spec = ex.board.markets[asset]
     sz = max(1, usd_notional * USD // px)
     w: dict[str, Any] = {"a": asset, "b": is_buy, "p": fmt_px(spec, px), "s": fmt_sz(spec, sz), "r": reduce_only,
                          "t": {"limit": {"tif": tif}}}
@@ -367,7 +367,8 @@ def base() -> Base:
     ok(l1_body(A_KEY, {"type": "subAccountTransfer", "subAccountUser": a_sub, "isDeposit": True, "usd": 2_000 * USD},
                tick_clock()))
 
-    b_orders = tuple(sorted((o.user, o.asset, o.oid, o.cloid) for o in w.ex.orders.values() if o.user in (B, b_sub)))
+    b_orders = tuple(sorted((o.user, o.asset, o.oid, o.cloid) for o in w.ex.orders.orders.values()
+                            if o.user in (B, b_sub)))
     assert len(b_orders) == 7, b_orders
     return Base(tuple(w.all_events), w.ex.state_hash(), w.nonces, tick_clock(1_000), b_sub, a_sub, b_orders,
                 tuple(b_bodies))
@@ -398,7 +399,7 @@ def b_settings(ex: Exchange, bs: Base) -> list[Any]:
             continue
         orders = []
         for oid in sorted(acct.orders):
-            o = ex.orders[oid]
+            o = ex.orders.orders[oid]
             orders.append((o.oid, o.user, o.asset, o.is_buy, o.px, o.sz, o.orig_sz, o.ts, o.tif, o.reduce_only,
                            o.cloid, o.trigger_px, o.is_market, o.tpsl, o.parent, tuple(o.children), o.status,
                            o.triggered, o.builder, o.builder_fee))
@@ -406,7 +407,7 @@ def b_settings(ex: Exchange, bs: Base) -> list[Any]:
                     [p.state() for _, p in sorted(acct.positions.items())],
                     ex.agents_of(addr), sorted((k, v) for k, v in ex.access.builder_fees.items() if k[0] == addr),
                     ex.access.cancel_schedule.get(addr), ex.access.scheduled_fired.get(addr)))
-    out.append(sorted((o.oid, o.status) for o in ex.orders.values() if o.user in wallets(bs)))
+    out.append(sorted((o.oid, o.status) for o in ex.orders.orders.values() if o.user in wallets(bs)))
     out.append(sorted((agent, e) for agent, e in ex.access.agents.items() if e[0] in wallets(bs)))
     return out
 
@@ -601,9 +602,9 @@ class Attacker:
     # -- orders ------------------------------------------------------------------------------------
     def price(self, asset: int, is_buy: bool, choice: str) -> str:
         ex = self.w.ex
-        if asset not in ex.markets:
+        if asset not in ex.board.markets:
             return "100"
-        spec = ex.markets[asset]
+        spec = ex.board.markets[asset]
         mark = ex.mark(asset)
         if choice == "bad_tick":
             return fmt_px(spec, mark) + "000001"
@@ -617,8 +618,8 @@ class Attacker:
         asset, is_buy, px_choice, notional, tif, reduce_only, cloid = params
         ex = self.w.ex
         p = self.price(asset, is_buy, px_choice)
-        if asset in ex.markets:
-            spec = ex.markets[asset]
+        if asset in ex.board.markets:
+            spec = ex.board.markets[asset]
             ref = ex.mark(asset)
             s = fmt_sz(spec, max(1, notional * USD // ref))
         else:
@@ -848,7 +849,7 @@ def test_setup_gives_b_something_to_lose() -> None:
     w, bs = fresh_world()
     values = wallet_values(w.ex, bs)
     assert all(v > 0 for v in values.values()), values
-    assert {oid for _, _, oid, _ in bs.b_orders} <= set(w.ex.orders)
+    assert {oid for _, _, oid, _ in bs.b_orders} <= set(w.ex.orders.orders)
     assert w.ex.agent_master(B_AGENT, w.clock) == B and w.ex.agent_master(A_AGENT, w.clock) == A
     resp = w.post(l1_body(A_KEY, {"type": "order", "orders": [Attacker(w, bs).wire(MARKET_BUY)], "grouping": "na"},
                           w.clock))

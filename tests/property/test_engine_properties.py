@@ -20,7 +20,7 @@ Two properties, each a hypothesis search over whole command sequences:
      ledger's deposits/withdrawals equal the sum of the Deposited/Withdrew events);
    * no order both resting and done: the live orders of the engine equal a shadow rebuilt from the
      events alone (ids, sizes, prices, statuses); every order in a book is ``open`` in
-     ``ex.orders``; no order stays ``pending``; every live order has sz > 0 except positionTpsl
+     ``ex.orders.orders``; no order stays ``pending``; every live order has sz > 0 except positionTpsl
      triggers of size 0;
    * reduce-only resting orders never exceed the position on the closing side and never sit on
      the increasing side;
@@ -301,22 +301,22 @@ def engine_command(draw: Any, g: Gen) -> C.Command:
         mine = g.live_oids(user)
         if mode <= 5 and mine:
             oid = _pick(draw, mine)
-            return C.Cancel(ts=ts, user=user, asset=ex.orders[oid].asset, oid=oid)
-        if mode == 6 and ex.orders:
-            oid = _pick(draw, sorted(ex.orders))  # someone else's (or, by chance, one's own)
-            return C.Cancel(ts=ts, user=user, asset=ex.orders[oid].asset, oid=oid)
+            return C.Cancel(ts=ts, user=user, asset=ex.orders.orders[oid].asset, oid=oid)
+        if mode == 6 and ex.orders.orders:
+            oid = _pick(draw, sorted(ex.orders.orders))  # someone else's (or, by chance, one's own)
+            return C.Cancel(ts=ts, user=user, asset=ex.orders.orders[oid].asset, oid=oid)
         if mode == 7 and mine:  # right oid, wrong market
             oid = _pick(draw, mine)
-            return C.Cancel(ts=ts, user=user, asset=(ex.orders[oid].asset + 1) % 3, oid=oid)
+            return C.Cancel(ts=ts, user=user, asset=(ex.orders.orders[oid].asset + 1) % 3, oid=oid)
         if mode == 8:  # a finished or never-placed oid
-            return C.Cancel(ts=ts, user=user, asset=asset, oid=draw(st.integers(0, ex.next_oid + 2)))
-        return C.Cancel(ts=ts, user=user, asset=asset, oid=ex.next_oid + 7)
+            return C.Cancel(ts=ts, user=user, asset=asset, oid=draw(st.integers(0, ex.orders.next_oid + 2)))
+        return C.Cancel(ts=ts, user=user, asset=asset, oid=ex.orders.next_oid + 7)
     if k < 71:  # cancel by cloid
         acct = ex.ledger.accounts.get(user)
         mine = sorted(acct.cloids) if acct is not None else []
         if mine and draw(st.integers(0, 3)):
             cloid = _pick(draw, mine)
-            a = ex.orders[acct.cloids[cloid]].asset if draw(st.integers(0, 5)) else asset
+            a = ex.orders.orders[acct.cloids[cloid]].asset if draw(st.integers(0, 5)) else asset
             return C.CancelByCloid(ts=ts, user=user, asset=a, cloid=cloid)
         return C.CancelByCloid(ts=ts, user=user, asset=asset, cloid=_pick(draw, CLOIDS))
     if k < 72:
@@ -329,14 +329,14 @@ def engine_command(draw: Any, g: Gen) -> C.Command:
             mode = draw(st.integers(0, 9))
             if mine and mode <= 7:
                 oid = _pick(draw, mine)
-                old = ex.orders[oid]
+                old = ex.orders.orders[oid]
                 ref: int | str = old.cloid if (old.cloid is not None and mode >= 6) else oid
                 req = draw_plain_order(draw, g, old.asset, reduce_only_ok=True, user=user,
                                        is_buy=old.is_buy if mode % 2 else None)
                 if old.cloid is not None and mode in (3, 4):  # keep the order's cloid
                     req = C.OrderRequest(**{**_req_fields(req), "cloid": old.cloid})
             else:
-                ref = draw(st.integers(0, ex.next_oid + 2)) if mode == 8 else _pick(draw, CLOIDS)
+                ref = draw(st.integers(0, ex.orders.next_oid + 2)) if mode == 8 else _pick(draw, CLOIDS)
                 req = draw_plain_order(draw, g, asset, reduce_only_ok=True, user=user)
             mods.append(C.Modify(ts=ts, user=user, oid=ref, order=req))
         if k < 77:
@@ -514,11 +514,11 @@ class Audit:
                 net[a] += p.szi
                 assert p.asset == a
                 assert p.szi == self.szi.get((addr, a), 0), f"{addr} szi {p.szi} != Σ fills {self.szi[(addr, a)]}"
-                assert 1 <= p.leverage <= ex.markets[a].max_leverage, (addr, a, p.leverage)
+                assert 1 <= p.leverage <= ex.board.markets[a].max_leverage, (addr, a, p.leverage)
                 assert p.iso_raw == 0 or (p.szi and not p.is_cross), (
                     f"isolated cash {p.iso_raw} stranded on {addr}'s "
                     f"{'cross' if p.is_cross else 'flat'} position in {a}")
-                if ex.markets[a].only_isolated:
+                if ex.board.markets[a].only_isolated:
                     assert not p.is_cross, f"cross position in isolated-only market {a}"
         assert all(v == 0 for v in net.values()), f"Σ long != Σ short: {dict(net)}"
         for (addr, a), s in self.szi.items():
@@ -526,18 +526,18 @@ class Audit:
                 assert ex.position(addr, a) is not None, (addr, a, s)
 
         # live orders: the engine's equal the shadow's (no order both resting and done)
-        assert ex.orders.keys() == self.live.keys(), (
-            f"engine live orders {sorted(ex.orders)} != shadow {sorted(self.live)}")
-        assert not (self.done & ex.orders.keys())
-        for oid, o in ex.orders.items():
+        assert ex.orders.orders.keys() == self.live.keys(), (
+            f"engine live orders {sorted(ex.orders.orders)} != shadow {sorted(self.live)}")
+        assert not (self.done & ex.orders.orders.keys())
+        for oid, o in ex.orders.orders.items():
             s = self.live[oid]
             assert o.oid == oid and o.status == s["status"] and o.sz == s["sz"] and o.px == s["px"], (o, s)
             assert o.status in ("open", "waitingForTrigger", "waitingForFill"), o
             assert o.sz > 0 or (o.position_tpsl and o.tpsl and o.status == "waitingForTrigger"), f"size 0: {o}"
             assert ledger.accounts[o.user].orders.get(oid) is o, o
-            in_triggers = oid in ex.triggers.get(o.asset, {})
+            in_triggers = oid in ex.triggers.armed.get(o.asset, {})
             assert in_triggers == (o.status == "waitingForTrigger"), o
-            assert (oid in ex.books[o.asset].orders) == (o.status == "open"), o
+            assert (oid in ex.board.books[o.asset].orders) == (o.status == "open"), o
         n_acct_orders = 0
         for addr, acct in ledger.accounts.items():
             n_acct_orders += len(acct.orders)
@@ -545,13 +545,13 @@ class Audit:
             cl = {o.cloid: o.oid for o in acct.orders.values() if o.cloid is not None}
             assert len(cl) == sum(1 for o in acct.orders.values() if o.cloid is not None), f"dup cloid {addr}"
             assert acct.cloids == cl, (addr, acct.cloids, cl)
-        assert n_acct_orders == len(ex.orders)
-        for a, trig in ex.triggers.items():
+        assert n_acct_orders == len(ex.orders.orders)
+        for a, trig in ex.triggers.armed.items():
             for oid, o in trig.items():
-                assert ex.orders.get(oid) is o and o.asset == a, o
+                assert ex.orders.orders.get(oid) is o and o.asset == a, o
 
         # books: never crossed; levels, totals and indexes agree
-        for a, book in ex.books.items():
+        for a, book in ex.board.books.items():
             seen: dict[int, Any] = {}
             for is_buy, side in ((True, book.bids), (False, book.asks)):
                 for px, level in side.items():
@@ -560,7 +560,7 @@ class Audit:
                     for oid, o in level.orders.items():
                         assert o.oid == oid and o.px == px and o.is_buy is is_buy and o.level is level, o
                         assert o.sz > 0 and o.asset == a, o
-                        assert ex.orders.get(oid) is o and o.status == "open", o
+                        assert ex.orders.orders.get(oid) is o and o.status == "open", o
                         assert oid not in seen
                         seen[oid] = o
             assert book.orders.keys() == seen.keys(), a
@@ -572,7 +572,7 @@ class Audit:
 
         # reduce-only resting orders never exceed the position on the closing side
         ro: dict[tuple[str, int, bool], int] = defaultdict(int)
-        for book in ex.books.values():
+        for book in ex.board.books.values():
             for o in book.orders.values():
                 if o.reduce_only:
                     ro[(o.user, o.asset, o.is_buy)] += o.sz
@@ -596,7 +596,7 @@ def trigger_hit(is_buy: bool, tpsl: str, trigger_px: int, mark: int) -> bool:
 def check_command(ex: Exchange, audit: Audit, cmd: C.Command, events: list[V.Event]) -> None:
     """Checks that need the command: triggers after a tick, and the fill totals reported."""
     if isinstance(cmd, C.Tick):
-        for a, trig in ex.triggers.items():
+        for a, trig in ex.triggers.armed.items():
             mark = ex.mark(a)
             for oid, o in trig.items():
                 assert oid in audit.armed or not trigger_hit(o.is_buy, o.tpsl, o.trigger_px, mark), (
@@ -745,7 +745,8 @@ def matching_command(draw: Any, g: Gen, ref: ReferenceMatcher) -> C.Command:
         mode = draw(st.integers(0, 9))
         if mine and mode <= 5:
             oid = _pick(draw, mine)
-            return C.Cancel(ts=ts, user=user, asset=g.ex.orders[oid].asset if oid in g.ex.orders else asset, oid=oid)
+            live = g.ex.orders.orders
+            return C.Cancel(ts=ts, user=user, asset=live[oid].asset if oid in live else asset, oid=oid)
         if mode == 6 and ref.resting:
             o = _pick(draw, ref.resting)
             return C.Cancel(ts=ts, user=user, asset=o.asset, oid=o.oid)
@@ -778,7 +779,7 @@ def matching_command(draw: Any, g: Gen, ref: ReferenceMatcher) -> C.Command:
 
 
 def _engine_books(ex: Exchange, asset: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    b = ex.books[asset]
+    b = ex.board.books[asset]
     return [(o.oid, o.sz) for o in b.iter_side(True)], [(o.oid, o.sz) for o in b.iter_side(False)]
 
 
@@ -826,8 +827,9 @@ def _diff_step(ex: Exchange, ref: ReferenceMatcher, cmd: C.Command) -> int:
     assert not [ev for ev in events if isinstance(ev, V.OrderRejected) and "Margin" in ev.status], events
     assert got == want, (f"fills differ after {cmd!r}\n  engine:    {got}\n  reference: {want}\n"
                          f"  events:\n{_describe(events)}")
-    assert ex.next_oid == ref.next_oid, f"next oid differs after {cmd!r}: engine {ex.next_oid}, ref {ref.next_oid}"
-    for a in sorted(ex.books):
+    assert ex.orders.next_oid == ref.next_oid, (
+        f"next oid differs after {cmd!r}: engine {ex.orders.next_oid}, ref {ref.next_oid}")
+    for a in sorted(ex.board.books):
         eb = _engine_books(ex, a)
         rb = (ref.book(a, True), ref.book(a, False))
         assert eb == rb, (f"books of {a} differ after {cmd!r}\n  engine:    {eb}\n  reference: {rb}\n"

@@ -17,7 +17,7 @@ Every event is also applied, one at a time, to a *mirror* exchange (what ``Excha
 does), so the checks can see the state between the events of one command.  After EVERY command:
 
 1. money is conserved exactly: ``ledger.total_cash() == deposits − withdrawals``;
-2. per market Σ long szi == Σ short szi, ``ex.oi[asset]`` == Σ long szi, and ``ex.holders``
+2. per market Σ long szi == Σ short szi, ``ex.holdings.oi[asset]`` == Σ long szi, and ``ex.holdings.holders``
    lists exactly the accounts with a position; a halted market has no position and no order;
 3. no book is crossed;
 4. funding: every ``FundingSettled`` pays every holder (its real size) exactly
@@ -42,7 +42,7 @@ does), so the checks can see the state between the events of one command.  After
    grow.
 6. open interest never exceeds a cap through a fill that grows it: after every such fill
    ``oi × mark ≤ oi_cap_ntl`` (and the lots cap, and the dex total at the marks), checked fill
-   by fill (marks as ``ex.prices`` at the time), and at the end of every command with fills in
+   by fill (marks as ``ex.pricing.prices`` at the time), and at the end of every command with fills in
    which a capped market's OI grew;
 7. replay: ``Exchange.replay(all events).state_hash() == ex.state_hash()`` at the end (and the
    mirror's hash, and re-applying the commands gives the same events, responses and hash);
@@ -99,7 +99,7 @@ from perpbox.core.numbers import RATE_SCALE, USD, round_price_sig
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.engine import Exchange
-from perpbox.exchange.mechanics import LIQUIDATED, MAIN_BACKSTOP, MAIN_INSURANCE
+from perpbox.exchange.liquidation import LIQUIDATED, MAIN_BACKSTOP, MAIN_INSURANCE
 from perpbox.market import FeeSchedule, MarginTable, MarketSpec
 from perpbox.market.funding import HOUR_MS, FundingParams, FundingPrice, PremiumAverage
 from perpbox.market.liquidation import LiquidationParams, LiquidationStyle
@@ -267,11 +267,11 @@ def mechanics_command(draw: Any, g: Gen) -> C.Command:
         return C.CancelAll(ts=g.step(draw(st.integers(1, 300))), user=_pick(draw, MAKERS + TRADERS),
                            asset=asset if draw(st.integers(0, 3)) else None)
     if k < 52:  # cancel one live order
-        live = sorted(ex.orders)
+        live = sorted(ex.orders.orders)
         if live:
-            o = ex.orders[_pick(draw, live)]
+            o = ex.orders.orders[_pick(draw, live)]
             return C.Cancel(ts=g.step(draw(st.integers(1, 300))), user=o.user, asset=o.asset, oid=o.oid)
-        return C.Cancel(ts=g.step(1), user=trader, asset=asset, oid=ex.next_oid)
+        return C.Cancel(ts=g.step(1), user=trader, asset=asset, oid=ex.orders.next_oid)
     if k < 56:
         lev = draw(st.integers(1, spec.max_leverage))
         if draw(st.integers(0, 2)):
@@ -411,7 +411,7 @@ class Checker:
 
     # -- helpers on the mirror ----------------------------------------------------------------
     def value_mm(self, acct: Any, scope: int) -> tuple[int, int]:
-        prices = self.m.prices
+        prices = self.m.pricing.prices
         if scope < 0:
             ps = _scope_positions(acct, -1)
             value = acct.raw_usd + sum(p.szi * prices[p.asset] for p in ps)
@@ -428,7 +428,7 @@ class Checker:
         if scope >= 0:
             return self.specs[scope].liquidation.style
         ps = _scope_positions(acct, -1)
-        big = max(ps, key=lambda p: (abs(p.szi) * self.m.prices[p.asset], -p.asset))
+        big = max(ps, key=lambda p: (abs(p.szi) * self.m.pricing.prices[p.asset], -p.asset))
         return self.specs[big.asset].liquidation.style
 
     def adl_cp_values(self, user: str, asset: int) -> tuple[int, int]:
@@ -436,7 +436,7 @@ class Checker:
         acct = self.m.ledger.accounts[user]
         cross, _ = self.value_mm(acct, -1)
         p = acct.positions.get(asset)
-        return cross, (p.iso_raw + p.szi * self.m.prices[asset] if p is not None and not p.is_cross else 0)
+        return cross, (p.iso_raw + p.szi * self.m.pricing.prices[asset] if p is not None and not p.is_cross else 0)
 
     def szi(self, user: str, asset: int) -> int:
         acct = self.m.ledger.accounts.get(user)
@@ -447,7 +447,7 @@ class Checker:
     def check(self, ex: Exchange, cmd: C.Command, events: list[V.Event]) -> None:
         m = self.m
         tick = isinstance(cmd, C.Tick)
-        oi_start = dict(m.oi)
+        oi_start = dict(m.holdings.oi)
         flat_debt = {}
         if tick:  # flat cross accounts already below zero (their value does not move with marks)
             for addr, acct in m.ledger.accounts.items():
@@ -465,9 +465,9 @@ class Checker:
         t = type(ev)
         if t is V.Fill:
             a = ev.asset
-            tk0, mk0, oi0 = self.szi(ev.taker, a), self.szi(ev.maker, a), m.oi.get(a, 0)
+            tk0, mk0, oi0 = self.szi(ev.taker, a), self.szi(ev.maker, a), m.holdings.oi.get(a, 0)
             apply(ev)
-            tk1, mk1, oi1 = self.szi(ev.taker, a), self.szi(ev.maker, a), m.oi.get(a, 0)
+            tk1, mk1, oi1 = self.szi(ev.taker, a), self.szi(ev.maker, a), m.holdings.oi.get(a, 0)
             ctx.fills += 1
             if ev.taker_oid in ctx.liq_oids:
                 assert ctx.group is not None and ev.taker == ctx.group.user, ev
@@ -509,7 +509,7 @@ class Checker:
         elif t is V.MarketSettled:
             assert isinstance(cmd, C.HaltTrading) and cmd.halted, ev
             apply(ev)
-            assert not m.holders.get(ev.asset), f"positions left after settling {ev}"
+            assert not m.holdings.holders.get(ev.asset), f"positions left after settling {ev}"
             return
         elif t is V.OrderClosed:
             assert ev.status != LIQUIDATED or isinstance(cmd, C.Tick), ev
@@ -524,9 +524,9 @@ class Checker:
         assert isinstance(cmd, C.Tick) and ev.ts == cmd.ts, ev
         a = ev.asset
         spec = self.specs[a]
-        st_ = m.pricing[a]
+        st_ = m.pricing.states[a]
         want_px = st_.oracle if spec.funding.pay_on is FundingPrice.ORACLE else st_.mark
-        assert ev.px == (want_px or m.prices.get(a, 0)), (ev, st_)
+        assert ev.px == (want_px or m.pricing.prices.get(a, 0)), (ev, st_)
         assert abs(ev.rate) <= spec.funding.cap_per_hour * spec.funding.interval_ms // HOUR_MS, ev
         holders = sorted((u, p.szi) for u, acct in m.ledger.accounts.items()
                          if (p := acct.positions.get(a)) is not None and p.szi)
@@ -625,7 +625,7 @@ class Checker:
         assert g is not None and g.method in ("backstop", "insurance", "adl") and ev.src == g.user, (ev, g)
         a = ev.asset
         src0, dst0 = self.szi(ev.src, a), self.szi(ev.dst, a)
-        assert ev.px == m.prices[a], ev
+        assert ev.px == m.pricing.prices[a], ev
         assert src0 and (src0 > 0) == (ev.sz > 0) and abs(ev.sz) <= abs(src0), f"transfer {ev} of szi {src0}"
         assert (g.scope < 0 and m.ledger.accounts[ev.src].positions[a].is_cross) or g.scope == a, ev
         cp_before = (0, 0)
@@ -704,16 +704,16 @@ class Checker:
     def oi_growth(self, ctx: Ctx, ev: V.Fill, flipped: bool) -> None:
         m = self.m
         a = ev.asset
-        cfg = m.config[a]
-        mark = m.prices.get(a, 0)
-        oi = m.oi.get(a, 0)
+        cfg = m.controls.config[a]
+        mark = m.pricing.prices.get(a, 0)
+        oi = m.holdings.oi.get(a, 0)
         over = []
         if cfg.oi_cap_ntl and mark and oi * mark > cfg.oi_cap_ntl:
             over.append(f"oi {oi} × mark {mark} = {oi * mark} > cap {cfg.oi_cap_ntl}")
         if cfg.oi_cap_sz and oi > cfg.oi_cap_sz:
             over.append(f"oi {oi} > lots cap {cfg.oi_cap_sz}")
-        total = m.dex_oi_cap.get(m.markets[a].dex, 0)
-        used = sum(m.open_interest_ntl(b) for b in m.markets if m.markets[b].dex == m.markets[a].dex)
+        total = m.controls.dex_oi_cap.get(m.board.markets[a].dex, 0)
+        used = sum(m.open_interest_ntl(b) for b in m.board.markets if m.board.markets[b].dex == m.board.markets[a].dex)
         if total and mark and used > total:
             over.append(f"dex open interest {used} > total cap {total}")
         STATS["fills growing capped open interest"] += bool(cfg.oi_cap_ntl or cfg.oi_cap_sz or total)
@@ -731,7 +731,7 @@ class Checker:
             f"cash {led.total_cash()} != deposits − withdrawals {led.deposits - led.withdrawals}")
         assert m.ledger.total_cash() == led.total_cash() and m.ledger.deposits == led.deposits
         # 2. open interest and holders
-        for a in sorted(ex.markets):
+        for a in sorted(ex.board.markets):
             spec = self.specs[a]
             longs = shorts = 0
             holders = set()
@@ -745,29 +745,33 @@ class Checker:
                 else:
                     shorts -= p.szi
             assert longs == shorts, f"{spec.name}: Σ long {longs} != Σ short {shorts}"
-            assert ex.oi.get(a, 0) == longs == m.oi.get(a, 0), f"{spec.name}: oi {ex.oi.get(a)} != Σ long {longs}"
-            assert set(ex.holders.get(a, {})) == holders, f"{spec.name}: holders index {ex.holders.get(a)}"
+            oi_index, holders_index = ex.holdings.oi, ex.holdings.holders
+            assert oi_index.get(a, 0) == longs == m.holdings.oi.get(a, 0), (
+                f"{spec.name}: oi {oi_index.get(a)} != Σ long {longs}")
+            assert set(holders_index.get(a, {})) == holders, f"{spec.name}: holders index {holders_index.get(a)}"
             if ex.status(a) == "halted":
-                assert not holders and not any(o.asset == a for o in ex.orders.values()), f"halted {spec.name}"
+                assert not holders and not any(o.asset == a for o in ex.orders.orders.values()), f"halted {spec.name}"
             # 3. never crossed
-            bid, ask = ex.books[a].best_bid(), ex.books[a].best_ask()
+            bid, ask = ex.board.books[a].best_bid(), ex.board.books[a].best_ask()
             # 7. the order path's copy of config, pricing and dex caps is in step with them
-            gate, cfg, st_ = ex.gates[a], ex.config[a], ex.pricing[a]
+            gate, cfg, st_ = ex.controls.gates[a], ex.controls.config[a], ex.pricing.states[a]
             assert (gate.restricted, gate.oracle, gate.mark, gate.session_open, gate.capped) == (
                 ex.status(a) != "active", st_.oracle, st_.mark, st_.session_open,
-                bool(cfg.oi_cap_ntl or cfg.oi_cap_sz or ex.dex_oi_cap.get(spec.dex))), f"{spec.name}: stale gate"
+                bool(cfg.oi_cap_ntl or cfg.oi_cap_sz or ex.controls.dex_oi_cap.get(spec.dex))), (
+                f"{spec.name}: stale gate")
             assert bid is None or ask is None or bid < ask, f"{spec.name} crossed: {bid} >= {ask}"
             # 6. the brief's statement: a capped market whose OI grew in a command with fills
-            cap = ex.config[a].oi_cap_ntl
-            oi = ex.oi.get(a, 0)
+            cap = ex.controls.config[a].oi_cap_ntl
+            oi = ex.holdings.oi.get(a, 0)
             if ctx.fills and cap and oi > oi_start.get(a, 0):
-                assert oi * ex.prices[a] <= cap, f"{spec.name}: open interest grew to {oi} × {ex.prices[a]} > cap {cap}"
+                px = ex.pricing.prices[a]
+                assert oi * px <= cap, f"{spec.name}: open interest grew to {oi} × {px} > cap {cap}"
         # 9. the pre-filter misses nothing
-        assert ex._liquidatable() == _liquidatable_brute_force(ex), "the liquidation index missed a scope"
+        assert ex.liquidations._liquidatable() == _liquidatable_brute_force(ex), "the liquidation index missed a scope"
         if not isinstance(cmd, C.Tick):
             return
         # 4. funding exactly when due
-        for a in sorted(ex.markets):
+        for a in sorted(ex.board.markets):
             due = cmd.ts >= self.next_funding[a]
             assert ctx.funded.count(a) == (1 if due else 0), f"asset {a}: funding {ctx.funded} at {cmd.ts}, due {due}"
             if due:

@@ -162,7 +162,7 @@ class Sim:
         return {e.oid: e.status for e in self.of(V.OrderClosed, evs)}
 
     def resting_oids(self, asset: int, is_buy: bool) -> list[int]:
-        return [o.oid for o in self.ex.books[asset].iter_side(is_buy)]
+        return [o.oid for o in self.ex.board.books[asset].iter_side(is_buy)]
 
     # -- end-of-scenario checks ------------------------------------------------------------------
     def audit(self) -> None:
@@ -170,7 +170,7 @@ class Sim:
         led = ex.ledger
         assert led.total_cash() == led.deposits - led.withdrawals, "money not conserved"
         assert Exchange.replay(self.events).state_hash() == ex.state_hash(), "replay diverged"
-        for asset, book in ex.books.items():
+        for asset, book in ex.board.books.items():
             assert not book.crossed(), f"book {asset} crossed"
             longs = sum(p.szi for a in led.accounts.values() for p in a.positions.values()
                         if p.asset == asset and p.szi > 0)
@@ -178,7 +178,7 @@ class Sim:
                          if p.asset == asset and p.szi < 0)
             assert longs == shorts, f"open interest unbalanced in {asset}"
             for o in book.orders.values():
-                assert o.sz > 0 and o.oid in ex.orders and o.status == "open"
+                assert o.sz > 0 and o.oid in ex.orders.orders and o.status == "open"
 
 
 __all__ = ["ALICE", "BOB", "BTC_ID", "CAROL", "DAVE", "ETH_ID", "SUB", "USD", "Decimal", "MarginMode",

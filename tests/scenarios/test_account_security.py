@@ -145,7 +145,7 @@ def test_open_orders_are_limited_to_a_thousand_then_one_more_per_five_million_tr
     for is_buy in (True, False):
         assert "resting" in sim.order(BOB, BTC_ID, not is_buy, 60_000, "100")
         assert sim.order(DAVE, BTC_ID, is_buy, 60_000, "100", tif="Ioc")["filled"]["totalSz"] == 100 * 10**5
-    assert sim.ex.volume[DAVE] == usd(12_000_000)  # so Dave's limit is 1,000 + 2
+    assert sim.ex.volume.traded[DAVE] == usd(12_000_000)  # so Dave's limit is 1,000 + 2
     first = sim.order(DAVE, BTC_ID, True, 40_000, "0.001")["resting"]["oid"]
     for i in range(1, 1000):
         assert "resting" in sim.order(DAVE, BTC_ID, True, 40_000 - i, "0.001")

@@ -16,21 +16,21 @@ def _deploy_gold(sim: Sim, table_id: int = 20) -> None:
     res = sim.do(C.RegisterAsset, user=CAROL, dex="dv", coin="GOLD", sz_decimals=2, oracle_px=2_650_0000,
                  margin_table_id=table_id, full_name="Dev metals")
     assert res == "ok"
-    sim.specs[GOLD] = sim.ex.markets[GOLD]
+    sim.specs[GOLD] = sim.ex.board.markets[GOLD]
 
 
 def test_first_asset_creates_the_dex_and_its_deployer(sim: Sim) -> None:
     _deploy_gold(sim)
-    spec = sim.ex.markets[GOLD]
+    spec = sim.ex.board.markets[GOLD]
     assert (spec.name, spec.dex, spec.sz_decimals, spec.max_leverage) == ("GOLD", "dv", 2, 20)
-    assert sim.ex.dex_deployer["dv"] == CAROL and sim.ex.deploy.dex_full_names["dv"] == "Dev metals"
-    assert sim.ex.deploy.table_ids[GOLD] == 20 and sim.ex.prices[GOLD] == 2_650_0000
+    assert sim.ex.board.dex_deployer["dv"] == CAROL and sim.ex.deploy.dex_full_names["dv"] == "Dev metals"
+    assert sim.ex.deploy.table_ids[GOLD] == 20 and sim.ex.pricing.prices[GOLD] == 2_650_0000
     sim.deposit(ALICE, 10_000)
     assert sim.do(C.RegisterAsset, user=ALICE, dex="dv", coin="SILV", sz_decimals=1, oracle_px=3125,
                   margin_table_id=10) == {"error": "Only the deployer of this dex may do that."}
     assert sim.do(C.RegisterAsset, user=CAROL, dex="dv", coin="SILV", sz_decimals=1, oracle_px=3125,
                   margin_table_id=10, margin_mode="strictIsolated") == "ok"
-    assert sim.ex.markets[GOLD + 1].only_isolated
+    assert sim.ex.board.markets[GOLD + 1].only_isolated
     sim.audit()
 
 
@@ -47,7 +47,7 @@ def test_a_tiered_table_lowers_the_limit_of_an_open_position(sim: Sim) -> None:
     assert sim.do(C.SetMarginTableIds, user=ALICE, dex="dv", ids={GOLD: 51}) == {
         "error": "Only the deployer of this dex may do that."}
     assert sim.do(C.SetMarginTableIds, user=CAROL, dex="dv", ids={GOLD: 51}) == "ok"
-    assert sim.ex.markets[GOLD].margin_table.tiers == tiers.tiers
+    assert sim.ex.board.markets[GOLD].margin_table.tiers == tiers.tiers
     # at 20x the new table caps the position at $30k notional: $26.5k + $5.3k no longer fits
     res = sim.order(ALICE, GOLD, True, 2650, 2)
     assert "error" in res and sim.szi(ALICE, GOLD) == 10 * 100
@@ -65,7 +65,7 @@ def test_bad_tables_and_ids_are_refused(sim: Sim) -> None:
         assert "error" in sim.do(C.InsertMarginTable, user=CAROL, dex="dv", table=table)
     assert sim.do(C.SetMarginTableIds, user=CAROL, dex="dv", ids={GOLD: 99}) == {"error": "Invalid margin table id."}
     assert sim.do(C.SetMarginTableIds, user=CAROL, dex="dv", ids={GOLD: 3}) == "ok"  # flat 3x
-    assert sim.ex.markets[GOLD].max_leverage == 3
+    assert sim.ex.board.markets[GOLD].max_leverage == 3
     sim.audit()
 
 

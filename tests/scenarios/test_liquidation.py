@@ -12,7 +12,7 @@ from scenario_kit import ALICE, BOB, BTC_ID, CAROL, DAVE, ETH_ID, P, S, Sim, btc
 
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
-from perpbox.exchange.mechanics import MAIN_BACKSTOP, MAIN_INSURANCE
+from perpbox.exchange.liquidation import MAIN_BACKSTOP, MAIN_INSURANCE
 from perpbox.market.liquidation import LiquidationParams, LiquidationStyle
 from perpbox.market.margin import MarginTable
 
@@ -171,7 +171,7 @@ def test_isolated_position_is_liquidated_alone_and_the_cross_account_is_untouche
     (ev,) = [e for e in sim.of(V.Liquidated) if e.method == "market"]
     assert (ev.user, ev.asset, ev.account_value) == (ALICE, BTC_ID, usd("95.5"))
     assert sim.szi(ALICE, BTC_ID) == 0 and sim.szi(ALICE, ETH_ID) == S(sim.specs[1], "1")
-    assert eth_order in sim.ex.orders  # her cross-mode orders stay
+    assert eth_order in sim.ex.orders.orders  # her cross-mode orders stay
     sim.audit()
 
 
@@ -338,7 +338,7 @@ def test_adl_reports_the_deficit_no_counterparty_can_carry(sim: Sim) -> None:
     assert _value(sim, CAROL) == 0 and sim.szi(CAROL, ETH_ID) == S(eth, "20")
     # Alice is flat with the shortfall as negative cash, and in the liquidation log
     assert sim.szi(ALICE, BTC_ID) == 0 and sim.cash(ALICE) == -usd(10_087)
-    assert sim.ex.liquidation_log[-1].method == "adlShortfall"
+    assert sim.ex.liquidations.log[-1].method == "adlShortfall"
     sim.audit()
 
 
@@ -355,7 +355,7 @@ def test_adl_cancels_the_reduce_only_orders_a_counterparty_no_longer_has_a_posit
     # Alice −19,045: ADL closes Carol's whole short (she pays the 19,045 out of her 129,985)
     (adl,) = sim.of(V.PositionTransferred)
     assert (adl.dst, adl.usd) == (CAROL, -usd(19_045)) and sim.szi(CAROL, BTC_ID) == 0
-    assert sim.closed() == {oid: "reduceOnlyCanceled"} and oid not in sim.ex.orders
+    assert sim.closed() == {oid: "reduceOnlyCanceled"} and oid not in sim.ex.orders.orders
     sim.audit()
 
 

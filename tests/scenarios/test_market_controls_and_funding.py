@@ -11,7 +11,7 @@ from scenario_kit import ALICE, BOB, BTC_ID, CAROL, P, S, Sim, btc_spec, usd
 from perpbox.core.numbers import USD
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
-from perpbox.exchange.mechanics import backstop_address
+from perpbox.exchange.liquidation import backstop_address
 from perpbox.ledger.ledger import dex_account, wallet_owner
 from perpbox.market.funding import HOUR_MS, FundingParams
 from perpbox.market.margin import MarginTable
@@ -103,7 +103,7 @@ def test_set_oracle_only_by_the_deployer_at_most_every_2_5s_and_mark_moves_at_mo
     sim.ts += 3_000
     assert sim.do(C.SetOracle, user=DEPLOYER, dex="xyz", oracle_pxs={a: P(spec, 26_000)},
                   mark_pxs=[{a: P(spec, 26_000)}]) == "ok"
-    st = sim.ex.pricing[a]
+    st = sim.ex.pricing.states[a]
     assert st.oracle == P(spec, 26_000)
     assert st.mark == P(spec, 25_250)  # median input 26,000, moved at most 1% from 25,000
     sim.ts += 1_000
@@ -112,7 +112,7 @@ def test_set_oracle_only_by_the_deployer_at_most_every_2_5s_and_mark_moves_at_mo
     # no push for 10 s: the mark falls back to the local mark (none without a book: held)
     sim.ts += 10_000
     sim.do(C.Tick)
-    assert sim.ex.pricing[a].mark == P(spec, 25_250)
+    assert sim.ex.pricing.states[a].mark == P(spec, 25_250)
     sim.audit()
 
 
@@ -129,7 +129,7 @@ def test_a_deployer_push_that_moves_the_mark_liquidates_at_once_without_waiting_
         sim.ts += 3_000
         assert sim.do(C.SetOracle, user=DEPLOYER, dex="xyz", oracle_pxs={a: P(spec, 24_000)},
                       mark_pxs=[{a: P(spec, 24_000)}]) == "ok"
-        marks.append(sim.ex.pricing[a].mark)
+        marks.append(sim.ex.pricing.states[a].mark)
         if sim.of(V.Liquidated):
             break
     # 25,000 → 24,750 → 24,502.5 (value 1,250 − 497.5 = 752.5 > MM 612.6) → 24,257.48 (1% down,
@@ -155,14 +155,14 @@ def test_open_interest_cap_rejects_increasing_orders_and_allows_reducing_ones(si
     resp = sim.order(ALICE, a, True, 25_000, "3")
     assert resp["filled"]["totalSz"] == S(spec, "2")
     assert sim.closed()[resp["filled"]["oid"]] == "openInterestCapCanceled"
-    assert sim.ex.oi[a] == S(spec, "2")
+    assert sim.ex.holdings.oi[a] == S(spec, "2")
     # at the cap: an opening order is refused with the venue's message…
     assert sim.order(CAROL, a, True, 25_000, "1") == {
         "error": f"Order would increase open interest while open interest is capped asset={a}"}
     # …and reducing ones are fine: Bob buys back 1 of his short from Alice, who sells 1 of her long
     assert "resting" in sim.order(BOB, a, True, 24_000, "1")
     assert "filled" in sim.order(ALICE, a, False, 24_000, "1", reduce_only=True)
-    assert sim.ex.oi[a] == S(spec, "1")
+    assert sim.ex.holdings.oi[a] == S(spec, "1")
     sim.audit()
 
 
@@ -245,12 +245,12 @@ def test_silver_perp_through_a_comex_weekend_oracle_advanced_internally_and_pull
         _comex(sim, px)
 
     sim.do(C.Tick)
-    assert sim.ex.pricing[SILVER_ID].oracle == P(spec, 30) and sim.ex.pricing[SILVER_ID].session_open
+    assert sim.ex.pricing.states[SILVER_ID].oracle == P(spec, 30) and sim.ex.pricing.states[SILVER_ID].session_open
     # 22:00 close: the oracle stops following COMEX; the book trades the weekend higher
     sim.ts = _ms("2026-11-20T22:00:00")
     feed("30.1")  # a late print after the close is ignored
     sim.do(C.Tick)
-    st = sim.ex.pricing[SILVER_ID]
+    st = sim.ex.pricing.states[SILVER_ID]
     assert not st.session_open and st.close_px == P(spec, 30) and st.oracle == P(spec, 30)
     _two_sided(sim, SILVER_ID, "31.9", "32.1", "1000")  # weekend book around $32 (+6.7%)
     # off-hours leverage is capped at 5x although Alice's setting is 20x: $1M margins $5M at most
@@ -262,17 +262,17 @@ def test_silver_perp_through_a_comex_weekend_oracle_advanced_internally_and_pull
     for hours in range(1, 49):  # Friday 23:00 … Sunday 22:00, hourly ticks
         sim.ts = _ms("2026-11-20T22:00:00") + hours * HOUR_MS
         sim.do(C.Tick)
-        seen.append(sim.ex.pricing[SILVER_ID].oracle)
+        seen.append(sim.ex.pricing.states[SILVER_ID].oracle)
     # the internal oracle climbs toward the $32 impact mid, slowly (τ = 60 min, steps of at most
     # τ/10), never beyond the ±5% discovery band around the $30 close
     assert seen == sorted(seen) and seen[0] > P(spec, 30)
     assert max(seen) == P(spec, "31.5")  # the band's top: 30 × 1.05
-    assert sim.ex.pricing[SILVER_ID].mark <= P(spec, "31.5")
+    assert sim.ex.pricing.states[SILVER_ID].mark <= P(spec, "31.5")
     # Sunday 23:00 reopen: COMEX prints $30.40, and the oracle is pulled back to it
     sim.ts = _ms("2026-11-22T23:00:00")
     feed("30.4")
     sim.do(C.Tick)
-    st = sim.ex.pricing[SILVER_ID]
+    st = sim.ex.pricing.states[SILVER_ID]
     assert st.session_open and st.oracle == P(spec, "30.4")
     sim.audit()
 
@@ -283,7 +283,7 @@ def test_discovery_band_keeps_off_hours_liquidations_to_positions_whose_price_li
     weekend squeeze of the book to $40 liquidates the short whose liquidation price is ~$30.74 and
     leaves the one at ~$31.70 (beyond the $31.50 bound) alone."""
     _silver(sim)
-    vault = backstop_address(sim.ex.dexes["xyz"])
+    vault = backstop_address(sim.ex.board.dexes["xyz"])
     sim.fund(vault, 1_000_000, dex="xyz")  # the dex's backstop liquidator, funded on its dex
     sim.fund(BOB, 1_000_000, dex="xyz")
     sim.fund(CAROL, "15100", dex="xyz")
@@ -304,7 +304,7 @@ def test_discovery_band_keeps_off_hours_liquidations_to_positions_whose_price_li
         sim.ts = _ms("2026-11-20T22:00:00") + step * 5 * 60_000
         sim.do(C.Tick)
         liquidated += [wallet_owner(e.user) for e in sim.of(V.Liquidated)]  # its account on xyz
-        marks.append(sim.ex.pricing[SILVER_ID].mark)
+        marks.append(sim.ex.pricing.states[SILVER_ID].mark)
         assert not sim.of(V.FundingSettled)
     assert marks[0] > P(sim.specs[SILVER_ID], "30.737")  # past Carol's price on the first step
     assert marks[1:] == [P(sim.specs[SILVER_ID], "31.5")] * 10  # then pinned at the bound

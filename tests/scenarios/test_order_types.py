@@ -33,7 +33,7 @@ def test_price_time_priority_across_levels_and_fifo_within_a_level(sim: Sim) -> 
     assert sim.order(BOB, BTC_ID, False, 100_010, "0.1") == {"resting": {"oid": 3}}
     assert sim.order(DAVE, BTC_ID, False, 100_000, "0.1") == {"resting": {"oid": 4}}
     assert sim.resting_oids(BTC_ID, False) == [4, 2, 3, 1]
-    book = sim.ex.books[BTC_ID]
+    book = sim.ex.board.books[BTC_ID]
     assert book.depth(False) == [(P(btc, 100_000), 10_000, 1), (P(btc, 100_010), 20_000, 2),
                                  (P(btc, 100_020), 10_000, 1)]
 
@@ -54,14 +54,14 @@ def test_price_time_priority_across_levels_and_fifo_within_a_level(sim: Sim) -> 
     # Bob's 0.1 at 100,010 partly filled keeps its place; 0.05 left
     assert sim.resting_oids(BTC_ID, False) == [3, 1]
     assert book.depth(False) == [(P(btc, 100_010), 5_000, 1), (P(btc, 100_020), 10_000, 1)]
-    assert sim.ex.orders[3].sz == 5_000 and sim.ex.orders[3].orig_sz == 10_000
+    assert sim.ex.orders.orders[3].sz == 5_000 and sim.ex.orders.orders[3].orig_sz == 10_000
     pos = sim.pos(ALICE, BTC_ID)
     assert pos.szi == 25_000 and pos.entry_ntl == usd("25001.5")
 
     # a GTC that partly fills rests with the rest: 0.05 filled at 100,010, 0.15 rests at 100,010
     assert sim.order(ALICE, BTC_ID, True, 100_010, "0.2") == {"resting": {"oid": 6}}
     assert [(f.maker_oid, f.sz) for f in sim.of(V.Fill)] == [(3, 5_000)]
-    assert sim.ex.orders[6].sz == 15_000
+    assert sim.ex.orders.orders[6].sz == 15_000
     assert book.best_bid() == P(btc, 100_010) and book.best_ask() == P(btc, 100_020)
     sim.audit()
 
@@ -81,12 +81,12 @@ def test_ioc_and_market_orders_that_cannot_match(sim: Sim) -> None:
     assert sim.order(ALICE, BTC_ID, True, 100_000, "0.1", tif="Ioc") == {
         "error": "Order could not immediately match against any resting orders. asset=0"}
     assert sim.of(V.OrderRejected)[0].status == "iocCancelRejected"
-    assert 3 not in sim.ex.orders
+    assert 3 not in sim.ex.orders.orders
     # an IOC for more than the book holds fills what it can; the rest is cancelled
     assert sim.order(ALICE, BTC_ID, True, 100_010, "0.2", tif="Ioc") == {
         "filled": {"totalSz": 10_000, "ntl": usd(10_001), "oid": 4}}
     assert sim.closed() == {4: "canceled"}
-    assert sim.ex.books[BTC_ID].best_ask() is None
+    assert sim.ex.board.books[BTC_ID].best_ask() is None
     assert sim.szi(ALICE, BTC_ID) == 10_000
     sim.audit()
 
@@ -183,7 +183,7 @@ def test_reduce_only_order_shrinks_with_position(sim: Sim) -> None:
     assert sim.closed() == {3: "reduceOnlyCanceled"}
     # the resized order keeps its place ahead of Dave's at 110,000
     assert sim.resting_oids(BTC_ID, False) == [4, 5]
-    assert sim.ex.books[BTC_ID].depth(False) == [(P(btc, 110_000), 25_000, 2)]
+    assert sim.ex.board.books[BTC_ID].depth(False) == [(P(btc, 110_000), 25_000, 2)]
     # realised: 0.15 × (99,000 − 100,000) = −150
     assert sim.pos(ALICE, BTC_ID).realized_pnl == -usd(150)
     assert sim.acct(ALICE).n_reduce_only == 1
@@ -215,7 +215,7 @@ def test_reduce_only_ioc_larger_than_position_is_capped(sim: Sim) -> None:
     st = sim.order(ALICE, BTC_ID, False, 79_000, "0.0003", tif="Ioc", reduce_only=True)
     assert st == {"filled": {"totalSz": S(btc, "0.00015"), "ntl": usd("11.91"), "oid": 4}}
     assert sim.szi(ALICE, BTC_ID) == 0
-    assert sim.ex.books[BTC_ID].depth(True) == [(P(btc, 79_400), 85, 1)]
+    assert sim.ex.board.books[BTC_ID].depth(True) == [(P(btc, 79_400), 85, 1)]
     sim.audit()
 
 
@@ -228,7 +228,7 @@ def test_reduce_only_resting_order_cancelled_when_position_closes(sim: Sim) -> N
     # closing the whole position by other means leaves nothing to reduce
     assert "filled" in sim.order(ALICE, BTC_ID, False, 99_000, "0.1", tif="Ioc")
     assert sim.closed() == {3: "reduceOnlyCanceled"}
-    assert sim.ex.books[BTC_ID].best_ask() is None
+    assert sim.ex.board.books[BTC_ID].best_ask() is None
     sim.audit()
 
 
@@ -298,7 +298,7 @@ def test_modify_is_cancel_replace_with_new_oid_losing_time_priority(sim: Sim) ->
     new = sim.req(BTC_ID, False, 100_040, "0.2", cloid=CLOID_1)
     assert sim.do(C.Modify, user=BOB, oid=CLOID_1, order=new) == "ok"
     assert sim.acct(BOB).cloids == {CLOID_1: 6}
-    assert sim.ex.books[BTC_ID].depth(False) == [(P(btc, 100_010), 10_000, 1), (P(btc, 100_040), 20_000, 1)]
+    assert sim.ex.board.books[BTC_ID].depth(False) == [(P(btc, 100_010), 10_000, 1), (P(btc, 100_040), 20_000, 1)]
 
     # batchModify: one good, one unknown → one status each, in order
     resp = sim.do(C.BatchModify, user=BOB, modifies=[

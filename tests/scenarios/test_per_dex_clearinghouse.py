@@ -24,7 +24,7 @@ from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.deploy import INVALID_DEX_NAME
 from perpbox.exchange.engine import Exchange
-from perpbox.exchange.mechanics import MAIN_BACKSTOP, backstop_address
+from perpbox.exchange.liquidation import MAIN_BACKSTOP, backstop_address
 from perpbox.ledger.ledger import FEE_ACCOUNT, spot_wallet
 from perpbox.market.margin import MarginTable
 from perpbox.market.spec import FeeSchedule, MarketSpec
@@ -51,7 +51,7 @@ def _cash(sim: Sim, key: str) -> int:
 
 def _info(sim: Sim) -> InfoAPI:
     rm = ReadModels()
-    rm.apply(sim.events, sim.ex.prices)
+    rm.apply(sim.events, sim.ex.pricing.prices)
     return InfoAPI(sim.ex, rm, lambda: sim.ts)
 
 
@@ -127,7 +127,7 @@ def test_hip3_crash_adl_stays_on_its_dex_and_leaves_the_first_dex_whole() -> Non
     do not move."""
     sim = Sim()
     _positions_on_both_dexes(sim)
-    btc_bid, xyz_bid = (o.oid for o in sorted(sim.ex.orders.values(), key=lambda o: o.oid) if o.user == ALICE)
+    btc_bid, xyz_bid = (o.oid for o in sorted(sim.ex.orders.orders.values(), key=lambda o: o.oid) if o.user == ALICE)
     before = {k: _cash(sim, k) for k in (ALICE, BOB, MAIN_BACKSTOP)}
     sim.tick(XYZ, 8_000)
     liq = sim.of(V.Liquidated)
@@ -136,7 +136,7 @@ def test_hip3_crash_adl_stays_on_its_dex_and_leaves_the_first_dex_whole() -> Non
     assert [(e.src, e.dst, e.sz, e.px, e.usd) for e in sim.of(V.PositionTransferred)] == [
         ("xyz:" + ALICE, "xyz:" + BOB, S(sim.specs[XYZ], 1), P(sim.specs[XYZ], 8_000), usd(-1_000))]
     assert sim.closed() == {xyz_bid: "liquidatedCanceled"}
-    assert btc_bid in sim.ex.orders
+    assert btc_bid in sim.ex.orders.orders
     # xyz: Alice −9,000 + 8,000 + 1,000 = 0 and flat; Bob 60,000 − 8,000 − 1,000 = 51,000 and flat
     assert (_cash(sim, "xyz:" + ALICE), sim.szi(ALICE, XYZ)) == (0, 0)
     assert (_cash(sim, "xyz:" + BOB), sim.szi(BOB, XYZ)) == (usd(51_000), 0)
@@ -145,7 +145,7 @@ def test_hip3_crash_adl_stays_on_its_dex_and_leaves_the_first_dex_whole() -> Non
                                                              MAIN_BACKSTOP: usd(1_000_000)}
     btc = S(sim.specs[BTC_ID], "0.1")
     assert (sim.szi(ALICE, BTC_ID), sim.szi(BOB, BTC_ID)) == (btc, -btc)
-    assert not sim.ex.holders.get(XYZ)
+    assert not sim.ex.holdings.holders.get(XYZ)
     rm = _info(sim)
     ledger = [r.delta for r in rm.rm.ledger[ALICE]]
     assert [d["type"] for d in ledger] == ["deposit", "send"]  # ADL is a fill, not a liquidation entry
@@ -163,7 +163,7 @@ def test_hip3_backstop_takeover_uses_the_dex_vault_only() -> None:
     $100 of equity.  The vault's xyz account: 100,000 − 9,100 + 100 = $91,000 cash, long 1."""
     sim = Sim()
     _positions_on_both_dexes(sim)
-    vault = backstop_address(sim.ex.dexes["xyz"])
+    vault = backstop_address(sim.ex.board.dexes["xyz"])
     sim.fund(vault, 100_000, dex="xyz")
     sim.tick(XYZ, 9_100)
     assert [(e.user, e.method, e.liquidator) for e in sim.of(V.Liquidated)] == [

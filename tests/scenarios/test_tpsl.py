@@ -50,7 +50,7 @@ def test_market_stop_loss_fires_when_mark_falls_to_trigger(sim: Sim) -> None:
     # realised 0.1 × (94,000 − 100,000) = −600; fees 4.5 (open) + 4.23 (0.045% × 9,400)
     assert sim.pos(ALICE, BTC_ID).realized_pnl == -usd(600)
     assert sim.cash(ALICE) == usd(10_000) - usd(600) - usd("4.5") - usd("4.23")
-    assert sim.ex.triggers[BTC_ID] == {} and 3 not in sim.ex.orders
+    assert sim.ex.triggers.armed[BTC_ID] == {} and 3 not in sim.ex.orders.orders
     sim.audit()
 
 
@@ -63,7 +63,7 @@ def test_limit_take_profit_fires_when_mark_rises_and_rests_at_its_limit(sim: Sim
     sim.tick(BTC_ID, 110_000)  # sell TP: mark >= trigger
     (trig,) = sim.of(V.OrderTriggered)
     assert (trig.oid, trig.px) == (3, P(btc, 110_500))
-    assert sim.ex.orders[3].status == "open" and sim.ex.orders[3].triggered
+    assert sim.ex.orders.orders[3].status == "open" and sim.ex.orders.orders[3].triggered
     assert sim.resting_oids(BTC_ID, False) == [3]
     # Carol lifts it: Alice is the maker, realised 0.1 × 10,500 = 1,050, maker fee 0.015% × 11,050 = 1.6575
     assert sim.order(CAROL, BTC_ID, True, 110_500, "0.1") == {"filled": {"totalSz": 10_000, "ntl": usd(11_050),
@@ -122,8 +122,8 @@ def test_normal_tpsl_children_wait_for_parent_fill_then_arm_and_one_fill_cancels
                      grouping="normalTpsl")
     assert resp == [{"resting": {"oid": 1}}, "waitingForFill", "waitingForFill"]
     assert [(e.oid, e.parent) for e in sim.of(V.OrderPlaced)] == [(1, 0), (2, 1), (3, 1)]
-    assert sim.ex.orders[2].status == sim.ex.orders[3].status == "waitingForFill"
-    assert sim.ex.orders[1].children == (2, 3)
+    assert sim.ex.orders.orders[2].status == sim.ex.orders.orders[3].status == "waitingForFill"
+    assert sim.ex.orders.orders[1].children == (2, 3)
     # children do not fire before the parent has filled
     sim.tick(BTC_ID, 111_000)
     assert not sim.of(V.OrderTriggered)
@@ -131,8 +131,8 @@ def test_normal_tpsl_children_wait_for_parent_fill_then_arm_and_one_fill_cancels
     # Bob fills the parent: both children are armed (waitingForTrigger) with the parent's size
     assert "filled" in sim.order(BOB, BTC_ID, False, 100_000, "0.1", tif="Ioc")
     assert [(e.oid, e.sz) for e in sim.of(V.OrderArmed)] == [(2, 10_000), (3, 10_000)]
-    assert sim.ex.orders[2].status == sim.ex.orders[3].status == "waitingForTrigger"
-    assert sorted(sim.ex.triggers[BTC_ID]) == [2, 3]
+    assert sim.ex.orders.orders[2].status == sim.ex.orders.orders[3].status == "waitingForTrigger"
+    assert sorted(sim.ex.triggers.armed[BTC_ID]) == [2, 3]
     # the stop fires into Carol's bid; the take-profit is cancelled as its sibling filled
     sim.order(CAROL, BTC_ID, True, 94_500, "0.1")
     sim.tick(BTC_ID, 95_000)
@@ -141,7 +141,7 @@ def test_normal_tpsl_children_wait_for_parent_fill_then_arm_and_one_fill_cancels
     assert (fill.taker_oid, fill.px) == (3, P(btc, 94_500))
     assert sim.closed() == {2: "siblingFilledCanceled"}
     assert sim.szi(ALICE, BTC_ID) == 0
-    assert sim.ex.triggers[BTC_ID] == {} and sim.acct(ALICE).orders == {}
+    assert sim.ex.triggers.armed[BTC_ID] == {} and sim.acct(ALICE).orders == {}
     sim.audit()
 
 
@@ -161,7 +161,7 @@ def test_normal_tpsl_cancelling_unfilled_or_partly_filled_parent_cancels_childre
     assert group() == [{"resting": {"oid": 4}}, "waitingForFill", "waitingForFill"]
     sim.order(BOB, BTC_ID, False, 100_000, "0.04", tif="Ioc")
     assert not sim.of(V.OrderArmed)
-    assert sim.ex.orders[5].status == "waitingForFill"
+    assert sim.ex.orders.orders[5].status == "waitingForFill"
     # a waiting child cannot be modified
     assert sim.do(C.Modify, user=ALICE, oid=5, order=_trigger(sim, False, "tp", 120_000)) == {
         "error": "Cannot modify canceled or filled order"}
@@ -179,7 +179,7 @@ def test_normal_tpsl_parent_filled_on_placement_arms_children_at_once(sim: Sim) 
                              _trigger(sim, False, "sl", 95_000)], grouping="normalTpsl")
     assert resp == [{"filled": {"totalSz": 10_000, "ntl": usd(10_000), "oid": 4}}, "waitingForTrigger",
                     "waitingForTrigger"]
-    assert sorted(sim.ex.triggers[BTC_ID]) == [5, 6]
+    assert sorted(sim.ex.triggers.armed[BTC_ID]) == [5, 6]
     # a group whose children are not reduce-only is refused whole
     bad = sim.batch(ALICE, [sim.req(BTC_ID, True, 100_000, "0.1"),
                             _trigger(sim, False, "tp", 110_000, reduce_only=False)], grouping="normalTpsl")
@@ -191,7 +191,7 @@ def test_position_tpsl_size_zero_closes_whole_position_when_it_fires(sim: Sim) -
     btc = _alice_long_0_1(sim)
     sl = _trigger(sim, False, "sl", 95_000, sz="0")
     assert sim.batch(ALICE, [sl], grouping="positionTpsl") == ["waitingForTrigger"]  # oid 3
-    assert sim.ex.orders[3].position_tpsl and sim.ex.orders[3].sz == 0
+    assert sim.ex.orders.orders[3].position_tpsl and sim.ex.orders.orders[3].sz == 0
     # the position grows after the TP/SL was placed: 0.1 → 0.15
     sim.order(BOB, BTC_ID, False, 100_000, "0.05")
     assert "filled" in sim.order(ALICE, BTC_ID, True, 100_000, "0.05")
@@ -203,7 +203,7 @@ def test_position_tpsl_size_zero_closes_whole_position_when_it_fires(sim: Sim) -
     (fill,) = sim.of(V.Fill)
     assert (fill.taker_oid, fill.sz, fill.px) == (3, 15_000, P(btc, 94_500))
     assert sim.szi(ALICE, BTC_ID) == 0
-    assert sim.ex.books[BTC_ID].depth(True) == [(P(btc, 94_500), 5_000, 1)]
+    assert sim.ex.board.books[BTC_ID].depth(True) == [(P(btc, 94_500), 5_000, 1)]
     # positionTpsl orders must be reduce-only triggers
     assert sim.batch(ALICE, [_trigger(sim, False, "sl", 90_000, reduce_only=False)], grouping="positionTpsl") == {
         "error": "Trigger order is not reduce only."}
@@ -215,7 +215,7 @@ def test_trigger_orders_can_be_cancelled_by_oid(sim: Sim) -> None:
     _alice_long_0_1(sim)
     assert sim.batch(ALICE, [_trigger(sim, False, "sl", 95_000)]) == ["waitingForTrigger"]
     assert sim.cancel(ALICE, BTC_ID, 3) == ["success"]
-    assert sim.ex.triggers[BTC_ID] == {}
+    assert sim.ex.triggers.armed[BTC_ID] == {}
     sim.tick(BTC_ID, 90_000)
     assert not sim.of(V.OrderTriggered)
     assert sim.szi(ALICE, BTC_ID) == 10_000

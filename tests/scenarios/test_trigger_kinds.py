@@ -63,7 +63,7 @@ def test_stop_limit_sell_fires_through_trigger_rests_at_its_limit_and_later_fill
         False,
         "sl",
     )
-    assert sim.ex.orders[3].status == "waitingForTrigger" and sorted(sim.ex.triggers[BTC_ID]) == [3]
+    assert sim.ex.orders.orders[3].status == "waitingForTrigger" and sorted(sim.ex.triggers.armed[BTC_ID]) == [3]
     assert sim.resting_oids(BTC_ID, False) == []  # a waiting trigger is not in the book
     # Carol bids 0.1 at $93,000 (oid 4): below the stop's limit, but inside a 10% band from any mark
     # here (95,000 − 9,500 = 85,500), so it would be hit if the stop slipped like a market order
@@ -74,7 +74,7 @@ def test_stop_limit_sell_fires_through_trigger_rests_at_its_limit_and_later_fill
         sim.tick(BTC_ID, mark)
         assert sim.ex.mark(BTC_ID) == P(btc, mark)
         assert _types(sim.last) == []
-        assert sim.ex.orders[3].status == "waitingForTrigger"
+        assert sim.ex.orders.orders[3].status == "waitingForTrigger"
 
     # (b) the mark gaps through the trigger to $94,800: it fires at that mark, at its own limit
     # 94,000 (not the mark, not 94,800 − 9,480 = 85,320), finds no bid >= 94,000 and rests
@@ -84,7 +84,7 @@ def test_stop_limit_sell_fires_through_trigger_rests_at_its_limit_and_later_fill
     assert (trig.oid, trig.mark_px, trig.px) == (3, P(btc, 94_800), P(btc, 94_000))
     assert sim.of(V.OrderRested)[0].oid == 3
     assert not sim.of(V.Fill) and sim.closed() == {}
-    order = sim.ex.orders[3]
+    order = sim.ex.orders.orders[3]
     assert (order.status, order.triggered, order.tif, order.px, order.sz, order.orig_sz) == (
         "open",
         True,
@@ -93,8 +93,8 @@ def test_stop_limit_sell_fires_through_trigger_rests_at_its_limit_and_later_fill
         10_000,
         10_000,
     )
-    assert sim.ex.triggers[BTC_ID] == {}
-    book = sim.ex.books[BTC_ID]
+    assert sim.ex.triggers.armed[BTC_ID] == {}
+    book = sim.ex.board.books[BTC_ID]
     assert book.depth(False) == [(P(btc, 94_000), 10_000, 1)]  # the whole 0.1 rests at the limit
     assert book.depth(True) == [(P(btc, 93_000), 10_000, 1)]  # Carol's bid untouched
     assert sim.resting_oids(BTC_ID, False) == [3]
@@ -119,7 +119,7 @@ def test_stop_limit_sell_fires_through_trigger_rests_at_its_limit_and_later_fill
     )
     assert (fill.taker_fee, fill.maker_fee) == (usd("4.23"), usd("1.41"))
     assert sim.closed() == {}  # a fill finishes the order without a cancel
-    assert 3 not in sim.ex.orders and sim.ex.books[BTC_ID].best_ask() is None
+    assert 3 not in sim.ex.orders.orders and sim.ex.board.books[BTC_ID].best_ask() is None
     # Alice: flat; realised 0.1 × (94,000 − 100,000) = −600; cash gets the sale's 9,400 less 1.41
     assert sim.szi(ALICE, BTC_ID) == 0
     assert sim.pos(ALICE, BTC_ID).realized_pnl == -usd(600)
@@ -149,9 +149,9 @@ def test_stop_limit_fills_what_bids_reach_its_limit_and_rests_the_remainder_at_t
     # ntl 0.04 × 94,500 = 3,780; taker fee 0.045% × 3,780 = 1.701
     assert fill.taker_fee == usd("1.701")
     # the remaining 0.06 rests at 94,000, ahead of nothing, above Dave's bid
-    assert sim.ex.orders[3].sz == 6_000 and sim.ex.orders[3].orig_sz == 10_000
-    assert sim.ex.books[BTC_ID].depth(False) == [(P(btc, 94_000), 6_000, 1)]
-    assert sim.ex.books[BTC_ID].depth(True) == [(P(btc, 93_000), 10_000, 1)]
+    assert sim.ex.orders.orders[3].sz == 6_000 and sim.ex.orders.orders[3].orig_sz == 10_000
+    assert sim.ex.board.books[BTC_ID].depth(False) == [(P(btc, 94_000), 6_000, 1)]
+    assert sim.ex.board.books[BTC_ID].depth(True) == [(P(btc, 93_000), 10_000, 1)]
     # Alice: long 0.06; realised 0.04 × (94,500 − 100,000) = −220; cash gets 3,780 less 1.701
     assert sim.szi(ALICE, BTC_ID) == 6_000
     assert sim.pos(ALICE, BTC_ID).realized_pnl == -usd(220)
@@ -177,7 +177,7 @@ def test_take_profit_market_on_a_short_fires_on_falling_mark_and_fills_within_10
     for mark in (105_000, 95_000, "90000.1"):
         sim.tick(BTC_ID, mark)
         assert _types(sim.last) == []
-        assert sim.ex.orders[3].status == "waitingForTrigger"
+        assert sim.ex.orders.orders[3].status == "waitingForTrigger"
 
     # the mark gaps to $88,000: bound = 88,000 × 1.10 = 96,800 (from the mark, not from the trigger,
     # which would give 99,000 and take Dave's 97,000)
@@ -199,10 +199,10 @@ def test_take_profit_market_on_a_short_fires_on_falling_mark_and_fills_within_10
     # IOC: the unfilled 0.05 is cancelled, never rests; Dave's ask beyond the bound is untouched
     assert sim.closed() == {3: "canceled"}
     assert not sim.of(V.OrderRested)
-    assert 3 not in sim.ex.orders and sim.ex.triggers[BTC_ID] == {}
+    assert 3 not in sim.ex.orders.orders and sim.ex.triggers.armed[BTC_ID] == {}
     assert sim.resting_oids(BTC_ID, True) == []
     assert sim.resting_oids(BTC_ID, False) == [6]
-    assert sim.ex.books[BTC_ID].depth(False) == [(P(btc, 97_000), 5_000, 1)]
+    assert sim.ex.board.books[BTC_ID].depth(False) == [(P(btc, 97_000), 5_000, 1)]
     # Bob: short 0.1 → 0.05; realised 0.03 × (100,000 − 89,000) + 0.02 × (100,000 − 96,800) = 330 + 64
     assert sim.szi(BOB, BTC_ID) == -5_000
     assert sim.pos(BOB, BTC_ID).realized_pnl == usd(394)
@@ -243,7 +243,7 @@ def test_buy_stop_fires_on_rising_mark_and_buy_take_profit_on_falling_mark(sim: 
     (fill,) = sim.of(V.Fill)
     assert (fill.taker, fill.taker_oid, fill.maker_oid, fill.px, fill.sz) == (BOB, 3, 5, P(btc, 105_500), 5_000)
     assert sim.szi(BOB, BTC_ID) == -5_000
-    assert sorted(sim.ex.triggers[BTC_ID]) == [4] and sim.ex.orders[4].status == "waitingForTrigger"
+    assert sorted(sim.ex.triggers.armed[BTC_ID]) == [4] and sim.ex.orders.orders[4].status == "waitingForTrigger"
 
     # the mark coming back down does not fire the TP until it falls to 95,000
     assert sim.order(DAVE, BTC_ID, False, 95_500, "0.05") == {"resting": {"oid": 6}}
@@ -258,7 +258,7 @@ def test_buy_stop_fires_on_rising_mark_and_buy_take_profit_on_falling_mark(sim: 
     (fill,) = sim.of(V.Fill)
     assert (fill.taker, fill.taker_oid, fill.maker_oid, fill.px, fill.sz) == (BOB, 4, 6, P(btc, 95_500), 5_000)
     assert sim.szi(BOB, BTC_ID) == 0
-    assert sim.ex.triggers[BTC_ID] == {} and sim.acct(BOB).orders == {}
+    assert sim.ex.triggers.armed[BTC_ID] == {} and sim.acct(BOB).orders == {}
     # Bob: realised 0.05 × (100,000 − 105,500) + 0.05 × (100,000 − 95,500) = −275 + 225 = −50
     # taker fees 0.045% × 5,275 = 2.37375 and 0.045% × 4,775 = 2.14875
     assert sim.pos(BOB, BTC_ID).realized_pnl == -usd(50)

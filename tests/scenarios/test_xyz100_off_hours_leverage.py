@@ -31,7 +31,7 @@ def _xyz100(sim: Sim) -> MarketSpec:
     assert sim.do(C.AddMarket, spec=spec, mark_px=listed.price, deployer=DEPLOYER, full_name="XYZ") == "ok"
     sim.specs[spec.asset] = spec
     sim.do(C.Tick)
-    assert sim.ex.pricing[spec.asset].session_open
+    assert sim.ex.pricing.states[spec.asset].session_open
     return spec
 
 
@@ -49,7 +49,7 @@ def test_xyz100_update_leverage_above_the_off_hours_cap_is_refused_while_closed(
 
     sim.ts = _ms("2026-03-06T21:00:00")  # Friday close
     sim.do(C.Tick)
-    assert not sim.ex.pricing[a].session_open
+    assert not sim.ex.pricing.states[a].session_open
     assert not sim.of(V.LeverageUpdated) and not sim.of(V.Liquidated)  # the close changes no position
     assert sim.pos(ALICE, a).leverage == 15 and sim.szi(ALICE, a) == 10_000
     assert sim.ex.mark(a) == 2_100_000  # $21,000: the book is empty, the last trade holds it
@@ -69,6 +69,6 @@ def test_xyz100_update_leverage_above_the_off_hours_cap_is_refused_while_closed(
 
     sim.ts = _ms("2026-03-09T14:30:00")  # Monday open: the table's 20x again
     sim.do(C.Tick)
-    assert sim.ex.pricing[a].session_open
+    assert sim.ex.pricing.states[a].session_open
     assert sim.leverage(CAROL, a, 15) == "ok"
     sim.audit()

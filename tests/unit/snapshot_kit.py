@@ -75,7 +75,7 @@ async def drive(data_dir: Path, rounds: int, snapshot_every: int, seed: int = 1)
         k = rng.random()
         cmd: C.Command
         if k < 0.4 and mark:
-            rules = v.ex.rules[asset]
+            rules = v.ex.board.rules[asset]
             px = max(1, mark * rng.randint(80, 99) // 100)
             px = _round_sig(px, rules.max_sig_figs)
             sz = max(1, 20 * rules.whole * USD // max(px, 1) // 10**6)
@@ -84,7 +84,7 @@ async def drive(data_dir: Path, rounds: int, snapshot_every: int, seed: int = 1)
             cmd = C.place(0, user, asset, True, px, sz, cloid=cloid,
                           **({"reduce_only": True, "tpsl": "sl", "trigger_px": px, "is_market": True} if tpsl else {}))
         elif k < 0.6:
-            mine = [o for o in v.ex.orders.values() if o.user == user]
+            mine = [o for o in v.ex.orders.orders.values() if o.user == user]
             if not mine:
                 continue
             o = rng.choice(mine)

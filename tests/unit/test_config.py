@@ -9,7 +9,7 @@ import pytest
 from perpbox.config import load_config, parse_config
 from perpbox.core.numbers import USD
 from perpbox.exchange import commands as C
-from perpbox.exchange.mechanics import MAIN_BACKSTOP, backstop_address
+from perpbox.exchange.liquidation import MAIN_BACKSTOP, backstop_address
 from perpbox.store.sequencer import backstop_deposits
 
 BTC = {"name": "BTC", "sz_decimals": 5, "price": "100000", "margin_tiers": [[0, 40]]}

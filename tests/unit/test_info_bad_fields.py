@@ -71,7 +71,7 @@ class State:
 
     def do(self, cmd: C.Command) -> Any:
         self.ts += 1
-        self.rm.apply(self.ex.apply(msgspec.structs.replace(cmd, ts=self.ts)), self.ex.prices)
+        self.rm.apply(self.ex.apply(msgspec.structs.replace(cmd, ts=self.ts)), self.ex.pricing.prices)
         return self.ex.last_response
 
 

@@ -79,7 +79,7 @@ class State:
 
         self.ts += step_ms
         events = self.ex.apply(msgspec.structs.replace(cmd, ts=self.ts))
-        self.rm.apply(events, self.ex.prices)
+        self.rm.apply(events, self.ex.pricing.prices)
         return self.ex.last_response
 
     def bid(self, i: int) -> C.OrderRequest:

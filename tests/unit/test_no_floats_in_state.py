@@ -26,8 +26,8 @@ def test_a_planted_float_is_found_in_compiled_and_plain_objects() -> None:
     ex.apply(C.Deposit(ts=1, user="0xa", usd=10**9))
     ex.apply(C.place(1, "0xa", 0, True, 990_000, 1_000))
     assert floats_in_state(ex) == []
-    order = next(iter(ex.orders.values()))
+    order = next(iter(ex.orders.orders.values()))
     order.children = (0.5,)  # type: ignore[assignment]  # in a tuple on a compiled object
-    ex.prices[0] = 1e6  # a dict on the exchange
+    ex.pricing.prices[0] = 1e6  # a dict on the exchange
     found = floats_in_state(ex)
     assert len(found) == 2 and all(p.endswith("> float") for p in found)

@@ -43,7 +43,7 @@ class Venue:
     def do(self, cmd_type: type, **kw: Any) -> Any:
         self.ts += 1
         events = self.ex.apply(cmd_type(ts=self.ts, **kw))
-        self.rm.apply(events, self.ex.prices, self.ex)
+        self.rm.apply(events, self.ex.pricing.prices, self.ex)
         return self.ex.last_response
 
     def order(self, user: str, is_buy: bool, px: int, sz: str, asset: int = BTC) -> Any:

@@ -69,8 +69,8 @@ def test_these_tests_run_against_the_compiled_build() -> None:
 def _compiled_classes(state: Any) -> set[str]:
     """The engine classes in ``state`` that come from a compiled module."""
     ex = state.ex
-    objs = [ex, ex.ledger, next(iter(ex.rules.values())), next(iter(ex.books.values())), *list(ex.orders.values())[:1],
-            next(iter(ex.ledger.accounts.values()))]
+    objs = [ex, ex.ledger, next(iter(ex.board.rules.values())), next(iter(ex.board.books.values())),
+            *list(ex.orders.orders.values())[:1], next(iter(ex.ledger.accounts.values()))]
     return {type(o).__qualname__ for o in objs if sys.modules[type(o).__module__].__file__.endswith(".so")}
 
 
@@ -126,7 +126,8 @@ def test_a_snapshot_round_trip_gives_back_the_same_object_graph(session: Path, t
                                                                          "OrderBook", "Order", "Account"}
     assert back.ex.state_hash() == digest == state.ex.state_hash()
     assert kit.graph_diff(kit.state_of(back), kit.state_of(state)) == []  # rules and gates included
-    assert back.ex.rules.keys() == state.ex.markets.keys() and back.ex.gates.keys() == state.ex.markets.keys()
+    markets = state.ex.board.markets.keys()
+    assert back.ex.board.rules.keys() == markets and back.ex.controls.gates.keys() == markets
     # the loaded state goes on exactly like the original
     user = kit.CLIENTS[0]
     for cmd in [C.place(state.ts + 1, user, 0, False, 10 ** 9, 1), C.Tick(ts=state.ts + 60_000),
@@ -217,7 +218,7 @@ def test_a_snapshot_whose_state_does_not_hash_to_the_stored_hash_is_refused(sess
     seq = log.latest_snapshot()[0]  # type: ignore[index]
     state, _ = recover(log, upto=seq, use_snapshot=False)
     log.close()
-    state.ex.next_oid += 1  # a state that is not the one the hash was taken of
+    state.ex.orders.next_oid += 1  # a state that is not the one the hash was taken of
     wrong = "ab" * 32
     _replace_snapshot(data, S.dump({"ex": state.ex, "rm": state.rm, "nonces": state.nonces},
                                    {"seq": seq, "ts": state.ts, "hash": wrong}), wrong)

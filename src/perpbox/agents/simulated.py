@@ -45,7 +45,7 @@ def funding_commands(ex: Exchange) -> list[C.Command]:
     """Deposits for agents that have no account yet: the capital on the first dex and as much again
     on each HIP-3 dex (deposited, then sent there with ``sendAsset``)."""
     out: list[C.Command] = []
-    hip3 = sorted((d for d in ex.dexes if d), key=lambda d: ex.dexes[d])
+    hip3 = sorted((d for d in ex.board.dexes if d), key=lambda d: ex.board.dexes[d])
     for users, usd in ((MAKERS, MAKER_CAPITAL), (TAKERS, TAKER_CAPITAL), (LEVERED, LEVERED_CAPITAL)):
         for u in users:
             if u in ex.ledger.accounts:
@@ -91,7 +91,7 @@ class Agents:
         for k, maker in enumerate(MAKERS):
             cmds: list[C.Command] = [C.CancelAll(ts=0, user=maker)]
             orders = []
-            for spec in self.ex.markets.values():
+            for spec in self.ex.board.markets.values():
                 center = self.ex.oracle(spec.asset) or self.ex.mark(spec.asset)
                 if center > 0 and self.ex.status(spec.asset) == "active" \
                         and margin_account(self.ex, maker, spec) is not None:
@@ -112,7 +112,7 @@ class Agents:
 
     async def take(self) -> None:
         rng = self.rng
-        specs = list(self.ex.markets.values())
+        specs = list(self.ex.board.markets.values())
         if not specs:
             return
         user = rng.choice(TAKERS)
@@ -130,7 +130,7 @@ class Agents:
         """A leveraged trader opens or closes a position."""
         rng = self.rng
         user = rng.choice(LEVERED)
-        spec = rng.choice(list(self.ex.markets.values()))
+        spec = rng.choice(list(self.ex.board.markets.values()))
         pos = self.ex.position(user, spec.asset)
         if pos is not None and pos.szi:
             if rng.random() < 0.3:

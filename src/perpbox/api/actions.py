@@ -38,8 +38,8 @@ from perpbox.core.numbers import RATE_SCALE, USD, parse_units
 from perpbox.exchange import Exchange
 from perpbox.exchange import commands as C
 from perpbox.exchange.access import MAX_PERP_BUILDER_FEE
+from perpbox.exchange.accounts import sub_account_error
 from perpbox.exchange.deploy import INVALID_SZ_DECIMALS, INVALID_TABLE
-from perpbox.exchange.engine import sub_account_error
 from perpbox.ledger.ledger import spot_wallet
 from perpbox.market import MarginTable
 
@@ -114,7 +114,7 @@ class ExchangeAPI:
     def _spec(self, asset: Any) -> Any:
         if not isinstance(asset, int) or isinstance(asset, bool):
             raise BadRequest("asset: expected an integer")
-        return self.ex.markets.get(asset)
+        return self.ex.board.markets.get(asset)
 
     def _order_request(self, wire: Any) -> C.OrderRequest | str:
         """A wire order as an OrderRequest, or the per-order error string."""
@@ -166,7 +166,7 @@ class ExchangeAPI:
 
     def _wire_status(self, st: Any, req: C.OrderRequest) -> Any:
         if isinstance(st, dict) and "filled" in st:
-            spec = self.ex.markets[req.asset]
+            spec = self.ex.board.markets[req.asset]
             f = st["filled"]
             out = {"totalSz": fmt_sz(spec, f["totalSz"]), "avgPx": fmt_avg_px(spec, f["ntl"], f["totalSz"]),
                    "oid": f["oid"]}
@@ -487,7 +487,7 @@ class ExchangeAPI:
 
     def _coin(self, coin: Any) -> Any:
         """A HIP-3 market by its coin name (``xyz:SILVER``; the bare ``SILVER`` is accepted too)."""
-        for spec in self.ex.markets.values():
+        for spec in self.ex.board.markets.values():
             if spec.dex and coin in (coin_name(spec), spec.name):
                 return spec
         raise ActionError(E.UNKNOWN_COIN.format(coin=coin))

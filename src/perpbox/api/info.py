@@ -179,19 +179,19 @@ class InfoAPI:
 
     # -- markets -------------------------------------------------------------------------------------
     def specs(self, dex: str = "") -> list[MarketSpec]:
-        return sorted((s for s in self.ex.markets.values() if s.dex == dex), key=lambda s: s.asset)
+        return sorted((s for s in self.ex.board.markets.values() if s.dex == dex), key=lambda s: s.asset)
 
     @property
     def dexes(self) -> list[str]:
         """HIP-3 dex names in index order (index 1, 2, ...), including dexes deployed at run time."""
-        return [d for d, _ in sorted(self.ex.dexes.items(), key=lambda kv: kv[1]) if d]
+        return [d for d, _ in sorted(self.ex.board.dexes.items(), key=lambda kv: kv[1]) if d]
 
     def spec_by_coin(self, coin: object) -> MarketSpec | None:
         """The market named ``coin``; None for an unknown name or a value that is not a string.
         Coin names never change once listed, so the name index is rebuilt only when one is added."""
         if not isinstance(coin, str):
             return None
-        markets = self.ex.markets
+        markets = self.ex.board.markets
         if self._coins[0] != len(markets):
             self._coins = (len(markets), {coin_name(s): a for a, s in markets.items()})
         asset = self._coins[1].get(coin)
@@ -201,7 +201,7 @@ class InfoAPI:
         dex = body.get("dex")
         if dex is None or dex == "":
             return ""
-        if not isinstance(dex, str) or dex not in self.ex.dexes:
+        if not isinstance(dex, str) or dex not in self.ex.board.dexes:
             raise BadRequest("dex: unknown perp dex")
         return dex
 
@@ -233,20 +233,20 @@ class InfoAPI:
 
     def asset_ctx(self, s: MarketSpec) -> dict[str, Any]:
         ex, a = self.ex, s.asset
-        book = ex.books[a]
+        book = ex.board.books[a]
         bid, ask = book.best_bid(), book.best_ask()
         params = ex.funding_params(a)
         imp_bid = impact_price(book, False, params.impact_notional)
         imp_ask = impact_price(book, True, params.impact_notional)
         vol, ntl, prev = self.rm.day_stats(a, self.now())
         oracle, mark = ex.oracle(a), ex.mark(a)
-        premium = pricer.interval_premium(ex.pricing[a], params)
+        premium = pricer.interval_premium(ex.pricing.states[a], params)
         return {
             "funding": fmt_fraction(rate_per_hour(ex.predicted_funding(a), params.interval_ms), 8),
-            "openInterest": fmt_sz(s, ex.oi.get(a, 0)),
+            "openInterest": fmt_sz(s, ex.holdings.oi.get(a, 0)),
             "prevDayPx": fmt_px(s, prev or mark),
             "dayNtlVlm": fmt(ntl, 6),
-            "premium": None if ex.pricing[a].prem_n == 0 else fmt_fraction(premium, 8),
+            "premium": None if ex.pricing.states[a].prem_n == 0 else fmt_fraction(premium, 8),
             "oraclePx": fmt_px(s, oracle),
             "markPx": fmt_px(s, mark),
             "midPx": self.mid(s) if bid is not None and ask is not None else None,
@@ -274,9 +274,10 @@ class InfoAPI:
             specs = self.specs(dex)
             out.append({
                 "name": dex, "fullName": self.ex.dex_full_name(dex),
-                "deployer": self.ex.dex_deployer.get(dex, ""),
+                "deployer": self.ex.board.dex_deployer.get(dex, ""),
                 "oracleUpdater": None, "feeRecipient": None,
-                "assetToStreamingOiCap": [[coin_name(s), fmt_usd(self.ex.config[s.asset].oi_cap_ntl)] for s in specs],
+                "assetToStreamingOiCap": [[coin_name(s), fmt_usd(self.ex.controls.config[s.asset].oi_cap_ntl)]
+                                          for s in specs],
                 "assetToFundingMultiplier": [[coin_name(s), fmt_rate(self.ex.funding_params(s.asset).multiplier)]
                                              for s in specs],
             })
@@ -292,11 +293,11 @@ class InfoAPI:
 
     def mid(self, s: MarketSpec) -> str | None:
         """Book mid; the last trade (then the mark) when a side is empty, as the venue does."""
-        book = self.ex.books[s.asset]
+        book = self.ex.board.books[s.asset]
         bid, ask = book.best_bid(), book.best_ask()
         if bid is not None and ask is not None:
             return fmt_fraction(Fraction(bid + ask, 2 * 10**s.px_decimals), 8)
-        px = self.ex.last_px.get(s.asset) or self.ex.mark(s.asset)
+        px = self.ex.pricing.last_px.get(s.asset) or self.ex.mark(s.asset)
         return fmt_px(s, px) if px else None
 
     def l2_book(self, body: dict[str, Any]) -> dict[str, Any] | None:
@@ -311,7 +312,7 @@ class InfoAPI:
 
     def book_snapshot(self, s: MarketSpec, sig: int | None = None, mantissa: int | None = None,
                       levels: int = L2_LEVELS) -> dict[str, Any]:
-        book = self.ex.books[s.asset]
+        book = self.ex.board.books[s.asset]
         sides = []
         for is_buy in (True, False):
             rows = aggregate_levels(book.depth(is_buy, 10_000 if sig else levels), is_buy, sig, mantissa)[:levels]
@@ -342,7 +343,7 @@ class InfoAPI:
 
     def position_json(self, acct: Account, pos: Position, cross_available: int | None = None) -> dict[str, Any]:
         ex = self.ex
-        s = ex.markets[pos.asset]
+        s = ex.board.markets[pos.asset]
         m = ex.margin
         value = m.position_value(pos)
         upnl = m.unrealized_pnl(pos)
@@ -376,7 +377,7 @@ class InfoAPI:
         ``cross_available`` (the account's cross value minus its maintenance margin) is computed
         once per account by callers that show several positions."""
         ex, m = self.ex, self.ex.margin
-        s = ex.markets[pos.asset]
+        s = ex.board.markets[pos.asset]
         if pos.is_cross:
             if cross_available is None:
                 cross_available = m.cross_value(acct) - m.cross_maintenance_margin(acct)
@@ -398,7 +399,7 @@ class InfoAPI:
             return {"marginSummary": empty, "crossMarginSummary": dict(empty), "crossMaintenanceMarginUsed": "0.0",
                     "withdrawable": "0.0", "assetPositions": [], "time": now}
         ex, m = self.ex, self.ex.margin
-        positions = [p for _, p in sorted(acct.positions.items()) if p.szi and ex.markets[p.asset].dex == dex]
+        positions = [p for _, p in sorted(acct.positions.items()) if p.szi and ex.board.markets[p.asset].dex == dex]
         cross_value = m.cross_value(acct)
         cross_mm = m.cross_maintenance_margin(acct)
         asset_positions = [self.position_json(acct, p, cross_value - cross_mm) for p in positions]
@@ -437,12 +438,12 @@ class InfoAPI:
         out = []
         for oid in sorted(acct.orders, reverse=True):  # newest first, as the venue lists them
             rec = self.rm.orders.get(oid)
-            if rec is not None and self.ex.markets[rec.asset].dex == dex:
+            if rec is not None and self.ex.board.markets[rec.asset].dex == dex:
                 out.append(rec)
         return out
 
     def order_basic(self, rec: OrderRec) -> dict[str, Any]:
-        s = self.ex.markets[rec.asset]
+        s = self.ex.board.markets[rec.asset]
         out: dict[str, Any] = {"coin": coin_name(s), "side": "B" if rec.is_buy else "A", "limitPx": fmt_px(s, rec.px),
                                "sz": fmt_sz(s, rec.sz), "oid": rec.oid, "timestamp": rec.ts,
                                "origSz": fmt_sz(s, rec.orig_sz)}
@@ -453,7 +454,7 @@ class InfoAPI:
     def order_frontend(self, rec: OrderRec, children: bool = True) -> dict[str, Any]:
         """The frontend's order row; with ``children``, a parent's live TP/SL children inside it
         (from the read model's parent index: the work is the row's own children)."""
-        s = self.ex.markets[rec.asset]
+        s = self.ex.board.markets[rec.asset]
         out = self.order_basic(rec)
         is_trigger = bool(rec.tpsl)
         if is_trigger:
@@ -526,7 +527,7 @@ class InfoAPI:
 
     # -- fills, funding, ledger ----------------------------------------------------------------------
     def fill_json(self, f: FillRec) -> dict[str, Any]:
-        s = self.ex.markets[f.asset]
+        s = self.ex.board.markets[f.asset]
         out: dict[str, Any] = {
             "coin": coin_name(s), "px": fmt_px(s, f.px), "sz": fmt_sz(s, f.sz), "side": "B" if f.is_buy else "A",
             "time": f.time, "startPosition": fmt_sz(s, f.start), "dir": f.dir or fill_dir(f.start, f.is_buy, f.sz),
@@ -554,7 +555,7 @@ class InfoAPI:
 
     def funding_item(self, r: FundingRec) -> dict[str, Any]:
         """One funding payment as the WebSocket sends it (``userFundings``, ``userEvents``)."""
-        s = self.ex.markets[r.asset]
+        s = self.ex.board.markets[r.asset]
         return {"time": r.time, "coin": coin_name(s), "usdc": fmt_usd(r.usdc), "szi": fmt_sz(s, r.szi),
                 "fundingRate": fmt_fraction(rate_per_hour(r.rate, self.ex.funding_params(r.asset).interval_ms), 8),
                 "nSamples": None}
@@ -582,7 +583,8 @@ class InfoAPI:
             if key in out:
                 out[key] = fmt_usd(out[key])
         if "liquidatedPositions" in out:
-            out["liquidatedPositions"] = [{"coin": coin_name(self.ex.markets[a]), "szi": fmt_sz(self.ex.markets[a], z)}
+            markets = self.ex.board.markets
+            out["liquidatedPositions"] = [{"coin": coin_name(markets[a]), "szi": fmt_sz(markets[a], z)}
                                           for a, z in out["liquidatedPositions"]]
         return out
 
@@ -600,7 +602,7 @@ class InfoAPI:
         out = []
         for s in self.specs(""):
             params = self.ex.funding_params(s.asset)
-            nxt = self.ex.pricing[s.asset].next_funding_ts
+            nxt = self.ex.pricing.states[s.asset].next_funding_ts
             out.append([coin_name(s), [["HlPerp", {
                 "fundingRate": fmt_fraction(rate_per_hour(self.ex.predicted_funding(s.asset), params.interval_ms), 8),
                 "nextFundingTime": nxt, "fundingIntervalHours": params.interval_ms // 3_600_000}]]])
@@ -705,7 +707,7 @@ class InfoAPI:
     def perps_at_oi_cap(self, body: dict[str, Any]) -> list[str]:
         out = []
         for s in self.specs(self._dex(body)):
-            cap = self.ex.config[s.asset].oi_cap_ntl
+            cap = self.ex.controls.config[s.asset].oi_cap_ntl
             if cap and self.ex.open_interest_ntl(s.asset) >= cap:
                 out.append(coin_name(s))
         return out
@@ -734,15 +736,15 @@ class InfoAPI:
         if not dex:
             return None
         specs = self.specs(dex)
-        return {"totalOiCap": fmt_usd(self.ex.dex_oi_cap.get(dex, 0)), "oiSzCapPerPerp": None,
+        return {"totalOiCap": fmt_usd(self.ex.controls.dex_oi_cap.get(dex, 0)), "oiSzCapPerPerp": None,
                 "maxTransferNtl": None,
-                "coinToOiCap": [[coin_name(s), fmt_usd(self.ex.config[s.asset].oi_cap_ntl)] for s in specs]}
+                "coinToOiCap": [[coin_name(s), fmt_usd(self.ex.controls.config[s.asset].oi_cap_ntl)] for s in specs]}
 
     def liquidations(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         """perpbox's own request type (the venue has none): recent liquidation steps, newest first."""
         out = []
         for ev in reversed(self.rm.liquidations):
-            spec = self.ex.markets.get(ev.asset)
+            spec = self.ex.board.markets.get(ev.asset)
             out.append({"time": ev.ts, "user": wallet_owner(ev.user), "dex": wallet_dex(ev.user),
                         "coin": coin_name(spec) if spec is not None else "cross",
                         "method": ev.method, "liquidator": ev.liquidator or None, "notional": fmt_usd(ev.notional),

@@ -1,17 +1,24 @@
 """What one engine component may ask of another: small declared interfaces.
 
-A component receives its dependencies in its constructor, typed by one of these Protocols (or,
-below the exchange, by the lower layer's own class: ``Ledger``, ``MarginView``), and calls nothing
-else of them.  ``Exchange`` wires them (``perpbox.exchange.engine``); mypy checks at that point that
-each object it passes satisfies the Protocol.
+A component receives its dependencies in its constructor, typed by one of these Protocols or by
+the class of a component it sits on (``MarketBoard``, ``MarketPricing``, …, and below the exchange
+``Ledger`` and ``MarginView``), and calls nothing else of them.  The dependencies point one way:
+markets ← prices ← holdings ← controls ← volume ← orders ← liquidations, and the Protocols are how
+a lower one asks something back of a higher one (a halt closes orders; a trigger executes one).
+The order path's dependencies are the concrete classes on purpose: a call through a Protocol is a
+generic call in the compiled build, one through a compiled class a native one.  ``Exchange`` wires
+them (``perpbox.exchange.engine``); mypy checks there that each object satisfies its Protocol.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 
+from perpbox.book.order import Order
 from perpbox.exchange.events import MarketConfig
 from perpbox.market.margin import MarginTable
+from perpbox.market.rules import MarketRules
 from perpbox.market.spec import MarketSpec
 from perpbox.pricing.pricer import PriceState
 
@@ -21,6 +28,45 @@ class OrderDesk(Protocol):
 
     def close_orders_of(self, ts: int, user: str, status: str) -> None:
         """Close every live order of ``user`` (``status`` says why), oldest first."""
+
+    def close_market_orders(self, ts: int, asset: int, status: str) -> None:
+        """Close every live order in ``asset``, oldest first."""
+
+
+class TriggerDesk(Protocol):
+    """The order desk as trigger orders need it: find, re-check, close and execute an order."""
+
+    def order(self, oid: int) -> Order | None:
+        """The live order ``oid``, or None."""
+
+    def reduce_capacity(self, order: Order) -> int:
+        """How many lots ``order`` may still trade without increasing its owner's position."""
+
+    def margin_check(self, user: str, rules: MarketRules, is_buy: bool, px: int, sz: int) -> tuple[str, str] | None:
+        """(status, message) when ``user`` lacks the margin for the order, else None."""
+
+    def close(self, ts: int, order: Order, status: str, arm_children: bool = False) -> None:
+        """Take a live order out (``status`` says why)."""
+
+    def execute(self, ts: int, order: Order) -> Any:
+        """Match a pending order, then rest or finish it."""
+
+
+class LiquidationDesk(Protocol):
+    """The order desk as liquidations need it."""
+
+    def order(self, oid: int) -> Order | None:
+        """The live order ``oid``, or None."""
+
+    def close(self, ts: int, order: Order, status: str, arm_children: bool = False) -> None:
+        """Take a live order out (``status`` says why)."""
+
+    def send_reducing_ioc(self, ts: int, user: str, asset: int, is_buy: bool, px: int, sz: int,
+                          liquidation: bool) -> None:
+        """An IOC reduce-only order the exchange sends for ledger account ``user``."""
+
+    def after_fills(self, ts: int, asset: int, users: Iterable[str]) -> None:
+        """Reduce-only upkeep for accounts whose position in ``asset`` changed."""
 
 
 class MarketListing(Protocol):

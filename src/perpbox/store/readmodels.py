@@ -200,7 +200,7 @@ class ReadModels:
     def _sample(self, ex: Any, user: str, ts: int) -> None:
         """One account value sample of ``user`` (its perp accounts that exist; none: no sample)."""
         value, found = 0, False
-        for dex in ("", *(d for d in ex.dexes if d)):
+        for dex in ("", *(d for d in ex.board.dexes if d)):
             acct = ex.ledger.accounts.get(dex_account(dex, user))
             if acct is not None:
                 value += ex.margin.account_value(acct)

@@ -95,7 +95,7 @@ def apply_logged(state: Recovered, cmd: C.Command) -> tuple[list[V.Event], Any, 
     and re-applying the log must fail the same way at the same point, not stop)."""
     try:
         events = state.ex.apply(cmd)
-        state.rm.apply(events, state.ex.prices, state.ex)
+        state.rm.apply(events, state.ex.pricing.prices, state.ex)
     except Exception as e:
         return [], None, e
     return events, state.ex.last_response, None

@@ -67,7 +67,7 @@ from perpbox.config import ExchangeConfig
 from perpbox.exchange import Exchange
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
-from perpbox.exchange.mechanics import backstop_address
+from perpbox.exchange.liquidation import backstop_address
 from perpbox.store import snapshot as snapshots
 from perpbox.store.log import CommandLog, LogEntry
 from perpbox.store.nonces import NonceWindows

@@ -54,7 +54,7 @@ from typing import Any
 import msgspec
 
 MAGIC = b"PERPBOX-SNAPSHOT "
-FORMAT_VERSION = 2  # 2: the exchange stored as its components' state objects
+FORMAT_VERSION = 3  # 2: the exchange stored as its components' state objects; 3: one part per component
 
 _REF, _BIGINT, _UNSET = 1, 2, 3
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
