@@ -40,6 +40,7 @@ from perpbox.exchange.access import MAX_PERP_BUILDER_FEE, AccountAccess
 from perpbox.exchange.deploy import DexDeployment
 from perpbox.exchange.funding import Funding, FundingRecord
 from perpbox.exchange.mechanics import PerpMechanics
+from perpbox.exchange.reads import ExchangeReads
 from perpbox.exchange.sink import EventSink
 from perpbox.ledger.ledger import (
     FEE_ACCOUNT,
@@ -164,6 +165,7 @@ class Exchange(PerpMechanics):
         self._handlers.update(self.deploy.handlers())
         sink.register(self.deploy.appliers())
         sink.register(self.funding.appliers())
+        self.reads = ExchangeReads(self)
 
     # ==============================================================================================
     # public interface
