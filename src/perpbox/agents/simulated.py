@@ -22,7 +22,7 @@ from typing import Any
 from perpbox.core.numbers import USD, round_price_sig
 from perpbox.exchange import Exchange
 from perpbox.exchange import commands as C
-from perpbox.ledger.ledger import Account, dex_account
+from perpbox.exchange.reads import MarginSummary
 from perpbox.market.spec import MarketSpec
 
 Submit = Callable[[list[C.Command]], Awaitable[Any]]
@@ -45,19 +45,25 @@ def funding_commands(ex: Exchange) -> list[C.Command]:
     """Deposits for agents that have no account yet: the capital on the first dex and as much again
     on each HIP-3 dex (deposited, then sent there with ``sendAsset``)."""
     out: list[C.Command] = []
-    hip3 = sorted((d for d in ex.board.dexes if d), key=lambda d: ex.board.dexes[d])
+    hip3 = [d for d in ex.reads.dex_names() if d]
     for users, usd in ((MAKERS, MAKER_CAPITAL), (TAKERS, TAKER_CAPITAL), (LEVERED, LEVERED_CAPITAL)):
         for u in users:
-            if u in ex.ledger.accounts:
+            if ex.reads.has_account(u):
                 continue
             out.append(C.Deposit(ts=0, user=u, usd=usd * (1 + len(hip3))))
             out += [C.SendAsset(ts=0, user=u, src=u, dst=u, src_dex="", dst_dex=d, usd=usd) for d in hip3]
     return out
 
 
-def margin_account(ex: Exchange, user: str, spec: MarketSpec) -> Account | None:
-    """``user``'s account on ``spec``'s dex (None: not funded there)."""
-    return ex.ledger.accounts.get(dex_account(spec.dex, user))
+def funded(ex: Exchange, user: str, spec: MarketSpec) -> bool:
+    """Whether ``user`` has an account on ``spec``'s dex (a cheap test: no margin figures)."""
+    key = ex.reads.clearinghouse(user, spec.dex)
+    return key is not None and ex.reads.has_account(key)
+
+
+def margin_account(ex: Exchange, user: str, spec: MarketSpec) -> MarginSummary | None:
+    """The margin of ``user``'s account on ``spec``'s dex (None: not funded there)."""
+    return ex.reads.margin_summary(user, spec.dex)
 
 
 def _size(spec: MarketSpec, px: int, usd: float) -> int:
@@ -69,6 +75,7 @@ def _size(spec: MarketSpec, px: int, usd: float) -> int:
 class Agents:
     def __init__(self, ex: Exchange, submit: Submit, seed: int) -> None:
         self.ex = ex
+        self.reads = ex.reads  # the engine's read surface: all the agents look at
         self.submit = submit
         self.rng = random.Random(seed * 7919 + 17)
 
@@ -91,10 +98,10 @@ class Agents:
         for k, maker in enumerate(MAKERS):
             cmds: list[C.Command] = [C.CancelAll(ts=0, user=maker)]
             orders = []
-            for spec in self.ex.board.markets.values():
-                center = self.ex.oracle(spec.asset) or self.ex.mark(spec.asset)
-                if center > 0 and self.ex.status(spec.asset) == "active" \
-                        and margin_account(self.ex, maker, spec) is not None:
+            for spec in self.reads.markets():
+                center = self.reads.oracle(spec.asset) or self.reads.mark(spec.asset)
+                if center > 0 and self.reads.status(spec.asset) == "active" \
+                        and funded(self.ex, maker, spec):
                     orders += self.ladder(maker, spec, center, k)
             if orders:
                 cmds.append(C.PlaceOrders(ts=0, user=maker, orders=orders))
@@ -102,8 +109,8 @@ class Agents:
 
     def _market_order(self, user: str, spec: MarketSpec, is_buy: bool, usd: float,
                       reduce_only: bool = False) -> C.PlaceOrders | None:
-        mark = self.ex.mark(spec.asset)
-        if mark <= 0 or self.ex.status(spec.asset) != "active":
+        mark = self.reads.mark(spec.asset)
+        if mark <= 0 or self.reads.status(spec.asset) != "active":
             return None
         px = round_price_sig(mark * (105 if is_buy else 95) // 100, spec.px_decimals, up=not is_buy)
         req = C.OrderRequest(asset=spec.asset, is_buy=is_buy, px=px, sz=_size(spec, mark, usd), tif="Ioc",
@@ -112,14 +119,14 @@ class Agents:
 
     async def take(self) -> None:
         rng = self.rng
-        specs = list(self.ex.board.markets.values())
+        specs = list(self.reads.markets())
         if not specs:
             return
         user = rng.choice(TAKERS)
         spec = rng.choice(specs)
-        if margin_account(self.ex, user, spec) is None:
+        if not funded(self.ex, user, spec):
             return
-        pos = self.ex.position(user, spec.asset)
+        pos = self.reads.position(user, spec.asset)
         # lean against an existing position so takers do not drift into huge inventories
         lean = 0.5 if pos is None or not pos.szi else (0.3 if pos.szi > 0 else 0.7)
         cmd = self._market_order(user, spec, rng.random() < lean, rng.lognormvariate(8.0, 1.0))
@@ -130,18 +137,16 @@ class Agents:
         """A leveraged trader opens or closes a position."""
         rng = self.rng
         user = rng.choice(LEVERED)
-        spec = rng.choice(list(self.ex.board.markets.values()))
-        pos = self.ex.position(user, spec.asset)
+        spec = rng.choice(list(self.reads.markets()))
+        pos = self.reads.position(user, spec.asset)
         if pos is not None and pos.szi:
             if rng.random() < 0.3:
                 cmd = self._market_order(user, spec, pos.szi < 0, 1e12, reduce_only=True)
                 if cmd is not None:
                     await self.submit([cmd])
             return
-        acct = margin_account(self.ex, user, spec)
-        if acct is None:
-            return
-        if self.ex.margin.available_to_trade(acct) < 5_000 * USD:
+        margin = margin_account(self.ex, user, spec)
+        if margin is None or margin.available_to_trade < 5_000 * USD:
             return
         lev = min(spec.max_leverage, rng.choice((10, 15, 20)))
         cmds: list[C.Command] = [C.UpdateLeverage(ts=0, user=user, asset=spec.asset, is_cross=True, leverage=lev)]

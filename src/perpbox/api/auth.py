@@ -80,7 +80,7 @@ class Authenticator:
                 if vault is not None and action["type"] not in ("usdClassTransfer", "sendAsset"):
                     raise ActionError(E.USER_SIGNED_WITH_VAULT)
                 signer = signing.recover_user_signed(action, sig)
-                if signer not in self.ex.ledger.accounts and action["type"] != "approveAgent" and \
+                if not self.ex.reads.has_account(signer) and action["type"] != "approveAgent" and \
                         action["type"] not in ("usdSend", "withdraw3"):
                     raise ActionError(E.MUST_DEPOSIT.format(user=signer))
                 inner = action.get("nonce", action.get("time"))
@@ -92,8 +92,8 @@ class Authenticator:
             for source in self.sources:  # one recovery when the first source is the client's
                 addr = signing.recover_l1(action, vault, nonce, expires, sig, source)
                 first = first or addr
-                master = self.ex.agent_master(addr, ts)
-                if master is not None or addr in self.ex.ledger.accounts:
+                master = self.ex.reads.agent_master(addr, ts)
+                if master is not None or self.ex.reads.has_account(addr):
                     signer = addr
                     break
         except signing.SignatureError as e:
@@ -104,7 +104,7 @@ class Authenticator:
             raise ActionError(E.UNKNOWN_SIGNER.format(addr=first))
         user = master or signer
         if vault is not None:
-            sub = self.ex.ledger.accounts.get(vault)
+            sub = self.ex.reads.account(vault)
             if sub is None or sub.master != user:
                 raise ActionError(E.VAULT_NOT_REGISTERED.format(vault=vault))
             user = vault

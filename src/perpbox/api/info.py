@@ -1,6 +1,7 @@
 """``POST /info``: Hyperliquid's read API over the engine's state and the read models.
 
 Shapes and field names follow ../shared/reference/hyperliquid-api.md §2 (recorded venue responses);
+engine state is read through the engine's read surface (``Exchange.reads``, ``exchange.reads``) and
 numbers are formatted by ``api.wire``.  Where the venue keeps data perpbox does not model (spot
 tokens other than USDC, staking, vaults, referrals) the answer is the venue's answer for an
 account that has none of it.  An unknown request type raises ``BadRequest`` (HTTP 422, as the
@@ -39,13 +40,12 @@ from perpbox.api.wire import (
 )
 from perpbox.core.numbers import USD
 from perpbox.exchange import Exchange
-from perpbox.ledger.ledger import Account, Position, dex_account, spot_wallet, wallet_dex, wallet_owner
+from perpbox.exchange.reads import PositionView
+from perpbox.ledger.ledger import dex_account, wallet_dex, wallet_owner
 from perpbox.market.fees import MAKER_RATES, MM_TIERS, SPOT_TIERS, TAKER_RATES, VIP_TIERS
 from perpbox.market.margin import MarginTable
 from perpbox.market.spec import MarketSpec
-from perpbox.pricing import pricer
 from perpbox.pricing.funding import PREMIUM_SCALE
-from perpbox.pricing.impact import impact_price
 from perpbox.risk.estimates import liquidation_price, max_trade_size
 from perpbox.store.readmodels import (
     PORTFOLIO_WINDOWS,
@@ -135,13 +135,15 @@ def _int(body: dict[str, Any], key: str, default: int | None = None) -> int:
 
 
 class InfoAPI:
-    """Answers /info requests.  ``now`` gives the server's time in ms (for default end times)."""
+    """Answers /info requests.  ``now`` gives the server's time in ms (for default end times).
+    Engine state is read through ``ex.reads`` only (``perpbox.exchange.reads``)."""
 
     def __init__(self, ex: Exchange, rm: ReadModels, now: Callable[[], int],
                  seq: Callable[[], int] = lambda: 0) -> None:
         self.seq = seq
         self.address_limiter: AddressLimiter | None = None  # set by the server when limits are on
         self.ex = ex
+        self.reads = ex.reads
         self.rm = rm
         self.now = now
         self._coins: tuple[int, dict[str, int]] = (-1, {})  # (number of markets, coin -> asset)
@@ -178,30 +180,38 @@ class InfoAPI:
         return handler(body)
 
     # -- markets -------------------------------------------------------------------------------------
-    def specs(self, dex: str = "") -> list[MarketSpec]:
-        return sorted((s for s in self.ex.board.markets.values() if s.dex == dex), key=lambda s: s.asset)
+    def specs(self, dex: str = "") -> tuple[MarketSpec, ...]:
+        return self.reads.markets(dex)
+
+    def spec(self, asset: int) -> MarketSpec:
+        """A listed market's spec (``KeyError`` otherwise: the asset came from the engine's own records)."""
+        s = self.reads.market(asset)
+        if s is None:
+            raise KeyError(asset)
+        return s
 
     @property
     def dexes(self) -> list[str]:
         """HIP-3 dex names in index order (index 1, 2, ...), including dexes deployed at run time."""
-        return [d for d, _ in sorted(self.ex.board.dexes.items(), key=lambda kv: kv[1]) if d]
+        return [d for d in self.reads.dex_names() if d]
 
     def spec_by_coin(self, coin: object) -> MarketSpec | None:
         """The market named ``coin``; None for an unknown name or a value that is not a string.
         Coin names never change once listed, so the name index is rebuilt only when one is added."""
         if not isinstance(coin, str):
             return None
-        markets = self.ex.board.markets
-        if self._coins[0] != len(markets):
-            self._coins = (len(markets), {coin_name(s): a for a, s in markets.items()})
+        reads = self.reads
+        n = reads.market_count()
+        if self._coins[0] != n:
+            self._coins = (n, {coin_name(s): s.asset for s in reads.markets()})
         asset = self._coins[1].get(coin)
-        return None if asset is None else markets.get(asset)
+        return None if asset is None else reads.market(asset)
 
     def _dex(self, body: dict[str, Any]) -> str:
         dex = body.get("dex")
         if dex is None or dex == "":
             return ""
-        if not isinstance(dex, str) or dex not in self.ex.board.dexes:
+        if not isinstance(dex, str) or self.reads.dex(dex) is None:
             raise BadRequest("dex: unknown perp dex")
         return dex
 
@@ -212,43 +222,40 @@ class InfoAPI:
         tables = {}
         for s in specs:
             entry: dict[str, Any] = {"szDecimals": s.sz_decimals, "name": coin_name(s), "maxLeverage": s.max_leverage,
-                                     "marginTableId": self.ex.table_id(s.asset)}
+                                     "marginTableId": self.reads.table_id(s.asset)}
             if s.only_isolated:
                 entry["onlyIsolated"] = True
                 entry["marginMode"] = s.margin_mode.value
-            if self.ex.status(s.asset) == "halted":
+            if self.reads.status(s.asset) == "halted":
                 entry["isDelisted"] = True
             universe.append(entry)
-            tables[self.ex.table_id(s.asset)] = s.margin_table
-        for table_id in self.ex.dex_tables(dex):  # inserted by the deployer, maybe unused yet
-            tables[table_id] = self.ex.margin_table(table_id)
+            tables[self.reads.table_id(s.asset)] = s.margin_table
+        for table_id in self.reads.dex_tables(dex):  # inserted by the deployer, maybe unused yet
+            tables[table_id] = self.reads.margin_table(table_id)
         return {"universe": universe, "marginTables": [[i, margin_table_json(t)] for i, t in sorted(tables.items())],
                 "collateralToken": 0}
 
     def margin_table(self, body: dict[str, Any]) -> dict[str, Any]:
-        table = self.ex.margin_table(_int(body, "id"))
+        table = self.reads.margin_table(_int(body, "id"))
         if table is None:
             raise BadRequest("id: unknown margin table")
         return margin_table_json(table)
 
     def asset_ctx(self, s: MarketSpec) -> dict[str, Any]:
-        ex, a = self.ex, s.asset
-        book = ex.board.books[a]
-        bid, ask = book.best_bid(), book.best_ask()
-        params = ex.funding_params(a)
-        imp_bid = impact_price(book, False, params.impact_notional)
-        imp_ask = impact_price(book, True, params.impact_notional)
+        reads, a = self.reads, s.asset
+        bid, ask = reads.best_bid_ask(a)
+        funding = reads.funding(a)
+        imp_bid, imp_ask = reads.impact_prices(a, funding.impact_notional)
         vol, ntl, prev = self.rm.day_stats(a, self.now())
-        oracle, mark = ex.oracle(a), ex.mark(a)
-        premium = pricer.interval_premium(ex.pricing.states[a], params)
+        px = reads.prices(a)
         return {
-            "funding": fmt_fraction(rate_per_hour(ex.predicted_funding(a), params.interval_ms), 8),
-            "openInterest": fmt_sz(s, ex.holdings.oi.get(a, 0)),
-            "prevDayPx": fmt_px(s, prev or mark),
+            "funding": fmt_fraction(rate_per_hour(funding.predicted_rate, funding.interval_ms), 8),
+            "openInterest": fmt_sz(s, reads.open_interest(a).size),
+            "prevDayPx": fmt_px(s, prev or px.mark),
             "dayNtlVlm": fmt(ntl, 6),
-            "premium": None if ex.pricing.states[a].prem_n == 0 else fmt_fraction(premium, 8),
-            "oraclePx": fmt_px(s, oracle),
-            "markPx": fmt_px(s, mark),
+            "premium": None if funding.premium is None else fmt_fraction(funding.premium, 8),
+            "oraclePx": fmt_px(s, px.oracle),
+            "markPx": fmt_px(s, px.mark),
             "midPx": self.mid(s) if bid is not None and ask is not None else None,
             "impactPxs": None if imp_bid is None or imp_ask is None else
             [fmt_fraction(imp_bid / 10**s.px_decimals, 8), fmt_fraction(imp_ask / 10**s.px_decimals, 8)],
@@ -270,15 +277,17 @@ class InfoAPI:
 
     def perp_dexs(self, body: dict[str, Any]) -> list[Any]:
         out: list[Any] = [None]
+        reads = self.reads
         for dex in self.dexes:
             specs = self.specs(dex)
+            view = reads.dex(dex)
+            assert view is not None  # a name from the engine's own list
             out.append({
-                "name": dex, "fullName": self.ex.dex_full_name(dex),
-                "deployer": self.ex.board.dex_deployer.get(dex, ""),
+                "name": dex, "fullName": view.full_name,
+                "deployer": view.deployer,
                 "oracleUpdater": None, "feeRecipient": None,
-                "assetToStreamingOiCap": [[coin_name(s), fmt_usd(self.ex.controls.config[s.asset].oi_cap_ntl)]
-                                          for s in specs],
-                "assetToFundingMultiplier": [[coin_name(s), fmt_rate(self.ex.funding_params(s.asset).multiplier)]
+                "assetToStreamingOiCap": [[coin_name(s), fmt_usd(reads.open_interest(s.asset).cap_ntl)] for s in specs],
+                "assetToFundingMultiplier": [[coin_name(s), fmt_rate(reads.funding_params(s.asset).multiplier)]
                                              for s in specs],
             })
         return out
@@ -293,11 +302,11 @@ class InfoAPI:
 
     def mid(self, s: MarketSpec) -> str | None:
         """Book mid; the last trade (then the mark) when a side is empty, as the venue does."""
-        book = self.ex.board.books[s.asset]
-        bid, ask = book.best_bid(), book.best_ask()
+        bid, ask = self.reads.best_bid_ask(s.asset)
         if bid is not None and ask is not None:
             return fmt_fraction(Fraction(bid + ask, 2 * 10**s.px_decimals), 8)
-        px = self.ex.pricing.last_px.get(s.asset) or self.ex.mark(s.asset)
+        prices = self.reads.prices(s.asset)
+        px = prices.last or prices.mark
         return fmt_px(s, px) if px else None
 
     def l2_book(self, body: dict[str, Any]) -> dict[str, Any] | None:
@@ -312,10 +321,10 @@ class InfoAPI:
 
     def book_snapshot(self, s: MarketSpec, sig: int | None = None, mantissa: int | None = None,
                       levels: int = L2_LEVELS) -> dict[str, Any]:
-        book = self.ex.board.books[s.asset]
         sides = []
         for is_buy in (True, False):
-            rows = aggregate_levels(book.depth(is_buy, 10_000 if sig else levels), is_buy, sig, mantissa)[:levels]
+            rows = aggregate_levels(self.reads.book_levels(s.asset, is_buy, 10_000 if sig else levels), is_buy, sig,
+                                    mantissa)[:levels]
             sides.append([{"px": fmt_px(s, px), "sz": fmt_sz(s, sz), "n": n} for px, sz, n in rows])
         return {"coin": coin_name(s), "time": self.now(), "levels": sides}
 
@@ -338,15 +347,12 @@ class InfoAPI:
         return out
 
     # -- accounts ------------------------------------------------------------------------------------
-    def _account(self, user: str) -> Account | None:
-        return self.ex.ledger.accounts.get(user)
-
-    def position_json(self, acct: Account, pos: Position, cross_available: int | None = None) -> dict[str, Any]:
-        ex = self.ex
-        s = ex.board.markets[pos.asset]
-        m = ex.margin
-        value = m.position_value(pos)
-        upnl = m.unrealized_pnl(pos)
+    def position_json(self, address: str, pos: PositionView, cross_available: int | None = None) -> dict[str, Any]:
+        """One ``assetPositions`` row of the account ``address`` (a ledger account: the user's own
+        or its account on a HIP-3 dex)."""
+        s = self.spec(pos.asset)
+        value = pos.value
+        upnl = pos.unrealized_pnl
         entry = Fraction(pos.entry_ntl, abs(pos.szi))  # micro-USDC per lot
         entry_px = entry * 10**s.sz_decimals / USD
         margin_at_entry = Fraction(pos.entry_ntl, pos.leverage)
@@ -355,9 +361,9 @@ class InfoAPI:
             used = -(-value // pos.leverage)
         else:
             lev = {"type": "isolated", "value": pos.leverage, "rawUsd": fmt_usd(pos.iso_raw)}
-            used = m.isolated_value(pos)
-        liq = self.liquidation_px(acct, pos, cross_available)
-        all_time, since_open, since_change = self.rm.funding_totals(wallet_owner(acct.address), pos.asset)
+            used = pos.isolated_value
+        liq = self.liquidation_px(address, pos, cross_available)
+        all_time, since_open, since_change = self.rm.funding_totals(wallet_owner(address), pos.asset)
         return {"type": "oneWay", "position": {
             "coin": coin_name(s), "szi": fmt_sz(s, pos.szi), "leverage": lev,
             "entryPx": fmt_fraction(entry_px, 8),
@@ -370,80 +376,71 @@ class InfoAPI:
                            "sinceChange": fmt_usd(since_change)},
         }}
 
-    def liquidation_px(self, acct: Account, pos: Position, cross_available: int | None = None) -> Fraction | None:
+    def liquidation_px(self, address: str, pos: PositionView, cross_available: int | None = None) -> Fraction | None:
         """Hyperliquid's documented estimate (``risk.estimates.liquidation_price``) in USD, with the
         maintenance rate of the position's tier at its notional at the mark; None when no positive
         price liquidates it.
         ``cross_available`` (the account's cross value minus its maintenance margin) is computed
         once per account by callers that show several positions."""
-        ex, m = self.ex, self.ex.margin
-        s = ex.board.markets[pos.asset]
+        s = self.spec(pos.asset)
         if pos.is_cross:
             if cross_available is None:
-                cross_available = m.cross_value(acct) - m.cross_maintenance_margin(acct)
+                summary = self.reads.margin_summary(address)  # a ledger account: its own dex
+                cross_available = 0 if summary is None else summary.cross_value - summary.cross_maintenance_margin
             available = cross_available
         else:
-            available = m.isolated_value(pos) - m.maintenance_margin(pos)
-        mmr = s.margin_table.tiers[s.margin_table.tier_index(m.position_value(pos))].mmr
-        px = liquidation_price(ex.mark(pos.asset), pos.szi, available, mmr)
+            available = pos.isolated_value - pos.maintenance_margin
+        mmr = s.margin_table.tiers[s.margin_table.tier_index(pos.value)].mmr
+        px = liquidation_price(self.reads.mark(pos.asset), pos.szi, available, mmr)
         return None if px is None else px / 10**s.px_decimals
 
     def clearinghouse_state(self, body: dict[str, Any]) -> dict[str, Any]:
         """One perp dex's clearinghouse (``dex``, default the first): standard accounts keep a
         separate balance, cross margin and positions per dex (``Exchange.clearinghouse``)."""
         user, dex = _addr(body), self._dex(body)
-        acct = self._account(dex_account(dex, user))
+        m = self.reads.margin_summary(user, dex)
         now = self.now()
         empty = {"accountValue": "0.0", "totalNtlPos": "0.0", "totalRawUsd": "0.0", "totalMarginUsed": "0.0"}
-        if acct is None:
+        if m is None:
             return {"marginSummary": empty, "crossMarginSummary": dict(empty), "crossMaintenanceMarginUsed": "0.0",
                     "withdrawable": "0.0", "assetPositions": [], "time": now}
-        ex, m = self.ex, self.ex.margin
-        positions = [p for _, p in sorted(acct.positions.items()) if p.szi and ex.board.markets[p.asset].dex == dex]
-        cross_value = m.cross_value(acct)
-        cross_mm = m.cross_maintenance_margin(acct)
-        asset_positions = [self.position_json(acct, p, cross_value - cross_mm) for p in positions]
-        cross_ntl = m.cross_notional(acct)
-        iso = [p for p in acct.positions.values() if not p.is_cross and (p.szi or p.iso_raw)]
-        iso_raw = sum(p.iso_raw for p in iso)
-        iso_ntl = sum(m.position_value(p) for p in iso)
-        iso_used = sum(m.isolated_value(p) for p in iso)
-        cross_used = m.cross_initial_margin(acct)
+        address = dex_account(dex, user)
+        cross_available = m.cross_value - m.cross_maintenance_margin
+        asset_positions = [self.position_json(address, p, cross_available)
+                           for p in self.reads.positions(user, dex) if p.szi]
         return {
-            "marginSummary": {"accountValue": fmt_usd(m.account_value(acct)),
-                              "totalNtlPos": fmt_usd(cross_ntl + iso_ntl),
-                              "totalRawUsd": fmt_usd(acct.raw_usd + iso_raw),
-                              "totalMarginUsed": fmt_usd(cross_used + iso_used)},
-            "crossMarginSummary": {"accountValue": fmt_usd(cross_value), "totalNtlPos": fmt_usd(cross_ntl),
-                                   "totalRawUsd": fmt_usd(acct.raw_usd), "totalMarginUsed": fmt_usd(cross_used)},
-            "crossMaintenanceMarginUsed": fmt_usd(cross_mm),
-            "withdrawable": fmt_usd(m.withdrawable(acct)),
+            "marginSummary": {"accountValue": fmt_usd(m.account_value),
+                              "totalNtlPos": fmt_usd(m.cross_notional + m.isolated_notional),
+                              "totalRawUsd": fmt_usd(m.raw_usd + m.isolated_raw),
+                              "totalMarginUsed": fmt_usd(m.cross_initial_margin + m.isolated_value)},
+            "crossMarginSummary": {"accountValue": fmt_usd(m.cross_value), "totalNtlPos": fmt_usd(m.cross_notional),
+                                   "totalRawUsd": fmt_usd(m.raw_usd),
+                                   "totalMarginUsed": fmt_usd(m.cross_initial_margin)},
+            "crossMaintenanceMarginUsed": fmt_usd(m.cross_maintenance_margin),
+            "withdrawable": fmt_usd(m.withdrawable),
             "assetPositions": asset_positions,
             "time": now,
         }
 
     def spot_clearinghouse_state(self, body: dict[str, Any]) -> dict[str, Any]:
         """USDC only: what ``usdClassTransfer`` moved to the spot wallet."""
-        wallet = self.ex.ledger.accounts.get(spot_wallet(_addr(body)))
-        if wallet is None or not wallet.raw_usd:
+        balance = self.reads.spot_balance(_addr(body))
+        if not balance:
             return {"balances": []}
-        return {"balances": [{"coin": "USDC", "token": 0, "hold": "0.0", "total": fmt_usd(wallet.raw_usd),
+        return {"balances": [{"coin": "USDC", "token": 0, "hold": "0.0", "total": fmt_usd(balance),
                               "entryNtl": "0.0"}]}
 
     # -- orders --------------------------------------------------------------------------------------
     def _live_orders(self, user: str, dex: str) -> list[OrderRec]:
-        acct = self._account(user)
-        if acct is None:
-            return []
         out = []
-        for oid in sorted(acct.orders, reverse=True):  # newest first, as the venue lists them
-            rec = self.rm.orders.get(oid)
-            if rec is not None and self.ex.board.markets[rec.asset].dex == dex:
+        for order in reversed(self.reads.open_orders(user)):  # newest first, as the venue lists them
+            rec = self.rm.orders.get(order.oid)
+            if rec is not None and self.spec(rec.asset).dex == dex:
                 out.append(rec)
         return out
 
     def order_basic(self, rec: OrderRec) -> dict[str, Any]:
-        s = self.ex.board.markets[rec.asset]
+        s = self.spec(rec.asset)
         out: dict[str, Any] = {"coin": coin_name(s), "side": "B" if rec.is_buy else "A", "limitPx": fmt_px(s, rec.px),
                                "sz": fmt_sz(s, rec.sz), "oid": rec.oid, "timestamp": rec.ts,
                                "origSz": fmt_sz(s, rec.orig_sz)}
@@ -454,7 +451,7 @@ class InfoAPI:
     def order_frontend(self, rec: OrderRec, children: bool = True) -> dict[str, Any]:
         """The frontend's order row; with ``children``, a parent's live TP/SL children inside it
         (from the read model's parent index: the work is the row's own children)."""
-        s = self.ex.board.markets[rec.asset]
+        s = self.spec(rec.asset)
         out = self.order_basic(rec)
         is_trigger = bool(rec.tpsl)
         if is_trigger:
@@ -473,12 +470,15 @@ class InfoAPI:
 
     def _children(self, rec: OrderRec) -> list[OrderRec]:
         """The parent's children that are live orders of its user, by oid."""
-        acct = self._account(rec.user)
-        if acct is None or rec.tpsl:
+        if rec.tpsl:
             return []
-        live = acct.orders
-        return sorted((c for c in self.rm.children_of(rec.oid) if c.oid in live and c.parent == rec.oid),
-                      key=lambda c: c.oid)
+        user, reads = rec.user, self.reads
+        out = []
+        for c in self.rm.children_of(rec.oid):
+            live = reads.order(c.oid) if c.parent == rec.oid else None
+            if live is not None and live.user == user:
+                out.append(c)
+        return sorted(out, key=lambda c: c.oid)
 
     def open_orders(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         out = []
@@ -500,8 +500,7 @@ class InfoAPI:
         if isinstance(ref, int) and not isinstance(ref, bool):
             rec = self.rm.orders.get(ref)
         elif isinstance(ref, str):
-            acct = self._account(user)
-            oid = None if acct is None else acct.cloids.get(ref.lower())
+            oid = self.reads.order_id_by_cloid(user, ref.lower())
             if oid is not None:
                 rec = self.rm.orders.get(oid)
             else:  # a closed order: the newest kept order with that cloid
@@ -527,7 +526,7 @@ class InfoAPI:
 
     # -- fills, funding, ledger ----------------------------------------------------------------------
     def fill_json(self, f: FillRec) -> dict[str, Any]:
-        s = self.ex.board.markets[f.asset]
+        s = self.spec(f.asset)
         out: dict[str, Any] = {
             "coin": coin_name(s), "px": fmt_px(s, f.px), "sz": fmt_sz(s, f.sz), "side": "B" if f.is_buy else "A",
             "time": f.time, "startPosition": fmt_sz(s, f.start), "dir": f.dir or fill_dir(f.start, f.is_buy, f.sz),
@@ -555,9 +554,9 @@ class InfoAPI:
 
     def funding_item(self, r: FundingRec) -> dict[str, Any]:
         """One funding payment as the WebSocket sends it (``userFundings``, ``userEvents``)."""
-        s = self.ex.board.markets[r.asset]
+        s = self.spec(r.asset)
         return {"time": r.time, "coin": coin_name(s), "usdc": fmt_usd(r.usdc), "szi": fmt_sz(s, r.szi),
-                "fundingRate": fmt_fraction(rate_per_hour(r.rate, self.ex.funding_params(r.asset).interval_ms), 8),
+                "fundingRate": fmt_fraction(rate_per_hour(r.rate, self.reads.funding_params(r.asset).interval_ms), 8),
                 "nSamples": None}
 
     def user_funding(self, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -583,8 +582,7 @@ class InfoAPI:
             if key in out:
                 out[key] = fmt_usd(out[key])
         if "liquidatedPositions" in out:
-            markets = self.ex.board.markets
-            out["liquidatedPositions"] = [{"coin": coin_name(markets[a]), "szi": fmt_sz(markets[a], z)}
+            out["liquidatedPositions"] = [{"coin": coin_name(self.spec(a)), "szi": fmt_sz(self.spec(a), z)}
                                           for a, z in out["liquidatedPositions"]]
         return out
 
@@ -593,19 +591,19 @@ class InfoAPI:
         start, end = _int(body, "startTime"), _int(body, "endTime", self.now())
         if s is None:
             return []
-        interval = self.ex.funding_params(s.asset).interval_ms
+        interval = self.reads.funding_params(s.asset).interval_ms
         return [{"coin": coin_name(s), "fundingRate": fmt_fraction(rate_per_hour(r.rate, interval), 8),
                  "premium": fmt_fraction(Fraction(r.premium, PREMIUM_SCALE), 8), "time": r.ts}
-                for r in time_window(self.ex.funding_records(s.asset), start, end, _ts, 500)]
+                for r in self.reads.funding_history(s.asset, start, end, 500)]
 
     def predicted_fundings(self, body: dict[str, Any]) -> list[Any]:
         out = []
         for s in self.specs(""):
-            params = self.ex.funding_params(s.asset)
-            nxt = self.ex.pricing.states[s.asset].next_funding_ts
+            funding = self.reads.funding(s.asset)
             out.append([coin_name(s), [["HlPerp", {
-                "fundingRate": fmt_fraction(rate_per_hour(self.ex.predicted_funding(s.asset), params.interval_ms), 8),
-                "nextFundingTime": nxt, "fundingIntervalHours": params.interval_ms // 3_600_000}]]])
+                "fundingRate": fmt_fraction(rate_per_hour(funding.predicted_rate, funding.interval_ms), 8),
+                "nextFundingTime": funding.next_funding_ts,
+                "fundingIntervalHours": funding.interval_ms // 3_600_000}]]])
         return out
 
     def user_fees(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -615,10 +613,10 @@ class InfoAPI:
         notional and the exchange's.  Spot rates follow the same tier (perpbox trades no spot)."""
         user = _addr(body)
         now = self.now()
-        taker, maker = self.ex.fee_rates(user, now)
+        taker, maker = self.reads.fee_rates(user, now)
         spot_taker, spot_maker = SPOT_TIERS[TAKER_RATES.index(taker)]
         daily = [{"date": _utc_date(day), "userCross": fmt_usd(cross), "userAdd": fmt_usd(add),
-                  "exchange": fmt_usd(total)} for day, cross, add, total in self.ex.daily_volume(user, now)]
+                  "exchange": fmt_usd(total)} for day, cross, add, total in self.reads.daily_volume(user, now)]
         vip = [{"ntlCutoff": fmt_usd(cutoff), "cross": fmt_rate(t), "add": fmt_rate(m),
                 "spotCross": fmt_rate(st), "spotAdd": fmt_rate(sm)}
                for (cutoff, t, m), (st, sm) in zip(VIP_TIERS[1:], SPOT_TIERS[1:], strict=True)]
@@ -643,10 +641,10 @@ class InfoAPI:
 
     def user_role(self, body: dict[str, Any]) -> dict[str, Any]:
         user = _addr(body)
-        master = self.ex.agent_master(user, self.now())
+        master = self.reads.agent_master(user, self.now())
         if master is not None:
             return {"role": "agent", "data": {"user": master}}
-        acct = self._account(user)
+        acct = self.reads.account(user)
         if acct is None:
             return {"role": "missing"}
         if acct.master is not None:
@@ -661,10 +659,11 @@ class InfoAPI:
         return "disabled"
 
     def extra_agents(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        return [{"name": n, "address": a, "validUntil": v or None} for a, n, v in self.ex.agents_of(_addr(body)) if n]
+        return [{"name": n, "address": a, "validUntil": v or None}
+                for a, n, v in self.reads.agents_of(_addr(body)) if n]
 
     def max_builder_fee(self, body: dict[str, Any]) -> int:
-        return self.ex.max_builder_fee(_addr(body), _addr(body, "builder"))
+        return self.reads.max_builder_fee(_addr(body), _addr(body, "builder"))
 
     def recent_trades(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         s = self.spec_by_coin(body.get("coin"))
@@ -682,12 +681,12 @@ class InfoAPI:
         s = self.spec_by_coin(body.get("coin"))
         if s is None:
             raise BadRequest("coin: unknown")
-        acct = self._account(dex_account(s.dex, user))
-        pos = None if acct is None else acct.positions.get(s.asset)
+        summary = self.reads.margin_summary(user, s.dex)
+        pos = None if summary is None else self.reads.position(user, s.asset)
         lev = pos.leverage if pos is not None else s.default_leverage
         cross = pos.is_cross if pos is not None else not s.only_isolated
-        avail = self.ex.margin.available_to_trade(acct) if acct is not None else 0
-        mark = self.ex.mark(s.asset)
+        avail = summary.available_to_trade if summary is not None else 0
+        mark = self.reads.mark(s.asset)
         max_sz = max_trade_size(avail, lev, mark)
         leverage: dict[str, Any] = {"type": "cross" if cross else "isolated", "value": lev}
         if not cross:
@@ -697,7 +696,7 @@ class InfoAPI:
                 "availableToTrade": [fmt_usd(max(avail, 0)), fmt_usd(max(avail, 0))], "markPx": fmt_px(s, mark)}
 
     def sub_accounts(self, body: dict[str, Any]) -> list[dict[str, Any]] | None:
-        acct = self._account(_addr(body))
+        acct = self.reads.account(_addr(body))
         if acct is None or not acct.subs:
             return None
         return [{"name": "", "subAccountUser": sub, "master": acct.address,
@@ -707,8 +706,8 @@ class InfoAPI:
     def perps_at_oi_cap(self, body: dict[str, Any]) -> list[str]:
         out = []
         for s in self.specs(self._dex(body)):
-            cap = self.ex.controls.config[s.asset].oi_cap_ntl
-            if cap and self.ex.open_interest_ntl(s.asset) >= cap:
+            oi = self.reads.open_interest(s.asset)
+            if oi.cap_ntl and oi.notional >= oi.cap_ntl:
                 out.append(coin_name(s))
         return out
 
@@ -718,7 +717,7 @@ class InfoAPI:
         is the user's most recently approved unnamed API wallet, if any."""
         user = _addr(body)
         ctxs = self.meta_and_asset_ctxs({})
-        agents = [(a, v) for a, n, v in self.ex.agents_of(user) if not n]
+        agents = [(a, v) for a, n, v in self.reads.agents_of(user) if not n]
         return {"clearinghouseState": self.clearinghouse_state({"user": user}), "leadingVaults": [],
                 "totalVaultEquity": "0.0", "openOrders": self.frontend_open_orders({"user": user}),
                 "agentAddress": agents[-1][0] if agents else None,
@@ -736,15 +735,17 @@ class InfoAPI:
         if not dex:
             return None
         specs = self.specs(dex)
-        return {"totalOiCap": fmt_usd(self.ex.controls.dex_oi_cap.get(dex, 0)), "oiSzCapPerPerp": None,
+        view = self.reads.dex(dex)
+        assert view is not None  # checked by _dex
+        return {"totalOiCap": fmt_usd(view.oi_cap_ntl), "oiSzCapPerPerp": None,
                 "maxTransferNtl": None,
-                "coinToOiCap": [[coin_name(s), fmt_usd(self.ex.controls.config[s.asset].oi_cap_ntl)] for s in specs]}
+                "coinToOiCap": [[coin_name(s), fmt_usd(self.reads.open_interest(s.asset).cap_ntl)] for s in specs]}
 
     def liquidations(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         """perpbox's own request type (the venue has none): recent liquidation steps, newest first."""
         out = []
         for ev in reversed(self.rm.liquidations):
-            spec = self.ex.board.markets.get(ev.asset)
+            spec = self.reads.market(ev.asset)
             out.append({"time": ev.ts, "user": wallet_owner(ev.user), "dex": wallet_dex(ev.user),
                         "coin": coin_name(spec) if spec is not None else "cross",
                         "method": ev.method, "liquidator": ev.liquidator or None, "notional": fmt_usd(ev.notional),
@@ -759,16 +760,6 @@ class InfoAPI:
         return {"referredBy": None, "cumVlm": fmt_usd(self.rm.volume.get(user, 0)), "unclaimedRewards": "0.0",
                 "claimedRewards": "0.0", "builderRewards": "0.0", "referrerState": None, "rewardHistory": []}
 
-    def _perp_value(self, user: str) -> int | None:
-        """The sum of ``user``'s perp account values (first dex and HIP-3 dexes); None: no account."""
-        value, found = 0, False
-        for dex in ("", *self.dexes):
-            acct = self._account(dex_account(dex, user))
-            if acct is not None:
-                value += self.ex.margin.account_value(acct)
-                found = True
-        return value if found else None
-
     def portfolio(self, body: dict[str, Any]) -> list[Any]:
         """Per window (day, week, month, allTime): the kept account value samples in the window
         (``ReadModels`` module doc: cadence and bounds) and the value now; ``pnlHistory`` is each
@@ -777,7 +768,7 @@ class InfoAPI:
         ``perpDay`` … ``perpAllTime`` equal ``day`` … ``allTime``."""
         user = _addr(body)
         now = self.now()
-        current = self._perp_value(user)
+        current = self.reads.perp_value(user)
         series = self.rm.value_history.get(user)
         inflow = self.rm.net_inflow.get(user, 0)
         out: list[Any] = []
@@ -814,8 +805,8 @@ def fill_dir(start: int, is_buy: bool, sz: int) -> str:
     return "Short > Long" if is_buy else "Long > Short"
 
 
-def aggregate_levels(levels: list[tuple[int, int, int]], is_buy: bool, sig: int | None,
-                     mantissa: int | None) -> list[tuple[int, int, int]]:
+def aggregate_levels(levels: Sequence[tuple[int, int, int]], is_buy: bool, sig: int | None,
+                     mantissa: int | None) -> Sequence[tuple[int, int, int]]:
     """Hyperliquid's ``nSigFigs``/``mantissa`` bucketing (reference: the order_book_server): bucket
     width ``mantissa × 10^(digits(px) − nSigFigs)`` in price units; bids round down, asks up;
     consecutive levels in one bucket merge (sizes and order counts summed)."""

@@ -118,13 +118,14 @@ class Service:
     async def start(self) -> None:
         self.tasks.append(asyncio.create_task(self.venue.run(), name="sequencer"))
         await asyncio.sleep(0)
-        if not self.venue.ex.board.markets:
+        if not self.venue.ex.reads.market_count():
             deployers = {n: a.address.lower() for n, a in self.deployers.items()}
             await self.venue.submit(bootstrap_commands(self.opts.config, deployers))
             await self.venue.submit([C.Deposit(ts=0, user=a, usd=1_000_000 * USD) for a in deployers.values()]
                                     + backstop_deposits(self.opts.config))
         else:
-            self.feed.resume_from({a: self.venue.ex.oracle(a) for a in self.venue.ex.board.markets})
+            reads = self.venue.ex.reads
+            self.feed.resume_from({s.asset: reads.oracle(s.asset) for s in reads.markets()})
         if self.opts.tick_s > 0:
             self._every(self.opts.tick_s, self._tick, "ticker")
         if self.opts.feed != "none":

@@ -408,10 +408,9 @@ class WsHub:
 
     def _bbo(self, coin: str) -> dict[str, Any]:
         spec = self.info.spec_by_coin(coin)
-        book = self.info.ex.board.books[spec.asset]
         sides = []
         for is_buy in (True, False):
-            lvl = book.depth(is_buy, 1)
+            lvl = self.info.reads.book_levels(spec.asset, is_buy, 1)
             top = {"px": fmt_px(spec, lvl[0][0]), "sz": fmt_sz(spec, lvl[0][1]), "n": lvl[0][2]} if lvl else None
             sides.append(top)
         return {"coin": coin, "time": self.info.now(), "bbo": sides}
@@ -478,7 +477,7 @@ class WsHub:
         if t is V.Fill:
             self.dirty_assets.add(ev.asset)
             self.dirty_users.update((ev.taker, ev.maker))
-            spec = info.ex.board.markets[ev.asset]
+            spec = info.spec(ev.asset)
             key = ("trades", coin_name(spec))
             if key in subs:
                 buyer, seller = (ev.taker, ev.maker) if ev.taker_is_buy else (ev.maker, ev.taker)
@@ -571,7 +570,7 @@ class WsHub:
                 by_user.setdefault(key[1], []).append(key)
         dexes = set()
         for asset in sorted(assets):
-            spec = info.ex.board.markets.get(asset)
+            spec = info.reads.market(asset)
             if spec is None:
                 continue
             coin = coin_name(spec)

@@ -46,6 +46,7 @@ from perpbox.exchange.liquidation import Liquidations
 from perpbox.exchange.markets import MarketBoard
 from perpbox.exchange.orders import OrderFlow
 from perpbox.exchange.prices import MarketPricing
+from perpbox.exchange.reads import ExchangeReads
 from perpbox.exchange.sink import EventSink
 from perpbox.exchange.volume import TradeVolume
 from perpbox.ledger.ledger import Account, Ledger, Position
@@ -108,6 +109,7 @@ class Exchange:
                          self.liquidations.appliers(), self.accounts.appliers(), access.appliers(),
                          self.deploy.appliers(), self.funding.appliers()):
             sink.register(appliers)
+        self.reads = ExchangeReads(self)
 
     def _parts(self) -> dict[str, Any]:
         """The components that keep state, by name (``snapshot_state``, ``restore``)."""

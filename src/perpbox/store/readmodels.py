@@ -34,9 +34,9 @@ at most every ``SWEEP_MS`` from the price updates the model sees (a user without
 flat value between its own events).  Each window keeps at most two samples per bucket, the first
 and the newest (``PORTFOLIO_WINDOWS``: 15 minutes for a day, an hour for a week, 4 hours for 30
 days, a day for all time, the last kept forever: one or two points a day).  Traded notional per
-user is kept per hour for ``VLM_KEPT_MS``.  Sampling reads the engine (``apply``'s ``ex``): run in
-the sequencer after each command, it is a deterministic function of the log, as the rest of the
-model is.
+user is kept per hour for ``VLM_KEPT_MS``.  Sampling reads the engine (``apply``'s ``ex``, through
+its read surface ``ex.reads``): run in the sequencer after each command, it is a deterministic
+function of the log, as the rest of the model is.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from typing import Any
 
 from perpbox.exchange import events as V
 from perpbox.ledger.entry import close_split
-from perpbox.ledger.ledger import SPOT, dex_account, wallet_dex, wallet_owner
+from perpbox.ledger.ledger import SPOT, wallet_dex, wallet_owner
 
 MAX_ORDERS_PER_USER = 2_000
 MAX_FILLS_PER_USER = 10_000
@@ -199,13 +199,8 @@ class ReadModels:
 
     def _sample(self, ex: Any, user: str, ts: int) -> None:
         """One account value sample of ``user`` (its perp accounts that exist; none: no sample)."""
-        value, found = 0, False
-        for dex in ("", *(d for d in ex.board.dexes if d)):
-            acct = ex.ledger.accounts.get(dex_account(dex, user))
-            if acct is not None:
-                value += ex.margin.account_value(acct)
-                found = True
-        if not found:
+        value = ex.reads.perp_value(user)
+        if value is None:
             return
         point = (ts, value, self.net_inflow.get(user, 0))
         series = self.value_history.get(user)
