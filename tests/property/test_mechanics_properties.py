@@ -1,6 +1,6 @@
-"""Property tests of the perp mechanics (``perpbox.exchange.mechanics``) over random command
-sequences: liquidation (book, partial slices, backstop vault, insurance fund, ADL), funding,
-open-interest caps, halts and market status, driven through ``Exchange.apply``.
+"""Property tests of the perp mechanics (``perpbox.exchange``: prices, funding, liquidation,
+controls) over random command sequences: liquidation (book, partial slices, backstop vault,
+insurance fund, ADL), funding, open-interest caps, halts and market status, driven through ``Exchange.apply``.
 
 Each example lists 2..3 markets with manual oracles (``Tick.marks`` sets the mark): BTC
 (Hyperliquid liquidation, tiers up to 50x), ETH (Binance-style liquidation with the insurance fund,
@@ -666,7 +666,7 @@ class Checker:
         g.usd += ev.usd
 
     def end_group(self, ctx: Ctx) -> None:
-        """What the engine guarantees once it is done with one scope (``PerpMechanics._liquidate``):
+        """What the engine guarantees once it is done with one scope (``Liquidations._liquidate``):
         closed by a takeover or ADL at exactly zero equity; otherwise equity ≥ 0, open or closed."""
         g = ctx.group
         if g is None:

@@ -3,7 +3,7 @@ direction rules of buy-side triggers (hyperliquid-api.md ยง3.3 trigger orders, ย
 
 Hyperliquid: triggers fire on the mark price; a sell SL fires on "price below", a sell TP on "price
 above", buys mirror; a market TP/SL executes with 10% slippage tolerance from the mark
-(``engine.TRIGGER_SLIPPAGE_BPS``) and never rests; a limit TP/SL rests at its own limit once
+(``triggers.TRIGGER_SLIPPAGE_BPS``) and never rests; a limit TP/SL rests at its own limit once
 triggered.
 
 BTC: sizes in lots of 0.00001 BTC (0.1 BTC = 10,000 lots), prices in units of 0.1 USD

@@ -76,7 +76,7 @@ def _compiled_classes(state: Any) -> set[str]:
 
 @pytest.mark.skipif(not _compiled(), reason="the installed engine is the pure-Python one")
 def test_pickle_cannot_rebuild_a_compiled_class_which_is_why_snapshots_are_not_pickles() -> None:
-    spec = next(iter(_live_exchange().markets.values()))
+    spec = next(iter(_live_exchange().board.markets.values()))
     with pytest.raises(TypeError, match="missing required argument 'spec'"):
         pickle.loads(pickle.dumps(MarketRules(spec)))
 

@@ -270,7 +270,8 @@ class ExchangeReads:
     def open_interest(self, asset: int) -> OpenInterestView:
         ex = self._ex
         cfg = ex.controls.config[asset]
-        return OpenInterestView(ex.holdings.oi.get(asset, 0), ex.open_interest_ntl(asset), cfg.oi_cap_ntl, cfg.oi_cap_sz)
+        return OpenInterestView(ex.holdings.open_interest(asset), ex.open_interest_ntl(asset), cfg.oi_cap_ntl,
+                                cfg.oi_cap_sz)
 
     def open_interest_ntl(self, asset: int) -> int:
         """Open interest at the margin price, micro-USDC."""

@@ -3,7 +3,7 @@
 ``MarketSpec`` and its parts stay plain dataclasses (msgspec decodes them from the command log,
 which it cannot do for compiled classes), so in the compiled build reading ``spec.fees.taker`` is a
 generic attribute lookup.  ``MarketRules`` is compiled with the engine: one object per market,
-made whenever the exchange sets a market's spec (``Exchange._set_spec``), never edited after.
+made whenever the exchange sets a market's spec (``MarketBoard.set_spec``), never edited after.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class MarketGate:
     mark) and its dex's open-interest cap: all msgspec values, each field of which is a generic
     attribute look-up in the compiled engine.
 
-    Derived state, never in events or the state hash: ``PerpMechanics._refresh_gate`` rebuilds a
+    Derived state, never in events or the state hash: ``MarketControls.refresh_gate`` rebuilds a
     market's gate whenever one of those three is set, and nothing else writes them."""
 
     __slots__ = ("capped", "mark", "oracle", "restricted", "session_open")
