@@ -6,13 +6,14 @@ to the state the moment it is emitted (so later decisions in the same command se
 appliers, and rebuilds the same state; ``state_hash()`` proves it.  The engine reads no clock and
 does no I/O: time is the command's ``ts``.
 
-The response a venue would send for the command (per-order statuses for batches, ``"ok"`` or an
-error string for other actions) is left in ``last_response``; the API layer formats it.
+``Exchange.execute(command)`` also returns the response a venue would send, typed
+(``exchange.results``: ``Ok``, ``Error``, ``Statuses`` of per-order outcomes); the API layer formats
+it.  The handlers here still answer with plain values (per-order items ``{"resting": {"oid"}}``,
+``{"filled": {"oid", "totalSz", "ntl"}}``, ``{"error": msg}``, ``"waitingForTrigger"``,
+``"waitingForFill"``, ``"success"``; ``"ok"`` or ``{"error": msg}`` for other actions), which
+``execute`` turns into the typed ones through ``results.from_legacy`` until they return them directly.
 
-Order statuses use Hyperliquid's words.  Per-order response items are
-``{"resting": {"oid"}}``, ``{"filled": {"oid", "totalSz", "ntl"}}`` (lots and micro-USDC; the API
-turns ``ntl / totalSz`` into ``avgPx``), ``{"error": msg}``, ``"waitingForTrigger"``,
-``"waitingForFill"`` and, for cancels, ``"success"``.
+Order statuses use Hyperliquid's words (``results.OrderStatus``).
 
 Matching follows Hyperliquid: price-time priority; self-trade prevention cancels the *resting*
 order (``selfTradeCanceled``, no fee, no trade) and the taker keeps matching; the resting side's
@@ -40,6 +41,7 @@ from perpbox.exchange.access import MAX_PERP_BUILDER_FEE, AccountAccess
 from perpbox.exchange.deploy import DexDeployment
 from perpbox.exchange.funding import Funding, FundingRecord
 from perpbox.exchange.mechanics import PerpMechanics
+from perpbox.exchange.results import Outcome, from_legacy
 from perpbox.exchange.sink import EventSink
 from perpbox.ledger.ledger import (
     FEE_ACCOUNT,
@@ -98,7 +100,6 @@ class Exchange(PerpMechanics):
         self.exchange_volume: dict[int, int] = {}
         self._fee_tiers: dict[str, tuple[int, int]] = {}  # derived: user -> tier indices on _fee_day
         self._fee_day = -1
-        self.last_response: Any = None
         self._oi_stopped = False  # set by matching when an open-interest cap stops the taker
         self._init_mechanics()
         self._wire()
@@ -169,10 +170,17 @@ class Exchange(PerpMechanics):
     # public interface
     # ==============================================================================================
     def apply(self, command: C.Command) -> list[V.Event]:
-        """Apply one command; return the events it produced (already applied)."""
+        """Apply one command; return the events it produced (already applied).  The response is
+        dropped: ``execute`` keeps it."""
         out = self.sink.begin()
-        self.last_response = self._handlers[type(command)](command)
+        self._handlers[type(command)](command)
         return out
+
+    def execute(self, command: C.Command) -> Outcome:
+        """Apply one command; return its events (already applied) and the typed response a venue
+        would send for it."""
+        out = self.sink.begin()
+        return Outcome(out, from_legacy(self._handlers[type(command)](command)))
 
     @classmethod
     def replay(cls, events: Iterable[V.Event]) -> Exchange:
