@@ -299,42 +299,80 @@ def new_exchange():
 
 
 def _status_oid(status: object) -> int | None:
-    """The oid in a Hyperliquid-style order status ({"resting": {"oid"}}, {"filled": {"oid"}})."""
+    """The oid in an order's outcome: a typed ``Resting`` / ``Filled`` (``exchange.results``), or on a
+    baseline from before typed results a status dict ({"resting": {"oid"}}, {"filled": {"oid"}}).
+    Read by attribute, not by type: a baseline's process cannot import ``exchange.results``."""
     if isinstance(status, dict):
         for key in ("resting", "filled"):
             body = status.get(key)
             if isinstance(body, dict) and "oid" in body:
                 return body["oid"]
-    return None
+        return None
+    oid = getattr(status, "oid", None)
+    return oid if isinstance(oid, int) else None
+
+
+def _rests(status: object) -> bool:
+    """Whether a placement rests (only a resting order can be cancelled later)."""
+    return "resting" in status if isinstance(status, dict) else type(status).__name__ == "Resting"
+
+
+def _canceled(status: object) -> bool:
+    return status == "success" or type(status).__name__ == "Canceled"
+
+
+def _error_text(status: object) -> str:
+    if isinstance(status, dict):
+        return str(status.get("error"))
+    return str(getattr(status, "message", status))
+
+
+def _stepper(ex: object):
+    """``cmd -> (events, first item's outcome)``: ``execute`` where the exchange has it, else (a
+    baseline from before typed results) ``apply`` and then ``last_response``."""
+    execute = getattr(ex, "execute", None)
+    if execute is not None:
+        def step(cmd):
+            outcome = execute(cmd)
+            return outcome.events, outcome.response.items[0]
+        return step
+    apply = ex.apply
+
+    def legacy_step(cmd):
+        events = apply(cmd)
+        return events, ex.last_response[0]
+    return legacy_step
 
 
 class OutputOnlyExchange:
-    """The floor: an "exchange" that does no work but materialise what ``Exchange.apply`` hands
-    back for the common case (one event, a list of events, a Hyperliquid-style status), written in
-    plain Python.  Run through the same harness (``EngineRunner``), it measures the bench loop,
+    """The floor: an "exchange" that does no work but materialise what ``Exchange.execute`` hands
+    back for the common case (one event, a list of events, a typed status in an ``Outcome``), written
+    in plain Python.  Run through the same harness (``EngineRunner``), it measures the bench loop,
     the command objects and that output -- the ceiling any engine behind this API can reach here.
     Every placement rests and every cancel succeeds, so it is a floor on cost, not a model."""
 
     def __init__(self) -> None:
         from perpbox.exchange.commands import PlaceOrders
         from perpbox.exchange.events import OrderClosed, OrderPlaced
+        from perpbox.exchange.results import CANCELED, Outcome, Resting, Statuses
 
         self._place_type, self._placed, self._closed = PlaceOrders, OrderPlaced, OrderClosed
+        self._outcome, self._resting, self._statuses = Outcome, Resting, Statuses
+        self._canceled = Statuses((CANCELED,))
         self.next_oid = 1
-        self.last_response: object = None
         self.log: list[object] = []
 
-    def apply(self, cmd) -> list:
+    def execute(self, cmd):
         if type(cmd) is self._place_type:
             req, oid = cmd.orders[0], self.next_oid
             self.next_oid = oid + 1
             out = [self._placed(cmd.ts, oid, cmd.user, req.asset, req.is_buy, req.px, req.sz, req.tif, "open")]
-            self.last_response = [{"resting": {"oid": oid}}]
+            response = self._statuses((self._resting(oid),))
         else:
             out = [self._closed(cmd.ts, cmd.oid, "canceled")]
-            self.last_response = ["success"]
+            response = self._canceled
         self.log.append(out)
-        return out
+        return self._outcome(out, response)
 
 
 class EngineRunner:
@@ -355,8 +393,8 @@ class EngineRunner:
         is also timed with perf_counter_ns (use a separate pass for this)."""
         from perpbox.exchange.commands import Cancel, OrderRequest, PlaceOrders
 
-        ops, ex, oids = self.ops, self.ex, self.oids
-        apply = ex.apply
+        ops, oids = self.ops, self.oids
+        step = _stepper(self.ex)
         keep = self.results.append
         pc = time.perf_counter_ns
         t0 = time.perf_counter()
@@ -374,13 +412,12 @@ class EngineRunner:
                 cmd = PlaceOrders(ts=ts, user=acct, orders=[req])
             if latencies is not None:
                 t = pc()
-                events = apply(cmd)
+                events, status = step(cmd)
                 latencies[op].append(pc() - t)
             else:
-                events = apply(cmd)
-            status = ex.last_response[0]
-            if op != CANCEL and type(status) is dict and "resting" in status:
-                oids[i] = status["resting"]["oid"]
+                events, status = step(cmd)
+            if op != CANCEL and _rests(status):
+                oids[i] = _status_oid(status)
             keep((op, status, events))
         return time.perf_counter() - t0
 
@@ -399,16 +436,16 @@ def tally_engine(results: list[tuple[int, object, list]]) -> dict:
         if op == CANCEL:
             if status is None:
                 counts["cancel_unknown"] += 1
-            elif status == "success":
+            elif _canceled(status):
                 counts["cancel_ok"] += 1
             else:
                 counts["cancel_failed"] += 1
-                errors[str(status.get("error") if isinstance(status, dict) else status)] += 1
+                errors[_error_text(status)] += 1
         elif _status_oid(status) is not None:
             counts["placed"] += 1
         else:
             counts["place_error"] += 1
-            errors[str(status.get("error") if isinstance(status, dict) else status)] += 1
+            errors[_error_text(status)] += 1
         for e in events:
             t = type(e)
             if t is Fill:

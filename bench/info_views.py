@@ -42,6 +42,7 @@ from perpbox.config import load_config  # noqa: E402
 from perpbox.core.numbers import USD, round_price_sig  # noqa: E402
 from perpbox.exchange import Exchange  # noqa: E402
 from perpbox.exchange import commands as C  # noqa: E402
+from perpbox.exchange.results import Filled, Response, Resting  # noqa: E402
 from perpbox.store.readmodels import ReadModels  # noqa: E402
 from perpbox.store.sequencer import backstop_deposits, bootstrap_commands  # noqa: E402
 
@@ -59,17 +60,19 @@ class State:
         self.ex = Exchange()
         self.rm = ReadModels()
         self.ts = 1_700_000_000_000
+        self.last_response: Response | None = None
         config = load_config()
         self.apply_all(bootstrap_commands(config, {d.name: DEPLOYER for d in config.dexes}))
         self.apply_all(backstop_deposits(config))
         self.specs = [m.spec for m in config.markets]  # the main dex
         self.marks = {m.spec.asset: m.price for m in config.markets}
 
-    def apply(self, cmd: C.Command) -> Any:
+    def apply(self, cmd: C.Command) -> Response:
         self.ts += 1
-        events = self.ex.apply(cmd)
-        self.rm.apply(events, self.ex.pricing.prices)
-        return self.ex.last_response
+        outcome = self.ex.execute(cmd)
+        self.rm.apply(outcome.events, self.ex.pricing.prices)
+        self.last_response = outcome.response
+        return outcome.response
 
     def apply_all(self, cmds: list[C.Command]) -> None:
         for c in cmds:
@@ -124,7 +127,7 @@ def build(n_orders: int, n_fills: int) -> tuple[State, str]:
         now = live_orders(st, USER)
         if now == placed:  # refused: the engine's open-order limit (or a bad price)
             print(f"note: the engine kept {now} open orders for one user (target {n_orders}): "
-                  f"last answer {st.ex.last_response!r}", file=sys.stderr)
+                  f"last answer {st.last_response!r}", file=sys.stderr)
             break
         placed = now
     return st, closed_cloid
@@ -142,7 +145,7 @@ def earn_open_order_headroom(st: State, n_orders: int) -> None:
                                                                                 px=mark, sz=sz)])))
         hit = st.apply(C.PlaceOrders(**st.at(user=TAKER, orders=[C.OrderRequest(asset=btc.asset, is_buy=not is_buy,
                                                                                 px=mark, sz=sz, tif="Ioc")])))
-        assert "resting" in rest[0] and "filled" in hit[0], (rest, hit)
+        assert isinstance(rest.items[0], Resting) and isinstance(hit.items[0], Filled), (rest, hit)
         is_buy = not is_buy
     if not is_buy:  # end flat
         earn_round = C.OrderRequest(asset=btc.asset, is_buy=False, px=mark, sz=sz)

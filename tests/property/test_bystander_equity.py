@@ -8,7 +8,7 @@ sources, two perp sources, as the server's feed job does) and a ``Tick``.  Signe
 ``ExchangeAPI.handle`` exactly as ``POST /exchange`` does (network "both", agents on); its
 ``submit`` mirrors ``Venue._process``: server time stamped on every command, the nonce window
 checked and used per signer (``store.nonces.NonceWindows``), an empty plan logged as a ``Noop``, one
-``Exchange.apply`` per command and ``last_response`` collected.
+``Exchange.execute`` per command and its typed response collected.
 
 Actors (deterministic keys):
 
@@ -94,6 +94,7 @@ from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.engine import Exchange
 from perpbox.exchange.liquidation import MAIN_BACKSTOP
+from perpbox.exchange.results import OK
 from perpbox.ledger.ledger import FEE_ACCOUNT, spot_wallet
 from perpbox.store.nonces import NonceWindows
 from perpbox.store.sequencer import backstop_deposits, bootstrap_commands
@@ -191,20 +192,20 @@ class World:
         responses = []
         for cmd in cmds:
             try:
-                events = self.ex.apply(cmd)
+                outcome = self.ex.execute(cmd)
             except Exception as e:  # pragma: no cover - a failure of the engine, reported as such
                 raise EngineCrash(f"{type(e).__name__}: {e} applying {cmd!r}") from e
-            self.step_events.extend(events)
-            self.all_events.extend(events)
-            responses.append(self.ex.last_response)
+            self.step_events.extend(outcome.events)
+            self.all_events.extend(outcome.events)
+            responses.append(outcome.response)
         return ([] if padded else responses), None
 
     def command(self, cmd: C.Command) -> Any:
         """A command outside /exchange (faucet deposits, oracle feeds, ticks), stamped like the rest."""
-        events = self.ex.apply(msgspec.structs.replace(cmd, ts=self.now()))
-        self.step_events.extend(events)
-        self.all_events.extend(events)
-        return self.ex.last_response
+        outcome = self.ex.execute(msgspec.structs.replace(cmd, ts=self.now()))
+        self.step_events.extend(outcome.events)
+        self.all_events.extend(outcome.events)
+        return outcome.response
 
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST /exchange: the envelope, or ``{"status": "422", ...}`` for a malformed body."""
@@ -291,7 +292,7 @@ def base() -> Base:
 
     for cmd in bootstrap_commands(cfg, {d.name: "0x" + "d0" * 20 for d in cfg.dexes}) + backstop_deposits(cfg):
         tick_clock()
-        assert w.command(cmd) == "ok", cmd
+        assert w.command(cmd) == OK, cmd
     main = [m.spec.asset for m in cfg.markets]
     prices = {m.spec.asset: m.price for m in cfg.markets}
     for perp in (False, True):
@@ -302,7 +303,7 @@ def base() -> Base:
     w.command(C.Tick(ts=0))
     for user, usd in ((C_MM, 1_000_000_000), (B, 50_000), (A, 20_000)):
         tick_clock()
-        assert w.command(C.Deposit(ts=0, user=user, usd=usd * USD)) == "ok"
+        assert w.command(C.Deposit(ts=0, user=user, usd=usd * USD)) == OK
 
     def ok(body: dict[str, Any]) -> dict[str, Any]:
         resp = w.post(body)

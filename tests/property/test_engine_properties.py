@@ -63,6 +63,7 @@ from perpbox.core.numbers import USD, round_price_sig
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.engine import Exchange
+from perpbox.exchange.results import OK, Filled, Response, Statuses
 from perpbox.ledger.ledger import FEE_ACCOUNT
 from perpbox.market import FeeSchedule, MarginMode, MarginTable, MarketSpec
 
@@ -593,22 +594,22 @@ def trigger_hit(is_buy: bool, tpsl: str, trigger_px: int, mark: int) -> bool:
     return mark >= trigger_px if tpsl == "tp" else mark <= trigger_px
 
 
-def check_command(ex: Exchange, audit: Audit, cmd: C.Command, events: list[V.Event]) -> None:
-    """Checks that need the command: triggers after a tick, and the fill totals reported."""
+def check_command(ex: Exchange, audit: Audit, cmd: C.Command, events: list[V.Event], response: Response) -> None:
+    """Checks that need the command and its response: triggers after a tick, and the fill totals
+    reported."""
     if isinstance(cmd, C.Tick):
         for a, trig in ex.triggers.armed.items():
             mark = ex.mark(a)
             for oid, o in trig.items():
                 assert oid in audit.armed or not trigger_hit(o.is_buy, o.tpsl, o.trigger_px, mark), (
                     f"trigger {o} still waiting at mark {mark} after a tick")
-    if isinstance(cmd, C.PlaceOrders) and cmd.grouping == "na" and isinstance(ex.last_response, list):
-        assert len(ex.last_response) == len(cmd.orders), ex.last_response
-        for st_ in ex.last_response:
-            if isinstance(st_, dict) and "filled" in st_:
-                f = st_["filled"]
-                mine = [ev for ev in events if isinstance(ev, V.Fill) and ev.taker_oid == f["oid"]]
-                assert f["totalSz"] == sum(ev.sz for ev in mine) > 0, (st_, mine)
-                assert f["ntl"] == sum(ev.px * ev.sz for ev in mine), (st_, mine)
+    if isinstance(cmd, C.PlaceOrders) and cmd.grouping == "na" and isinstance(response, Statuses):
+        assert len(response) == len(cmd.orders), response
+        for st_ in response:
+            if isinstance(st_, Filled):
+                mine = [ev for ev in events if isinstance(ev, V.Fill) and ev.taker_oid == st_.oid]
+                assert st_.total_sz == sum(ev.sz for ev in mine) > 0, (st_, mine)
+                assert st_.ntl == sum(ev.px * ev.sz for ev in mine), (st_, mine)
 
 
 def _describe(events: list[V.Event]) -> str:
@@ -618,18 +619,19 @@ def _describe(events: list[V.Event]) -> str:
 def _apply_and_audit(ex: Exchange, audit: Audit, cmd: C.Command, log: list[C.Command],
                      all_events: list[V.Event], responses: list[Any]) -> list[V.Event]:
     log.append(cmd)
-    events = ex.apply(cmd)
+    outcome = ex.execute(cmd)
+    events = outcome.events
     all_events.extend(events)
-    responses.append(ex.last_response)
+    responses.append(outcome.response)
     try:
         audit.events(ex, events)
         audit.state(ex)
-        check_command(ex, audit, cmd, events)
+        check_command(ex, audit, cmd, events, outcome.response)
     except AssertionError as e:
         # Commands that emitted no event changed nothing (state changes only through events), so
         # the ones that did, then the failing one, are an exact reproduction.
         repro = [c for c, n in zip(log, audit.n_events) if n] + [cmd]
-        msg = f"{e}\n  after command #{len(log)}: {cmd!r}\n  response: {ex.last_response!r}\n  events:\n"
+        msg = f"{e}\n  after command #{len(log)}: {cmd!r}\n  response: {outcome.response!r}\n  events:\n"
         msg += _describe(events)
         if _is_final_run():  # hypothesis' last replay of the shrunk example: minimise it further
             repro = minimise(repro, failure_key(str(e)), _replay_concrete)
@@ -658,10 +660,10 @@ def _replay_concrete(cmds: list[C.Command]) -> tuple[str | None, str]:
     audit = Audit({c.spec.asset: c.spec for c in cmds if isinstance(c, C.AddMarket)})
     try:
         for cmd in cmds:
-            events = ex.apply(cmd)
-            audit.events(ex, events)
+            outcome = ex.execute(cmd)
+            audit.events(ex, outcome.events)
             audit.state(ex)
-            check_command(ex, audit, cmd, events)
+            check_command(ex, audit, cmd, outcome.events, outcome.response)
     except AssertionError as e:
         return failure_key(str(e)), str(e).splitlines()[0] if str(e) else "AssertionError"
     except Exception as e:  # the engine itself raised
@@ -676,9 +678,9 @@ def _check_replay_and_determinism(ex: Exchange, log: list[C.Command], all_events
     fresh = Exchange()
     again: list[V.Event] = []
     for i, cmd in enumerate(log):
-        evs = fresh.apply(cmd)
-        assert fresh.last_response == responses[i], f"command #{i + 1} answered differently: {cmd!r}"
-        again.extend(evs)
+        outcome = fresh.execute(cmd)
+        assert outcome.response == responses[i], f"command #{i + 1} answered differently: {cmd!r}"
+        again.extend(outcome.events)
     assert again == all_events, "re-applying the commands gave other events"
     assert fresh.state_hash() == h, "re-applying the commands gave another state"
     assert floats_in_state(ex) == [], "a float in engine state"
@@ -705,7 +707,7 @@ def _invariants_property(data: st.DataObject) -> None:
         cmd = data.draw(engine_command(g), label=f"cmd {i + 1}")
         _apply_and_audit(ex, audit, cmd, log, all_events, responses)
         COUNTS["invariants"] += 1
-        if isinstance(cmd, C.CreateSubAccount) and ex.last_response == "ok" and len(g.users) < 15:
+        if isinstance(cmd, C.CreateSubAccount) and responses[-1] == OK and len(g.users) < 15:
             g.users.append(cmd.sub)
     COUNTS["invariants_fills"] += audit.n_fills
     _check_replay_and_determinism(ex, log, all_events, responses)

@@ -816,11 +816,15 @@ def _liquidatable_brute_force(ex: Exchange) -> list[tuple[Fraction, str, int]]:
 # ==================================================================================================
 # driving, reproduction
 # ==================================================================================================
-def _step(ex: Exchange, checker: Checker, cmd: C.Command) -> list[V.Event]:
-    events = ex.apply(cmd)
+def _step(ex: Exchange, checker: Checker, cmd: C.Command, answers: list[Any] | None = None) -> list[V.Event]:
+    """Execute ``cmd`` and check it; its response goes to ``answers`` (before the checks, so that a
+    failure can show it)."""
+    outcome = ex.execute(cmd)
+    if answers is not None:
+        answers.append(outcome.response)
     checker.listed(cmd)
-    checker.check(ex, cmd, events)
-    return events
+    checker.check(ex, cmd, outcome.events)
+    return outcome.events
 
 
 def _replay_concrete(specs: dict[int, MarketSpec], cmds: list[C.Command]) -> tuple[str | None, str]:
@@ -849,10 +853,11 @@ def _run(ex: Exchange, checker: Checker, cmd: C.Command, log: list[C.Command], n
          all_events: list[V.Event], responses: list[Any]) -> None:
     log.append(cmd)
     try:
-        events = _step(ex, checker, cmd)
+        events = _step(ex, checker, cmd, responses)
     except Exception as e:  # a property, or the engine (or the checker) raised
         repro = [c for c, n in zip(log, n_events) if n] + [cmd]
-        msg = f"{type(e).__name__}: {e}\n  after command #{len(log)}: {cmd!r}\n  response: {ex.last_response!r}\n"
+        response = responses[-1] if len(responses) == len(log) else "none: the engine raised"
+        msg = f"{type(e).__name__}: {e}\n  after command #{len(log)}: {cmd!r}\n  response: {response!r}\n"
         if _is_final_run():
             specs = checker.specs
             key = failure_key(str(e)) if isinstance(e, AssertionError) else type(e).__name__
@@ -862,7 +867,6 @@ def _run(ex: Exchange, checker: Checker, cmd: C.Command, log: list[C.Command], n
         raise AssertionError(msg) from None
     n_events.append(len(events))
     all_events.extend(events)
-    responses.append(ex.last_response)
 
 
 @SETTINGS
@@ -893,8 +897,9 @@ def _mechanics_property(data: st.DataObject) -> None:
     fresh = Exchange()
     again: list[V.Event] = []
     for i, cmd in enumerate(log):
-        again.extend(fresh.apply(cmd))
-        assert fresh.last_response == responses[i], f"command #{i + 1} answered differently: {cmd!r}"
+        outcome = fresh.execute(cmd)
+        again.extend(outcome.events)
+        assert outcome.response == responses[i], f"command #{i + 1} answered differently: {cmd!r}"
     assert again == all_events and fresh.state_hash() == h, "re-applying the commands gave another run"
     assert floats_in_state(ex) == [], "a float in engine state"
     STATS["events"] += len(all_events)

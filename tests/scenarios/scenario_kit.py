@@ -19,6 +19,7 @@ from perpbox.core.numbers import USD, parse_units
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.engine import Exchange
+from perpbox.exchange.results import OK, Statuses
 from perpbox.ledger.ledger import FEE_ACCOUNT
 from perpbox.market.margin import MarginTable
 from perpbox.market.spec import MarginMode, MarketSpec
@@ -77,14 +78,14 @@ class Sim:
     # -- driving ------------------------------------------------------------------------------
     def do(self, cmd_type: type, **kw: Any) -> Any:
         self.ts += 1
-        evs = self.ex.apply(cmd_type(ts=self.ts, **kw))
-        self.events.extend(evs)
-        self.last = evs
-        return self.ex.last_response
+        outcome = self.ex.execute(cmd_type(ts=self.ts, **kw))
+        self.events.extend(outcome.events)
+        self.last = outcome.events
+        return outcome.response
 
     def list_market(self, spec: MarketSpec, mark_human: int | str | None = None) -> MarketSpec:
         mark = 0 if mark_human is None else P(spec, mark_human)
-        assert self.do(C.AddMarket, spec=spec, mark_px=mark) == "ok"
+        assert self.do(C.AddMarket, spec=spec, mark_px=mark) == OK
         self.specs[spec.asset] = spec
         return spec
 
@@ -106,9 +107,9 @@ class Sim:
 
     def fund(self, user: str, human_usd: int | str, dex: str = "") -> None:
         """Deposit (it lands on the first dex) and, for a HIP-3 dex, send it there."""
-        assert self.deposit(user, human_usd) == "ok"
+        assert self.deposit(user, human_usd) == OK
         if dex:
-            assert self.send(user, "", dex, usd(human_usd)) == "ok"
+            assert self.send(user, "", dex, usd(human_usd)) == OK
 
     def req(self, asset: int, is_buy: bool, px: int | str, sz: int | str, **kw: Any) -> C.OrderRequest:
         """An OrderRequest from human price/size (trigger_px too, if given)."""
@@ -120,7 +121,7 @@ class Sim:
     def order(self, user: str, asset: int, is_buy: bool, px: int | str, sz: int | str, **kw: Any) -> Any:
         """Place one order; returns its per-order status."""
         resp = self.do(C.PlaceOrders, user=user, orders=[self.req(asset, is_buy, px, sz, **kw)])
-        assert isinstance(resp, list) and len(resp) == 1, resp
+        assert isinstance(resp, Statuses) and len(resp) == 1, resp
         return resp[0]
 
     def batch(self, user: str, reqs: list[C.OrderRequest], grouping: str = "na") -> Any:

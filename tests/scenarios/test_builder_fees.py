@@ -8,6 +8,7 @@ from scenario_kit import ALICE, BOB, BTC_ID, CAROL, Sim, btc_spec, usd
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.access import BUILDER_TOO_POOR
+from perpbox.exchange.results import OK, Error, OrderError, Resting, Statuses
 
 BUILDER = CAROL
 
@@ -20,16 +21,16 @@ def _setup(sim: Sim) -> None:
 
 def test_taker_and_maker_builder_fees_are_paid_to_the_builder(sim: Sim) -> None:
     _setup(sim)
-    assert sim.do(C.ApproveBuilderFee, user=ALICE, builder=BUILDER, max_fee=10) == {"error": BUILDER_TOO_POOR}
+    assert sim.do(C.ApproveBuilderFee, user=ALICE, builder=BUILDER, max_fee=10) == Error(BUILDER_TOO_POOR)
     sim.deposit(BUILDER, 100)
-    assert sim.do(C.ApproveBuilderFee, user=ALICE, builder=BUILDER, max_fee=10) == "ok"  # 0.01%
-    assert sim.do(C.ApproveBuilderFee, user=BOB, builder=BUILDER, max_fee=5) == "ok"
+    assert sim.do(C.ApproveBuilderFee, user=ALICE, builder=BUILDER, max_fee=10) == OK  # 0.01%
+    assert sim.do(C.ApproveBuilderFee, user=BOB, builder=BUILDER, max_fee=5) == OK
     maker = sim.req(BTC_ID, False, 60_000, "0.5", builder=BUILDER, builder_fee=3)
-    assert sim.batch(BOB, [maker]) == [{"resting": {"oid": 1}}]
+    assert sim.batch(BOB, [maker]) == Statuses((Resting(1),))
     fees_before = sim.fees()
     taker = sim.req(BTC_ID, True, 60_000, "0.5", tif="Ioc", builder=BUILDER, builder_fee=10)
     res = sim.batch(ALICE, [taker])
-    assert res[0]["filled"]["totalSz"] == 50_000
+    assert res[0].total_sz == 50_000
     (fill,) = sim.of(V.Fill)
     notional = 30_000 * 1_000_000  # $30,000 in micro-USDC
     assert (fill.taker_builder_fee, fill.maker_builder_fee) == (3_000_000, 900_000)  # 1 bp, 0.3 bp
@@ -44,12 +45,12 @@ def test_unapproved_or_excessive_builder_fees_are_rejected(sim: Sim) -> None:
     _setup(sim)
     sim.deposit(BUILDER, 1_000)
     too_high = sim.req(BTC_ID, True, 59_000, "0.1", builder=BUILDER, builder_fee=10)
-    assert sim.batch(ALICE, [too_high]) == [{"error": "Builder fee has not been approved."}]
-    assert sim.do(C.ApproveBuilderFee, user=ALICE, builder=BUILDER, max_fee=1000) == "ok"  # 1%: the spot limit
+    assert sim.batch(ALICE, [too_high]) == Statuses((OrderError("Builder fee has not been approved."),))
+    assert sim.do(C.ApproveBuilderFee, user=ALICE, builder=BUILDER, max_fee=1000) == OK  # 1%: the spot limit
     over_perp_cap = sim.req(BTC_ID, True, 59_000, "0.1", builder=BUILDER, builder_fee=101)
-    assert sim.batch(ALICE, [over_perp_cap]) == [{"error": "Builder fee has not been approved."}]
-    assert sim.do(C.ApproveBuilderFee, user=ALICE, builder=BUILDER, max_fee=0) == "ok"  # revoke
-    assert sim.batch(ALICE, [too_high]) == [{"error": "Builder fee has not been approved."}]
+    assert sim.batch(ALICE, [over_perp_cap]) == Statuses((OrderError("Builder fee has not been approved."),))
+    assert sim.do(C.ApproveBuilderFee, user=ALICE, builder=BUILDER, max_fee=0) == OK  # revoke
+    assert sim.batch(ALICE, [too_high]) == Statuses((OrderError("Builder fee has not been approved."),))
     sim.audit()
 
 
@@ -57,10 +58,10 @@ def test_a_modified_order_keeps_its_builder_code(sim: Sim) -> None:
     """``modify`` carries no builder field on the wire; the replacement keeps the original's code."""
     _setup(sim)
     sim.deposit(BUILDER, 100)
-    assert sim.do(C.ApproveBuilderFee, user=BOB, builder=BUILDER, max_fee=10) == "ok"
-    assert sim.batch(BOB, [sim.req(BTC_ID, False, 61_000, "0.5", builder=BUILDER, builder_fee=10)]) == [
-        {"resting": {"oid": 1}}]
-    assert sim.do(C.Modify, user=BOB, oid=1, order=sim.req(BTC_ID, False, 60_000, "0.5")) == "ok"
+    assert sim.do(C.ApproveBuilderFee, user=BOB, builder=BUILDER, max_fee=10) == OK
+    assert sim.batch(BOB, [sim.req(BTC_ID, False, 61_000, "0.5", builder=BUILDER, builder_fee=10)]) == Statuses((
+        Resting(1),))
+    assert sim.do(C.Modify, user=BOB, oid=1, order=sim.req(BTC_ID, False, 60_000, "0.5")) == OK
     sim.batch(ALICE, [sim.req(BTC_ID, True, 60_000, "0.5", tif="Ioc")])
     (fill,) = sim.of(V.Fill)
     assert fill.maker_builder == BUILDER and fill.maker_builder_fee == 3_000_000  # 1 bp of $30,000

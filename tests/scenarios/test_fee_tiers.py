@@ -19,6 +19,7 @@ from scenario_kit import ALICE, BOB, BTC_ID, CAROL, DAVE, SUB, Sim, btc_spec, us
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.engine import Exchange
+from perpbox.exchange.results import OK, Filled, Resting
 from perpbox.market.spec import FeeSchedule
 
 DAY_MS = 86_400_000
@@ -32,8 +33,8 @@ def _day(sim: Sim, n: int) -> None:
 
 def _trade(sim: Sim, maker: str, taker: str, taker_buys: bool, btc: str) -> V.Fill:
     """``maker`` rests ``btc`` at $100,000 and ``taker`` takes it (IOC); returns the fill."""
-    assert "resting" in sim.order(maker, BTC_ID, not taker_buys, 100_000, btc)
-    assert "filled" in sim.order(taker, BTC_ID, taker_buys, 100_000, btc, tif="Ioc")
+    assert isinstance(sim.order(maker, BTC_ID, not taker_buys, 100_000, btc), Resting)
+    assert isinstance(sim.order(taker, BTC_ID, taker_buys, 100_000, btc, tif="Ioc"), Filled)
     (fill,) = sim.of(V.Fill)
     return fill
 
@@ -48,8 +49,8 @@ def _setup(sim: Sim) -> None:
     sim.list_market(btc_spec(), 100_000)
     for user, amount in ((ALICE, 1_000_000), (CAROL, 10_000_000), (BOB, 100_000), (DAVE, 100_000)):
         sim.deposit(user, amount)
-    assert sim.do(C.CreateSubAccount, master=ALICE, sub=SUB, name="desk") == "ok"
-    assert sim.transfer(ALICE, SUB, usd(200_000)) == "ok"
+    assert sim.do(C.CreateSubAccount, master=ALICE, sub=SUB, name="desk") == OK
+    assert sim.transfer(ALICE, SUB, usd(200_000)) == OK
 
 
 def test_six_million_over_three_days_moves_the_group_to_tier_1_and_makers_earn_rebates(sim: Sim) -> None:
@@ -161,14 +162,15 @@ def test_fee_decisions_after_a_replay_equal_the_live_exchanges_over_forty_days()
     events: list[list[V.Event]] = []
     answers = []
     for cmd in cmds:
-        events.append(live.apply(cmd))
-        answers.append(msgspec.json.encode([events[-1], live.last_response], enc_hook=str))
+        outcome = live.execute(cmd)
+        events.append(outcome.events)
+        answers.append(msgspec.json.encode([outcome.events, outcome.response], enc_hook=str))
     fills = [e for evs in events for e in evs if isinstance(e, V.Fill)]
     assert any(f.maker_fee < 0 for f in fills) and any(f.maker_fee > 0 for f in fills)  # rebates come and go
     assert any(f.taker_fee * 10**8 < 45_000 * f.px * f.sz for f in fills)  # some taker above tier 0
     for cut in (300, 700, 1_100):
         rebuilt = Exchange.replay(e for evs in events[:cut] for e in evs)
         for i in range(cut, len(cmds)):
-            evs = rebuilt.apply(cmds[i])
-            assert msgspec.json.encode([evs, rebuilt.last_response], enc_hook=str) == answers[i], (cut, i)
+            again = rebuilt.execute(cmds[i])
+            assert msgspec.json.encode([again.events, again.response], enc_hook=str) == answers[i], (cut, i)
         assert rebuilt.state_hash() == live.state_hash()

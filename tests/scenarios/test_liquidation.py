@@ -13,6 +13,7 @@ from scenario_kit import ALICE, BOB, BTC_ID, CAROL, DAVE, ETH_ID, P, S, Sim, btc
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.liquidation import MAIN_BACKSTOP, MAIN_INSURANCE
+from perpbox.exchange.results import OK
 from perpbox.market.liquidation import LiquidationParams, LiquidationStyle
 from perpbox.market.margin import MarginTable
 
@@ -159,12 +160,12 @@ def test_isolated_position_is_liquidated_alone_and_the_cross_account_is_untouche
     sim.list_market(eth_spec(margin_table=MarginTable.single(20)), 2_000)
     for user, amount in ((CAROL, 1_000_000), (ALICE, 20_000), (BOB, 1_000_000)):
         sim.deposit(user, amount)
-    assert sim.leverage(ALICE, BTC_ID, 10, cross=False) == "ok"
+    assert sim.leverage(ALICE, BTC_ID, 10, cross=False) == OK
     sim.order(CAROL, BTC_ID, False, 100_000, "0.1")
     sim.order(ALICE, BTC_ID, True, 100_000, "0.1")  # isolated: $1,000 margin moved in
     sim.order(CAROL, ETH_ID, False, 2_000, "1")
     sim.order(ALICE, ETH_ID, True, 2_000, "1")  # cross
-    eth_order = sim.order(ALICE, ETH_ID, False, 2_500, "0.5")["resting"]["oid"]
+    eth_order = sim.order(ALICE, ETH_ID, False, 2_500, "0.5").oid
     sim.order(BOB, BTC_ID, True, 91_000, "1")
     sim.tick(BTC_ID, 91_000)
     # isolated value = 1,000 − 4.5 − 0.1 × 9,000 = 95.5 < MM 227.5: liquidated alone, at ≥ 91,000 − 955
@@ -259,7 +260,7 @@ def test_tick_with_nothing_to_do_emits_only_prices(sim: Sim) -> None:
     sim.deposit(ALICE, 1_000)
     sim.tick(BTC_ID, 100_000)
     assert {type(e) for e in sim.last} <= {V.PricesUpdated}
-    assert sim.do(C.Tick) == "ok"
+    assert sim.do(C.Tick) == OK
 
 
 def test_adl_stops_at_a_counterparty_that_would_go_below_zero(sim: Sim) -> None:
@@ -350,7 +351,7 @@ def test_adl_cancels_the_reduce_only_orders_a_counterparty_no_longer_has_a_posit
         sim.deposit(user, amount)
     sim.order(CAROL, BTC_ID, False, 100_000, "1")
     sim.order(ALICE, BTC_ID, True, 100_000, "1")
-    oid = sim.order(CAROL, BTC_ID, True, 60_000, "0.5", reduce_only=True)["resting"]["oid"]
+    oid = sim.order(CAROL, BTC_ID, True, 60_000, "0.5", reduce_only=True).oid
     sim.tick(BTC_ID, 70_000)
     # Alice −19,045: ADL closes Carol's whole short (she pays the 19,045 out of her 129,985)
     (adl,) = sim.of(V.PositionTransferred)

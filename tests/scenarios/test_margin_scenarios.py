@@ -14,6 +14,7 @@ from fractions import Fraction
 from scenario_kit import ALICE, BOB, BTC_ID, CAROL, ETH_ID, P, S, Sim, btc_spec, eth_spec, usd
 
 from perpbox.exchange import events as V
+from perpbox.exchange.results import OK, Error, Filled, OrderError, Resting
 from perpbox.market.margin import MarginTable
 from perpbox.market.spec import FeeSchedule, MarginMode
 
@@ -36,12 +37,12 @@ def test_long_at_10x_margin_used_upnl_and_withdrawable_after_price_move(sim: Sim
     btc = sim.list_market(btc_spec(), 100_000)
     sim.deposit(ALICE, 10_000)
     sim.deposit(BOB, 10_000)
-    assert sim.leverage(ALICE, BTC_ID, 10) == "ok"
+    assert sim.leverage(ALICE, BTC_ID, 10) == OK
 
     # Bob (20x cross, the default) rests an ask; Alice lifts it: 0.1 BTC at $100,000 = $10,000.
-    assert sim.order(BOB, BTC_ID, False, 100_000, "0.1") == {"resting": {"oid": 1}}
-    assert sim.order(ALICE, BTC_ID, True, 100_000, "0.1") == {
-        "filled": {"totalSz": S(btc, "0.1"), "ntl": usd(10_000), "oid": 2}}
+    assert sim.order(BOB, BTC_ID, False, 100_000, "0.1") == Resting(1)
+    assert sim.order(ALICE, BTC_ID, True, 100_000, "0.1") == Filled(
+        oid=2, total_sz=S(btc, "0.1"), ntl=usd(10_000))
     (fill,) = sim.of(V.Fill)
     assert (fill.px, fill.sz, fill.taker, fill.maker) == (P(btc, 100_000), 10_000, ALICE, BOB)
     # taker 0.045% of $10,000 = $4.50; maker 0.015% = $1.50
@@ -60,7 +61,7 @@ def test_long_at_10x_margin_used_upnl_and_withdrawable_after_price_move(sim: Sim
                                   "margin_used": usd(500), "withdrawable": usd("8998.5")}
 
     # mark to $105,000: uPnL = 0.1 × 5,000 = $500; position value 10,500; margin used 1,050
-    assert sim.tick(BTC_ID, 105_000) == "ok"
+    assert sim.tick(BTC_ID, 105_000) == OK
     m = sim.ex.margin
     assert m.unrealized_pnl(pos) == usd(500)
     assert m.position_value(pos) == usd(10_500)
@@ -79,12 +80,12 @@ def test_long_at_10x_margin_used_upnl_and_withdrawable_after_price_move(sim: Sim
                                     "margin_used": usd(950), "withdrawable": usd("8545.5")}
 
     # withdrawals are limited to withdrawable, to the micro-USDC
-    assert sim.withdraw(ALICE, usd("8545.5") + 1) == {"error": "Insufficient balance for withdrawal"}
-    assert sim.withdraw(ALICE, usd("8545.5")) == "ok"
+    assert sim.withdraw(ALICE, usd("8545.5") + 1) == Error("Insufficient balance for withdrawal")
+    assert sim.withdraw(ALICE, usd("8545.5")) == OK
     assert _summary(sim, ALICE) == {"raw": -usd(8_550), "account_value": usd(950),
                                     "margin_used": usd(950), "withdrawable": 0}
     # nothing left for new exposure: 0.01 BTC more at 10x needs $95
-    assert sim.order(ALICE, BTC_ID, True, 95_000, "0.01") == {"error": "Insufficient margin to place order. asset=0"}
+    assert sim.order(ALICE, BTC_ID, True, 95_000, "0.01") == OrderError("Insufficient margin to place order. asset=0")
     assert sim.ex.ledger.withdrawals == usd("8545.5")
     sim.audit()
 
@@ -96,14 +97,14 @@ def test_cross_upnl_counts_as_margin_for_new_positions(sim: Sim) -> None:
     sim.deposit(BOB, 100_000)
     # 0.1 BTC at 20x needs $500: fits in $600
     sim.order(BOB, BTC_ID, False, 100_000, "0.2")
-    assert "filled" in sim.order(ALICE, BTC_ID, True, 100_000, "0.1")
+    assert isinstance(sim.order(ALICE, BTC_ID, True, 100_000, "0.1"), Filled)
     # value 600 − 4.5 = 595.5; IM 500; available 95.5 < another 0.1 (IM 500)
-    assert sim.order(ALICE, BTC_ID, True, 100_000, "0.1") == {"error": "Insufficient margin to place order. asset=0"}
+    assert sim.order(ALICE, BTC_ID, True, 100_000, "0.1") == OrderError("Insufficient margin to place order. asset=0")
     # mark to $110,000: uPnL +1,000 → value 1,595.5; IM 550; available 1,045.5 ≥ 0.1 × 110,000 / 20 = 550
     sim.tick(BTC_ID, 110_000)
     assert sim.ex.margin.available_to_trade(sim.acct(ALICE)) == usd("1045.5")
-    assert sim.order(ALICE, BTC_ID, True, 100_000, "0.1") == {
-        "filled": {"totalSz": 10_000, "ntl": usd(10_000), "oid": 4}}
+    assert sim.order(ALICE, BTC_ID, True, 100_000, "0.1") == Filled(
+        oid=4, total_sz=10_000, ntl=usd(10_000))
     sim.audit()
 
 
@@ -111,11 +112,11 @@ def test_order_margin_exactly_equal_to_available_is_accepted(sim: Sim) -> None:
     sim.list_market(btc_spec(), 100_000)
     sim.deposit(ALICE, 100)
     # 20x: 0.03 BTC × 100,000 = 3,000 → IM 150 > 100
-    assert sim.order(ALICE, BTC_ID, True, 100_000, "0.03") == {"error": "Insufficient margin to place order. asset=0"}
+    assert sim.order(ALICE, BTC_ID, True, 100_000, "0.03") == OrderError("Insufficient margin to place order. asset=0")
     (rej,) = sim.of(V.OrderRejected)
     assert rej.status == "perpMarginRejected"
     # 0.02 BTC → IM exactly 100: accepted (rests, margin is not reserved)
-    assert sim.order(ALICE, BTC_ID, True, 100_000, "0.02") == {"resting": {"oid": 2}}
+    assert sim.order(ALICE, BTC_ID, True, 100_000, "0.02") == Resting(2)
     sim.audit()
 
 
@@ -125,12 +126,12 @@ def test_resting_bid_margin_rechecked_at_match_is_margin_canceled(sim: Sim) -> N
     sim.deposit(BOB, 100)
     sim.deposit(ALICE, 10_000)
     # each bid alone needs 0.01 × 100,000 / 20 = $50 of Bob's $100: both are accepted
-    assert sim.order(BOB, BTC_ID, True, 100_000, "0.01") == {"resting": {"oid": 1}}
-    assert sim.order(BOB, BTC_ID, True, 99_990, "0.01") == {"resting": {"oid": 2}}
+    assert sim.order(BOB, BTC_ID, True, 100_000, "0.01") == Resting(1)
+    assert sim.order(BOB, BTC_ID, True, 99_990, "0.01") == Resting(2)
     # Alice market-sells 0.02.  Fill 1: Bob pays 1,000 + maker fee 0.15 → cash −900.15, value 99.85,
     # IM 50 → 49.85 available; the second bid needs 0.01 × max(99,990, mark 100,000) / 20 = 50 → cancelled.
     st = sim.order(ALICE, BTC_ID, False, 90_000, "0.02", tif="FrontendMarket")
-    assert st == {"filled": {"totalSz": S(btc, "0.01"), "ntl": usd(1_000), "oid": 3}}
+    assert st == Filled(oid=3, total_sz=S(btc, "0.01"), ntl=usd(1_000))
     assert sim.closed() == {2: "marginCanceled", 3: "canceled"}
     assert [f.maker_oid for f in sim.of(V.Fill)] == [1]
     assert sim.szi(BOB, BTC_ID) == 1_000 and sim.szi(ALICE, BTC_ID) == -1_000
@@ -145,22 +146,22 @@ def test_margin_tier_limit_at_current_leverage(sim: Sim) -> None:
     sim.list_market(btc_spec(margin_table=table), 100_000)
     sim.deposit(ALICE, 10_000)
     sim.deposit(BOB, 10_000)
-    assert sim.leverage(BOB, BTC_ID, 10) == "ok"
-    assert sim.order(BOB, BTC_ID, False, 100_000, "0.3") == {"resting": {"oid": 1}}
+    assert sim.leverage(BOB, BTC_ID, 10) == OK
+    assert sim.order(BOB, BTC_ID, False, 100_000, "0.3") == Resting(1)
     # default leverage min(20, 40) = 20; 0.15 BTC × 100,000 = 15,000 > 10,000
-    assert sim.order(ALICE, BTC_ID, True, 100_000, "0.15") == {
-        "error": "Order would cause position to exceed margin tier limit at current leverage asset=0"}
+    assert sim.order(ALICE, BTC_ID, True, 100_000, "0.15") == OrderError(
+        "Order would cause position to exceed margin tier limit at current leverage asset=0")
     assert sim.of(V.OrderRejected)[0].status == "perpMaxPositionRejected"
     # $9,000 fits under the tier bound
-    assert "filled" in sim.order(ALICE, BTC_ID, True, 100_000, "0.09")
+    assert isinstance(sim.order(ALICE, BTC_ID, True, 100_000, "0.09"), Filled)
     # growing it to 0.15 ($15,000) does not
-    assert "error" in sim.order(ALICE, BTC_ID, True, 100_000, "0.06")
+    assert isinstance(sim.order(ALICE, BTC_ID, True, 100_000, "0.06"), OrderError)
     # at 10x there is no cap
-    assert sim.leverage(ALICE, BTC_ID, 10) == "ok"
-    assert "filled" in sim.order(ALICE, BTC_ID, True, 100_000, "0.06")
+    assert sim.leverage(ALICE, BTC_ID, 10) == OK
+    assert isinstance(sim.order(ALICE, BTC_ID, True, 100_000, "0.06"), Filled)
     assert sim.szi(ALICE, BTC_ID) == 15_000
     # and going back to 20x with a $15,000 position is refused (the venue's wording here is unconfirmed)
-    assert "error" in sim.leverage(ALICE, BTC_ID, 20)
+    assert isinstance(sim.leverage(ALICE, BTC_ID, 20), Error)
     assert sim.pos(ALICE, BTC_ID).leverage == 10
     sim.audit()
 
@@ -174,30 +175,30 @@ def test_update_leverage_rules(sim: Sim) -> None:
     sim.deposit(ALICE, 1_000)
     sim.deposit(BOB, 100_000)
     # out of range: 1..maxLeverage (40)
-    assert sim.leverage(ALICE, BTC_ID, 0) == {"error": "Invalid leverage value."}
-    assert sim.leverage(ALICE, BTC_ID, 41) == {"error": "Invalid leverage value."}
-    assert sim.leverage(ALICE, BTC_ID, 40) == "ok"
+    assert sim.leverage(ALICE, BTC_ID, 0) == Error("Invalid leverage value.")
+    assert sim.leverage(ALICE, BTC_ID, 41) == Error("Invalid leverage value.")
+    assert sim.leverage(ALICE, BTC_ID, 40) == OK
     # cross on an isolated-only market
-    assert sim.leverage(ALICE, ETH_ID, 10, cross=True) == {"error": "Cross margin is not allowed for this asset."}
-    assert sim.leverage(ALICE, ETH_ID, 10, cross=False) == "ok"
+    assert sim.leverage(ALICE, ETH_ID, 10, cross=True) == Error("Cross margin is not allowed for this asset.")
+    assert sim.leverage(ALICE, ETH_ID, 10, cross=False) == OK
     # switching type with no position is fine, with one it is not
-    assert sim.leverage(ALICE, BTC_ID, 20, cross=False) == "ok"
-    assert sim.leverage(ALICE, BTC_ID, 20, cross=True) == "ok"
+    assert sim.leverage(ALICE, BTC_ID, 20, cross=False) == OK
+    assert sim.leverage(ALICE, BTC_ID, 20, cross=True) == OK
     sim.order(BOB, BTC_ID, False, 100_000, "1")
     # 0.18 BTC = $18,000 at 20x → IM 900; fee 8.1; value 991.9
-    assert "filled" in sim.order(ALICE, BTC_ID, True, 100_000, "0.18")
-    assert sim.leverage(ALICE, BTC_ID, 20, cross=False) == {"error": "Cannot switch leverage type with open position."}
+    assert isinstance(sim.order(ALICE, BTC_ID, True, 100_000, "0.18"), Filled)
+    assert sim.leverage(ALICE, BTC_ID, 20, cross=False) == Error("Cannot switch leverage type with open position.")
     # decreasing to 10x needs IM 1,800 > 991.9
-    assert sim.leverage(ALICE, BTC_ID, 10) == {
-        "error": "Cross position does not have sufficient margin available to decrease leverage."}
+    assert sim.leverage(ALICE, BTC_ID, 10) == Error(
+        "Cross position does not have sufficient margin available to decrease leverage.")
     # raising is always allowed; 19x needs ceil(18,000 / 19) = 947.368422 ≤ 991.9
-    assert sim.leverage(ALICE, BTC_ID, 40) == "ok"
+    assert sim.leverage(ALICE, BTC_ID, 40) == OK
     assert sim.ex.margin.cross_initial_margin(sim.acct(ALICE)) == usd(450)
-    assert sim.leverage(ALICE, BTC_ID, 19) == "ok"
+    assert sim.leverage(ALICE, BTC_ID, 19) == OK
     assert sim.ex.margin.cross_initial_margin(sim.acct(ALICE)) == 947_368_422
     pos = sim.pos(ALICE, BTC_ID)
     assert (pos.is_cross, pos.leverage) == (True, 19)
-    assert sim.leverage(ALICE, 7, 10) == {"error": "Unknown asset."}
+    assert sim.leverage(ALICE, 7, 10) == Error("Unknown asset.")
     sim.audit()
 
 
@@ -210,9 +211,9 @@ def _open_isolated_eth_long(sim: Sim) -> None:
     sim.deposit(ALICE, 1_000)
     sim.deposit(BOB, 10_000)
     sim.deposit(CAROL, 10_000)
-    assert sim.leverage(ALICE, ETH_ID, 20, cross=False) == "ok"
-    assert sim.order(BOB, ETH_ID, False, 2_000, "1") == {"resting": {"oid": 1}}
-    assert sim.order(ALICE, ETH_ID, True, 2_000, "1") == {"filled": {"totalSz": 10_000, "ntl": usd(2_000), "oid": 2}}
+    assert sim.leverage(ALICE, ETH_ID, 20, cross=False) == OK
+    assert sim.order(BOB, ETH_ID, False, 2_000, "1") == Resting(1)
+    assert sim.order(ALICE, ETH_ID, True, 2_000, "1") == Filled(oid=2, total_sz=10_000, ntl=usd(2_000))
 
 
 def test_isolated_20x_long_bucket_margin_value_and_add_remove_limits(sim: Sim) -> None:
@@ -231,17 +232,17 @@ def test_isolated_20x_long_bucket_margin_value_and_add_remove_limits(sim: Sim) -
     assert m.withdrawable(acct) == usd(900)
 
     # add $150 → bucket −1,750.9, value 249.1; cross 750
-    assert sim.iso_margin(ALICE, ETH_ID, usd(150)) == "ok"
+    assert sim.iso_margin(ALICE, ETH_ID, usd(150)) == OK
     (mv,) = sim.of(V.IsolatedMarginMoved)
     assert mv.usd == usd(150)
     assert (acct.raw_usd, pos.iso_raw, m.isolated_value(pos)) == (usd(750), -usd("1750.9"), usd("249.1"))
     # cannot add more than the cross account has available
-    assert "error" in sim.iso_margin(ALICE, ETH_ID, usd(750) + 1)
+    assert isinstance(sim.iso_margin(ALICE, ETH_ID, usd(750) + 1), Error)
 
     # removal keeps max(IM = 100, 10% × 2,000 = 200) = 200 in the position: at most 49.1 can leave
-    assert sim.iso_margin(ALICE, ETH_ID, -(usd("49.1") + 1)) == {
-        "error": "Insufficient margin available to remove from isolated position."}
-    assert sim.iso_margin(ALICE, ETH_ID, -usd("49.1")) == "ok"
+    assert sim.iso_margin(ALICE, ETH_ID, -(usd("49.1") + 1)) == Error(
+        "Insufficient margin available to remove from isolated position.")
+    assert sim.iso_margin(ALICE, ETH_ID, -usd("49.1")) == OK
     assert m.isolated_value(pos) == usd(200)
     assert acct.raw_usd == usd("799.1")
     assert m.account_value(acct) == usd("999.1")
@@ -252,11 +253,11 @@ def test_isolated_20x_long_bucket_margin_value_and_add_remove_limits(sim: Sim) -
     assert m.unrealized_pnl(pos) == usd(100)
     assert m.withdrawable(acct) == usd("799.1")
     # now max(105, 210) = 210 must stay: 90 can leave
-    assert "error" in sim.iso_margin(ALICE, ETH_ID, -(usd(90) + 1))
-    assert sim.iso_margin(ALICE, ETH_ID, -usd(90)) == "ok"
+    assert isinstance(sim.iso_margin(ALICE, ETH_ID, -(usd(90) + 1)), Error)
+    assert sim.iso_margin(ALICE, ETH_ID, -usd(90)) == OK
     assert (acct.raw_usd, m.isolated_value(pos)) == (usd("889.1"), usd(210))
     # cross positions cannot use updateIsolatedMargin
-    assert sim.iso_margin(BOB, ETH_ID, usd(10)) == {"error": "Position does not use isolated margin."}
+    assert sim.iso_margin(BOB, ETH_ID, usd(10)) == Error("Position does not use isolated margin.")
     sim.audit()
 
 
@@ -265,8 +266,8 @@ def test_closing_isolated_position_returns_whole_bucket_to_cross_net_of_closing_
     cross and the closing taker fee (0.045% × 2,100 = 0.945) is paid; the flat position holds nothing.
     Cross cash = 900 + 199.1 − 0.945 = 1,098.155 = 1,000 − 0.9 − 0.945 + 100 profit."""
     _open_isolated_eth_long(sim)
-    assert sim.order(CAROL, ETH_ID, True, 2_100, "1") == {"resting": {"oid": 3}}
-    assert "filled" in sim.order(ALICE, ETH_ID, False, 2_100, "1")
+    assert sim.order(CAROL, ETH_ID, True, 2_100, "1") == Resting(3)
+    assert isinstance(sim.order(ALICE, ETH_ID, False, 2_100, "1"), Filled)
     acct, pos = sim.acct(ALICE), sim.pos(ALICE, ETH_ID)
     m = sim.ex.margin
     assert pos.szi == 0
@@ -283,7 +284,7 @@ def test_isolated_partial_close_releases_proportional_equity(sim: Sim) -> None:
     _open_isolated_eth_long(sim)
     acct, pos = sim.acct(ALICE), sim.pos(ALICE, ETH_ID)
     sim.order(CAROL, ETH_ID, True, 2_100, "0.5")
-    assert "filled" in sim.order(ALICE, ETH_ID, False, 2_100, "0.5")
+    assert isinstance(sim.order(ALICE, ETH_ID, False, 2_100, "0.5"), Filled)
     # the position pays its taker fee first (0.045% × 1,050 = 0.4725), so its equity at the fill
     # price is −1,900.9 − 0.4725 + 2,100 = 198.6275; half of it (99.31375) returns to cross.
     # bucket: −1,900.9 − 0.4725 + 1,050 (sale) − 99.31375 = −950.68625
@@ -302,15 +303,15 @@ def test_strict_isolated_market_refuses_margin_removal(sim: Sim) -> None:
     sim.deposit(ALICE, 1_000)
     sim.deposit(BOB, 10_000)
     sim.order(BOB, ETH_ID, False, 2_000, "1")
-    assert sim.leverage(ALICE, ETH_ID, 10, cross=False) == "ok"
-    assert "filled" in sim.order(ALICE, ETH_ID, True, 2_000, "1")
+    assert sim.leverage(ALICE, ETH_ID, 10, cross=False) == OK
+    assert isinstance(sim.order(ALICE, ETH_ID, True, 2_000, "1"), Filled)
     pos = sim.pos(ALICE, ETH_ID)
     # opened isolated by construction: 2,000 / 10 = 200 in the bucket
     assert not pos.is_cross and sim.cash(ALICE) == usd(800)
-    assert sim.iso_margin(ALICE, ETH_ID, usd(500)) == "ok"
+    assert sim.iso_margin(ALICE, ETH_ID, usd(500)) == OK
     # even with far more than max(IM, 10%) in the bucket, nothing can be removed
-    assert sim.iso_margin(ALICE, ETH_ID, -usd(1)) == {
-        "error": "Insufficient margin available to remove from isolated position."}
+    assert sim.iso_margin(ALICE, ETH_ID, -usd(1)) == Error(
+        "Insufficient margin available to remove from isolated position.")
     # Bob's default position on an isolated-only market is isolated, at min(20, 25) = 20x
     bpos = sim.pos(BOB, ETH_ID)
     assert (bpos.is_cross, bpos.leverage, bpos.iso_raw) == (False, 20, usd(100) + usd(2_000) - usd("0.3"))
@@ -327,19 +328,19 @@ def test_no_cross_market_allows_margin_removal(sim: Sim) -> None:
     sim.iso_margin(ALICE, ETH_ID, usd(500))
     # value 200 + 500 − 0.9 = 699.1; keep max(200, 200) → 499.1 removable
     assert sim.ex.margin.isolated_value(sim.pos(ALICE, ETH_ID)) == usd("699.1")
-    assert "error" in sim.iso_margin(ALICE, ETH_ID, -(usd("499.1") + 1))
-    assert sim.iso_margin(ALICE, ETH_ID, -usd("499.1")) == "ok"
+    assert isinstance(sim.iso_margin(ALICE, ETH_ID, -(usd("499.1") + 1)), Error)
+    assert sim.iso_margin(ALICE, ETH_ID, -usd("499.1")) == OK
     sim.audit()
 
 
 def test_isolated_decrease_leverage_needs_margin_in_the_bucket(sim: Sim) -> None:
     _open_isolated_eth_long(sim)
     # bucket value 99.1; 10x needs 2,000 / 10 = 200
-    assert sim.leverage(ALICE, ETH_ID, 10, cross=False) == {
-        "error": "Isolated position does not have sufficient margin available to decrease leverage."}
-    assert sim.leverage(ALICE, ETH_ID, 10, cross=True) == {"error": "Cannot switch leverage type with open position."}
-    assert sim.iso_margin(ALICE, ETH_ID, usd("100.9")) == "ok"  # value 200
-    assert sim.leverage(ALICE, ETH_ID, 10, cross=False) == "ok"
+    assert sim.leverage(ALICE, ETH_ID, 10, cross=False) == Error(
+        "Isolated position does not have sufficient margin available to decrease leverage.")
+    assert sim.leverage(ALICE, ETH_ID, 10, cross=True) == Error("Cannot switch leverage type with open position.")
+    assert sim.iso_margin(ALICE, ETH_ID, usd("100.9")) == OK  # value 200
+    assert sim.leverage(ALICE, ETH_ID, 10, cross=False) == OK
     sim.audit()
 
 
@@ -360,8 +361,8 @@ def test_clearinghouse_doc_example_isolated_eth_20x_rawusd_marginused_account_va
     sim.deposit(BOB, 10_000)
     sim.leverage(ALICE, ETH_ID, 20, cross=False)
     sim.order(BOB, ETH_ID, False, "2986.3", "0.0335")
-    assert sim.order(ALICE, ETH_ID, True, "2986.3", "0.0335") == {
-        "filled": {"totalSz": 335, "ntl": usd("100.04105"), "oid": 2}}
+    assert sim.order(ALICE, ETH_ID, True, "2986.3", "0.0335") == Filled(
+        oid=2, total_sz=335, ntl=usd("100.04105"))
     sim.tick(ETH_ID, "2985.9")
     m = sim.ex.margin
     acct, pos = sim.acct(ALICE), sim.pos(ALICE, ETH_ID)
@@ -390,11 +391,11 @@ def test_clearinghouse_testnet_sample_btc_cross_5x_margin_used(sim: Sim) -> None
     sim.deposit(BOB, 100)
     sim.deposit(CAROL, 1_000)
     sim.leverage(ALICE, BTC_ID, 5)
-    assert "resting" in sim.order(BOB, BTC_ID, False, 79_449, "0.00014")
-    assert "resting" in sim.order(CAROL, BTC_ID, False, 79_452, "0.001")
+    assert isinstance(sim.order(BOB, BTC_ID, False, 79_449, "0.00014"), Resting)
+    assert isinstance(sim.order(CAROL, BTC_ID, False, 79_452, "0.001"), Resting)
     # ntl = 0.00014 × 79,449 + 0.00001 × 79,452 = 11.12286 + 0.79452 = 11.91738
-    assert sim.order(ALICE, BTC_ID, True, 79_452, "0.00015") == {
-        "filled": {"totalSz": 15, "ntl": usd("11.91738"), "oid": 3}}
+    assert sim.order(ALICE, BTC_ID, True, 79_452, "0.00015") == Filled(
+        oid=3, total_sz=15, ntl=usd("11.91738"))
     sim.tick(BTC_ID, 79_442)
     m = sim.ex.margin
     pos = sim.pos(ALICE, BTC_ID)
@@ -419,10 +420,10 @@ def test_flipping_a_cross_position_releases_the_closed_sides_margin(sim: Sim) ->
     sim.order(ALICE, BTC_ID, True, 100_000, "0.1")
     assert sim.ex.margin.available_to_trade(sim.acct(ALICE)) == usd("95.5")
     sim.order(BOB, BTC_ID, True, 100_000, "0.3")
-    assert sim.order(ALICE, BTC_ID, False, 100_000, "0.2") == {"filled": {"totalSz": 20_000, "ntl": usd(20_000),
-                                                                          "oid": 4}}
+    assert sim.order(ALICE, BTC_ID, False, 100_000, "0.2") == Filled(oid=4, total_sz=20_000,
+                                                                        ntl=usd(20_000))
     assert sim.szi(ALICE, BTC_ID) == -10_000
     # a flip to a 0.2 short would need IM 2,000 > 1,095.5 − 9 (fees so far 4.5 + 9)
-    assert sim.order(ALICE, BTC_ID, False, 100_000, "0.1") == {"error": "Insufficient margin to place order. asset=0"}
+    assert sim.order(ALICE, BTC_ID, False, 100_000, "0.1") == OrderError("Insufficient margin to place order. asset=0")
     assert sim.ex.margin.account_value(sim.acct(ALICE)) == usd(1_100) - usd("4.5") - usd(9)
     sim.audit()

@@ -12,6 +12,7 @@ from perpbox.core.numbers import USD
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.liquidation import backstop_address
+from perpbox.exchange.results import OK, Error, Filled, OrderError, Resting
 from perpbox.ledger.ledger import dex_account, wallet_owner
 from perpbox.market.funding import HOUR_MS, FundingParams
 from perpbox.market.margin import MarginTable
@@ -90,7 +91,7 @@ def test_hourly_funding_on_the_oracle_with_the_interest_rate_and_exact_remainder
 def _hip3(sim: Sim, **kw: object) -> MarketSpec:
     spec = MarketSpec("xyz:XYZ100", 110_000, 4, MarginTable.single(20), dex="xyz",
                       oracle=OracleDefinition.hip3(), **kw)  # type: ignore[arg-type]
-    assert sim.do(C.AddMarket, spec=spec, mark_px=P(spec, 25_000), deployer=DEPLOYER) == "ok"
+    assert sim.do(C.AddMarket, spec=spec, mark_px=P(spec, 25_000), deployer=DEPLOYER) == OK
     sim.specs[spec.asset] = spec
     return spec
 
@@ -98,17 +99,17 @@ def _hip3(sim: Sim, **kw: object) -> MarketSpec:
 def test_set_oracle_only_by_the_deployer_at_most_every_2_5s_and_mark_moves_at_most_1pct(sim: Sim) -> None:
     spec = _hip3(sim)
     a = spec.asset
-    assert sim.do(C.SetOracle, user=ALICE, dex="xyz", oracle_pxs={a: P(spec, 25_100)}) == {
-        "error": "Only the deployer of this dex may do that."}
+    assert sim.do(C.SetOracle, user=ALICE, dex="xyz", oracle_pxs={a: P(spec, 25_100)}) == Error(
+        "Only the deployer of this dex may do that.")
     sim.ts += 3_000
     assert sim.do(C.SetOracle, user=DEPLOYER, dex="xyz", oracle_pxs={a: P(spec, 26_000)},
-                  mark_pxs=[{a: P(spec, 26_000)}]) == "ok"
+                  mark_pxs=[{a: P(spec, 26_000)}]) == OK
     st = sim.ex.pricing.states[a]
     assert st.oracle == P(spec, 26_000)
     assert st.mark == P(spec, 25_250)  # median input 26,000, moved at most 1% from 25,000
     sim.ts += 1_000
     too_soon = sim.do(C.SetOracle, user=DEPLOYER, dex="xyz", oracle_pxs={a: P(spec, 26_000)})
-    assert "at least 2500 ms apart" in too_soon["error"]
+    assert "at least 2500 ms apart" in too_soon.message
     # no push for 10 s: the mark falls back to the local mark (none without a book: held)
     sim.ts += 10_000
     sim.do(C.Tick)
@@ -128,7 +129,7 @@ def test_a_deployer_push_that_moves_the_mark_liquidates_at_once_without_waiting_
     for _ in range(3):  # the deployer pushes 24,000; each push moves the mark 1% at most
         sim.ts += 3_000
         assert sim.do(C.SetOracle, user=DEPLOYER, dex="xyz", oracle_pxs={a: P(spec, 24_000)},
-                      mark_pxs=[{a: P(spec, 24_000)}]) == "ok"
+                      mark_pxs=[{a: P(spec, 24_000)}]) == OK
         marks.append(sim.ex.pricing.states[a].mark)
         if sim.of(V.Liquidated):
             break
@@ -149,19 +150,19 @@ def test_open_interest_cap_rejects_increasing_orders_and_allows_reducing_ones(si
     for u in (ALICE, BOB, CAROL):
         sim.fund(u, 1_000_000, dex="xyz")
     # cap $50,000 of open interest at the 25,000 mark = 2 units
-    assert sim.do(C.SetOpenInterestCaps, user=DEPLOYER, dex="xyz", caps={a: usd(50_000)}) == "ok"
+    assert sim.do(C.SetOpenInterestCaps, user=DEPLOYER, dex="xyz", caps={a: usd(50_000)}) == OK
     sim.order(BOB, a, False, 25_000, "3")
     # Alice buys 3: only 2 can open; the rest is cancelled at the cap
     resp = sim.order(ALICE, a, True, 25_000, "3")
-    assert resp["filled"]["totalSz"] == S(spec, "2")
-    assert sim.closed()[resp["filled"]["oid"]] == "openInterestCapCanceled"
+    assert resp.total_sz == S(spec, "2")
+    assert sim.closed()[resp.oid] == "openInterestCapCanceled"
     assert sim.ex.holdings.oi[a] == S(spec, "2")
     # at the cap: an opening order is refused with the venue's message…
-    assert sim.order(CAROL, a, True, 25_000, "1") == {
-        "error": f"Order would increase open interest while open interest is capped asset={a}"}
+    assert sim.order(CAROL, a, True, 25_000, "1") == OrderError(
+        f"Order would increase open interest while open interest is capped asset={a}")
     # …and reducing ones are fine: Bob buys back 1 of his short from Alice, who sells 1 of her long
-    assert "resting" in sim.order(BOB, a, True, 24_000, "1")
-    assert "filled" in sim.order(ALICE, a, False, 24_000, "1", reduce_only=True)
+    assert isinstance(sim.order(BOB, a, True, 24_000, "1"), Resting)
+    assert isinstance(sim.order(ALICE, a, False, 24_000, "1", reduce_only=True), Filled)
     assert sim.ex.holdings.oi[a] == S(spec, "1")
     sim.audit()
 
@@ -173,20 +174,20 @@ def test_halt_trading_cancels_orders_settles_positions_at_the_mark_and_resumes(s
         sim.fund(u, 100_000, dex="xyz")
     sim.order(BOB, a, False, 25_000, "1")
     sim.order(ALICE, a, True, 25_000, "1")
-    resting = sim.order(BOB, a, False, 25_500, "1")["resting"]["oid"]
-    assert sim.do(C.HaltTrading, user=ALICE, asset=a, halted=True) == {
-        "error": "Only the deployer of this dex may do that."}
+    resting = sim.order(BOB, a, False, 25_500, "1").oid
+    assert sim.do(C.HaltTrading, user=ALICE, asset=a, halted=True) == Error(
+        "Only the deployer of this dex may do that.")
     sim.tick(a, 25_200)  # no manual marks on a deployer market: the mark stays 25,000
-    assert sim.do(C.HaltTrading, user=DEPLOYER, asset=a, halted=True) == "ok"
+    assert sim.do(C.HaltTrading, user=DEPLOYER, asset=a, halted=True) == OK
     assert sim.closed()[resting] == "canceled"
     (settled,) = sim.of(V.MarketSettled)
     assert settled.px == P(spec, 25_000)
     assert sim.szi(ALICE, a) == 0 and sim.szi(BOB, a) == 0
     # Alice paid 25,000 + 11.25 fee and got 25,000 back
     assert sim.cash(dex_account("xyz", ALICE)) == usd(100_000) - usd("11.25")
-    assert sim.order(ALICE, a, True, 25_000, "1") == {"error": f"Trading is halted. asset={a}"}
-    assert sim.do(C.HaltTrading, user=DEPLOYER, asset=a, halted=False) == "ok"
-    assert "resting" in sim.order(ALICE, a, True, 25_000, "1")
+    assert sim.order(ALICE, a, True, 25_000, "1") == OrderError(f"Trading is halted. asset={a}")
+    assert sim.do(C.HaltTrading, user=DEPLOYER, asset=a, halted=False) == OK
+    assert isinstance(sim.order(ALICE, a, True, 25_000, "1"), Resting)
     sim.audit()
 
 
@@ -196,22 +197,22 @@ def test_market_status_post_only_and_reduce_only(sim: Sim) -> None:
         sim.deposit(u, 100_000)
     sim.order(BOB, BTC_ID, False, 100_000, "0.1")
     sim.order(ALICE, BTC_ID, True, 100_000, "0.1")
-    assert sim.do(C.SetMarketStatus, asset=BTC_ID, status="postOnly") == "ok"
-    assert "post-only" in sim.order(ALICE, BTC_ID, True, 99_000, "0.1")["error"]
-    assert "resting" in sim.order(ALICE, BTC_ID, True, 99_000, "0.1", tif="Alo")
-    assert sim.do(C.SetMarketStatus, asset=BTC_ID, status="reduceOnly") == "ok"
-    assert "reduce-only" in sim.order(BOB, BTC_ID, False, 101_000, "0.1")["error"]
-    assert "resting" in sim.order(ALICE, BTC_ID, False, 101_000, "0.1", reduce_only=True)
+    assert sim.do(C.SetMarketStatus, asset=BTC_ID, status="postOnly") == OK
+    assert "post-only" in sim.order(ALICE, BTC_ID, True, 99_000, "0.1").message
+    assert isinstance(sim.order(ALICE, BTC_ID, True, 99_000, "0.1", tif="Alo"), Resting)
+    assert sim.do(C.SetMarketStatus, asset=BTC_ID, status="reduceOnly") == OK
+    assert "reduce-only" in sim.order(BOB, BTC_ID, False, 101_000, "0.1").message
+    assert isinstance(sim.order(ALICE, BTC_ID, False, 101_000, "0.1", reduce_only=True), Resting)
     sim.audit()
 
 
 def test_funding_multiplier_scales_the_rate_for_the_deployers_market(sim: Sim) -> None:
     spec = _hip3(sim)
     a = spec.asset
-    assert sim.do(C.SetFundingMultipliers, user=DEPLOYER, dex="xyz", multipliers={a: 2 * 10**8}) == "ok"
+    assert sim.do(C.SetFundingMultipliers, user=DEPLOYER, dex="xyz", multipliers={a: 2 * 10**8}) == OK
     assert sim.ex.predicted_funding(a) == 2_500  # flat book: interest 1,250 per hour × 2
-    assert sim.do(C.SetFundingMultipliers, user=DEPLOYER, dex="xyz", multipliers={a: 11 * 10**8}) == {
-        "error": "Funding multiplier must be between 0 and 10."}
+    assert sim.do(C.SetFundingMultipliers, user=DEPLOYER, dex="xyz", multipliers={a: 11 * 10**8}) == Error(
+        "Funding multiplier must be between 0 and 10.")
 
 
 # ==================================================================================================
@@ -226,7 +227,7 @@ def _silver(sim: Sim) -> MarketSpec:
     spec = MarketSpec("xyz:SILVER", SILVER_ID, 2, MarginTable.single(20), dex="xyz", oracle=oracle,
                       funding=FundingParams(impact_notional=6_000 * USD))
     sim.ts = _ms("2026-11-20T21:00:00")
-    assert sim.do(C.AddMarket, spec=spec, mark_px=P(spec, 30), deployer=DEPLOYER) == "ok"
+    assert sim.do(C.AddMarket, spec=spec, mark_px=P(spec, 30), deployer=DEPLOYER) == OK
     sim.specs[SILVER_ID] = spec
     _comex(sim, "30")
     return spec
@@ -254,9 +255,9 @@ def test_silver_perp_through_a_comex_weekend_oracle_advanced_internally_and_pull
     assert not st.session_open and st.close_px == P(spec, 30) and st.oracle == P(spec, 30)
     _two_sided(sim, SILVER_ID, "31.9", "32.1", "1000")  # weekend book around $32 (+6.7%)
     # off-hours leverage is capped at 5x although Alice's setting is 20x: $1M margins $5M at most
-    assert sim.order(ALICE, SILVER_ID, True, 31, "170000") == {
-        "error": f"Insufficient margin to place order. asset={SILVER_ID}"}
-    oid = sim.order(ALICE, SILVER_ID, True, 31, "160000")["resting"]["oid"]  # $4.96M
+    assert sim.order(ALICE, SILVER_ID, True, 31, "170000") == OrderError(
+        f"Insufficient margin to place order. asset={SILVER_ID}")
+    oid = sim.order(ALICE, SILVER_ID, True, 31, "160000").oid  # $4.96M
     sim.cancel(ALICE, SILVER_ID, oid)
     seen = []
     for hours in range(1, 49):  # Friday 23:00 … Sunday 22:00, hourly ticks

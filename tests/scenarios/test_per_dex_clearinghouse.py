@@ -25,6 +25,7 @@ from perpbox.exchange import events as V
 from perpbox.exchange.deploy import INVALID_DEX_NAME
 from perpbox.exchange.engine import Exchange
 from perpbox.exchange.liquidation import MAIN_BACKSTOP, backstop_address
+from perpbox.exchange.results import OK, Error, Filled, OrderError, Resting
 from perpbox.ledger.ledger import FEE_ACCOUNT, spot_wallet
 from perpbox.market.margin import MarginTable
 from perpbox.market.spec import FeeSchedule, MarketSpec
@@ -39,7 +40,7 @@ NO_FEES = FeeSchedule(maker=0, taker=0)
 def _markets(sim: Sim) -> MarketSpec:
     sim.list_market(btc_spec(fees=NO_FEES), 100_000)
     spec = MarketSpec("XYZ100", XYZ, 4, MarginTable.single(20), dex="xyz", fees=NO_FEES)
-    assert sim.do(C.AddMarket, spec=spec, mark_px=P(spec, 10_000), deployer=DEPLOYER) == "ok"
+    assert sim.do(C.AddMarket, spec=spec, mark_px=P(spec, 10_000), deployer=DEPLOYER) == OK
     sim.specs[XYZ] = spec
     return spec
 
@@ -61,22 +62,22 @@ def _positions_on_both_dexes(sim: Sim) -> None:
     deposited, half sent to xyz; the two shorts."""
     _markets(sim)
     sim.fund(ALICE, 10_000)
-    assert sim.send(ALICE, "", "xyz", usd(1_000)) == "ok"
+    assert sim.send(ALICE, "", "xyz", usd(1_000)) == OK
     sim.fund(BOB, 100_000)
-    assert sim.send(BOB, "", "xyz", usd(50_000)) == "ok"
+    assert sim.send(BOB, "", "xyz", usd(50_000)) == OK
     sim.fund(MAIN_BACKSTOP, 1_000_000)  # the first dex's backstop: never touched by xyz
-    assert "resting" in sim.order(BOB, BTC_ID, False, 100_000, "0.1")
-    assert "filled" in sim.order(ALICE, BTC_ID, True, 100_000, "0.1")
-    assert "resting" in sim.order(BOB, XYZ, False, 10_000, "1")
-    assert "filled" in sim.order(ALICE, XYZ, True, 10_000, "1")
-    assert "resting" in sim.order(ALICE, BTC_ID, True, 90_000, "0.01")
-    assert "resting" in sim.order(ALICE, XYZ, True, 7_000, "0.1")
+    assert isinstance(sim.order(BOB, BTC_ID, False, 100_000, "0.1"), Resting)
+    assert isinstance(sim.order(ALICE, BTC_ID, True, 100_000, "0.1"), Filled)
+    assert isinstance(sim.order(BOB, XYZ, False, 10_000, "1"), Resting)
+    assert isinstance(sim.order(ALICE, XYZ, True, 10_000, "1"), Filled)
+    assert isinstance(sim.order(ALICE, BTC_ID, True, 90_000, "0.01"), Resting)
+    assert isinstance(sim.order(ALICE, XYZ, True, 7_000, "0.1"), Resting)
 
 
 def test_deposit_lands_on_the_first_dex() -> None:
     sim = Sim()
     _markets(sim)
-    assert sim.deposit(ALICE, 500) == "ok"
+    assert sim.deposit(ALICE, 500) == OK
     assert sim.cash(ALICE) == usd(500)
     assert "xyz:" + ALICE not in sim.ex.ledger.accounts and spot_wallet(ALICE) not in sim.ex.ledger.accounts
     info = _info(sim)
@@ -85,7 +86,7 @@ def test_deposit_lands_on_the_first_dex() -> None:
     assert main["marginSummary"]["accountValue"] == "500.0" and main["withdrawable"] == "500.0"
     assert xyz["marginSummary"]["accountValue"] == "0.0" and xyz["withdrawable"] == "0.0"
     # no collateral on xyz: an order there is refused for margin, whatever the first dex holds
-    assert sim.order(ALICE, XYZ, True, 10_000, "0.01") == {"error": E.order_error(E.PERP_MARGIN, XYZ)}
+    assert sim.order(ALICE, XYZ, True, 10_000, "0.01") == OrderError(E.order_error(E.PERP_MARGIN, XYZ))
     sim.audit()
 
 
@@ -182,7 +183,7 @@ def test_send_asset_moves_exact_amounts_between_dexes_spot_sub_accounts_and_user
     sim = Sim()
     _markets(sim)
     sim.fund(ALICE, 1_000)
-    assert sim.do(C.CreateSubAccount, master=ALICE, sub=SUB, name="s1") == "ok"
+    assert sim.do(C.CreateSubAccount, master=ALICE, sub=SUB, name="s1") == OK
     total = usd(1_000)
     steps: list[tuple[dict[str, Any], tuple[str, str]]] = [
         (dict(user=ALICE, src_dex="", dst_dex="xyz", micro=usd("250.5")), (ALICE, "xyz:" + ALICE)),
@@ -195,7 +196,7 @@ def test_send_asset_moves_exact_amounts_between_dexes_spot_sub_accounts_and_user
     for kw, (src, dst) in steps:
         micro = kw["micro"]
         cash = {k: _cash(sim, k) for k in (src, dst)}
-        assert sim.send(**kw) == "ok", kw
+        assert sim.send(**kw) == OK, kw
         assert [(e.src, e.dst, e.usd) for e in sim.last] == [(src, dst, micro)]
         assert (_cash(sim, src), _cash(sim, dst)) == (cash[src] - micro, cash[dst] + micro)
         assert sim.ex.ledger.total_cash() == total and sim.fees() == 0
@@ -239,19 +240,19 @@ def test_send_asset_refusals_change_nothing() -> None:
     sim = Sim()
     _positions_on_both_dexes(sim)
     sim.fund(CAROL, 10)
-    assert sim.do(C.CreateSubAccount, master=BOB, sub=BOB_SUB, name="b") == "ok"
+    assert sim.do(C.CreateSubAccount, master=BOB, sub=BOB_SUB, name="b") == OK
     for kw, error in _refusals(sim):
         h = sim.ex.state_hash()
-        assert sim.send(**kw) == {"error": error}, kw
+        assert sim.send(**kw) == Error(error), kw
         assert sim.last == [] and sim.ex.state_hash() == h, kw
     # the limits are exact: 8,000 from the first dex is allowed
-    assert sim.send(ALICE, "", "xyz", usd(8_000)) == "ok"
+    assert sim.send(ALICE, "", "xyz", usd(8_000)) == OK
     # and a HIP-3 dex may not be named after the spot wallet
     h = sim.ex.state_hash()
     assert sim.do(C.RegisterAsset, user=BOB, dex="spot", coin="AAA", sz_decimals=2, oracle_px=1000,
-                  margin_table_id=10, full_name="x") == {"error": INVALID_DEX_NAME}
+                  margin_table_id=10, full_name="x") == Error(INVALID_DEX_NAME)
     spot_dex = MarketSpec("AAA", 120_000, 2, MarginTable.single(10), dex="spot")
-    assert "error" in sim.do(C.AddMarket, spec=spot_dex, deployer=DEPLOYER)
+    assert isinstance(sim.do(C.AddMarket, spec=spot_dex, deployer=DEPLOYER), Error)
     assert sim.ex.state_hash() == h
     sim.audit()
 
@@ -320,7 +321,7 @@ def test_send_asset_action_becomes_an_exact_command_and_agent_sends_stay_with_th
     sim = Sim()
     _markets(sim)
     sim.fund(ALICE, 100)
-    assert sim.do(C.CreateSubAccount, master=ALICE, sub=SUB, name="s1") == "ok"
+    assert sim.do(C.CreateSubAccount, master=ALICE, sub=SUB, name="s1") == OK
     plan = _api(sim)._plan(_action(amount="12.345678", token=USDC_SEND_TOKEN.upper().replace("0X", "0x")),
                            ALICE, ALICE)
     assert plan.commands == [C.SendAsset(ts=0, user=ALICE, src=ALICE, dst=ALICE, src_dex="", dst_dex="xyz",

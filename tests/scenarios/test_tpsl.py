@@ -12,6 +12,16 @@ from scenario_kit import ALICE, BOB, BTC_ID, CAROL, DAVE, P, Sim, btc_spec, usd
 
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
+from perpbox.exchange.results import (
+    CANCELED,
+    WAITING_FOR_FILL,
+    WAITING_FOR_TRIGGER,
+    Error,
+    Filled,
+    OrderError,
+    Resting,
+    Statuses,
+)
 
 
 def _alice_long_0_1(sim: Sim):
@@ -21,8 +31,8 @@ def _alice_long_0_1(sim: Sim):
     sim.deposit(BOB, 100_000)
     sim.deposit(CAROL, 100_000)
     sim.deposit(DAVE, 100_000)
-    assert sim.order(BOB, BTC_ID, False, 100_000, "0.1") == {"resting": {"oid": 1}}
-    assert "filled" in sim.order(ALICE, BTC_ID, True, 100_000, "0.1")
+    assert sim.order(BOB, BTC_ID, False, 100_000, "0.1") == Resting(1)
+    assert isinstance(sim.order(ALICE, BTC_ID, True, 100_000, "0.1"), Filled)
     return btc
 
 
@@ -34,10 +44,10 @@ def _trigger(sim: Sim, is_buy: bool, tpsl: str, trigger: int | str, sz: str = "0
 
 def test_market_stop_loss_fires_when_mark_falls_to_trigger(sim: Sim) -> None:
     btc = _alice_long_0_1(sim)
-    assert sim.batch(ALICE, [_trigger(sim, False, "sl", 95_000)]) == ["waitingForTrigger"]
+    assert sim.batch(ALICE, [_trigger(sim, False, "sl", 95_000)]) == Statuses((WAITING_FOR_TRIGGER,))
     (placed,) = sim.of(V.OrderPlaced)
     assert (placed.oid, placed.status, placed.trigger_px) == (3, "waitingForTrigger", P(btc, 95_000))
-    assert sim.order(CAROL, BTC_ID, True, 94_000, "0.1") == {"resting": {"oid": 4}}
+    assert sim.order(CAROL, BTC_ID, True, 94_000, "0.1") == Resting(4)
 
     sim.tick(BTC_ID, 96_000)  # above the stop: nothing
     assert not sim.of(V.OrderTriggered) and not sim.of(V.Fill)
@@ -57,7 +67,7 @@ def test_market_stop_loss_fires_when_mark_falls_to_trigger(sim: Sim) -> None:
 def test_limit_take_profit_fires_when_mark_rises_and_rests_at_its_limit(sim: Sim) -> None:
     btc = _alice_long_0_1(sim)
     tp = _trigger(sim, False, "tp", 110_000, px=110_500, market=False)
-    assert sim.batch(ALICE, [tp]) == ["waitingForTrigger"]
+    assert sim.batch(ALICE, [tp]) == Statuses((WAITING_FOR_TRIGGER,))
     sim.tick(BTC_ID, 109_999)
     assert not sim.of(V.OrderTriggered)
     sim.tick(BTC_ID, 110_000)  # sell TP: mark >= trigger
@@ -66,8 +76,8 @@ def test_limit_take_profit_fires_when_mark_rises_and_rests_at_its_limit(sim: Sim
     assert sim.ex.orders.orders[3].status == "open" and sim.ex.orders.orders[3].triggered
     assert sim.resting_oids(BTC_ID, False) == [3]
     # Carol lifts it: Alice is the maker, realised 0.1 × 10,500 = 1,050, maker fee 0.015% × 11,050 = 1.6575
-    assert sim.order(CAROL, BTC_ID, True, 110_500, "0.1") == {"filled": {"totalSz": 10_000, "ntl": usd(11_050),
-                                                                         "oid": 4}}
+    assert sim.order(CAROL, BTC_ID, True, 110_500, "0.1") == Filled(oid=4, total_sz=10_000,
+                                                                       ntl=usd(11_050))
     (fill,) = sim.of(V.Fill)
     assert (fill.maker_oid, fill.maker_fee) == (3, usd("1.6575"))
     assert sim.szi(ALICE, BTC_ID) == 0
@@ -77,28 +87,28 @@ def test_limit_take_profit_fires_when_mark_rises_and_rests_at_its_limit(sim: Sim
 
 def test_wrong_side_trigger_is_rejected(sim: Sim) -> None:
     _alice_long_0_1(sim)  # mark 100,000; Alice long 0.1, Bob short 0.1
-    bad = ["{'error': 'Invalid TP/SL price. asset=0'}"]
+    bad = Statuses((OrderError("Invalid TP/SL price. asset=0"),))
     # a sell SL above the mark, a sell TP below it, and their buy mirrors, would fire at once
-    assert [str(x) for x in sim.batch(ALICE, [_trigger(sim, False, "sl", 101_000)])] == bad
+    assert sim.batch(ALICE, [_trigger(sim, False, "sl", 101_000)]) == bad
     assert sim.of(V.OrderRejected)[0].status == "badTriggerPxRejected"
-    assert [str(x) for x in sim.batch(ALICE, [_trigger(sim, False, "tp", 99_000)])] == bad
-    assert [str(x) for x in sim.batch(BOB, [_trigger(sim, True, "sl", 99_000)])] == bad
-    assert [str(x) for x in sim.batch(BOB, [_trigger(sim, True, "tp", 101_000)])] == bad
+    assert sim.batch(ALICE, [_trigger(sim, False, "tp", 99_000)]) == bad
+    assert sim.batch(BOB, [_trigger(sim, True, "sl", 99_000)]) == bad
+    assert sim.batch(BOB, [_trigger(sim, True, "tp", 101_000)]) == bad
     # a trigger exactly at the mark is already hit
-    assert [str(x) for x in sim.batch(ALICE, [_trigger(sim, False, "sl", 100_000)])] == bad
+    assert sim.batch(ALICE, [_trigger(sim, False, "sl", 100_000)]) == bad
     # the right sides are accepted
-    assert sim.batch(ALICE, [_trigger(sim, False, "sl", 99_000), _trigger(sim, False, "tp", 101_000)]) == [
-        "waitingForTrigger", "waitingForTrigger"]
-    assert sim.batch(BOB, [_trigger(sim, True, "sl", 101_000), _trigger(sim, True, "tp", 99_000)]) == [
-        "waitingForTrigger", "waitingForTrigger"]
+    assert sim.batch(ALICE, [_trigger(sim, False, "sl", 99_000), _trigger(sim, False, "tp", 101_000)]) == Statuses((
+        WAITING_FOR_TRIGGER, WAITING_FOR_TRIGGER,))
+    assert sim.batch(BOB, [_trigger(sim, True, "sl", 101_000), _trigger(sim, True, "tp", 99_000)]) == Statuses((
+        WAITING_FOR_TRIGGER, WAITING_FOR_TRIGGER,))
     sim.audit()
 
 
 def test_buy_stop_loss_on_a_short_fires_when_mark_rises_and_cancels_the_other_trigger(sim: Sim) -> None:
     btc = _alice_long_0_1(sim)  # Bob is short 0.1 at 100,000
     resp = sim.batch(BOB, [_trigger(sim, True, "tp", 90_000), _trigger(sim, True, "sl", 105_000)])
-    assert resp == ["waitingForTrigger", "waitingForTrigger"]  # oids 3 (TP), 4 (SL)
-    assert sim.order(DAVE, BTC_ID, False, 105_500, "0.1") == {"resting": {"oid": 5}}
+    assert resp == Statuses((WAITING_FOR_TRIGGER, WAITING_FOR_TRIGGER))  # oids 3 (TP), 4 (SL)
+    assert sim.order(DAVE, BTC_ID, False, 105_500, "0.1") == Resting(5)
     sim.tick(BTC_ID, 104_999)
     assert not sim.of(V.OrderTriggered)
     sim.tick(BTC_ID, 105_000)  # buy SL: mark >= trigger; market cap 105,000 + 10,500 = 115,500
@@ -120,7 +130,7 @@ def test_normal_tpsl_children_wait_for_parent_fill_then_arm_and_one_fill_cancels
     parent = sim.req(BTC_ID, True, 100_000, "0.1")
     resp = sim.batch(ALICE, [parent, _trigger(sim, False, "tp", 110_000), _trigger(sim, False, "sl", 95_000)],
                      grouping="normalTpsl")
-    assert resp == [{"resting": {"oid": 1}}, "waitingForFill", "waitingForFill"]
+    assert resp == Statuses((Resting(1), WAITING_FOR_FILL, WAITING_FOR_FILL))
     assert [(e.oid, e.parent) for e in sim.of(V.OrderPlaced)] == [(1, 0), (2, 1), (3, 1)]
     assert sim.ex.orders.orders[2].status == sim.ex.orders.orders[3].status == "waitingForFill"
     assert sim.ex.orders.orders[1].children == (2, 3)
@@ -129,7 +139,7 @@ def test_normal_tpsl_children_wait_for_parent_fill_then_arm_and_one_fill_cancels
     assert not sim.of(V.OrderTriggered)
     sim.tick(BTC_ID, 100_000)
     # Bob fills the parent: both children are armed (waitingForTrigger) with the parent's size
-    assert "filled" in sim.order(BOB, BTC_ID, False, 100_000, "0.1", tif="Ioc")
+    assert isinstance(sim.order(BOB, BTC_ID, False, 100_000, "0.1", tif="Ioc"), Filled)
     assert [(e.oid, e.sz) for e in sim.of(V.OrderArmed)] == [(2, 10_000), (3, 10_000)]
     assert sim.ex.orders.orders[2].status == sim.ex.orders.orders[3].status == "waitingForTrigger"
     assert sorted(sim.ex.triggers.armed[BTC_ID]) == [2, 3]
@@ -154,18 +164,18 @@ def test_normal_tpsl_cancelling_unfilled_or_partly_filled_parent_cancels_childre
         return sim.batch(ALICE, [sim.req(BTC_ID, True, 100_000, "0.1"), _trigger(sim, False, "tp", 110_000),
                                  _trigger(sim, False, "sl", 95_000)], grouping="normalTpsl")
 
-    assert group() == [{"resting": {"oid": 1}}, "waitingForFill", "waitingForFill"]
-    assert sim.cancel(ALICE, BTC_ID, 1) == ["success"]
+    assert group() == Statuses((Resting(1), WAITING_FOR_FILL, WAITING_FOR_FILL))
+    assert sim.cancel(ALICE, BTC_ID, 1) == Statuses((CANCELED,))
     assert sim.closed() == {1: "canceled", 2: "canceled", 3: "canceled"}
     # partly filled parent (0.04 of 0.1), then cancelled: the children go with it
-    assert group() == [{"resting": {"oid": 4}}, "waitingForFill", "waitingForFill"]
+    assert group() == Statuses((Resting(4), WAITING_FOR_FILL, WAITING_FOR_FILL))
     sim.order(BOB, BTC_ID, False, 100_000, "0.04", tif="Ioc")
     assert not sim.of(V.OrderArmed)
     assert sim.ex.orders.orders[5].status == "waitingForFill"
     # a waiting child cannot be modified
-    assert sim.do(C.Modify, user=ALICE, oid=5, order=_trigger(sim, False, "tp", 120_000)) == {
-        "error": "Cannot modify canceled or filled order"}
-    assert sim.cancel(ALICE, BTC_ID, 4) == ["success"]
+    assert sim.do(C.Modify, user=ALICE, oid=5, order=_trigger(sim, False, "tp", 120_000)) == Error(
+        "Cannot modify canceled or filled order")
+    assert sim.cancel(ALICE, BTC_ID, 4) == Statuses((CANCELED,))
     assert sim.closed() == {4: "canceled", 5: "canceled", 6: "canceled"}
     assert sim.szi(ALICE, BTC_ID) == 4_000
     assert sim.acct(ALICE).orders == {}
@@ -177,24 +187,24 @@ def test_normal_tpsl_parent_filled_on_placement_arms_children_at_once(sim: Sim) 
     sim.order(BOB, BTC_ID, False, 100_000, "0.1")  # oid 3
     resp = sim.batch(ALICE, [sim.req(BTC_ID, True, 100_000, "0.1", tif="Ioc"), _trigger(sim, False, "tp", 110_000),
                              _trigger(sim, False, "sl", 95_000)], grouping="normalTpsl")
-    assert resp == [{"filled": {"totalSz": 10_000, "ntl": usd(10_000), "oid": 4}}, "waitingForTrigger",
-                    "waitingForTrigger"]
+    assert resp == Statuses((Filled(oid=4, total_sz=10_000, ntl=usd(10_000)), WAITING_FOR_TRIGGER,
+                    WAITING_FOR_TRIGGER,))
     assert sorted(sim.ex.triggers.armed[BTC_ID]) == [5, 6]
     # a group whose children are not reduce-only is refused whole
     bad = sim.batch(ALICE, [sim.req(BTC_ID, True, 100_000, "0.1"),
                             _trigger(sim, False, "tp", 110_000, reduce_only=False)], grouping="normalTpsl")
-    assert bad == {"error": "Trigger order is not reduce only."}
+    assert bad == Error("Trigger order is not reduce only.")
     sim.audit()
 
 
 def test_position_tpsl_size_zero_closes_whole_position_when_it_fires(sim: Sim) -> None:
     btc = _alice_long_0_1(sim)
     sl = _trigger(sim, False, "sl", 95_000, sz="0")
-    assert sim.batch(ALICE, [sl], grouping="positionTpsl") == ["waitingForTrigger"]  # oid 3
+    assert sim.batch(ALICE, [sl], grouping="positionTpsl") == Statuses((WAITING_FOR_TRIGGER,))  # oid 3
     assert sim.ex.orders.orders[3].position_tpsl and sim.ex.orders.orders[3].sz == 0
     # the position grows after the TP/SL was placed: 0.1 → 0.15
     sim.order(BOB, BTC_ID, False, 100_000, "0.05")
-    assert "filled" in sim.order(ALICE, BTC_ID, True, 100_000, "0.05")
+    assert isinstance(sim.order(ALICE, BTC_ID, True, 100_000, "0.05"), Filled)
     assert sim.szi(ALICE, BTC_ID) == 15_000
     sim.order(CAROL, BTC_ID, True, 94_500, "0.2")
     sim.tick(BTC_ID, 95_000)
@@ -205,16 +215,16 @@ def test_position_tpsl_size_zero_closes_whole_position_when_it_fires(sim: Sim) -
     assert sim.szi(ALICE, BTC_ID) == 0
     assert sim.ex.board.books[BTC_ID].depth(True) == [(P(btc, 94_500), 5_000, 1)]
     # positionTpsl orders must be reduce-only triggers
-    assert sim.batch(ALICE, [_trigger(sim, False, "sl", 90_000, reduce_only=False)], grouping="positionTpsl") == {
-        "error": "Trigger order is not reduce only."}
+    assert sim.batch(ALICE, [_trigger(sim, False, "sl", 90_000, reduce_only=False)], grouping="positionTpsl") == Error(
+        "Trigger order is not reduce only.")
     sim.audit()
 
 
 def test_trigger_orders_can_be_cancelled_by_oid(sim: Sim) -> None:
     """[T1]: ``cancel`` of a waiting SL → ``["success"]``."""
     _alice_long_0_1(sim)
-    assert sim.batch(ALICE, [_trigger(sim, False, "sl", 95_000)]) == ["waitingForTrigger"]
-    assert sim.cancel(ALICE, BTC_ID, 3) == ["success"]
+    assert sim.batch(ALICE, [_trigger(sim, False, "sl", 95_000)]) == Statuses((WAITING_FOR_TRIGGER,))
+    assert sim.cancel(ALICE, BTC_ID, 3) == Statuses((CANCELED,))
     assert sim.ex.triggers.armed[BTC_ID] == {}
     sim.tick(BTC_ID, 90_000)
     assert not sim.of(V.OrderTriggered)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from scenario_kit import ALICE, BOB, BTC_ID, CAROL, DAVE, P, S, Sim, btc_spec, usd
 
 from perpbox.exchange import events as V
+from perpbox.exchange.results import WAITING_FOR_TRIGGER, Filled, Resting, Statuses
 
 
 def _alice_long_bob_short_0_1(sim: Sim):
@@ -28,10 +29,8 @@ def _alice_long_bob_short_0_1(sim: Sim):
     sim.deposit(ALICE, 10_000)
     for u in (BOB, CAROL, DAVE):
         sim.deposit(u, 100_000)
-    assert sim.order(BOB, BTC_ID, False, 100_000, "0.1") == {"resting": {"oid": 1}}
-    assert sim.order(ALICE, BTC_ID, True, 100_000, "0.1") == {
-        "filled": {"totalSz": 10_000, "ntl": usd(10_000), "oid": 2}
-    }
+    assert sim.order(BOB, BTC_ID, False, 100_000, "0.1") == Resting(1)
+    assert sim.order(ALICE, BTC_ID, True, 100_000, "0.1") == Filled(oid=2, total_sz=10_000, ntl=usd(10_000))
     assert sim.cash(ALICE) == usd(10_000) - usd(10_000) - usd("4.5")
     assert sim.cash(BOB) == usd(100_000) + usd(10_000) - usd("1.5")
     return btc
@@ -53,7 +52,7 @@ def test_stop_limit_sell_fires_through_trigger_rests_at_its_limit_and_later_fill
     btc = _alice_long_bob_short_0_1(sim)
     # Alice's stop-limit: sell 0.1, trigger $95,000, limit $94,000 (oid 3)
     sl = _trigger(sim, False, "sl", 95_000, 94_000, "0.1", market=False)
-    assert sim.batch(ALICE, [sl]) == ["waitingForTrigger"]
+    assert sim.batch(ALICE, [sl]) == Statuses((WAITING_FOR_TRIGGER,))
     (placed,) = sim.of(V.OrderPlaced)
     assert (placed.oid, placed.status, placed.px, placed.trigger_px, placed.is_market, placed.tpsl) == (
         3,
@@ -67,7 +66,7 @@ def test_stop_limit_sell_fires_through_trigger_rests_at_its_limit_and_later_fill
     assert sim.resting_oids(BTC_ID, False) == []  # a waiting trigger is not in the book
     # Carol bids 0.1 at $93,000 (oid 4): below the stop's limit, but inside a 10% band from any mark
     # here (95,000 − 9,500 = 85,500), so it would be hit if the stop slipped like a market order
-    assert sim.order(CAROL, BTC_ID, True, 93_000, "0.1") == {"resting": {"oid": 4}}
+    assert sim.order(CAROL, BTC_ID, True, 93_000, "0.1") == Resting(4)
 
     # (a) mark above the trigger: a sell SL waits for "price below" 95,000
     for mark in (96_000, "95000.1"):
@@ -105,7 +104,7 @@ def test_stop_limit_sell_fires_through_trigger_rests_at_its_limit_and_later_fill
 
     # (c) Dave buys 0.1 up to $94,500: he meets Alice's ask at its price, 94,000
     cash_alice, fees_before = sim.cash(ALICE), sim.fees()
-    assert sim.order(DAVE, BTC_ID, True, 94_500, "0.1") == {"filled": {"totalSz": 10_000, "ntl": usd(9_400), "oid": 5}}
+    assert sim.order(DAVE, BTC_ID, True, 94_500, "0.1") == Filled(oid=5, total_sz=10_000, ntl=usd(9_400))
     (fill,) = sim.of(V.Fill)
     # ntl = 940,000 units × 10,000 lots = 9,400,000,000 micro-USDC = $9,400
     # taker (Dave) 0.045% × 9,400 = 4.23; maker (Alice) 0.015% × 9,400 = 1.41
@@ -135,9 +134,9 @@ def test_stop_limit_sell_fires_through_trigger_rests_at_its_limit_and_later_fill
 def test_stop_limit_fills_what_bids_reach_its_limit_and_rests_the_remainder_at_the_limit(sim: Sim) -> None:
     btc = _alice_long_bob_short_0_1(sim)
     sl = _trigger(sim, False, "sl", 95_000, 94_000, "0.1", market=False)
-    assert sim.batch(ALICE, [sl]) == ["waitingForTrigger"]  # oid 3
-    assert sim.order(CAROL, BTC_ID, True, 94_500, "0.04") == {"resting": {"oid": 4}}
-    assert sim.order(DAVE, BTC_ID, True, 93_000, "0.1") == {"resting": {"oid": 5}}
+    assert sim.batch(ALICE, [sl]) == Statuses((WAITING_FOR_TRIGGER,))  # oid 3
+    assert sim.order(CAROL, BTC_ID, True, 94_500, "0.04") == Resting(4)
+    assert sim.order(DAVE, BTC_ID, True, 93_000, "0.1") == Resting(5)
 
     sim.tick(BTC_ID, 95_000)  # a sell SL fires at mark == trigger
     assert _types(sim.last) == [V.OrderTriggered, V.Fill, V.OrderRested]
@@ -167,11 +166,11 @@ def test_take_profit_market_on_a_short_fires_on_falling_mark_and_fills_within_10
     # Bob (short 0.1 at 100,000): buy TP-market 0.1, trigger $90,000.  p is sent as trigger + 10%
     # (99,000); the execution bound is taken from the mark when it fires.
     tp = _trigger(sim, True, "tp", 90_000, 99_000, "0.1", market=True)
-    assert sim.batch(BOB, [tp]) == ["waitingForTrigger"]  # oid 3
+    assert sim.batch(BOB, [tp]) == Statuses((WAITING_FOR_TRIGGER,))  # oid 3
     # asks: Carol 0.03 at 89,000 (oid 4) and 0.02 at 96,800 (oid 5); Dave 0.05 at 97,000 (oid 6)
-    assert sim.order(CAROL, BTC_ID, False, 89_000, "0.03") == {"resting": {"oid": 4}}
-    assert sim.order(CAROL, BTC_ID, False, 96_800, "0.02") == {"resting": {"oid": 5}}
-    assert sim.order(DAVE, BTC_ID, False, 97_000, "0.05") == {"resting": {"oid": 6}}
+    assert sim.order(CAROL, BTC_ID, False, 89_000, "0.03") == Resting(4)
+    assert sim.order(CAROL, BTC_ID, False, 96_800, "0.02") == Resting(5)
+    assert sim.order(DAVE, BTC_ID, False, 97_000, "0.05") == Resting(6)
 
     # a buy TP fires on "price below" 90,000: not on a rise, not above the trigger
     for mark in (105_000, 95_000, "90000.1"):
@@ -227,8 +226,8 @@ def test_buy_stop_fires_on_rising_mark_and_buy_take_profit_on_falling_mark(sim: 
             _trigger(sim, True, "tp", 95_000, 95_000, "0.05", market=True),
         ],
     )
-    assert resp == ["waitingForTrigger", "waitingForTrigger"]
-    assert sim.order(DAVE, BTC_ID, False, 105_500, "0.05") == {"resting": {"oid": 5}}
+    assert resp == Statuses((WAITING_FOR_TRIGGER, WAITING_FOR_TRIGGER))
+    assert sim.order(DAVE, BTC_ID, False, 105_500, "0.05") == Resting(5)
 
     # neither fires while the mark stays strictly between the triggers
     for mark in ("95000.1", "104999.9"):
@@ -246,7 +245,7 @@ def test_buy_stop_fires_on_rising_mark_and_buy_take_profit_on_falling_mark(sim: 
     assert sorted(sim.ex.triggers.armed[BTC_ID]) == [4] and sim.ex.orders.orders[4].status == "waitingForTrigger"
 
     # the mark coming back down does not fire the TP until it falls to 95,000
-    assert sim.order(DAVE, BTC_ID, False, 95_500, "0.05") == {"resting": {"oid": 6}}
+    assert sim.order(DAVE, BTC_ID, False, 95_500, "0.05") == Resting(6)
     for mark in (100_000, "95000.1"):
         sim.tick(BTC_ID, mark)
         assert _types(sim.last) == []

@@ -14,6 +14,7 @@ from perpbox.config import load_config
 from perpbox.core import errors as E
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
+from perpbox.exchange.results import OK, Error, Filled, OrderError, Resting
 from perpbox.market.spec import MarketSpec
 
 DEPLOYER = "0x" + "d0" * 20
@@ -28,7 +29,7 @@ def _xyz100(sim: Sim) -> MarketSpec:
     spec = listed.spec
     assert spec.max_leverage == 20 and spec.oracle.off_hours.max_leverage == 10
     sim.ts = _ms("2026-03-04T15:00:00")  # a Wednesday, inside 14:30–21:00 UTC
-    assert sim.do(C.AddMarket, spec=spec, mark_px=listed.price, deployer=DEPLOYER, full_name="XYZ") == "ok"
+    assert sim.do(C.AddMarket, spec=spec, mark_px=listed.price, deployer=DEPLOYER, full_name="XYZ") == OK
     sim.specs[spec.asset] = spec
     sim.do(C.Tick)
     assert sim.ex.pricing.states[spec.asset].session_open
@@ -41,11 +42,11 @@ def test_xyz100_update_leverage_above_the_off_hours_cap_is_refused_while_closed(
     sim.fund(ALICE, 1_580, "xyz")  # a HIP-3 dex has its own clearinghouse
     sim.fund(BOB, 100_000, "xyz")
     sim.fund(CAROL, 100_000, "xyz")
-    assert sim.leverage(ALICE, a, 15) == "ok"  # open: up to the table's 20x
+    assert sim.leverage(ALICE, a, 15) == OK  # open: up to the table's 20x
     # Alice buys 1 XYZ100 at $21,000 at 15x: $1,400 of initial margin and a $9.45 taker fee,
     # leaving her $170.55 of the $1,580
-    assert "resting" in sim.order(BOB, a, False, 21_000, "1")
-    assert "filled" in sim.order(ALICE, a, True, 21_000, "1", tif="Ioc")
+    assert isinstance(sim.order(BOB, a, False, 21_000, "1"), Resting)
+    assert isinstance(sim.order(ALICE, a, True, 21_000, "1", tif="Ioc"), Filled)
 
     sim.ts = _ms("2026-03-06T21:00:00")  # Friday close
     sim.do(C.Tick)
@@ -55,20 +56,20 @@ def test_xyz100_update_leverage_above_the_off_hours_cap_is_refused_while_closed(
     assert sim.ex.mark(a) == 2_100_000  # $21,000: the book is empty, the last trade holds it
 
     # the issue: 15x while closed, for an open position or none, is refused like any leverage too high
-    assert sim.leverage(ALICE, a, 15) == {"error": E.INVALID_LEVERAGE}
-    assert sim.leverage(CAROL, a, 15) == {"error": E.INVALID_LEVERAGE}
-    assert sim.leverage(CAROL, a, 11) == {"error": E.INVALID_LEVERAGE}
-    assert sim.leverage(CAROL, a, 10) == "ok"
+    assert sim.leverage(ALICE, a, 15) == Error(E.INVALID_LEVERAGE)
+    assert sim.leverage(CAROL, a, 15) == Error(E.INVALID_LEVERAGE)
+    assert sim.leverage(CAROL, a, 11) == Error(E.INVALID_LEVERAGE)
+    assert sim.leverage(CAROL, a, 10) == OK
     assert sim.pos(ALICE, a).leverage == 15
     # adding to the 15x position off hours is margined at 10x: 0.1 more ($2,100) needs $210 > $170.55
     # (at 15x it would need $140); 0.08 ($1,680) needs $168 and fits
-    assert "resting" in sim.order(BOB, a, False, 21_000, "0.1")
-    assert sim.order(ALICE, a, True, 21_000, "0.1", tif="Ioc") == {
-        "error": E.order_error(E.PERP_MARGIN, a)}
-    assert "filled" in sim.order(ALICE, a, True, 21_000, "0.08", tif="Ioc")
+    assert isinstance(sim.order(BOB, a, False, 21_000, "0.1"), Resting)
+    assert sim.order(ALICE, a, True, 21_000, "0.1", tif="Ioc") == OrderError(
+        E.order_error(E.PERP_MARGIN, a))
+    assert isinstance(sim.order(ALICE, a, True, 21_000, "0.08", tif="Ioc"), Filled)
 
     sim.ts = _ms("2026-03-09T14:30:00")  # Monday open: the table's 20x again
     sim.do(C.Tick)
     assert sim.ex.pricing.states[a].session_open
-    assert sim.leverage(CAROL, a, 15) == "ok"
+    assert sim.leverage(CAROL, a, 15) == OK
     sim.audit()

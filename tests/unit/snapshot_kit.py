@@ -32,7 +32,7 @@ import msgspec
 # Derived or scratch attributes a restored exchange does not share with the original: the dispatch
 # table and the event sink (bound methods), the last command's output, the liquidation pre-filter
 # (rebuilt from the ledger on the next sweep), the fee-tier cache and the matching scratch.
-NOT_COMPARED = {"_handlers", "sink", "last_response", "position_index", "_fee_tiers", "_fee_day", "_oi_stopped"}
+NOT_COMPARED = {"_handlers", "sink", "position_index", "_fee_tiers", "_fee_day", "_oi_stopped"}
 
 USD = 10**6
 CLIENTS = ["0x" + f"{0xC1 << 152 | i:040x}" for i in range(1, 7)]

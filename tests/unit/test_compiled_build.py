@@ -94,8 +94,8 @@ def commands(seed, n):
 seed, n = int(sys.argv[1]), int(sys.argv[2])
 ex = Exchange()
 for cmd in commands(seed, n):
-    events = ex.apply(cmd)
-    body = msgspec.json.encode([events, ex.last_response], enc_hook=str)
+    outcome = ex.execute(cmd)
+    body = msgspec.json.encode([outcome.events, outcome.response], enc_hook=str)
     print(hashlib.sha256(body).hexdigest()[:16])
 print(ex.state_hash())
 '''

@@ -1,5 +1,5 @@
-"""Every error string in ``perpbox.core.errors`` says where it comes from, and the two strings that
-public reports once disputed hold the evidenced text.
+"""Every error string in ``perpbox.core.errors`` and every ``exchange.results.OrderStatus`` says
+where it comes from, and the two strings that public reports once disputed hold the evidenced text.
 
 Sources are comments in the module itself (its docstring gives the forms): a ``[...]`` citation or
 ``perpbox wording``, on the constant's own line(s) or on the comment lines directly above it.  The
@@ -25,10 +25,13 @@ from perpbox.api.actions import ExchangeAPI
 from perpbox.core import errors as E
 from perpbox.core.numbers import USD
 from perpbox.exchange import commands as C
+from perpbox.exchange import results
 from perpbox.exchange.engine import Exchange
+from perpbox.exchange.results import OrderStatus, Response
 from perpbox.market import MarginTable, MarketSpec
 
 ERRORS_PY = Path(E.__file__)
+RESULTS_PY = Path(results.__file__)
 MARKER = re.compile(r"\[[^\]\s][^\]]*\]|perpbox wording")
 
 # the evidence, as the venue printed it
@@ -40,9 +43,10 @@ MISSING_ASSET_4 = "Order was never placed, already canceled, or filled. asset=4"
 
 
 # ---- the source markers ---------------------------------------------------------------------------
-def source_notes(source: str) -> dict[str, list[str]]:
-    """Each public module-level assignment of ``source``: the comments on its lines and on the
-    comment-only lines directly above it."""
+def source_notes(source: str, class_name: str | None = None) -> dict[str, list[str]]:
+    """Each public module-level assignment of ``source`` (with ``class_name``: each in that class's
+    body, as an enum's members): the comments on its lines and on the comment-only lines directly
+    above it."""
     comments: dict[int, str] = {}
     code_lines: set[int] = set()
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
@@ -51,7 +55,10 @@ def source_notes(source: str) -> dict[str, list[str]]:
         elif tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER):
             code_lines.update(range(tok.start[0], tok.end[0] + 1))
     out: dict[str, list[str]] = {}
-    for node in ast.parse(source).body:
+    body = ast.parse(source).body
+    if class_name is not None:
+        body = next(n for n in body if isinstance(n, ast.ClassDef) and n.name == class_name).body
+    for node in body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target = node.targets[0]
         elif isinstance(node, ast.AnnAssign):
@@ -70,8 +77,9 @@ def source_notes(source: str) -> dict[str, list[str]]:
     return out
 
 
-def unsourced(source: str) -> list[str]:
-    return [name for name, notes in source_notes(source).items() if not any(MARKER.search(n) for n in notes)]
+def unsourced(source: str, class_name: str | None = None) -> list[str]:
+    notes_of = source_notes(source, class_name)
+    return [name for name, notes in notes_of.items() if not any(MARKER.search(n) for n in notes)]
 
 
 def test_every_public_error_string_names_its_source() -> None:
@@ -80,6 +88,13 @@ def test_every_public_error_string_names_its_source() -> None:
     public = {k for k, v in vars(E).items() if not k.startswith("_") and k.isupper() and isinstance(v, str)}
     assert public <= set(source_notes(source))  # every public string is assigned here, so checked above
     assert len(public) > 40
+
+
+def test_every_order_status_names_its_source() -> None:
+    """``exchange.results.OrderStatus`` follows the same rule, member by member."""
+    source = RESULTS_PY.read_text(encoding="utf-8")
+    assert unsourced(source, "OrderStatus") == []
+    assert set(source_notes(source, "OrderStatus")) == {s.name for s in OrderStatus}  # every member checked
 
 
 def test_the_marker_check_sees_a_missing_source() -> None:
@@ -100,6 +115,15 @@ def test_the_marker_check_sees_a_missing_source() -> None:
         '_PRIVATE = "not checked"\n'
     )
     assert unsourced(src) == ["D", "E"]
+    enum = (
+        "class S(StrEnum):\n"
+        '    """doc"""\n'
+        '    A = "a"  # [REF §2.2 DOCS]\n'
+        "    # perpbox wording\n"
+        '    B = "b"\n'
+        '    C = "c"\n'
+    )
+    assert unsourced(enum, "S") == ["C"]
 
 
 # ---- the two disputed strings ---------------------------------------------------------------------
@@ -129,12 +153,8 @@ class Venue:
         self.api = ExchangeAPI(self.ex, self.submit, lambda: self.nonce, network="testnet")
 
     async def submit(self, commands: list[C.Command], signer: str | None,
-                     nonce: int | None) -> tuple[list[Any], str | None]:
-        out = []
-        for cmd in commands:
-            self.ex.apply(msgspec.structs.replace(cmd, ts=self.nonce))
-            out.append(self.ex.last_response)
-        return out, None
+                     nonce: int | None) -> tuple[list[Response], str | None]:
+        return [self.ex.execute(msgspec.structs.replace(cmd, ts=self.nonce)).response for cmd in commands], None
 
     def post(self, action: dict[str, Any]) -> dict[str, Any]:
         self.nonce += 1

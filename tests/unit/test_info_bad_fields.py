@@ -25,6 +25,7 @@ from perpbox.config import load_config
 from perpbox.core.numbers import USD
 from perpbox.exchange import Exchange
 from perpbox.exchange import commands as C
+from perpbox.exchange.results import Resting
 from perpbox.store.readmodels import ReadModels
 from perpbox.store.sequencer import bootstrap_commands
 
@@ -64,15 +65,16 @@ class State:
                                                                              px=above, sz=10 * sz)]))
         self.do(C.PlaceOrders(ts=0, user=TAKER, orders=[C.OrderRequest(asset=spec.asset, is_buy=True, px=above,
                                                                         sz=sz, tif="Ioc")]))
-        gone = self.do(C.PlaceOrders(ts=0, user=USER, orders=[bid]))[0]["resting"]["oid"]
-        self.do(C.Cancel(ts=0, user=USER, asset=spec.asset, oid=gone))
-        assert "resting" in ask[0] and self.rm.fills.get(USER), (ask, self.ex.last_response)
+        gone = self.do(C.PlaceOrders(ts=0, user=USER, orders=[bid]))[0].oid
+        last = self.do(C.Cancel(ts=0, user=USER, asset=spec.asset, oid=gone))
+        assert isinstance(ask[0], Resting) and self.rm.fills.get(USER), (ask, last)
         self.info = InfoAPI(self.ex, self.rm, lambda: self.ts)
 
     def do(self, cmd: C.Command) -> Any:
         self.ts += 1
-        self.rm.apply(self.ex.apply(msgspec.structs.replace(cmd, ts=self.ts)), self.ex.pricing.prices)
-        return self.ex.last_response
+        outcome = self.ex.execute(msgspec.structs.replace(cmd, ts=self.ts))
+        self.rm.apply(outcome.events, self.ex.pricing.prices)
+        return outcome.response
 
 
 @pytest.fixture(scope="module")

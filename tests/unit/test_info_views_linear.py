@@ -27,6 +27,7 @@ from perpbox.config import load_config
 from perpbox.core.numbers import USD, round_price_sig
 from perpbox.exchange import Exchange
 from perpbox.exchange import commands as C
+from perpbox.exchange.results import CANCELED, Filled, Resting, Statuses
 from perpbox.store.readmodels import ReadModels
 from perpbox.store.sequencer import bootstrap_commands
 
@@ -78,9 +79,9 @@ class State:
         import msgspec
 
         self.ts += step_ms
-        events = self.ex.apply(msgspec.structs.replace(cmd, ts=self.ts))
-        self.rm.apply(events, self.ex.pricing.prices)
-        return self.ex.last_response
+        outcome = self.ex.execute(msgspec.structs.replace(cmd, ts=self.ts))
+        self.rm.apply(outcome.events, self.ex.pricing.prices)
+        return outcome.response
 
     def bid(self, i: int) -> C.OrderRequest:
         asset = sorted(self.specs)[i % len(self.specs)]
@@ -103,25 +104,25 @@ class State:
                         C.OrderRequest(asset=parent.asset, is_buy=False, px=down, sz=parent.sz, tpsl="sl",
                                        trigger_px=down, is_market=True, reduce_only=True)]
                 out = self.do(C.PlaceOrders(ts=0, user=USER, orders=[parent, *kids], grouping="normalTpsl"))
-            assert "resting" in out[0], out
+            assert isinstance(out[0], Resting), out
 
     def fills(self, n: int, step_ms: int = 1) -> None:
         """n fills of USER (maker), one taker order each, ``step_ms`` apart."""
         btc = self.specs[0]
         px = self.marks[0] + self.marks[0] // 100
-        assert "resting" in self.do(C.PlaceOrders(ts=0, user=USER, orders=[
-            C.OrderRequest(asset=btc.asset, is_buy=False, px=px, sz=10 * n)]))[0]
+        assert isinstance(self.do(C.PlaceOrders(ts=0, user=USER, orders=[
+            C.OrderRequest(asset=btc.asset, is_buy=False, px=px, sz=10 * n)]))[0], Resting)
         hit = C.OrderRequest(asset=btc.asset, is_buy=True, px=px, sz=10, tif="Ioc")
         for _ in range(n):
             out = self.do(C.PlaceOrders(ts=0, user=TAKER, orders=[hit]), step_ms)
-            assert "filled" in out[0], out
+            assert isinstance(out[0], Filled), out
 
     def closed_orders(self, n: int) -> None:
         """n placed-and-cancelled orders of USER."""
         for i in range(n):
             bid = self.bid(i)
-            oid = self.do(C.PlaceOrders(ts=0, user=USER, orders=[bid]))[0]["resting"]["oid"]
-            assert self.do(C.Cancel(ts=0, user=USER, asset=bid.asset, oid=oid)) == ["success"]
+            oid = self.do(C.PlaceOrders(ts=0, user=USER, orders=[bid]))[0].oid
+            assert self.do(C.Cancel(ts=0, user=USER, asset=bid.asset, oid=oid)) == Statuses((CANCELED,))
 
 
 def open_orders_states(n: int) -> tuple[State, State]:
@@ -173,8 +174,8 @@ def test_order_status_by_cloid_of_a_closed_order_is_flat() -> None:
         bid = st.bid(0)
         oid = st.do(C.PlaceOrders(ts=0, user=USER, orders=[C.OrderRequest(asset=bid.asset, is_buy=True, px=bid.px,
                                                                            sz=bid.sz, cloid=cloid)]))[0]
-        oid = oid["resting"]["oid"]
-        assert st.do(C.Cancel(ts=0, user=USER, asset=bid.asset, oid=oid)) == ["success"]
+        oid = oid.oid
+        assert st.do(C.Cancel(ts=0, user=USER, asset=bid.asset, oid=oid)) == Statuses((CANCELED,))
         st.closed_orders(n)
         body = {"type": "orderStatus", "user": USER, "oid": cloid}
         got = st.info.handle(body)

@@ -15,6 +15,7 @@ from perpbox.api.info import InfoAPI
 from perpbox.core.numbers import USD
 from perpbox.exchange import commands as C
 from perpbox.exchange.engine import Exchange
+from perpbox.exchange.results import OK, Filled, Resting
 from perpbox.market.funding import HOUR_MS
 from perpbox.market.margin import MarginTable
 from perpbox.market.spec import FeeSchedule, MarketSpec
@@ -42,9 +43,9 @@ class Venue:
 
     def do(self, cmd_type: type, **kw: Any) -> Any:
         self.ts += 1
-        events = self.ex.apply(cmd_type(ts=self.ts, **kw))
-        self.rm.apply(events, self.ex.pricing.prices, self.ex)
-        return self.ex.last_response
+        outcome = self.ex.execute(cmd_type(ts=self.ts, **kw))
+        self.rm.apply(outcome.events, self.ex.pricing.prices, self.ex)
+        return outcome.response
 
     def order(self, user: str, is_buy: bool, px: int, sz: str, asset: int = BTC) -> Any:
         spec = BTC_SPEC if asset == BTC else XYZ_SPEC
@@ -55,8 +56,8 @@ class Venue:
 
     def trade(self, buyer: str, seller: str, px: int, sz: str, asset: int = BTC) -> None:
         """``seller`` rests, ``buyer`` takes: the book is empty again after it."""
-        assert "resting" in self.order(seller, False, px, sz, asset)
-        assert "filled" in self.order(buyer, True, px, sz, asset)
+        assert isinstance(self.order(seller, False, px, sz, asset), Resting)
+        assert isinstance(self.order(buyer, True, px, sz, asset), Filled)
 
     def funding(self, asset: int = BTC, mark: int = 100_000) -> None:
         """Tick at the next hour: one funding settlement at ``mark``."""
@@ -65,7 +66,7 @@ class Venue:
         self.tick(asset, mark, spec)
 
     def tick(self, asset: int, mark: int, spec: MarketSpec = BTC_SPEC) -> None:
-        assert self.do(C.Tick, marks={asset: mark * 10**spec.px_decimals}) == "ok"
+        assert self.do(C.Tick, marks={asset: mark * 10**spec.px_decimals}) == OK
 
     def cum_funding(self, user: str, dex: str = "") -> dict[str, str]:
         state = self.info.handle({"type": "clearinghouseState", "user": user, "dex": dex})
@@ -75,9 +76,9 @@ class Venue:
 
 def _btc_venue() -> Venue:
     v = Venue()
-    assert v.do(C.AddMarket, spec=BTC_SPEC, mark_px=100_000 * 10) == "ok"
+    assert v.do(C.AddMarket, spec=BTC_SPEC, mark_px=100_000 * 10) == OK
     for u in (ALICE, BOB):
-        assert v.do(C.Deposit, user=u, usd=1_000_000 * USD) == "ok"
+        assert v.do(C.Deposit, user=u, usd=1_000_000 * USD) == OK
     return v
 
 
@@ -104,11 +105,11 @@ def test_cum_funding_all_time_since_open_and_since_change_differ() -> None:
 
 def test_cum_funding_of_a_hip3_position_is_filed_under_its_owner() -> None:
     v = Venue()
-    assert v.do(C.AddMarket, spec=BTC_SPEC, mark_px=100_000 * 10) == "ok"
-    assert v.do(C.AddMarket, spec=XYZ_SPEC, mark_px=10_000 * 100, deployer=DEPLOYER) == "ok"
+    assert v.do(C.AddMarket, spec=BTC_SPEC, mark_px=100_000 * 10) == OK
+    assert v.do(C.AddMarket, spec=XYZ_SPEC, mark_px=10_000 * 100, deployer=DEPLOYER) == OK
     for u in (ALICE, BOB):
-        assert v.do(C.Deposit, user=u, usd=100_000 * USD) == "ok"
-        assert v.do(C.SendAsset, user=u, src=u, dst=u, src_dex="", dst_dex="xyz", usd=50_000 * USD) == "ok"
+        assert v.do(C.Deposit, user=u, usd=100_000 * USD) == OK
+        assert v.do(C.SendAsset, user=u, src=u, dst=u, src_dex="", dst_dex="xyz", usd=50_000 * USD) == OK
     v.trade(ALICE, BOB, 10_000, "1", XYZ)
     v.funding(XYZ, 10_000)  # 1 × 10,000 × 0.0000125
     assert v.cum_funding(ALICE, "xyz") == {"allTime": "0.125", "sinceOpen": "0.125", "sinceChange": "0.125"}
@@ -125,9 +126,9 @@ def _value(point: list[Any]) -> str:
 def test_portfolio_account_value_pnl_and_volume_per_window() -> None:
     v = Venue()
     h = v.start
-    assert v.do(C.AddMarket, spec=BTC_SPEC, mark_px=100_000 * 10) == "ok"
-    assert v.do(C.Deposit, user=BOB, usd=1_000_000 * USD) == "ok"
-    assert v.do(C.Deposit, user=ALICE, usd=10_000 * USD) == "ok"
+    assert v.do(C.AddMarket, spec=BTC_SPEC, mark_px=100_000 * 10) == OK
+    assert v.do(C.Deposit, user=BOB, usd=1_000_000 * USD) == OK
+    assert v.do(C.Deposit, user=ALICE, usd=10_000 * USD) == OK
     t_deposit = v.ts
     v.trade(ALICE, BOB, 100_000, "0.1")  # long 0.1 at 100,000: value unchanged
     t_buy = v.ts
@@ -136,7 +137,7 @@ def test_portfolio_account_value_pnl_and_volume_per_window() -> None:
     t_tick = v.ts
     assert v.ex.mark(BTC) == 101_000 * 10
     v.ts = h + 40 * MINUTE
-    assert v.do(C.Deposit, user=ALICE, usd=1_000 * USD) == "ok"
+    assert v.do(C.Deposit, user=ALICE, usd=1_000 * USD) == OK
     t_deposit2 = v.ts
     v.trade(BOB, ALICE, 101_000, "0.1")  # close at 101,000: +100 realized
     t_sell = v.ts
@@ -172,8 +173,8 @@ def test_portfolio_account_value_pnl_and_volume_per_window() -> None:
 
 def test_portfolio_withdrawal_and_transfer_out_are_not_losses() -> None:
     v = _btc_venue()
-    assert v.do(C.Withdraw, user=ALICE, usd=1_000 * USD) == "ok"
-    assert v.do(C.Transfer, src=ALICE, dst=BOB, usd=500 * USD) == "ok"
+    assert v.do(C.Withdraw, user=ALICE, usd=1_000 * USD) == OK
+    assert v.do(C.Transfer, src=ALICE, dst=BOB, usd=500 * USD) == OK
     (_, day), *_ = v.info.handle({"type": "portfolio", "user": ALICE})
     assert _value(day["accountValueHistory"][-1]) == "998500.0"
     assert {p[1] for p in day["pnlHistory"]} == {"0.0"}
@@ -195,13 +196,13 @@ def test_referral_cum_vlm_is_the_users_traded_notional() -> None:
 
 def test_perp_dex_limits_reflect_set_open_interest_caps() -> None:
     v = Venue()
-    assert v.do(C.AddMarket, spec=BTC_SPEC, mark_px=100_000 * 10) == "ok"
-    assert v.do(C.AddMarket, spec=XYZ_SPEC, mark_px=10_000 * 100, deployer=DEPLOYER) == "ok"
+    assert v.do(C.AddMarket, spec=BTC_SPEC, mark_px=100_000 * 10) == OK
+    assert v.do(C.AddMarket, spec=XYZ_SPEC, mark_px=10_000 * 100, deployer=DEPLOYER) == OK
     limits = v.info.handle({"type": "perpDexLimits", "dex": "xyz"})
     assert limits == {"totalOiCap": "0.0", "oiSzCapPerPerp": None, "maxTransferNtl": None,
                       "coinToOiCap": [["xyz:XYZ100", "0.0"]]}
     assert v.do(C.SetOpenInterestCaps, user=DEPLOYER, dex="xyz", caps={XYZ: 50_000 * USD},
-                total_cap=200_000 * USD) == "ok"
+                total_cap=200_000 * USD) == OK
     limits = v.info.handle({"type": "perpDexLimits", "dex": "xyz"})
     assert limits["totalOiCap"] == "200000.0"
     assert limits["coinToOiCap"] == [["xyz:XYZ100", "50000.0"]]

@@ -20,7 +20,7 @@ SRC = Path(perpbox.__file__).resolve().parent
 LAYERS = ("api", "agents", "store", "cli")
 ENGINE_NAMES = frozenset({"ex", "exchange", "engine"})
 # what a caller may use of the engine: its read surface, and the command and log entry points
-ENTRY_POINTS = frozenset({"reads", "apply", "replay", "state_hash", "snapshot_state", "restore", "last_response"})
+ENTRY_POINTS = frozenset({"reads", "apply", "replay", "state_hash", "snapshot_state", "restore", "execute"})
 # the engine internals this guards against, named for the failure message (any other name not in
 # ENTRY_POINTS fails too)
 INTERNALS = frozenset({

@@ -22,6 +22,7 @@ from perpbox.core.numbers import USD
 from perpbox.exchange import Exchange
 from perpbox.exchange import commands as C
 from perpbox.exchange.reads import MarginSummary, OrderView, PositionView, PriceView
+from perpbox.exchange.results import OK, Filled, Resting
 from perpbox.market.margin import MarginTable
 from perpbox.market.spec import MarketSpec
 
@@ -39,14 +40,13 @@ class Venue:
     def __init__(self) -> None:
         self.ex = Exchange()
         self.ts = 1_700_000_000_000
-        assert self.do(C.AddMarket(ts=0, spec=SPEC, mark_px=PX)) == "ok"
+        assert self.do(C.AddMarket(ts=0, spec=SPEC, mark_px=PX)) == OK
         for user in (ALICE, BOB, CAROL):
-            assert self.do(C.Deposit(ts=0, user=user, usd=1_000 * USD)) == "ok"
+            assert self.do(C.Deposit(ts=0, user=user, usd=1_000 * USD)) == OK
 
     def do(self, cmd: C.Command) -> Any:
         self.ts += 1
-        self.ex.apply(msgspec.structs.replace(cmd, ts=self.ts))
-        return self.ex.last_response
+        return self.ex.execute(msgspec.structs.replace(cmd, ts=self.ts)).response
 
     def order(self, user: str, is_buy: bool, px: int, sz: int, tif: str = "Gtc", cloid: str | None = None) -> Any:
         out = self.do(C.PlaceOrders(ts=0, user=user, orders=[
@@ -54,8 +54,8 @@ class Venue:
         return out[0]
 
     def alice_long(self) -> None:
-        assert "resting" in self.order(BOB, False, PX, LOTS)
-        assert "filled" in self.order(ALICE, True, PX, LOTS, "Ioc")
+        assert isinstance(self.order(BOB, False, PX, LOTS), Resting)
+        assert isinstance(self.order(ALICE, True, PX, LOTS, "Ioc"), Filled)
 
 
 @pytest.fixture
@@ -97,8 +97,8 @@ def test_closing_half_higher_realises_the_difference(v: Venue) -> None:
     """Half the long (5,000 lots) sold at $51,000: 5,000 × 10,000 price units = $50 of profit; the
     last trade moves, the mark (set at listing, no feed since) does not."""
     r = v.ex.reads
-    assert "resting" in v.order(CAROL, True, 510_000, 5_000)
-    assert "filled" in v.order(ALICE, False, 510_000, 5_000, "Ioc")
+    assert isinstance(v.order(CAROL, True, 510_000, 5_000), Resting)
+    assert isinstance(v.order(ALICE, False, 510_000, 5_000, "Ioc"), Filled)
     pos = r.position(ALICE, BTC)
     assert pos is not None
     assert (pos.szi, pos.entry_ntl, pos.realized_pnl) == (5_000, NOTIONAL // 2, 50 * USD)
@@ -115,9 +115,9 @@ def test_markets_books_and_orders(v: Venue) -> None:
     assert r.dex_names() == ("",) and r.dex("xyz") is None
     assert r.dex("") is not None and r.dex("").index == 0
     cloid = "0x" + "11" * 16
-    assert v.order(ALICE, True, 490_000, 300, cloid=cloid) == {"resting": {"oid": 3, "cloid": cloid}}
-    assert v.order(ALICE, True, 495_000, 200) == {"resting": {"oid": 4}}
-    assert v.order(BOB, False, 520_000, 100) == {"resting": {"oid": 5}}
+    assert v.order(ALICE, True, 490_000, 300, cloid=cloid) == Resting(3, cloid)
+    assert v.order(ALICE, True, 495_000, 200) == Resting(4)
+    assert v.order(BOB, False, 520_000, 100) == Resting(5)
     assert r.best_bid_ask(BTC) == (495_000, 520_000)
     assert r.book_levels(BTC, True, 5) == ((495_000, 200, 1), (490_000, 300, 1))
     assert r.book_levels(BTC, True, 1) == ((495_000, 200, 1),)
@@ -135,7 +135,7 @@ def test_views_are_copies(v: Venue) -> None:
     """Nothing returned is the engine's own object: changing it (or keeping it) leaves the state hash
     alone, and a later command leaves what an earlier read returned as it was."""
     r = v.ex.reads
-    assert "resting" in v.order(ALICE, True, 490_000, 300)
+    assert isinstance(v.order(ALICE, True, 490_000, 300), Resting)
     before = v.ex.state_hash()
     pos, summary, orders = r.positions(ALICE), r.margin_summary(ALICE), r.open_orders(ALICE)
     acct, levels = r.account(ALICE), r.book_levels(BTC, True, 5)
@@ -144,8 +144,8 @@ def test_views_are_copies(v: Venue) -> None:
             setattr(view, msgspec.structs.fields(view)[0].name, 0)
     assert isinstance(levels, tuple) and isinstance(orders, tuple) and isinstance(r.agents_of(ALICE), tuple)
     assert v.ex.state_hash() == before
-    assert "filled" in v.order(BOB, False, 490_000, 300, "Ioc")  # fills the bid, Alice doubles
-    assert v.do(C.Deposit(ts=0, user=ALICE, usd=500 * USD)) == "ok"
+    assert isinstance(v.order(BOB, False, 490_000, 300, "Ioc"), Filled)  # fills the bid, Alice doubles
+    assert v.do(C.Deposit(ts=0, user=ALICE, usd=500 * USD)) == OK
     assert pos[0].szi == LOTS and orders[0].sz == 300 and orders[0].status == "open"
     assert summary is not None and summary.raw_usd == 1_000 * USD - NOTIONAL - 2_250_000
     assert levels == ((490_000, 300, 1),)
@@ -204,9 +204,9 @@ def alice_reads_work(others: int, monkeypatch: pytest.MonkeyPatch) -> tuple[list
     v = Venue()
     v.alice_long()
     for i in range(3):
-        assert "resting" in v.order(ALICE, True, 400_000 + i * 10, 300)
+        assert isinstance(v.order(ALICE, True, 400_000 + i * 10, 300), Resting)
     for i in range(others):
-        assert "resting" in v.order(BOB, False, 600_000 + i * 10, 300)
+        assert isinstance(v.order(BOB, False, 600_000 + i * 10, 300), Resting)
     r = v.ex.reads
     built: list[int] = []
     real = reads_module._order_view

@@ -16,6 +16,7 @@ import pytest
 import snapshot_kit as kit
 
 from perpbox.exchange import commands as C
+from perpbox.exchange.results import OK
 from perpbox.store.log import CommandLog, LogEntry
 from perpbox.store.readmodels import ReadModels
 from perpbox.store.recovery import recover
@@ -79,9 +80,9 @@ def test_a_command_that_would_not_replay_fails_alone_and_the_rest_of_its_batch_g
         assert sizes[0] == 4  # one batch of four, refused whole, then each on its own
         assert isinstance(got[1], SequencerError) and "not recorded, nothing applied" in str(got[1])
         assert "Deposit would not replay" in str(got[1])
-        assert [got[0], got[2], got[3]] == [(["ok"], None)] * 3
+        assert [got[0], got[2], got[3]] == [([OK], None)] * 3
         # the refused submission's nonce was not used: it can be used again
-        assert await v.submit(_deposit(POISON), POISON, t + 1) == (["ok"], None)
+        assert await v.submit(_deposit(POISON), POISON, t + 1) == ([OK], None)
         assert await v.submit(_deposit(A), A, t + 3) == ([], f"Invalid nonce: duplicate nonce {t + 3}")
 
     _run(v, scenario)
@@ -110,7 +111,7 @@ def test_a_batch_the_log_cannot_take_is_rolled_back_and_answered_with_the_error(
         broken[0] = False
         # the same signed submissions, nonces and all, now go through: nothing of the failed batch stayed
         assert await _together(v, (_deposit(A), A, t), (_deposit(B), None, None), ([], B, t)) == [
-            (["ok"], None), (["ok"], None), ([], None)]
+            ([OK], None), ([OK], None), ([], None)]
 
     _run(v, scenario)
     _same_as_a_replay(v)
@@ -124,9 +125,9 @@ def test_a_submission_that_cannot_be_sequenced_fails_alone(tmp_path: Path) -> No
     async def scenario() -> None:
         not_a_command: Any = object()
         got = await _together(v, (_deposit(A), A, t), ([not_a_command], B, t), (_deposit(B), B, t + 1))
-        assert got[0] == got[2] == (["ok"], None)
+        assert got[0] == got[2] == ([OK], None)
         assert isinstance(got[1], SequencerError) and "not recorded" in str(got[1])
-        assert await v.submit(_deposit(B), B, t) == (["ok"], None)  # B's nonce t was given back
+        assert await v.submit(_deposit(B), B, t) == ([OK], None)  # B's nonce t was given back
 
     _run(v, scenario)
     _same_as_a_replay(v)
@@ -151,9 +152,9 @@ def test_a_failure_while_applying_a_committed_command_is_answered_and_the_sequen
     async def scenario() -> None:
         got = await _together(v, (_deposit(A), None, None), ([*_deposit(POISON), *_deposit(POISON, 3)], None, None),
                               (_deposit(B), None, None))
-        assert got[0] == got[2] == (["ok"], None)
+        assert got[0] == got[2] == ([OK], None)
         assert isinstance(got[1], SequencerError) and "recorded (seq 2), failed while applied" in str(got[1])
-        assert await v.submit(_deposit(B)) == (["ok"], None)
+        assert await v.submit(_deposit(B)) == ([OK], None)
 
     with caplog.at_level(logging.ERROR, logger="perpbox.venue"):
         _run(v, scenario)
@@ -202,7 +203,7 @@ def test_a_failed_snapshot_is_logged_and_the_sequencer_goes_on(tmp_path: Path,
 
     async def scenario() -> None:
         for usd in (1, 2, 3):
-            assert await v.submit(_deposit(A, usd)) == (["ok"], None)
+            assert await v.submit(_deposit(A, usd)) == ([OK], None)
 
     with caplog.at_level(logging.ERROR, logger="perpbox.venue"):
         _run(v, scenario)

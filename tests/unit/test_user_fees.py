@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from perpbox.api.info import InfoAPI
 from perpbox.exchange import Exchange
 from perpbox.exchange import commands as C
+from perpbox.exchange.results import Filled, Resting
 from perpbox.market import MarginTable, MarketSpec
 from perpbox.store.readmodels import ReadModels
 
@@ -27,10 +28,8 @@ def _exchange() -> Exchange:
         ex.apply(C.Deposit(ts=ts, user=user, usd=10_000_000 * USD))
     ts = D0 + 3_600_000
     for is_buy in (True, False):
-        ex.apply(C.place(ts, CAROL, 0, not is_buy, PX, 3_000_000))
-        assert "resting" in ex.last_response[0]
-        ex.apply(C.place(ts, ALICE, 0, is_buy, PX, 3_000_000, tif="Ioc"))
-        assert "filled" in ex.last_response[0]
+        assert isinstance(ex.execute(C.place(ts, CAROL, 0, not is_buy, PX, 3_000_000)).response[0], Resting)
+        assert isinstance(ex.execute(C.place(ts, ALICE, 0, is_buy, PX, 3_000_000, tif="Ioc")).response[0], Filled)
     return ex
 
 

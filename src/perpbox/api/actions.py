@@ -11,8 +11,8 @@ The flow for one request (reference §3, §4.4):
 4. the action becomes engine commands (per-order validation that needs no state — number formats,
    unknown assets — answers per order without reaching the engine, merged back in order): this
    module's translation, one ``_a_<type>`` per action type;
-5. the sequencer checks the nonce, logs, applies and returns the engine's answer, which is then
-   put in the venue's envelope.
+5. the sequencer checks the nonce, logs, applies and returns the engine's typed answers
+   (``exchange.results``), which ``api.responses`` puts in the venue's envelope.
 
 Business errors are HTTP 200 ``{"status":"err","response":msg}`` or per-item ``{"error":msg}``.
 """
@@ -32,7 +32,8 @@ from perpbox.api import signing
 from perpbox.api.auth import ActionError, Authenticator, parse_envelope
 from perpbox.api.info import USDC_TOKEN, BadRequest
 from perpbox.api.ratelimit import AddressLimiter
-from perpbox.api.wire import coin_name, fmt_avg_px, fmt_sz, parse_px, parse_sz
+from perpbox.api.responses import batch, default_or_error, err, items, ok_default, wire_status
+from perpbox.api.wire import coin_name, parse_px, parse_sz
 from perpbox.core import errors as E
 from perpbox.core.numbers import RATE_SCALE, USD, parse_units
 from perpbox.exchange import Exchange
@@ -40,6 +41,7 @@ from perpbox.exchange import commands as C
 from perpbox.exchange.access import MAX_PERP_BUILDER_FEE
 from perpbox.exchange.accounts import sub_account_error
 from perpbox.exchange.deploy import INVALID_SZ_DECIMALS, INVALID_TABLE
+from perpbox.exchange.results import Error, Response, Statuses
 from perpbox.ledger.ledger import spot_wallet
 from perpbox.market import MarginTable
 
@@ -51,15 +53,9 @@ USDC_SEND_TOKEN = f"USDC:{USDC_TOKEN['tokenId']}"  # sendAsset's token string fo
 ABSTRACTION_UNSUPPORTED = ("Account abstraction is not supported by perpbox: every perp dex keeps its own "
                            "balance (use sendAsset).")  # perpbox wording
 
-Submit = Callable[[list[C.Command], str | None, int | None], Awaitable[tuple[list[Any], str | None]]]
-
-
-def err(message: str) -> dict[str, Any]:
-    return {"status": "err", "response": message}
-
-
-def ok_default() -> dict[str, Any]:
-    return {"status": "ok", "response": {"type": "default"}}
+# the sequencer's entry: the commands' typed responses (``exchange.results``), or a nonce error
+Submit = Callable[[list[C.Command], str | None, int | None], Awaitable[tuple[list[Response], str | None]]]
+NO_STATUSES = Statuses(())  # the answer when no item of a batch reached the engine
 
 
 @dataclass
@@ -67,7 +63,7 @@ class Plan:
     """What an action turns into: commands for the engine, and how to answer."""
 
     commands: list[C.Command]
-    respond: Callable[[list[Any]], dict[str, Any]]
+    respond: Callable[[list[Response]], dict[str, Any]]
     pre: dict[int, Any] = field(default_factory=dict)  # per-order answers decided before the engine
 
 
@@ -153,29 +149,16 @@ class ExchangeAPI:
         return C.OrderRequest(asset=a, is_buy=b, px=px, sz=sz, reduce_only=r, cloid=cloid, trigger_px=tpx,
                               is_market=trig["isMarket"], tpsl=trig["tpsl"])
 
-    def _statuses(self, results: list[Any], requests: list[C.OrderRequest | str]) -> list[Any]:
-        """Per-order engine statuses in wire form, merged with the pre-engine errors in order."""
-        engine = iter(results)
+    def _statuses(self, res: Response, requests: list[C.OrderRequest | str]) -> list[Any]:
+        """A batch's per-order outcomes in wire form, merged with the pre-engine errors in order."""
+        engine = iter(items(res))
         out: list[Any] = []
         for req in requests:
             if isinstance(req, str):
                 out.append({"error": req})
                 continue
-            out.append(self._wire_status(next(engine), req))
+            out.append(wire_status(next(engine), self.ex.board.markets.get(req.asset)))
         return out
-
-    def _wire_status(self, st: Any, req: C.OrderRequest) -> Any:
-        if isinstance(st, dict) and "filled" in st:
-            spec = self.ex.board.markets[req.asset]
-            f = st["filled"]
-            out = {"totalSz": fmt_sz(spec, f["totalSz"]), "avgPx": fmt_avg_px(spec, f["ntl"], f["totalSz"]),
-                   "oid": f["oid"]}
-            if req.cloid is not None:
-                out["cloid"] = req.cloid
-            return {"filled": out}
-        if isinstance(st, dict) and "resting" in st and req.cloid is not None:
-            return {"resting": {"oid": st["resting"]["oid"], "cloid": req.cloid}}
-        return st
 
     def _a_order(self, action: dict[str, Any], user: str) -> Plan:
         wires = action.get("orders")
@@ -203,11 +186,11 @@ class ExchangeAPI:
         if grouping != "na" and len(valid) != len(requests):  # a group is placed whole or not at all
             raise ActionError(next(r for r in requests if isinstance(r, str)))
 
-        def respond(results: list[Any]) -> dict[str, Any]:
-            res = results[0] if results else []
-            if isinstance(res, dict) and "error" in res:
-                return err(res["error"])
-            return {"status": "ok", "response": {"type": "order", "data": {"statuses": self._statuses(res, requests)}}}
+        def respond(results: list[Response]) -> dict[str, Any]:
+            res = results[0] if results else NO_STATUSES
+            if isinstance(res, Error):
+                return err(res.message)
+            return batch("order", self._statuses(res, requests))
 
         cmds: list[C.Command] = [C.PlaceOrders(ts=0, user=user, orders=valid, grouping=grouping)] if valid else []
         return Plan(cmds, respond)
@@ -227,10 +210,10 @@ class ExchangeAPI:
             if not isinstance(cmd, str):
                 cmds.append(cmd)
 
-        def respond(results: list[Any]) -> dict[str, Any]:
-            it = iter(results)
-            statuses = [{"error": p} if p is not None else next(it)[0] for p in pre]
-            return {"status": "ok", "response": {"type": "cancel", "data": {"statuses": statuses}}}
+        def respond(results: list[Response]) -> dict[str, Any]:
+            it = iter(results)  # one command per item that reached the engine, one outcome each
+            statuses = [{"error": p} if p is not None else wire_status(items(next(it))[0], None) for p in pre]
+            return batch("cancel", statuses)
 
         return Plan(cmds, respond)
 
@@ -278,9 +261,8 @@ class ExchangeAPI:
         valid = [m for m, _ in pairs if m is not None]
         requests = [r for _, r in pairs]
 
-        def respond(results: list[Any]) -> dict[str, Any]:
-            res = results[0] if results else []
-            return {"status": "ok", "response": {"type": "order", "data": {"statuses": self._statuses(res, requests)}}}
+        def respond(results: list[Response]) -> dict[str, Any]:
+            return batch("order", self._statuses(results[0] if results else NO_STATUSES, requests))
 
         cmds: list[C.Command] = [C.BatchModify(ts=0, user=user, modifies=valid)] if valid else []
         return Plan(cmds, respond)
@@ -452,10 +434,10 @@ class ExchangeAPI:
             raise ActionError(bad)
         sub = "0x" + keccak(text=f"{user}:sub:{n}").hex()[-40:]  # deterministic, like the venue's
 
-        def respond(results: list[Any]) -> dict[str, Any]:
+        def respond(results: list[Response]) -> dict[str, Any]:
             res = results[0]
-            if isinstance(res, dict) and "error" in res:
-                return err(res["error"])
+            if isinstance(res, Error):
+                return err(res.message)
             return {"status": "ok", "response": {"type": "createSubAccount", "data": sub}}
 
         return Plan([C.CreateSubAccount(ts=0, master=user, sub=sub, name=name)], respond)
@@ -611,11 +593,8 @@ def _oracle_px(spec: Any, px: Any) -> int:
     return units
 
 
-def _default_or_error(results: list[Any]) -> dict[str, Any]:
-    res = results[0] if results else "ok"
-    if isinstance(res, dict) and "error" in res:
-        return err(res["error"])
-    return ok_default()
+def _default_or_error(results: list[Response]) -> dict[str, Any]:
+    return default_or_error(results[0]) if results else ok_default()
 
 
 def _address(value: Any) -> str:

@@ -52,6 +52,7 @@ from perpbox.api.ws import WsHub
 from perpbox.config import ExchangeConfig
 from perpbox.core.numbers import USD, parse_units
 from perpbox.exchange import commands as C
+from perpbox.exchange.results import Error, Ok
 from perpbox.feeds.replay import ReplayFeed
 from perpbox.feeds.synthetic import SyntheticFeed
 from perpbox.store.sequencer import SNAPSHOT_EVERY, Venue, backstop_deposits, bootstrap_commands
@@ -245,9 +246,10 @@ class Service:
         except ValueError:  # normalise_address on a string that is no address
             return _response(_unprocessable(BadRequest("user: invalid address")))
         responses, _ = await self.venue.submit([C.Deposit(ts=0, user=user, usd=usd)])
-        if responses and responses[0] == "ok":
+        if responses and isinstance(responses[0], Ok):
             return _response(_json({"status": "ok", "user": user, "usd": body["usd"]}))
-        return _response(_json({"status": "err", "response": str(responses)}))
+        refused = responses[0].message if responses and isinstance(responses[0], Error) else str(responses)
+        return _response(_json({"status": "err", "response": refused}))
 
     async def page(self, request: Request) -> Response:
         html = resources.files("perpbox").joinpath("web/index.html").read_text()

@@ -19,6 +19,7 @@ from perpbox.core.numbers import USD, format_units, round_price_sig
 from perpbox.exchange import Exchange
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
+from perpbox.exchange.results import Response, Resting, Statuses
 from perpbox.ledger.ledger import FEE_ACCOUNT
 from perpbox.market import MarginTable, MarketSpec
 
@@ -43,9 +44,10 @@ def run_demo(seed: int = 1, steps: int = 300, console: Console | None = None) ->
     log: list[V.Event] = []
     ts = 1_700_000_000_000
 
-    def do(cmd: C.Command) -> object:
-        log.extend(ex.apply(cmd))
-        return ex.last_response
+    def do(cmd: C.Command) -> Response:
+        outcome = ex.execute(cmd)
+        log.extend(outcome.events)
+        return outcome.response
 
     markets = default_markets()
     for spec, mark in markets:
@@ -85,8 +87,8 @@ def run_demo(seed: int = 1, steps: int = 300, console: Console | None = None) ->
                     for is_buy, px in ((True, mid - off), (False, mid + off)):
                         px = round_price_sig(px, spec.px_decimals, up=not is_buy)
                         res = do(C.place(ts, maker, a, is_buy, px, sz, tif="Alo"))
-                        if isinstance(res, list) and "resting" in res[0]:
-                            quotes[maker].append((a, res[0]["resting"]["oid"]))
+                        if isinstance(res, Statuses) and isinstance(res.items[0], Resting):
+                            quotes[maker].append((a, res.items[0].oid))
             # takers send market orders (IOC) bounded by 1% slippage from the mark
             if rng.random() < 0.6:
                 spec, _ = markets[rng.randrange(len(markets))]

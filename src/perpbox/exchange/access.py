@@ -25,6 +25,7 @@ from perpbox.core import errors as E
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.ports import OrderDesk
+from perpbox.exchange.results import OK, Error, Ok
 from perpbox.exchange.sink import Applier, EventSink
 from perpbox.ledger.ledger import Ledger
 from perpbox.risk.margin import MarginView
@@ -121,40 +122,40 @@ class AccountAccess:
         return None
 
     # -- commands -----------------------------------------------------------------------------------
-    def _cmd_approve_agent(self, cmd: C.ApproveAgent) -> Any:
+    def _cmd_approve_agent(self, cmd: C.ApproveAgent) -> Ok | Error:
         bad = self.agent_approval_error(cmd.user, cmd.agent, cmd.name, cmd.valid_until, cmd.ts)
         if bad is not None:
-            return {"error": bad}
+            return Error(bad)
         self.sink.emit(V.AgentApproved(ts=cmd.ts, user=cmd.user, agent=cmd.agent, name=cmd.name,
                                    valid_until=cmd.valid_until))
-        return "ok"
+        return OK
 
-    def _cmd_approve_builder_fee(self, cmd: C.ApproveBuilderFee) -> Any:
+    def _cmd_approve_builder_fee(self, cmd: C.ApproveBuilderFee) -> Ok | Error:
         if cmd.max_fee < 0 or cmd.max_fee > 1000:  # 0.1% = 100 tenths of a bp on perps; 1% spot
-            return {"error": E.INVALID_BUILDER_FEE}
+            return Error(E.INVALID_BUILDER_FEE)
         builder = self.ledger.accounts.get(cmd.builder)
         if cmd.max_fee and (builder is None or self.margin.cross_value(builder) < MIN_BUILDER_VALUE):
-            return {"error": BUILDER_TOO_POOR}
+            return Error(BUILDER_TOO_POOR)
         if cmd.max_fee and (cmd.user, cmd.builder) not in self.builder_fees:
             active = sum(1 for (u, _), fee in self.builder_fees.items() if u == cmd.user and fee)
             if active >= MAX_BUILDER_APPROVALS:
-                return {"error": TOO_MANY_BUILDERS}
+                return Error(TOO_MANY_BUILDERS)
         self.sink.emit(V.BuilderFeeApproved(ts=cmd.ts, user=cmd.user, builder=cmd.builder,
                                         max_fee=cmd.max_fee))
-        return "ok"
+        return OK
 
-    def _cmd_noop(self, cmd: C.Noop) -> Any:
-        return "ok"
+    def _cmd_noop(self, cmd: C.Noop) -> Ok | Error:
+        return OK
 
-    def _cmd_schedule_cancel(self, cmd: C.ScheduleCancel) -> Any:
+    def _cmd_schedule_cancel(self, cmd: C.ScheduleCancel) -> Ok | Error:
         if cmd.time is not None:
             if cmd.time < cmd.ts + MIN_SCHEDULE_DELAY_MS:
-                return {"error": SCHEDULE_TOO_EARLY}
+                return Error(SCHEDULE_TOO_EARLY)
             day, fired = self.scheduled_fired.get(cmd.user, (0, 0))
             if day == cmd.ts // DAY_MS and fired >= MAX_SCHEDULED_CANCELS_PER_DAY:
-                return {"error": TOO_MANY_SCHEDULED}
+                return Error(TOO_MANY_SCHEDULED)
         self.sink.emit(V.CancelScheduled(ts=cmd.ts, user=cmd.user, time=cmd.time))
-        return "ok"
+        return OK
 
     def fire_scheduled_cancels(self, ts: int, desk: OrderDesk) -> None:
         """Part of every Tick, before pricing: cancel the orders of every switch that is due."""

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from perpbox.core import errors as E
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.ports import MarketListing
+from perpbox.exchange.results import OK, Error, Ok
 from perpbox.exchange.sink import Applier, EventSink
 from perpbox.ledger.ledger import SPOT, Ledger
 from perpbox.market import MarginTable, MarketSpec
@@ -117,63 +119,63 @@ class DexDeployment:
         return max(self.margin_tables, default=FIRST_TIERED_ID - 1) + 1
 
     # -- commands -----------------------------------------------------------------------------------
-    def _cmd_register_asset(self, cmd: C.RegisterAsset) -> Any:
+    def _cmd_register_asset(self, cmd: C.RegisterAsset) -> Ok | Error:
         acct = self.ledger.accounts.get(cmd.user)
         if acct is None or acct.raw_usd <= 0:
-            return {"error": f"Must deposit before performing actions. User: {cmd.user}"}
+            return Error(E.MUST_DEPOSIT.format(user=cmd.user))
         dex = cmd.dex
         if not (2 <= len(dex) <= 4 and dex.isascii() and dex.isalpha() and dex.islower()) or dex == SPOT:
-            return {"error": INVALID_DEX_NAME}  # "spot" names the spot wallet in sendAsset
+            return Error(INVALID_DEX_NAME)  # "spot" names the spot wallet in sendAsset
         deployer = self.listing.deployer_of(dex)
         if deployer is not None and deployer != cmd.user:
-            return {"error": "Only the deployer of this dex may do that."}  # perpbox wording
+            return Error("Only the deployer of this dex may do that.")  # perpbox wording
         if deployer is None and not cmd.full_name:
-            return {"error": DEX_NEEDS_SCHEMA}
+            return Error(DEX_NEEDS_SCHEMA)
         if not (cmd.coin and len(cmd.coin) <= 12 and cmd.coin.isascii() and cmd.coin.isalnum()):
-            return {"error": INVALID_COIN}
+            return Error(INVALID_COIN)
         specs = self.listing.specs()
         if any(s.dex == dex and s.name == cmd.coin for s in specs):
-            return {"error": ASSET_EXISTS}
+            return Error(ASSET_EXISTS)
         if not 0 <= cmd.sz_decimals <= MAX_SZ_DECIMALS:
-            return {"error": INVALID_SZ_DECIMALS}
+            return Error(INVALID_SZ_DECIMALS)
         if cmd.margin_mode not in {m.value for m in MarginMode}:
-            return {"error": "Invalid margin mode."}  # perpbox wording
+            return Error("Invalid margin mode.")  # perpbox wording
         table = self.margin_table(cmd.margin_table_id, dex)
         if table is None:
-            return {"error": INVALID_TABLE_ID}
+            return Error(INVALID_TABLE_ID)
         if cmd.oracle_px <= 0:
-            return {"error": "Invalid oracle price."}  # perpbox wording
+            return Error("Invalid oracle price.")  # perpbox wording
         known = self.listing.dex_index(dex)
         index = self.listing.dex_count() if known is None else known
         n = sum(1 for s in specs if s.dex == dex)
         if n >= HIP3_ASSETS_PER_DEX:
-            return {"error": "Too many assets on this dex."}  # perpbox wording
+            return Error("Too many assets on this dex.")  # perpbox wording
         spec = hip3_spec(dex, cmd.coin, HIP3_ASSET_BASE + index * HIP3_ASSETS_PER_DEX + n, cmd.sz_decimals, table,
                          cmd.margin_mode)
         self.sink.emit(V.MarketListed(ts=cmd.ts, spec=spec, mark_px=cmd.oracle_px, deployer=cmd.user,
                                   table_id=cmd.margin_table_id, full_name=cmd.full_name))
-        return "ok"
+        return OK
 
-    def _cmd_insert_margin_table(self, cmd: C.InsertMarginTable) -> Any:
+    def _cmd_insert_margin_table(self, cmd: C.InsertMarginTable) -> Ok | Error:
         err = self.listing.deployer_error(cmd.user, cmd.dex) or table_error(cmd.table)
         if err:
-            return {"error": err}
+            return Error(err)
         self.sink.emit(V.MarginTableInserted(ts=cmd.ts, dex=cmd.dex, table_id=self._next_table_id(), table=cmd.table))
-        return "ok"
+        return OK
 
-    def _cmd_set_margin_table_ids(self, cmd: C.SetMarginTableIds) -> Any:
+    def _cmd_set_margin_table_ids(self, cmd: C.SetMarginTableIds) -> Ok | Error:
         err = self.listing.deployer_error(cmd.user, cmd.dex)
         if err:
-            return {"error": err}
+            return Error(err)
         for asset, table_id in cmd.ids.items():
             spec = self.listing.spec(asset)
             if spec is None or spec.dex != cmd.dex:
-                return {"error": f"Unknown asset {asset}."}  # perpbox wording
+                return Error(f"Unknown asset {asset}.")  # perpbox wording
             if self.margin_table(table_id, cmd.dex) is None:
-                return {"error": INVALID_TABLE_ID}
+                return Error(INVALID_TABLE_ID)
         for asset, table_id in sorted(cmd.ids.items()):
             self.sink.emit(V.MarginTableSet(ts=cmd.ts, asset=asset, table_id=table_id))
-        return "ok"
+        return OK
 
     # -- appliers -----------------------------------------------------------------------------------
     def on_market_listed(self, ev: V.MarketListed) -> None:

@@ -20,8 +20,9 @@ Tick order (the contract; ``commands.Tick``): due dead man's switches; for each 
 session, oracle, EMAs, mark, premium sample (``perpbox.pricing.pricer.tick``), then funding when
 due; then trigger orders; then the liquidation sweep; then the vaults' unwind.
 
-The response a venue would send for the command (per-order statuses for batches, ``"ok"`` or an
-error string for other actions) is left in ``last_response``; the API layer formats it.
+``Exchange.execute(command)`` also returns the response a venue would send, typed
+(``exchange.results``: ``Ok``, ``Error``, ``Statuses`` of per-order outcomes); the API layer formats
+it.  ``apply`` drops it (the per-command API of the benchmarks and the replay tests).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from perpbox.exchange.markets import MarketBoard
 from perpbox.exchange.orders import OrderFlow
 from perpbox.exchange.prices import MarketPricing
 from perpbox.exchange.reads import ExchangeReads
+from perpbox.exchange.results import Outcome, from_legacy
 from perpbox.exchange.sink import EventSink
 from perpbox.exchange.volume import TradeVolume
 from perpbox.ledger.ledger import Account, Ledger, Position
@@ -66,7 +68,6 @@ T = TypeVar("T")
 class Exchange:
     def __init__(self) -> None:
         self.ledger = Ledger()
-        self.last_response: Any = None
         self._wire(None)
 
     def _wire(self, parts: dict[str, dict[str, Any]] | None) -> None:
@@ -121,10 +122,17 @@ class Exchange:
     # public interface
     # ==============================================================================================
     def apply(self, command: C.Command) -> list[V.Event]:
-        """Apply one command; return the events it produced (already applied)."""
+        """Apply one command; return the events it produced (already applied).  The response is
+        dropped: ``execute`` keeps it."""
         out = self.sink.begin()
-        self.last_response = self._handlers[type(command)](command)
+        self._handlers[type(command)](command)
         return out
+
+    def execute(self, command: C.Command) -> Outcome:
+        """Apply one command; return its events (already applied) and the typed response a venue
+        would send for it."""
+        out = self.sink.begin()
+        return Outcome(out, from_legacy(self._handlers[type(command)](command)))
 
     @classmethod
     def replay(cls, events: Iterable[V.Event]) -> Exchange:

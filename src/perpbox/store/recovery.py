@@ -17,11 +17,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from perpbox.exchange import Exchange
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
+from perpbox.exchange.results import Response
 from perpbox.store import snapshot as snapshots
 from perpbox.store.log import CommandLog
 from perpbox.store.nonces import NonceWindows
@@ -88,17 +88,17 @@ def decode_snapshot(seq: int, digest: str, body: bytes) -> Recovered:
     return Recovered(ex, rm, nonces, seq, meta["ts"])
 
 
-def apply_logged(state: Recovered, cmd: C.Command) -> tuple[list[V.Event], Any, Exception | None]:
+def apply_logged(state: Recovered, cmd: C.Command) -> tuple[list[V.Event], Response | None, Exception | None]:
     """Apply a logged command to the engine and fold its events into the read models, as the
-    sequencer and recovery both do: ``(events, response, None)``, or ``([], None, error)`` when the
-    engine or a read model raised (the exception is returned, not raised: the command is in the log,
-    and re-applying the log must fail the same way at the same point, not stop)."""
+    sequencer and recovery both do: ``(events, typed response, None)``, or ``([], None, error)`` when
+    the engine or a read model raised (the exception is returned, not raised: the command is in the
+    log, and re-applying the log must fail the same way at the same point, not stop)."""
     try:
-        events = state.ex.apply(cmd)
-        state.rm.apply(events, state.ex.pricing.prices, state.ex)
+        outcome = state.ex.execute(cmd)
+        state.rm.apply(outcome.events, state.ex.pricing.prices, state.ex)
     except Exception as e:
         return [], None, e
-    return events, state.ex.last_response, None
+    return outcome.events, outcome.response, None
 
 
 def recover(log: CommandLog, progress: Callable[[int, int], None] | None = None,

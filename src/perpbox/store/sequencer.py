@@ -59,7 +59,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
@@ -68,6 +67,7 @@ from perpbox.exchange import Exchange
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.liquidation import backstop_address
+from perpbox.exchange.results import Response
 from perpbox.store import snapshot as snapshots
 from perpbox.store.log import CommandLog, LogEntry
 from perpbox.store.nonces import NonceWindows
@@ -87,7 +87,7 @@ class Submission:
     commands: list[C.Command]
     signer: str | None
     nonce: int | None
-    future: asyncio.Future[tuple[list[Any], str | None]] = field(repr=False)
+    future: asyncio.Future[tuple[list[Response], str | None]] = field(repr=False)
 
 
 _Plan = tuple[Submission, list[C.Command], bool, int]  # submission, its commands, padded, its last seq
@@ -214,12 +214,12 @@ class Venue:
 
     # -- submitting -----------------------------------------------------------------------------------
     async def submit(self, commands: list[C.Command], signer: str | None = None,
-                     nonce: int | None = None) -> tuple[list[Any], str | None]:
-        """Sequence ``commands`` (timestamps are overwritten); returns the engine's response for
-        each and a nonce error (then nothing was applied)."""
+                     nonce: int | None = None) -> tuple[list[Response], str | None]:
+        """Sequence ``commands`` (timestamps are overwritten); returns the engine's typed response
+        for each (``exchange.results``) and a nonce error (then nothing was applied)."""
         if self.queue is None:
             raise RuntimeError("the venue is not running")
-        fut: asyncio.Future[tuple[list[Any], str | None]] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[tuple[list[Response], str | None]] = asyncio.get_running_loop().create_future()
         await self.queue.put(Submission(commands, signer, nonce, fut))
         return await fut
 
@@ -312,7 +312,7 @@ class Venue:
         st = self.state
         published: list[V.Event] = []
         for sub, cmds, padded, last_seq in plans:
-            responses = []
+            responses: list[Response] = []
             error: SequencerError | None = None
             for i, cmd in enumerate(cmds):
                 seq = self.applied_seq = last_seq - len(cmds) + 1 + i
@@ -321,7 +321,8 @@ class Venue:
                     logger.error("applying seq %d (%s) raised %s: %s", seq, type(cmd).__name__,
                                  type(failed).__name__, failed, exc_info=failed)
                     error = error or SequencerError(f"recorded (seq {seq}), failed while applied: {_describe(failed)}")
-                responses.append(response)
+                if response is not None:  # None: it failed, and the submission is answered with the error
+                    responses.append(response)
                 published.extend(events)
             if not sub.future.done():
                 if error is not None:
