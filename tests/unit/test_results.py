@@ -38,8 +38,6 @@ from perpbox.exchange.results import (
     Resting,
     Statuses,
     Waiting,
-    from_legacy,
-    order_from_legacy,
 )
 from perpbox.market import MarginTable, MarketSpec
 
@@ -136,43 +134,6 @@ def test_the_encoding_names_the_type() -> None:
     # replays are compared by their encoded answers (tests/scenarios/test_fee_tiers.py): types must not collide
     assert msgspec.json.encode(Error("x")) != msgspec.json.encode(OrderError("x"))
     assert msgspec.json.encode(OK) != msgspec.json.encode(CANCELED)
-
-
-# ---- the bridge: every legacy shape ------------------------------------------------------------------
-@pytest.mark.parametrize(("legacy", "typed"), [
-    ("ok", OK),
-    ({"error": "Invalid leverage value."}, Error("Invalid leverage value.")),
-    ([], Statuses(())),
-    ([{"resting": {"oid": 7}}], Statuses((Resting(7),))),
-    ([{"resting": {"oid": 7, "cloid": CLOID}}], Statuses((Resting(7, CLOID),))),
-    ([{"filled": {"totalSz": 200, "ntl": 37_828_000, "oid": 8}}], Statuses((Filled(8, 200, 37_828_000),))),
-    ([{"filled": {"totalSz": 200, "ntl": 37_828_000, "oid": 8, "cloid": CLOID}}],
-     Statuses((Filled(8, 200, 37_828_000, CLOID),))),
-    ([{"error": "Invalid TP/SL price. asset=0"}], Statuses((OrderError("Invalid TP/SL price. asset=0"),))),
-    (["waitingForTrigger", "waitingForFill"], Statuses((WAITING_FOR_TRIGGER, WAITING_FOR_FILL))),
-    (["success", "success"], Statuses((CANCELED, CANCELED))),
-    ([{"resting": {"oid": 1}}, "waitingForFill", "waitingForFill"],
-     Statuses((Resting(1), WAITING_FOR_FILL, WAITING_FOR_FILL))),
-])
-def test_from_legacy_converts_every_shape(legacy: Any, typed: Response) -> None:
-    assert from_legacy(legacy) == typed
-    assert type(from_legacy(legacy)) is type(typed)
-
-
-def test_typed_values_pass_the_bridge_unchanged() -> None:
-    for value in (OK, Error("x"), Statuses((Resting(1),))):
-        assert from_legacy(value) is value
-    for item in (Resting(1), Filled(1, 2, 3), WAITING_FOR_FILL, CANCELED, OrderError("x")):
-        assert order_from_legacy(item) is item
-    assert from_legacy([Resting(1), "success"]) == Statuses((Resting(1), CANCELED))  # a mixed batch
-
-
-@pytest.mark.parametrize("bad", [None, "fine", {"resting": 1, "x": 2}, {"status": "ok"}, 3])
-def test_from_legacy_refuses_unknown_shapes(bad: Any) -> None:
-    with pytest.raises(ValueError):
-        from_legacy(bad)
-    with pytest.raises(ValueError):
-        from_legacy([bad])
 
 
 # ---- the engine answers typed -------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from perpbox.core import errors as E
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.ports import OrderDesk
-from perpbox.exchange.results import OK, Error, Ok
+from perpbox.exchange.results import OK, Error, Handler, Ok
 from perpbox.exchange.sink import Applier, EventSink
 from perpbox.ledger.ledger import Ledger
 from perpbox.risk.margin import MarginView
@@ -72,7 +72,7 @@ class AccountAccess:
     STATE: ClassVar[tuple[str, ...]] = (
         "agents", "agents_by_master", "used_agents", "builder_fees", "cancel_schedule", "scheduled_fired")
 
-    def handlers(self) -> dict[type, Any]:
+    def handlers(self) -> dict[type, Handler]:
         return {C.ApproveAgent: self._cmd_approve_agent, C.ApproveBuilderFee: self._cmd_approve_builder_fee,
                 C.ScheduleCancel: self._cmd_schedule_cancel, C.Noop: self._cmd_noop}
 

@@ -9,21 +9,19 @@ withdrawable (``MarginView.withdrawable``).
 
 from __future__ import annotations
 
-from typing import Any
-
 from perpbox.core import errors as E
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.controls import MarketControls
 from perpbox.exchange.holdings import Holdings
 from perpbox.exchange.markets import MarketBoard, position_slot
+from perpbox.exchange.results import OK, Error, Handler, Response
 from perpbox.exchange.sink import Applier, EventSink
 from perpbox.ledger.ledger import FEE_ACCOUNT, SPOT, Ledger, dex_account, spot_wallet, wallet_owner
 from perpbox.risk.margin import MarginView
 
 MAX_SUB_ACCOUNT_NAME = 16  # characters; nktkas/hyperliquid's schema checks 1..16 (the venue's limit is unrecorded)
 MAX_SUB_ACCOUNTS = 10  # per master: the venue's number is unrecorded, so a safe bound of ours
-Status = dict[str, Any] | str
 
 
 def sub_account_error(name: str, existing: int) -> str | None:
@@ -51,7 +49,7 @@ class Accounts:
         self.holdings = holdings
         self.controls = controls
 
-    def handlers(self) -> dict[type, Any]:
+    def handlers(self) -> dict[type, Handler]:
         return {C.Deposit: self._cmd_deposit, C.Withdraw: self._cmd_withdraw,
                 C.CreateSubAccount: self._cmd_create_sub_account, C.Transfer: self._cmd_transfer,
                 C.SendAsset: self._cmd_send_asset, C.UpdateLeverage: self._cmd_update_leverage,
@@ -63,38 +61,38 @@ class Accounts:
                 V.AssetSent: self._on_asset_sent, V.LeverageUpdated: self._on_leverage_updated,
                 V.IsolatedMarginMoved: self._on_isolated_margin_moved}
 
-    def _cmd_deposit(self, cmd: C.Deposit) -> Status:
+    def _cmd_deposit(self, cmd: C.Deposit) -> Response:
         if cmd.usd <= 0:
-            return {"error": "Deposit amount must be positive."}  # perpbox wording
+            return Error("Deposit amount must be positive.")  # perpbox wording
         self.sink.emit(V.Deposited(ts=cmd.ts, user=cmd.user, usd=cmd.usd))
-        return "ok"
+        return OK
 
-    def _cmd_withdraw(self, cmd: C.Withdraw) -> Status:
+    def _cmd_withdraw(self, cmd: C.Withdraw) -> Response:
         acct = self.ledger.accounts.get(cmd.user)
         if cmd.usd <= 0 or acct is None or self.margin.withdrawable(acct) < cmd.usd:
-            return {"error": E.INSUFFICIENT_WITHDRAW}
+            return Error(E.INSUFFICIENT_WITHDRAW)
         self.sink.emit(V.Withdrew(ts=cmd.ts, user=cmd.user, usd=cmd.usd))
-        return "ok"
+        return OK
 
-    def _cmd_create_sub_account(self, cmd: C.CreateSubAccount) -> Status:
+    def _cmd_create_sub_account(self, cmd: C.CreateSubAccount) -> Response:
         if cmd.master not in self.ledger.accounts:
-            return {"error": E.MUST_DEPOSIT.format(user=cmd.master)}
+            return Error(E.MUST_DEPOSIT.format(user=cmd.master))
         if cmd.sub in self.ledger.accounts or self.ledger.accounts[cmd.master].master is not None:
-            return {"error": "Invalid sub-account."}  # perpbox wording
+            return Error("Invalid sub-account.")  # perpbox wording
         bad = sub_account_error(cmd.name, len(self.ledger.accounts[cmd.master].subs))
         if bad is not None:
-            return {"error": bad}
+            return Error(bad)
         self.sink.emit(V.SubAccountCreated(ts=cmd.ts, master=cmd.master, sub=cmd.sub, name=cmd.name))
-        return "ok"
+        return OK
 
-    def _cmd_transfer(self, cmd: C.Transfer) -> Status:
+    def _cmd_transfer(self, cmd: C.Transfer) -> Response:
         src = self.ledger.accounts.get(cmd.src)
         if cmd.usd <= 0 or src is None or cmd.src == cmd.dst or cmd.dst == FEE_ACCOUNT:
-            return {"error": E.INSUFFICIENT_TRANSFER}
+            return Error(E.INSUFFICIENT_TRANSFER)
         if self.margin.withdrawable(src) < cmd.usd:
-            return {"error": E.INSUFFICIENT_TRANSFER}
+            return Error(E.INSUFFICIENT_TRANSFER)
         self.sink.emit(V.Transferred(ts=cmd.ts, src=cmd.src, dst=cmd.dst, usd=cmd.usd))
-        return "ok"
+        return OK
 
     def clearinghouse(self, user: str, dex: str) -> str | None:
         """The ledger account of ``user``'s clearinghouse ``dex`` (``""`` the first perp dex, a
@@ -127,69 +125,69 @@ class Accounts:
             return E.INSUFFICIENT_TRANSFER
         return None
 
-    def _cmd_send_asset(self, cmd: C.SendAsset) -> Status:
+    def _cmd_send_asset(self, cmd: C.SendAsset) -> Response:
         bad = self.send_asset_error(cmd.user, cmd.src, cmd.dst, cmd.src_dex, cmd.dst_dex, cmd.usd)
         if bad is not None:
-            return {"error": bad}
+            return Error(bad)
         src, dst = self.clearinghouse(cmd.src, cmd.src_dex), self.clearinghouse(cmd.dst, cmd.dst_dex)
         assert src is not None and dst is not None
         self.sink.emit(V.AssetSent(ts=cmd.ts, src=src, dst=dst, usd=cmd.usd))
-        return "ok"
+        return OK
 
-    def _cmd_update_leverage(self, cmd: C.UpdateLeverage) -> Status:
+    def _cmd_update_leverage(self, cmd: C.UpdateLeverage) -> Response:
         spec = self.board.markets.get(cmd.asset)
         if spec is None:
-            return {"error": E.UNKNOWN_ASSET}
+            return Error(E.UNKNOWN_ASSET)
         if not 1 <= cmd.leverage <= spec.max_leverage:
-            return {"error": E.INVALID_LEVERAGE}
+            return Error(E.INVALID_LEVERAGE)
         if cmd.leverage > self.controls.leverage_cap(cmd.asset):
-            return {"error": E.INVALID_LEVERAGE}  # a session market's off-hours cap
+            return Error(E.INVALID_LEVERAGE)  # a session market's off-hours cap
         if cmd.is_cross and spec.only_isolated:
-            return {"error": E.CROSS_NOT_ALLOWED}
+            return Error(E.CROSS_NOT_ALLOWED)
         if cmd.user not in self.ledger.accounts:
-            return {"error": E.MUST_DEPOSIT.format(user=cmd.user)}
+            return Error(E.MUST_DEPOSIT.format(user=cmd.user))
         acct = self.holdings.margin_acct(cmd.user, cmd.asset)  # the account on the asset's dex (may not exist yet)
         pos = None if acct is None else acct.positions.get(cmd.asset)
         if acct is not None and pos is not None and pos.szi:
             if pos.is_cross != cmd.is_cross:
-                return {"error": E.SWITCH_LEVERAGE_TYPE}
+                return Error(E.SWITCH_LEVERAGE_TYPE)
             cap = spec.margin_table.max_notional_at_leverage(cmd.leverage)
             if cap is not None and self.margin.position_value(pos) > cap:
-                return {"error": E.order_error(E.PERP_MAX_POSITION, cmd.asset)}
+                return Error(E.order_error(E.PERP_MAX_POSITION, cmd.asset))
             if cmd.leverage < pos.leverage:
                 new_im = -(-self.margin.position_value(pos) // cmd.leverage)
                 if pos.is_cross:
                     others = self.margin.cross_initial_margin(acct) - self.margin.initial_margin(pos)
                     if self.margin.cross_value(acct) < others + new_im:
-                        return {"error": E.CROSS_DECREASE_LEVERAGE}
+                        return Error(E.CROSS_DECREASE_LEVERAGE)
                 elif self.margin.isolated_value(pos) < new_im:
-                    return {"error": E.ISO_DECREASE_LEVERAGE}
+                    return Error(E.ISO_DECREASE_LEVERAGE)
         self.sink.emit(V.LeverageUpdated(ts=cmd.ts, user=cmd.user, asset=cmd.asset, is_cross=cmd.is_cross,
                                      leverage=cmd.leverage))
-        return "ok"
+        return OK
 
-    def _cmd_update_isolated_margin(self, cmd: C.UpdateIsolatedMargin) -> Status:
+    def _cmd_update_isolated_margin(self, cmd: C.UpdateIsolatedMargin) -> Response:
         spec = self.board.markets.get(cmd.asset)
         if spec is None:
-            return {"error": E.UNKNOWN_ASSET}
+            return Error(E.UNKNOWN_ASSET)
         acct = self.holdings.margin_acct(cmd.user, cmd.asset)
         pos = None if acct is None else acct.positions.get(cmd.asset)
         if acct is None or pos is None or pos.is_cross or not pos.szi:
-            return {"error": E.NOT_ISOLATED}
+            return Error(E.NOT_ISOLATED)
         if cmd.usd == 0:
-            return "ok"
+            return OK
         if cmd.usd > 0:
             if self.margin.available_to_trade(acct) < cmd.usd or acct.raw_usd < cmd.usd:
-                return {"error": E.PERP_MARGIN}
+                return Error(E.PERP_MARGIN)
         else:
             if spec.margin_mode.value == "strictIsolated":
-                return {"error": E.INSUFFICIENT_ISO_REMOVE}
+                return Error(E.INSUFFICIENT_ISO_REMOVE)
             ntl = self.margin.position_value(pos)
             required = max(self.margin.initial_margin(pos), -(-ntl // 10))
             if self.margin.isolated_value(pos) + cmd.usd < required:
-                return {"error": E.INSUFFICIENT_ISO_REMOVE}
+                return Error(E.INSUFFICIENT_ISO_REMOVE)
         self.sink.emit(V.IsolatedMarginMoved(ts=cmd.ts, user=cmd.user, asset=cmd.asset, usd=cmd.usd))
-        return "ok"
+        return OK
 
     # -- appliers ----------------------------------------------------------------------------------
     def _on_deposited(self, ev: V.Deposited) -> None:

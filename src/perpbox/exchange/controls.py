@@ -9,7 +9,7 @@ the pricing state; the gate is rebuilt wherever one of those is set (``refresh_g
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import msgspec
 
@@ -21,6 +21,7 @@ from perpbox.exchange.holdings import Holdings
 from perpbox.exchange.markets import MarketBoard
 from perpbox.exchange.ports import OrderDesk
 from perpbox.exchange.prices import MarketPricing
+from perpbox.exchange.results import OK, Error, Handler, Response
 from perpbox.exchange.sink import Applier, EventSink
 from perpbox.ledger.ledger import Ledger
 from perpbox.market.liquidation import MarketStatus
@@ -46,7 +47,7 @@ class MarketControls:
         self.dex_oi_cap: dict[str, int] = {}
         self.gates: dict[int, MarketGate] = {}  # derived (refresh_gate); read by the order path, never rebound
 
-    def handlers(self) -> dict[type, Any]:
+    def handlers(self) -> dict[type, Handler]:
         return {C.SetOpenInterestCaps: self._cmd_set_open_interest_caps,
                 C.SetFundingMultipliers: self._cmd_set_funding_multipliers,
                 C.HaltTrading: self._cmd_halt_trading,
@@ -148,67 +149,67 @@ class MarketControls:
         return None
 
     # -- commands ----------------------------------------------------------------------------------
-    def _cmd_set_open_interest_caps(self, cmd: C.SetOpenInterestCaps) -> Any:
+    def _cmd_set_open_interest_caps(self, cmd: C.SetOpenInterestCaps) -> Response:
         markets = self.board.markets
         if cmd.user:
             err = self.board.deployer_error(cmd.user, cmd.dex)
             if err:
-                return {"error": err}
+                return Error(err)
             if any(markets.get(a) is None or markets[a].dex != cmd.dex for a in cmd.caps):
-                return {"error": E.UNKNOWN_ASSET}
+                return Error(E.UNKNOWN_ASSET)
         elif any(a not in markets for a in cmd.caps):
-            return {"error": E.UNKNOWN_ASSET}
+            return Error(E.UNKNOWN_ASSET)
         if any(c < 0 for c in cmd.caps.values()) or (cmd.total_cap is not None and cmd.total_cap < 0):
-            return {"error": "Open interest caps must be >= 0."}  # perpbox wording
+            return Error("Open interest caps must be >= 0.")  # perpbox wording
         for a in sorted(cmd.caps):
             self.sink.emit(V.MarketConfigured(ts=cmd.ts, asset=a,
                                               config=msgspec.structs.replace(self.config[a], oi_cap_ntl=cmd.caps[a])))
         if cmd.total_cap is not None:
             self.sink.emit(V.DexConfigured(ts=cmd.ts, dex=cmd.dex, deployer=self.board.deployer_of(cmd.dex) or "",
                                            oi_cap_ntl=cmd.total_cap))
-        return "ok"
+        return OK
 
-    def _cmd_set_funding_multipliers(self, cmd: C.SetFundingMultipliers) -> Any:
+    def _cmd_set_funding_multipliers(self, cmd: C.SetFundingMultipliers) -> Response:
         err = self.board.deployer_error(cmd.user, cmd.dex)
         if err:
-            return {"error": err}
+            return Error(err)
         markets = self.board.markets
         if any(markets.get(a) is None or markets[a].dex != cmd.dex for a in cmd.multipliers):
-            return {"error": E.UNKNOWN_ASSET}
+            return Error(E.UNKNOWN_ASSET)
         if any(not 0 <= m <= 10 * 10**8 for m in cmd.multipliers.values()):
-            return {"error": "Funding multiplier must be between 0 and 10."}  # perpbox wording
+            return Error("Funding multiplier must be between 0 and 10.")  # perpbox wording
         for a in sorted(cmd.multipliers):
             cfg = msgspec.structs.replace(self.config[a], funding_multiplier=cmd.multipliers[a])
             self.sink.emit(V.MarketConfigured(ts=cmd.ts, asset=a, config=cfg))
-        return "ok"
+        return OK
 
-    def _cmd_set_market_status(self, cmd: C.SetMarketStatus) -> Any:
+    def _cmd_set_market_status(self, cmd: C.SetMarketStatus) -> Response:
         if cmd.asset not in self.board.markets:
-            return {"error": E.UNKNOWN_ASSET}
+            return Error(E.UNKNOWN_ASSET)
         if cmd.status not in ("active", "postOnly", "reduceOnly") or self.config[cmd.asset].status == "halted":
-            return {"error": f"Invalid market status: {cmd.status}"}
+            return Error(f"Invalid market status: {cmd.status}")
         self.sink.emit(V.MarketConfigured(ts=cmd.ts, asset=cmd.asset,
                                           config=msgspec.structs.replace(self.config[cmd.asset], status=cmd.status)))
-        return "ok"
+        return OK
 
-    def _cmd_halt_trading(self, cmd: C.HaltTrading) -> Any:
+    def _cmd_halt_trading(self, cmd: C.HaltTrading) -> Response:
         spec = self.board.markets.get(cmd.asset)
         if spec is None:
-            return {"error": E.UNKNOWN_ASSET}
+            return Error(E.UNKNOWN_ASSET)
         if cmd.user:
             err = self.board.deployer_error(cmd.user, spec.dex)
             if err:
-                return {"error": err}
+                return Error(err)
         cfg = self.config[cmd.asset]
         if cmd.halted == (cfg.status == "halted"):
-            return "ok"
+            return OK
         if cmd.halted:
             self.desk.close_market_orders(cmd.ts, cmd.asset, "canceled")
             if self.holdings.has_holders(cmd.asset):
                 self.sink.emit(V.MarketSettled(ts=cmd.ts, asset=cmd.asset, px=self.pricing.mark(cmd.asset)))
         cfg = msgspec.structs.replace(cfg, status="halted" if cmd.halted else "active")
         self.sink.emit(V.MarketConfigured(ts=cmd.ts, asset=cmd.asset, config=cfg))
-        return "ok"
+        return OK
 
     # -- appliers ----------------------------------------------------------------------------------
     def list_market(self, ev: V.MarketListed) -> None:

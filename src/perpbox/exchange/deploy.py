@@ -19,7 +19,7 @@ from perpbox.core import errors as E
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.ports import MarketListing
-from perpbox.exchange.results import OK, Error, Ok
+from perpbox.exchange.results import OK, Error, Handler, Ok
 from perpbox.exchange.sink import Applier, EventSink
 from perpbox.ledger.ledger import SPOT, Ledger
 from perpbox.market import MarginTable, MarketSpec
@@ -82,7 +82,7 @@ class DexDeployment:
 
     STATE: ClassVar[tuple[str, ...]] = ("margin_tables", "table_ids", "dex_full_names")
 
-    def handlers(self) -> dict[type, Any]:
+    def handlers(self) -> dict[type, Handler]:
         return {C.RegisterAsset: self._cmd_register_asset, C.InsertMarginTable: self._cmd_insert_margin_table,
                 C.SetMarginTableIds: self._cmd_set_margin_table_ids}
 

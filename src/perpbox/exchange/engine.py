@@ -28,7 +28,7 @@ it.  ``apply`` drops it (the per-command API of the benchmarks and the replay te
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any, Final, TypeVar
 
@@ -48,7 +48,7 @@ from perpbox.exchange.markets import MarketBoard
 from perpbox.exchange.orders import OrderFlow
 from perpbox.exchange.prices import MarketPricing
 from perpbox.exchange.reads import ExchangeReads
-from perpbox.exchange.results import Outcome, from_legacy
+from perpbox.exchange.results import OK, Error, Handler, Outcome, Response
 from perpbox.exchange.sink import EventSink
 from perpbox.exchange.volume import TradeVolume
 from perpbox.ledger.ledger import Account, Ledger, Position
@@ -59,7 +59,6 @@ from perpbox.pricing import pricer
 from perpbox.pricing.pricer import PriceState
 from perpbox.risk.margin import MarginView
 
-Status = dict[str, Any] | str
 # the exchange's own state attributes (``snapshot_state``); its components keep the rest
 STATE: Final = ("ledger",)
 T = TypeVar("T")
@@ -101,7 +100,7 @@ class Exchange:
         if parts is not None:
             board.restored()
             controls.restored()
-        self._handlers: dict[type, Callable[[Any], Any]] = {C.Tick: self._cmd_tick, C.SetOracle: self._cmd_set_oracle}
+        self._handlers: dict[type, Handler] = {C.Tick: self._cmd_tick, C.SetOracle: self._cmd_set_oracle}
         sink.register({V.MarketListed: self._on_market_listed, V.PricesUpdated: self._on_prices_updated})
         for handlers in (board.handlers(), pricing.handlers(), controls.handlers(), orders.handlers(),
                          self.accounts.handlers(), access.handlers(), self.deploy.handlers()):
@@ -132,7 +131,7 @@ class Exchange:
         """Apply one command; return its events (already applied) and the typed response a venue
         would send for it."""
         out = self.sink.begin()
-        return Outcome(out, from_legacy(self._handlers[type(command)](command)))
+        return Outcome(out, self._handlers[type(command)](command))
 
     @classmethod
     def replay(cls, events: Iterable[V.Event]) -> Exchange:
@@ -324,7 +323,7 @@ class Exchange:
     # ==============================================================================================
     # commands that run several components, in the contract's order
     # ==============================================================================================
-    def _cmd_tick(self, cmd: C.Tick) -> Status:
+    def _cmd_tick(self, cmd: C.Tick) -> Response:
         ts = cmd.ts
         self.access.fire_scheduled_cancels(ts, self.orders)
         for asset in sorted(self.board.markets):
@@ -334,16 +333,16 @@ class Exchange:
         self.triggers.fire_all(ts)
         self.liquidations.sweep(ts)
         self.liquidations.unwind_vaults(ts)
-        return "ok"
+        return OK
 
-    def _cmd_set_oracle(self, cmd: C.SetOracle) -> Status:
+    def _cmd_set_oracle(self, cmd: C.SetOracle) -> Response:
         err = self.pricing.set_oracle(cmd)
         if err is not None:
-            return {"error": err}
+            return Error(err)
         # a new mark is acted on at once, as at a tick: triggers, then the liquidation sweep
         self.triggers.fire_in(cmd.ts, sorted(cmd.oracle_pxs))
         self.liquidations.sweep(cmd.ts)
-        return "ok"
+        return OK
 
     # ==============================================================================================
     # appliers of events that touch several components

@@ -8,12 +8,13 @@ spec is only ever set through ``set_spec``, which keeps its ``MarketRules`` copy
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from perpbox.book.book import OrderBook
 from perpbox.core import errors as E
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
+from perpbox.exchange.results import OK, Error, Handler, Response
 from perpbox.exchange.sink import EventSink
 from perpbox.ledger.ledger import SPOT, Account, Ledger, Position, dex_account, wallet_owner
 from perpbox.market.rules import MarketRules
@@ -33,7 +34,7 @@ class MarketBoard:
         self.dexes: dict[str, int] = {"": 0}  # dex name -> index (0: the main dex)
         self.dex_deployer: dict[str, str] = {}
 
-    def handlers(self) -> dict[type, Any]:
+    def handlers(self) -> dict[type, Handler]:
         return {C.AddMarket: self._cmd_add_market}
 
     def restored(self) -> None:
@@ -82,20 +83,20 @@ class MarketBoard:
         return user if not dex else dex_account(dex, wallet_owner(user))
 
     # -- command -----------------------------------------------------------------------------------
-    def _cmd_add_market(self, cmd: C.AddMarket) -> Any:
+    def _cmd_add_market(self, cmd: C.AddMarket) -> Response:
         spec = cmd.spec
         if spec.asset in self.markets:
-            return {"error": f"asset {spec.asset} already listed"}
+            return Error(f"asset {spec.asset} already listed")
         if cmd.mark_px < 0:
-            return {"error": E.INVALID_PRICE}
+            return Error(E.INVALID_PRICE)
         if spec.dex == SPOT or ":" in spec.dex:  # would collide with sendAsset's spot / the dex accounts' keys
-            return {"error": f"Invalid dex name: {spec.dex}"}
+            return Error(f"Invalid dex name: {spec.dex}")
         deployer = self.dex_deployer.get(spec.dex, cmd.deployer)
         if spec.dex and not deployer:
-            return {"error": "A HIP-3 dex needs a deployer."}  # perpbox wording
+            return Error("A HIP-3 dex needs a deployer.")  # perpbox wording
         self.sink.emit(V.MarketListed(ts=cmd.ts, spec=spec, mark_px=cmd.mark_px, deployer=deployer,
                                       full_name=cmd.full_name))
-        return "ok"
+        return OK
 
     # -- parts of appliers -------------------------------------------------------------------------
     def list_market(self, ev: V.MarketListed) -> None:

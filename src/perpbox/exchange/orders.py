@@ -1,16 +1,14 @@
 """Orders and matching: placing, validating, matching, resting, cancelling and modifying orders,
 TP/SL groups and reduce-only upkeep — the order path every order and fill takes.
 
-Order statuses use Hyperliquid's words.  Per-order response items are
-``{"resting": {"oid"}}``, ``{"filled": {"oid", "totalSz", "ntl"}}`` (lots and micro-USDC; the API
-turns ``ntl / totalSz`` into ``avgPx``), ``{"error": msg}``, ``"waitingForTrigger"``,
-``"waitingForFill"`` and, for cancels, ``"success"``.
-
 Matching follows Hyperliquid: price-time priority; self-trade prevention cancels the *resting*
 order (``selfTradeCanceled``, no fee, no trade) and the taker keeps matching; the resting side's
 margin is re-checked at each match (``marginCanceled``); reduce-only orders never increase a
 position (a taker is capped to the position; resting ones are resized or cancelled when the
 position shrinks, the newest kept first, as the venue auto-cancels older ones).
+
+Per-order answers are ``exchange.results`` values (``Resting``, ``Filled``, ``Waiting``,
+``Canceled``, ``OrderError``), batched in ``Statuses``.
 
 The three hot events (placed, fill, closed) are emitted the specialised way (``exchange.sink``):
 the applier's own function on the values at hand, then ``record``.  Every dependency here is a
@@ -35,6 +33,20 @@ from perpbox.exchange.controls import MarketControls, Refusal
 from perpbox.exchange.holdings import Holdings
 from perpbox.exchange.markets import MarketBoard, position_slot
 from perpbox.exchange.prices import MarketPricing
+from perpbox.exchange.results import (
+    CANCELED,
+    OK,
+    WAITING_FOR_FILL,
+    WAITING_FOR_TRIGGER,
+    Error,
+    Filled,
+    Handler,
+    OrderError,
+    OrderOutcome,
+    Response,
+    Resting,
+    Statuses,
+)
 from perpbox.exchange.sink import Applier, EventSink
 from perpbox.exchange.triggers import Triggers, trigger_hit
 from perpbox.exchange.volume import TradeVolume
@@ -54,7 +66,6 @@ Fill: Final = V.Fill
 OPEN_ORDERS_FREE: Final = 1000  # open orders per user before volume counts (reference §6.7)
 VOLUME_PER_EXTRA_ORDER: Final = 5_000_000 * 1_000_000  # one more open order per $5M traded (micro-USDC)
 MAX_OPEN_ORDERS: Final = 5000
-Status = dict[str, Any] | str
 
 
 class OrderFlow:
@@ -84,7 +95,7 @@ class OrderFlow:
         self.next_tid = 1
         self._oi_stopped = False  # set by matching when an open-interest cap stops the taker
 
-    def handlers(self) -> dict[type, Any]:
+    def handlers(self) -> dict[type, Handler]:
         return {C.PlaceOrders: self._cmd_place_orders, C.Cancel: self._cmd_cancel,
                 C.CancelByCloid: self._cmd_cancel_by_cloid, C.CancelAll: self._cmd_cancel_all,
                 C.Modify: self._cmd_modify, C.BatchModify: self._cmd_batch_modify}
@@ -121,35 +132,35 @@ class OrderFlow:
         self.execute(ts, self.orders[oid])
 
     # -- commands ----------------------------------------------------------------------------------
-    def _cmd_place_orders(self, cmd: C.PlaceOrders) -> list[Status] | Status:
+    def _cmd_place_orders(self, cmd: C.PlaceOrders) -> Response:
         ts, user, orders, grouping = _fields(cmd)
         if not orders:
-            return {"error": E.ORDERS_EMPTY}
+            return Error(E.ORDERS_EMPTY)
         if grouping == "na":
-            return [self._place(ts, user, req) for req in orders]
+            return Statuses(tuple([self._place(ts, user, req) for req in orders]))
         if grouping == "normalTpsl":
             return self._place_normal_tpsl(cmd)
         if grouping == "positionTpsl":
             if any(not r.tpsl or not r.reduce_only for r in orders):
-                return {"error": E.TRIGGER_NOT_REDUCE_ONLY}
-            return [self._place(ts, user, req, position_tpsl=True) for req in orders]
-        return {"error": f"Invalid grouping: {grouping}"}  # perpbox wording
+                return Error(E.TRIGGER_NOT_REDUCE_ONLY)
+            return Statuses(tuple([self._place(ts, user, req, position_tpsl=True) for req in orders]))
+        return Error(f"Invalid grouping: {grouping}")  # perpbox wording
 
-    def _place_normal_tpsl(self, cmd: C.PlaceOrders) -> list[Status] | Status:
+    def _place_normal_tpsl(self, cmd: C.PlaceOrders) -> Response:
         parent, children = cmd.orders[0], cmd.orders[1:]
         if parent.tpsl or not children or any(
             not c.tpsl or not c.reduce_only or c.asset != parent.asset or c.is_buy == parent.is_buy for c in children
         ):
-            return {"error": E.TRIGGER_NOT_REDUCE_ONLY}
+            return Error(E.TRIGGER_NOT_REDUCE_ONLY)
         first = self._place(cmd.ts, cmd.user, parent)
-        statuses: list[Status] = [first]
-        if not isinstance(first, dict) or "error" in first:
-            return statuses + [first] * len(children)
-        parent_oid: int = next(iter(first.values()))["oid"]
+        statuses: list[OrderOutcome] = [first]
+        if not isinstance(first, (Resting, Filled)):
+            return Statuses(tuple(statuses + [first] * len(children)))
+        parent_oid = first.oid
         statuses += [self._place(cmd.ts, cmd.user, req, parent=parent_oid) for req in children]
         if parent_oid not in self.orders:  # the parent filled at once: its children are live now
             self.enforce_reduce_only(cmd.ts, self.ledger.accounts[cmd.user], parent.asset)
-        return statuses
+        return Statuses(tuple(statuses))
 
     def _validate(self, user: str, fields: C.OrderFields, position_tpsl: bool, parent: int,
                   replacing: int = 0) -> Refusal | None:
@@ -222,13 +233,14 @@ class OrderFlow:
             return "perpMaxPositionRejected", E.order_error(E.PERP_MAX_POSITION, asset)
         return "perpMarginRejected", E.order_error(E.PERP_MARGIN, asset)
 
-    def _reject(self, ts: int, user: str, req: C.OrderRequest, status: str, error: str) -> Status:
+    def _reject(self, ts: int, user: str, req: C.OrderRequest, status: str, error: str) -> OrderOutcome:
         self.sink.emit(V.OrderRejected(ts=ts, oid=self.next_oid, user=user, asset=req.asset, is_buy=req.is_buy,
                                        px=req.px, sz=req.sz, tif=req.tif, reduce_only=req.reduce_only,
                                        cloid=req.cloid, status=status, error=error))
-        return {"error": error}
+        return OrderError(error)
 
-    def _place(self, ts: int, user: str, req: C.OrderRequest, position_tpsl: bool = False, parent: int = 0) -> Status:
+    def _place(self, ts: int, user: str, req: C.OrderRequest, position_tpsl: bool = False,
+               parent: int = 0) -> OrderOutcome:
         fields = _request_fields(req)
         bad = self._validate(user, fields, position_tpsl, parent)
         if bad is not None:
@@ -243,7 +255,7 @@ class OrderFlow:
             status = "waitingForFill" if parent in self.orders else "waitingForTrigger"
             self.sink.emit(OrderPlaced(ts, oid, user, asset, is_buy, px, sz, tif, status, reduce_only, cloid, builder,
                                    builder_fee, trigger_px, is_market, tpsl, parent, position_tpsl))
-            return status
+            return WAITING_FOR_FILL if status == "waitingForFill" else WAITING_FOR_TRIGGER
         book = self.books[asset]
         if is_buy:
             best = book.best_ask()
@@ -280,9 +292,9 @@ class OrderFlow:
             return self.execute(ts, order)
         if reduce_only:
             self.enforce_reduce_only(ts, self.ledger.accounts[user], asset)
-        return {"resting": _with_cloid({"oid": oid}, cloid)}
+        return Resting(oid, cloid)
 
-    def execute(self, ts: int, order: Order) -> Status:
+    def execute(self, ts: int, order: Order) -> OrderOutcome:
         """Match a pending order, then rest or finish it; apply the follow-ups of any fills."""
         oid, user, asset = order.oid, order.user, order.asset
         self._oi_stopped = False
@@ -305,14 +317,14 @@ class OrderFlow:
         if touched:
             self.after_fills(ts, asset, touched)
         if filled == 0 and self._oi_stopped:
-            return {"error": E.order_error(E.OI_CAPPED, asset)}
+            return OrderError(E.order_error(E.OI_CAPPED, asset))
         if filled == 0 and takes_only:
-            return {"error": E.order_error(E.MARKET_NO_LIQUIDITY if is_market else E.IOC_CANCEL, asset)}
+            return OrderError(E.order_error(E.MARKET_NO_LIQUIDITY if is_market else E.IOC_CANCEL, asset))
         if oid in self.orders and self.orders[oid].status == "open":
-            return {"resting": _with_cloid({"oid": oid}, order.cloid)}
+            return Resting(oid, order.cloid)
         if filled:
-            return {"filled": _with_cloid({"totalSz": filled, "ntl": ntl, "oid": oid}, order.cloid)}
-        return {"error": E.order_error("Order was canceled.", asset)}  # perpbox wording
+            return Filled(oid, filled, ntl, order.cloid)
+        return OrderError(E.order_error("Order was canceled.", asset))  # perpbox wording
 
     def reduce_capacity(self, order: Order) -> int:
         """How many lots ``order`` may still trade without increasing its owner's position."""
@@ -463,42 +475,42 @@ class OrderFlow:
                 room -= order.sz
 
     # -- cancels and modifies ------------------------------------------------------------------
-    def _cancel_oid(self, ts: int, user: str, oid: int, asset: int) -> Status:
+    def _cancel_oid(self, ts: int, user: str, oid: int, asset: int) -> OrderOutcome:
         order = self.orders.get(oid)
         if order is None or order.user != user or order.asset != asset:
-            return {"error": E.order_error(E.MISSING_ORDER, asset)}  # the venue names the request's asset
+            return OrderError(E.order_error(E.MISSING_ORDER, asset))  # the venue names the request's asset
         self.close(ts, order, "canceled")
-        return "success"
+        return CANCELED
 
-    def _cmd_cancel(self, cmd: C.Cancel) -> list[Status]:
+    def _cmd_cancel(self, cmd: C.Cancel) -> Response:
         ts, user, asset, oid = _fields(cmd)
-        return [self._cancel_oid(ts, user, oid, asset)]
+        return Statuses((self._cancel_oid(ts, user, oid, asset),))
 
-    def _cmd_cancel_by_cloid(self, cmd: C.CancelByCloid) -> list[Status]:
+    def _cmd_cancel_by_cloid(self, cmd: C.CancelByCloid) -> Response:
         acct = self.ledger.accounts.get(cmd.user)
         oid = None if acct is None else acct.cloids.get(cmd.cloid)
         if oid is None:
-            return [{"error": E.order_error(E.MISSING_ORDER, cmd.asset)}]
-        return [self._cancel_oid(cmd.ts, cmd.user, oid, cmd.asset)]
+            return Statuses((OrderError(E.order_error(E.MISSING_ORDER, cmd.asset)),))
+        return Statuses((self._cancel_oid(cmd.ts, cmd.user, oid, cmd.asset),))
 
-    def _cmd_cancel_all(self, cmd: C.CancelAll) -> list[Status]:
+    def _cmd_cancel_all(self, cmd: C.CancelAll) -> Response:
         acct = self.ledger.accounts.get(cmd.user)
         if acct is None:
-            return []
-        out: list[Status] = []
+            return Statuses(())
+        out: list[OrderOutcome] = []
         for oid in sorted(acct.orders):
             order = self.orders.get(oid)  # None: a child already closed with its parent
             if order is not None and (cmd.asset is None or order.asset == cmd.asset):
                 self.close(cmd.ts, order, "canceled")
-                out.append("success")
-        return out
+                out.append(CANCELED)
+        return Statuses(tuple(out))
 
-    def _modify(self, ts: int, user: str, ref: int | str, req: C.OrderRequest) -> Status:
+    def _modify(self, ts: int, user: str, ref: int | str, req: C.OrderRequest) -> OrderOutcome:
         acct = self.ledger.accounts.get(user)
         oid = ref if isinstance(ref, int) else (None if acct is None else acct.cloids.get(ref))
         order = None if oid is None else self.orders.get(oid)
         if order is None or order.user != user or order.status == "waitingForFill":
-            return {"error": E.CANNOT_MODIFY}
+            return OrderError(E.CANNOT_MODIFY)
         # an invalid replacement leaves the original untouched: nothing is half-applied
         bad = self._validate(user, _request_fields(req), False, 0, replacing=order.oid)
         if bad is not None:
@@ -508,12 +520,12 @@ class OrderFlow:
         self.close(ts, order, "canceled")
         return self._place(ts, user, req)
 
-    def _cmd_modify(self, cmd: C.Modify) -> Status:
+    def _cmd_modify(self, cmd: C.Modify) -> Response:
         status = self._modify(cmd.ts, cmd.user, cmd.oid, cmd.order)
-        return status if isinstance(status, dict) and "error" in status else "ok"
+        return Error(status.message) if isinstance(status, OrderError) else OK
 
-    def _cmd_batch_modify(self, cmd: C.BatchModify) -> list[Status]:
-        return [self._modify(cmd.ts, cmd.user, m.oid, m.order) for m in cmd.modifies]
+    def _cmd_batch_modify(self, cmd: C.BatchModify) -> Response:
+        return Statuses(tuple([self._modify(cmd.ts, cmd.user, m.oid, m.order) for m in cmd.modifies]))
 
     # -- appliers ----------------------------------------------------------------------------------
     def _on_order_placed(self, ev: V.OrderPlaced) -> None:
@@ -645,12 +657,6 @@ def _fmt_px(spec: MarketSpec, px: int | None) -> str:
 # through a generic lookup each time; one ``astuple`` call is cheaper where most fields are read.
 _fields: Final[Callable[[Any], tuple[Any, ...]]] = msgspec.structs.astuple
 _request_fields: Final[Callable[[C.OrderRequest], C.OrderFields]] = msgspec.structs.astuple
-
-
-def _with_cloid(d: dict[str, Any], cloid: str | None) -> dict[str, Any]:
-    if cloid is not None:
-        d["cloid"] = cloid
-    return d
 
 
 

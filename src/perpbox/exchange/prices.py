@@ -10,7 +10,7 @@ same applier (``Exchange._on_prices_updated``).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import msgspec
 
@@ -18,6 +18,7 @@ from perpbox.core import errors as E
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.markets import MarketBoard
+from perpbox.exchange.results import OK, Handler, Response
 from perpbox.exchange.sink import Applier, EventSink
 from perpbox.market.oracle import OracleKind
 from perpbox.pricing import pricer
@@ -39,7 +40,7 @@ class MarketPricing:
         self.spot_quotes: dict[int, dict[str, tuple[int, int]]] = {}  # asset -> source -> (px, ts)
         self.perp_quotes: dict[int, dict[str, tuple[int, int]]] = {}
 
-    def handlers(self) -> dict[type, Any]:
+    def handlers(self) -> dict[type, Handler]:
         return {C.FeedPrices: self._cmd_feed_prices}
 
     def appliers(self) -> dict[type, Applier]:
@@ -61,11 +62,11 @@ class MarketPricing:
         return {a: st.mark for a, st in self.states.items() if st.mark}
 
     # -- commands and the tick ---------------------------------------------------------------------
-    def _cmd_feed_prices(self, cmd: C.FeedPrices) -> Any:
+    def _cmd_feed_prices(self, cmd: C.FeedPrices) -> Response:
         pxs = {a: p for a, p in cmd.pxs.items() if a in self.board.markets and p > 0}
         if pxs:
             self.sink.emit(V.QuotesFed(ts=cmd.ts, source=cmd.source, pxs=pxs, perp=cmd.perp))
-        return "ok"
+        return OK
 
     def set_oracle(self, cmd: C.SetOracle) -> str | None:
         """A deployer's ``setOracle``: the error, or None once the new prices are applied (the

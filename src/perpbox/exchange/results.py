@@ -21,7 +21,7 @@ across replays), and cheap to build: the order path builds one per order.  No I/
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from typing import Any, Final, TypeAlias
 
@@ -134,6 +134,9 @@ class Statuses(msgspec.Struct, frozen=True, gc=False, tag=True):
 Response: TypeAlias = Ok | Error | Statuses
 
 
+Handler: TypeAlias = Callable[[Any], Response]  # a component's command handler (``handlers()``)
+
+
 class Outcome(msgspec.Struct, frozen=True):
     """A command's events (already applied, as ``Exchange.apply`` returns them) and its response."""
 
@@ -146,51 +149,3 @@ OK: Final = Ok()
 CANCELED: Final = Canceled()
 WAITING_FOR_FILL: Final = Waiting(OrderStatus.WAITING_FOR_FILL)
 WAITING_FOR_TRIGGER: Final = Waiting(OrderStatus.WAITING_FOR_TRIGGER)
-_WAITING: Final = {"waitingForFill": WAITING_FOR_FILL, "waitingForTrigger": WAITING_FOR_TRIGGER}
-# built once: ``isinstance(x, A | B)`` would build the union on every call
-_RESPONSES: Final = (Ok, Error, Statuses)
-_OUTCOMES: Final = (Resting, Filled, Waiting, Canceled, OrderError)
-
-
-# -- the bridge from the untyped answers ---------------------------------------------------------------
-# Temporary: the order-flow and mechanics handlers (exchange/engine.py, exchange/mechanics.py) still
-# answer with plain values; once they return these types directly the bridge goes.
-def from_legacy(value: Any) -> Response:
-    """A handler's answer as a ``Response``: ``"ok"`` → ``Ok``, ``{"error": m}`` → ``Error(m)``, a
-    list of per-order items → ``Statuses`` (``order_from_legacy`` on each); a typed value as it is.
-    ``ValueError`` for any other shape."""
-    if type(value) is list:  # first: the order path's answer
-        return Statuses(tuple([order_from_legacy(item) for item in value]))
-    if isinstance(value, _RESPONSES):
-        return value
-    if value == "ok":
-        return OK
-    if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("error"), str):
-        return Error(value["error"])
-    raise ValueError(f"not an engine response: {value!r}")
-
-
-def order_from_legacy(item: Any) -> OrderOutcome:
-    """One per-order item: ``{"resting": {"oid", "cloid"?}}`` → ``Resting``, ``{"filled": {"totalSz",
-    "ntl", "oid", "cloid"?}}`` → ``Filled``, ``{"error": m}`` → ``OrderError(m)``,
-    ``"waitingForTrigger"`` / ``"waitingForFill"`` → ``Waiting``, ``"success"`` → ``Canceled``; a
-    typed outcome as it is.  ``ValueError`` for any other shape."""
-    if type(item) is dict and len(item) == 1:
-        body = item.get("resting")
-        if body is not None:
-            return Resting(body["oid"], body.get("cloid"))
-        body = item.get("filled")
-        if body is not None:
-            return Filled(body["oid"], body["totalSz"], body["ntl"], body.get("cloid"))
-        message = item.get("error")
-        if isinstance(message, str):
-            return OrderError(message)
-    elif isinstance(item, str):
-        if item == "success":
-            return CANCELED
-        waiting = _WAITING.get(item)
-        if waiting is not None:
-            return waiting
-    elif isinstance(item, _OUTCOMES):
-        return item
-    raise ValueError(f"not a per-order status: {item!r}")
