@@ -37,7 +37,7 @@ def PX(usd: int) -> int:
 
 def dump(led: Ledger) -> tuple[Any, ...]:
     """Everything the ledger holds, in a comparable form."""
-    return (led.deposits, led.withdrawals, led.clearing, led.total_cash(),
+    return (led.deposits, led.withdrawals, led.total_cash(),
             tuple((a, acct.raw_usd, acct.master, tuple(acct.subs),
                    tuple(p.state() for _, p in sorted(acct.positions.items())))
                   for a, acct in sorted(led.accounts.items())))
@@ -278,30 +278,45 @@ def test_a_refused_transfer_of_a_position_moves_nothing() -> None:
     assert led.total_cash() == led.deposits - led.withdrawals
 
 
-# -- conservation through funding and settlement ---------------------------------------------------
-def test_funding_round_passes_through_clearing_and_nets_to_zero() -> None:
+# -- conservation through funding and settlement: one batch per round -------------------------------
+def test_a_funding_round_is_one_batch_that_nets_to_zero() -> None:
     led = funded()
     a, pa, b, pb = open_pair(led, is_cross=False)  # alice isolated long, bob cross short
-    led.pay_funding(a, pa, 7)  # alice pays 7 (ceil)
-    assert led.clearing == 7 and led.total_cash() == led.deposits - led.withdrawals - 7
-    led.pay_funding(b, pb, -6)  # bob receives 6 (floor)
-    led.book_remainder(1)  # the system keeps 7 − 6
-    assert led.clearing == 0 and led.total_cash() == led.deposits - led.withdrawals
+    # alice pays 7 (rounded up), bob receives 6 (rounded down), the system keeps 7 − 6
+    led.settle_funding([(a, pa, 7), (b, pb, -6)], 1)
+    assert led.total_cash() == led.deposits - led.withdrawals
     assert (pa.iso_raw, pa.cum_funding, pb.cum_funding) == (-1_800 * USD - 7, 7, -6)
     assert led.accounts[FEE_ACCOUNT].raw_usd == 1
 
 
-def test_market_settlement_passes_through_clearing_and_nets_to_zero() -> None:
+def test_a_funding_round_that_does_not_net_to_zero_is_refused_whole() -> None:
     led = funded()
     a, pa, b, pb = open_pair(led, is_cross=False)
-    led.settle_position(a, pa, PX(2_100))  # alice: bucket −1,800 + 2,100 = 300 → cross
-    assert led.clearing == -2_100 * USD
-    led.settle_position(b, pb, PX(2_100))  # bob pays 2,100 for his short
-    assert led.clearing == 0 and led.total_cash() == led.deposits - led.withdrawals
+    before = dump(led)
+    with pytest.raises(E.NotConserved):
+        led.settle_funding([(a, pa, 7), (b, pb, -6)], 0)  # the remainder left out: 1 unit would vanish
+    assert dump(led) == before  # alice's payment was not applied either
+
+
+def test_market_settlement_is_one_batch_that_nets_to_zero() -> None:
+    led = funded()
+    a, pa, b, pb = open_pair(led, is_cross=False)
+    # alice: bucket −1,800 + proceeds 2,100 = 300 → cross; bob pays 2,100 for his short
+    led.settle_market([(a, pa), (b, pb)], PX(2_100))
+    assert led.total_cash() == led.deposits - led.withdrawals
     # alice: 9,900 − 200 (IM) + 300 = 10,000, pnl +100; bob: 12,000 − 2,100 = 9,900, pnl −100
     assert (a.raw_usd, pa.realized_pnl, b.raw_usd, pb.realized_pnl) == (10_000 * USD, 100 * USD, 9_900 * USD,
                                                                          -100 * USD)
     assert pa.state()[1:3] == (0, 0) and pa.iso_raw == 0
+
+
+def test_settling_one_side_of_a_market_alone_is_refused_whole() -> None:
+    led = funded()
+    a, pa, _, _ = open_pair(led, is_cross=False)
+    before = dump(led)
+    with pytest.raises(E.NotConserved):
+        led.settle_market([(a, pa)], PX(2_100))  # alice's 2,100 of proceeds would come from nowhere
+    assert dump(led) == before
 
 
 # -- properties ----------------------------------------------------------------------------------------
@@ -356,14 +371,13 @@ def run(led: Ledger, step: tuple[Any, ...]) -> None:
         if acct is not None and pos is not None and not pos.is_cross and pos.szi and step[2]:
             led.move_isolated(acct, pos, int(step[2]))
     elif kind == "funding":
-        paid = 0
+        payments = []
         for user, amt in zip(USERS, step[1], strict=True):
             acct = led.accounts.get(user)
             pos = None if acct is None else acct.positions.get(1)
             if acct is not None and pos is not None and pos.szi:
-                led.pay_funding(acct, pos, amt)
-                paid += amt
-        led.book_remainder(paid)
+                payments.append((acct, pos, amt))
+        led.settle_funding(payments, sum(amt for _, _, amt in payments))
     elif kind == "builder":
         led.pay_builder(str(step[1]), int(step[2]))
     elif kind == "batch":
@@ -382,7 +396,6 @@ def test_valid_operations_conserve_cash(steps: list[tuple[Any, ...]]) -> None:
     led = Ledger()
     for step in steps:
         run(led, step)
-        assert led.clearing == 0
         assert led.total_cash() == led.deposits - led.withdrawals
         for acct in led.accounts.values():
             if acct.address.startswith("spot:"):

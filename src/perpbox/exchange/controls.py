@@ -228,8 +228,9 @@ class MarketControls:
             self.refresh_gate(asset)
 
     def _on_market_settled(self, ev: V.MarketSettled) -> None:
-        for user in self.holdings.holders_of(ev.asset):
-            acct = self.ledger.accounts[user]
-            pos = acct.positions[ev.asset]
-            self.holdings.track(ev.asset, user, pos.szi, 0)
-            self.ledger.settle_position(acct, pos, ev.px)
+        accounts = self.ledger.accounts
+        holders = self.holdings.holders_of(ev.asset)
+        positions = [(accounts[user], accounts[user].positions[ev.asset]) for user in holders]
+        for acct, pos in positions:
+            self.holdings.track(ev.asset, acct.address, pos.szi, 0)
+        self.ledger.settle_market(positions, ev.px)

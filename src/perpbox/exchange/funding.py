@@ -80,10 +80,8 @@ class Funding:
 
     # -- appliers -----------------------------------------------------------------------------------
     def _on_funding_settled(self, ev: V.FundingSettled) -> None:
-        ledger = self.ledger
-        for user, _, amount in ev.payments:
-            acct = ledger.accounts[user]
-            ledger.pay_funding(acct, acct.positions[ev.asset], amount)
-        ledger.book_remainder(ev.remainder)
+        accounts = self.ledger.accounts
+        payments = [(accounts[user], accounts[user].positions[ev.asset], amount) for user, _, amount in ev.payments]
+        self.ledger.settle_funding(payments, ev.remainder)
         self.market.interval_settled(ev.asset, ev.ts, ev.rate)
         self.funding_history.setdefault(ev.asset, []).append(FundingRecord(ev.ts, ev.rate, ev.premium))

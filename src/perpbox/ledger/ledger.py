@@ -2,8 +2,8 @@
 
 What this module is for: every change to money or to a position goes through one of its
 operations (``deposit``, ``withdraw``, ``transfer``, ``move_isolated``, ``apply_fill``,
-``pay_funding``, ``book_remainder``, ``pay_builder``, ``transfer_position``,
-``settle_position``, ``set_leverage``).  Each operation but the fill describes its change as a
+``settle_funding``, ``pay_builder``, ``transfer_position``, ``settle_market``,
+``set_leverage``).  Each operation but the fill describes its change as a
 ``Batch`` and hands it to ``Ledger.update``, the one choke point (dYdX v4's
 ``UpdateSubaccounts``): ``can_update`` checks the whole batch against the current state and
 ``update`` applies all of it or, on the first broken rule, raises that rule's coded error
@@ -18,12 +18,12 @@ account value is ``raw_usd + size * mark`` at all times.  An isolated position k
 bucket, ``iso_raw``, moved in and out of the account's cross cash.  So conservation is a sum of
 integers:
 
-    Σ raw_usd + Σ iso_raw + fee account + clearing == deposits − withdrawals      (always, to the unit)
+    Σ raw_usd + Σ iso_raw + fee account == deposits − withdrawals      (always, to the unit)
 
-``clearing`` holds what is in flight between the calls of one funding round or one market
-settlement (each payment or settled position alone creates or destroys cash; over the round they
-net to zero, the funding remainder booked to the fee account included), so outside a round
-``total_cash() == deposits − withdrawals``.
+A funding round and a market settlement are each one batch (``settle_funding``,
+``settle_market``): a single payment or settled position creates or destroys cash, but the whole
+round nets to zero (the funding remainder booked to the fee account included), so it is checked
+and applied whole.
 
 Rules checked by ``can_update`` (codes in ``errors``): stated amounts (deposit, withdrawal,
 transfer) are positive; cash is taken only from an existing account; a spot wallet never goes
@@ -31,7 +31,7 @@ negative (perp cross cash may: positions back it, and an ADL shortfall stays the
 change names a registered account and its own slot; after the batch every changed position has
 ``entry_ntl >= 0``, zero exactly when its size is zero, no isolated bucket if flat or cross, a
 leverage >= 1, and no cross/isolated switch while open; the batch's cash changes sum to its
-external flow (deposits − withdrawals + clearing).  ``apply_fill`` checks its own: size and price
+external flow (deposits − withdrawals).  ``apply_fill`` checks its own: size and price
 positive, an isolated leverage >= 1, and a consistent entry before the fill (the fill's arithmetic
 keeps it so).
 
@@ -178,22 +178,19 @@ class SettingChange:
 class Batch:
     """Changes applied together or not at all.  ``amounts`` are the operation's stated amounts
     (each must be > 0); ``deposits`` and ``withdrawals`` the money entering and leaving the
-    ledger; ``clearing`` the cash the batch takes out of the clearing balance (funding and
-    settlement: negative puts cash in).  Conservation: Σ cash + Σ bucket deltas ==
-    deposits − withdrawals + clearing."""
+    ledger.  Conservation: Σ cash + Σ bucket deltas == deposits − withdrawals."""
 
-    __slots__ = ("amounts", "cash", "clearing", "deposits", "positions", "settings", "withdrawals")
+    __slots__ = ("amounts", "cash", "deposits", "positions", "settings", "withdrawals")
 
     def __init__(self, cash: Sequence[CashChange] = (), positions: Sequence[PositionChange] = (),
                  settings: Sequence[SettingChange] = (), amounts: Sequence[int] = (), deposits: int = 0,
-                 withdrawals: int = 0, clearing: int = 0) -> None:
+                 withdrawals: int = 0) -> None:
         self.cash: list[CashChange] = list(cash)
         self.positions: list[PositionChange] = list(positions)
         self.settings: list[SettingChange] = list(settings)
         self.amounts: list[int] = list(amounts)
         self.deposits = deposits
         self.withdrawals = withdrawals
-        self.clearing = clearing
 
 
 class _After:
@@ -211,12 +208,10 @@ class _After:
         self.switched = False
 
 
-def _after(states: list[_After], pos: Position) -> _After:
-    for st in states:
-        if st.pos is pos:
-            return st
-    st = _After(pos)
-    states.append(st)
+def _after(states: dict[int, _After], pos: Position) -> _After:
+    st = states.get(id(pos))
+    if st is None:
+        st = states[id(pos)] = _After(pos)
     return st
 
 
@@ -225,8 +220,6 @@ class Ledger:
         self.accounts: dict[str, Account] = {FEE_ACCOUNT: Account(FEE_ACCOUNT)}
         self.deposits = 0
         self.withdrawals = 0
-        # cash in flight within a funding round or a market settlement (zero between them)
-        self.clearing = 0
         # accounts whose cash or positions changed since the liquidation index last read them
         # (derived bookkeeping: not part of the state hash)
         self.touched: set[str] = set()
@@ -254,7 +247,7 @@ class Ledger:
         for address, bal in balances.items():
             if bal < 0 and address.startswith(SPOT_PREFIX):
                 return NegativeSpotBalance(f"{address} would hold {bal}")
-        states: list[_After] = []
+        states: dict[int, _After] = {}  # by id(position): a round's batch holds many positions
         for pc in batch.positions:
             err = self._check_slot(pc.acct, pc.pos)
             if err is not None:
@@ -275,7 +268,7 @@ class Ledger:
                 st.switched = True
             st.is_cross = sc.is_cross
             st.leverage = sc.leverage
-        for st in states:
+        for st in states.values():
             where = f"asset {st.pos.asset}"
             if st.entry_ntl < 0 or (st.szi == 0) != (st.entry_ntl == 0):
                 return EntryInconsistent(f"{where}: size {st.szi} with cost basis {st.entry_ntl}")
@@ -287,7 +280,7 @@ class Ledger:
                 return BadLeverage(f"{where}: leverage {st.leverage}")
             if st.switched and (st.szi or st.pos.szi):
                 return ModeSwitchOnOpenPosition(f"{where}: open size {st.pos.szi} -> {st.szi}")
-        external = batch.deposits - batch.withdrawals + batch.clearing
+        external = batch.deposits - batch.withdrawals
         if flow != external:
             return NotConserved(f"cash changes sum to {flow}, external flow is {external}")
         return None
@@ -328,7 +321,6 @@ class Ledger:
             touched.add(sc.acct.address)
         self.deposits += batch.deposits
         self.withdrawals += batch.withdrawals
-        self.clearing -= batch.clearing
 
     # -- accounts -------------------------------------------------------------------------------
     def account(self, address: str) -> Account:
@@ -441,20 +433,20 @@ class Ledger:
         return closed_pnl
 
     # -- funding, transfers of positions, settlement ---------------------------------------
-    def pay_funding(self, acct: Account, pos: Position, amount: int) -> None:
-        """``amount`` > 0 is paid by the position, < 0 received; from/to its isolated bucket or
-        the account's cross cash (into / out of the clearing balance, which the round's remainder
-        brings back to zero)."""
-        if pos.is_cross:
-            batch = Batch(cash=[CashChange(acct.address, -amount)],
-                          positions=[PositionChange(acct, pos, cum_funding=amount)], clearing=-amount)
-        else:
-            batch = Batch(positions=[PositionChange(acct, pos, iso_raw=-amount, cum_funding=amount)], clearing=-amount)
-        self.update(batch)
-
-    def book_remainder(self, usd: int) -> None:
-        """A rounding remainder kept by the system (funding pays ceil, receives floor)."""
-        self.update(Batch(cash=[CashChange(FEE_ACCOUNT, usd)], clearing=usd))
+    def settle_funding(self, payments: Sequence[tuple[Account, Position, int]], remainder: int) -> None:
+        """One funding round, as one batch: each ``(account, position, amount)`` pays ``amount``
+        (> 0) or receives it (< 0), from / to its isolated bucket or its account's cross cash, and
+        the rounding ``remainder`` (payers pay up, receivers get down) goes to the fee account.  The
+        round conserves cash exactly, so it is checked and applied whole."""
+        cash = [CashChange(FEE_ACCOUNT, remainder)] if remainder else []
+        changes = []
+        for acct, pos, amount in payments:
+            if pos.is_cross:
+                cash.append(CashChange(acct.address, -amount))
+                changes.append(PositionChange(acct, pos, cum_funding=amount))
+            else:
+                changes.append(PositionChange(acct, pos, iso_raw=-amount, cum_funding=amount))
+        self.update(Batch(cash=cash, positions=changes))
 
     def transfer_position(self, src: Account, src_pos: Position, dst: Account, dst_pos: Position, sz: int,
                           px: int, usd: int) -> None:
@@ -478,22 +470,26 @@ class Ledger:
             self.apply_fill(src, src_pos, sz < 0, px, iabs(sz), 0)
         self._apply(cash)
 
-    def settle_position(self, acct: Account, pos: Position, px: int) -> None:
-        """Close the whole position at ``px`` with no counterparty (a halted market's settlement:
-        the market's positions net to zero, so the cash moved over all of them sums to zero; each
-        one's share passes through the clearing balance)."""
-        if pos.szi:
+    def settle_market(self, positions: Sequence[tuple[Account, Position]], px: int) -> None:
+        """Close every position of a market at ``px`` with no counterparty (a halted market's
+        settlement), as one batch: each position's isolated bucket and proceeds go to its account's
+        cross cash.  A market's positions net to zero, so the proceeds sum to zero and the batch
+        conserves cash; a set of positions that does not net to zero is refused whole."""
+        cash = []
+        changes = []
+        for acct, pos in positions:
             closed = pos.szi
+            if not closed:
+                continue
             proceeds = mul(closed, px)
             pnl = proceeds - (pos.entry_ntl if closed > 0 else -pos.entry_ntl)
             iso = 0 if pos.is_cross else pos.iso_raw
-            self.update(Batch(cash=[CashChange(acct.address, iso + proceeds)],
-                              positions=[PositionChange(acct, pos, szi=-closed, entry_ntl=-pos.entry_ntl, iso_raw=-iso,
-                                                        realized_pnl=pnl)],
-                              clearing=proceeds))
+            cash.append(CashChange(acct.address, iso + proceeds))
+            changes.append(PositionChange(acct, pos, szi=-closed, entry_ntl=-pos.entry_ntl, iso_raw=-iso,
+                                          realized_pnl=pnl))
+        self.update(Batch(cash=cash, positions=changes))
 
     # -- audits ---------------------------------------------------------------------------------
     def total_cash(self) -> int:
-        """Σ cross cash + Σ isolated buckets + fee account: equals deposits − withdrawals (plus
-        ``clearing``, zero outside a funding round or a market settlement)."""
+        """Σ cross cash + Σ isolated buckets + fee account: equals deposits − withdrawals."""
         return sum(a.raw_usd + sum(p.iso_raw for p in a.positions.values()) for a in self.accounts.values())
