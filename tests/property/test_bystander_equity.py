@@ -315,7 +315,7 @@ def base() -> Base:
 
     # C: deep two-sided ladders (C is only a liquidity provider; it never acts during the attack)
     for asset in TRADED:
-        mark = w.ex.mark(asset)
+        mark = w.ex.pricing.mark(asset)
         orders = []
         for bps in C_LEVELS_BPS:
             orders.append(wire_order(w.ex, asset, True, snap_px(w.ex, asset, mark * (10_000 - bps) // 10_000),
@@ -346,7 +346,7 @@ def base() -> Base:
     b(user_body(B_KEY, {"type": "withdraw3", "destination": B, "amount": "10"}, tick_clock()))
 
     def far(asset: int, is_buy: bool) -> int:
-        mark = w.ex.mark(asset)
+        mark = w.ex.pricing.mark(asset)
         return snap_px(w.ex, asset, mark * (10_000 - B_FAR if is_buy else 10_000 + B_FAR) // 10_000)
 
     b(l1_body(B_KEY, {"type": "order", "grouping": "na", "orders": [
@@ -406,7 +406,8 @@ def b_settings(ex: Exchange, bs: Base) -> list[Any]:
                            o.triggered, o.builder, o.builder_fee))
         out.append((addr, acct.master, tuple(acct.subs), acct.n_reduce_only, sorted(acct.cloids.items()), orders,
                     [p.state() for _, p in sorted(acct.positions.items())],
-                    ex.agents_of(addr), sorted((k, v) for k, v in ex.access.builder_fees.items() if k[0] == addr),
+                    ex.access.agents_of(addr),
+                    sorted((k, v) for k, v in ex.access.builder_fees.items() if k[0] == addr),
                     ex.access.cancel_schedule.get(addr), ex.access.scheduled_fired.get(addr)))
     out.append(sorted((o.oid, o.status) for o in ex.orders.orders.values() if o.user in wallets(bs)))
     out.append(sorted((agent, e) for agent, e in ex.access.agents.items() if e[0] in wallets(bs)))
@@ -606,7 +607,7 @@ class Attacker:
         if asset not in ex.board.markets:
             return "100"
         spec = ex.board.markets[asset]
-        mark = ex.mark(asset)
+        mark = ex.pricing.mark(asset)
         if choice == "bad_tick":
             return fmt_px(spec, mark) + "000001"
         if choice == "zero":
@@ -621,7 +622,7 @@ class Attacker:
         p = self.price(asset, is_buy, px_choice)
         if asset in ex.board.markets:
             spec = ex.board.markets[asset]
-            ref = ex.mark(asset)
+            ref = ex.pricing.mark(asset)
             s = fmt_sz(spec, max(1, notional * USD // ref))
         else:
             s = "1"
@@ -641,7 +642,7 @@ class Attacker:
         return w
 
     def fee(self, choice: str, builder: str, user: str) -> Any:
-        approval = self.w.ex.max_builder_fee(user, builder)
+        approval = self.w.ex.access.max_builder_fee(user, builder)
         return {"neg1": -1, "neg_big": -1_000_000, "zero": 0, "one": 1, "half": max(1, approval // 2),
                 "at": max(1, approval), "over": approval + 1, "cap": 100, "over_cap": 101, "huge": 10**9,
                 "u64max": 2**64 - 1, "u64": 2**64, "str": "10", "float": 10.0, "bool": True}[choice]
@@ -851,7 +852,7 @@ def test_setup_gives_b_something_to_lose() -> None:
     values = wallet_values(w.ex, bs)
     assert all(v > 0 for v in values.values()), values
     assert {oid for _, _, oid, _ in bs.b_orders} <= set(w.ex.orders.orders)
-    assert w.ex.agent_master(B_AGENT, w.clock) == B and w.ex.agent_master(A_AGENT, w.clock) == A
+    assert w.ex.access.agent_master(B_AGENT, w.clock) == B and w.ex.access.agent_master(A_AGENT, w.clock) == A
     resp = w.post(l1_body(A_KEY, {"type": "order", "orders": [Attacker(w, bs).wire(MARKET_BUY)], "grouping": "na"},
                           w.clock))
     assert "filled" in resp["response"]["data"]["statuses"][0], resp

@@ -182,11 +182,11 @@ class Gen:
         return sorted(acct.orders) if acct is not None else []
 
     def szi(self, user: str, asset: int) -> int:
-        pos = self.ex.position(user, asset)
+        pos = self.ex.holdings.position(user, asset)
         return pos.szi if pos is not None else 0
 
     def mark(self, asset: int) -> int:
-        return self.ex.mark(asset) or self.mids[asset]
+        return self.ex.pricing.mark(asset) or self.mids[asset]
 
 
 def _pick(draw: Any, seq: list[Any]) -> Any:
@@ -348,7 +348,7 @@ def engine_command(draw: Any, g: Gen) -> C.Command:
         return C.UpdateLeverage(ts=ts, user=user, asset=asset, is_cross=draw(st.integers(0, 2)) > 0, leverage=lev)
     if k < 87:
         iso = [(u, a) for u in g.users for a in g.assets
-               if (p := ex.position(u, a)) is not None and p.szi and not p.is_cross]
+               if (p := ex.holdings.position(u, a)) is not None and p.szi and not p.is_cross]
         if iso and draw(st.integers(0, 4)):
             user, asset = _pick(draw, iso)
         usd = draw(st.integers(-400, 400)) * USD // 4
@@ -436,7 +436,7 @@ class Audit:
             elif t is V.OrderTriggered:
                 o = self.live[ev.oid]
                 assert o["status"] == "waitingForTrigger", (ev, o)
-                assert ev.mark_px == ex.marks.get(o["asset"], ev.mark_px), (ev, ex.marks)
+                assert ev.mark_px == ex.pricing.marks().get(o["asset"], ev.mark_px), (ev, ex.pricing.marks())
                 assert trigger_hit(o["is_buy"], o["tpsl"], o["trigger_px"], ev.mark_px), f"fired but not hit: {ev} {o}"
                 o["status"] = "pending"
                 o["px"] = ev.px
@@ -524,7 +524,7 @@ class Audit:
         assert all(v == 0 for v in net.values()), f"Σ long != Σ short: {dict(net)}"
         for (addr, a), s in self.szi.items():
             if s:
-                assert ex.position(addr, a) is not None, (addr, a, s)
+                assert ex.holdings.position(addr, a) is not None, (addr, a, s)
 
         # live orders: the engine's equal the shadow's (no order both resting and done)
         assert ex.orders.orders.keys() == self.live.keys(), (
@@ -599,7 +599,7 @@ def check_command(ex: Exchange, audit: Audit, cmd: C.Command, events: list[V.Eve
     reported."""
     if isinstance(cmd, C.Tick):
         for a, trig in ex.triggers.armed.items():
-            mark = ex.mark(a)
+            mark = ex.pricing.mark(a)
             for oid, o in trig.items():
                 assert oid in audit.armed or not trigger_hit(o.is_buy, o.tpsl, o.trigger_px, mark), (
                     f"trigger {o} still waiting at mark {mark} after a tick")

@@ -181,14 +181,14 @@ class Gen:
         return self.ts
 
     def szi(self, user: str, asset: int) -> int:
-        pos = self.ex.position(user, asset)
+        pos = self.ex.holdings.position(user, asset)
         return pos.szi if pos is not None else 0
 
     def mark(self, asset: int) -> int:
-        return self.ex.mark(asset) or self.mids[asset]
+        return self.ex.pricing.mark(asset) or self.mids[asset]
 
     def halted(self, asset: int) -> bool:
-        return self.ex.status(asset) == "halted"
+        return self.ex.controls.status(asset) == "halted"
 
 
 def ladder(draw: Any, g: Gen, asset: int) -> list[C.OrderRequest]:
@@ -235,7 +235,7 @@ def mechanics_command(draw: Any, g: Gen) -> C.Command:
     halted = [a for a in g.assets if g.halted(a)]
     if halted and draw(st.integers(0, 14)) == 0:
         return C.HaltTrading(ts=g.step(draw(st.integers(1, 300))), asset=_pick(draw, halted), halted=False)
-    odd = [a for a in g.assets if ex.status(a) in ("reduceOnly", "postOnly")]
+    odd = [a for a in g.assets if ex.controls.status(a) in ("reduceOnly", "postOnly")]
     if odd and draw(st.integers(0, 14)) == 0:
         return C.SetMarketStatus(ts=g.step(draw(st.integers(1, 300))), asset=_pick(draw, odd), status="active")
     k = draw(st.integers(0, 99))
@@ -280,7 +280,7 @@ def mechanics_command(draw: Any, g: Gen) -> C.Command:
                                 is_cross=draw(st.integers(0, 3)) > 0, leverage=lev)
     if k < 58:
         iso = [(u, a) for u in TRADERS for a in g.assets
-               if (p := ex.position(u, a)) is not None and p.szi and not p.is_cross]
+               if (p := ex.holdings.position(u, a)) is not None and p.szi and not p.is_cross]
         if iso:
             trader, asset = _pick(draw, iso)
         return C.UpdateIsolatedMargin(ts=g.step(draw(st.integers(1, 300))), user=trader, asset=asset,
@@ -295,7 +295,7 @@ def mechanics_command(draw: Any, g: Gen) -> C.Command:
                           usd=max(1, room * draw(st.integers(1, 110)) // 100))
     if k < 65:  # small open-interest caps (operator), sometimes a dex total
         mode = draw(st.integers(0, 7))
-        ntl = ex.open_interest_ntl(asset)
+        ntl = ex.holdings.open_interest_ntl(asset)
         if mode <= 1:
             cap = 0  # removes the cap
         elif mode <= 5 and ntl:
@@ -713,7 +713,8 @@ class Checker:
         if cfg.oi_cap_sz and oi > cfg.oi_cap_sz:
             over.append(f"oi {oi} > lots cap {cfg.oi_cap_sz}")
         total = m.controls.dex_oi_cap.get(m.board.markets[a].dex, 0)
-        used = sum(m.open_interest_ntl(b) for b in m.board.markets if m.board.markets[b].dex == m.board.markets[a].dex)
+        markets = m.board.markets
+        used = sum(m.holdings.open_interest_ntl(b) for b in markets if markets[b].dex == markets[a].dex)
         if total and mark and used > total:
             over.append(f"dex open interest {used} > total cap {total}")
         STATS["fills growing capped open interest"] += bool(cfg.oi_cap_ntl or cfg.oi_cap_sz or total)
@@ -749,14 +750,14 @@ class Checker:
             assert oi_index.get(a, 0) == longs == m.holdings.oi.get(a, 0), (
                 f"{spec.name}: oi {oi_index.get(a)} != Σ long {longs}")
             assert set(holders_index.get(a, {})) == holders, f"{spec.name}: holders index {holders_index.get(a)}"
-            if ex.status(a) == "halted":
+            if ex.controls.status(a) == "halted":
                 assert not holders and not any(o.asset == a for o in ex.orders.orders.values()), f"halted {spec.name}"
             # 3. never crossed
             bid, ask = ex.board.books[a].best_bid(), ex.board.books[a].best_ask()
             # 7. the order path's copy of config, pricing and dex caps is in step with them
             gate, cfg, st_ = ex.controls.gates[a], ex.controls.config[a], ex.pricing.states[a]
             assert (gate.restricted, gate.oracle, gate.mark, gate.session_open, gate.capped) == (
-                ex.status(a) != "active", st_.oracle, st_.mark, st_.session_open,
+                ex.controls.status(a) != "active", st_.oracle, st_.mark, st_.session_open,
                 bool(cfg.oi_cap_ntl or cfg.oi_cap_sz or ex.controls.dex_oi_cap.get(spec.dex))), (
                 f"{spec.name}: stale gate")
             assert bid is None or ask is None or bid < ask, f"{spec.name} crossed: {bid} >= {ask}"
@@ -1019,8 +1020,8 @@ def test_flipping_taker_cannot_grow_open_interest_past_the_cap() -> None:
     evs = ex.apply(C.place(ts, "0xa", 0, False, 1_000_000, 500_000, tif="Ioc"))  # sells 5
     assert [e.status for e in evs if isinstance(e, V.OrderClosed)] == ["openInterestCapCanceled"]
     # room 0.5 BTC + 0xa's long 1 BTC: 0xa sells 1.5 (long 1 -> short 0.5), 0xb is long 1.5
-    assert ex.position("0xa", 0).szi == -50_000 and ex.position("0xb", 0).szi == 150_000
-    assert ex.open_interest_ntl(0) == 150_000 * USD
+    assert ex.holdings.position("0xa", 0).szi == -50_000 and ex.holdings.position("0xb", 0).szi == 150_000
+    assert ex.holdings.open_interest_ntl(0) == 150_000 * USD
 
 
 def test_adl_cannot_leave_a_counterparty_below_zero() -> None:

@@ -144,10 +144,10 @@ class Sim:
         return self.ex.ledger.accounts[user]
 
     def pos(self, user: str, asset: int):
-        return self.ex.position(user, asset)
+        return self.ex.holdings.position(user, asset)
 
     def szi(self, user: str, asset: int) -> int:
-        p = self.ex.position(user, asset)
+        p = self.ex.holdings.position(user, asset)
         return 0 if p is None else p.szi
 
     def cash(self, user: str) -> int:

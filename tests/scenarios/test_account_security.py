@@ -85,7 +85,7 @@ def test_another_users_agent_cannot_be_approved(sim: Sim) -> None:
     assert sim.do(C.ApproveAgent, user=BOB, agent=ATTACKER_AGENT, name="") == Error(AGENT_ALREADY_USED)
     assert sim.do(C.ApproveAgent, user=BOB, agent=ATTACKER_AGENT, name="bot") == Error(AGENT_ALREADY_USED)
     assert sim.ex.state_hash() == hash_before
-    assert sim.ex.agent_master(ATTACKER_AGENT, sim.ts) == ALICE
+    assert sim.ex.access.agent_master(ATTACKER_AGENT, sim.ts) == ALICE
 
 
 def test_a_retired_agent_is_never_approved_again(sim: Sim) -> None:
@@ -93,7 +93,7 @@ def test_a_retired_agent_is_never_approved_again(sim: Sim) -> None:
     _market(sim)
     assert sim.do(C.ApproveAgent, user=ALICE, agent=ATTACKER_AGENT, name="bot") == OK
     assert sim.do(C.ApproveAgent, user=ALICE, agent="0x" + "0" * 40, name="bot") == OK  # removal
-    assert sim.ex.agent_master(ATTACKER_AGENT, sim.ts) is None
+    assert sim.ex.access.agent_master(ATTACKER_AGENT, sim.ts) is None
     assert sim.do(C.ApproveAgent, user=BOB, agent=ATTACKER_AGENT, name="") == Error(AGENT_ALREADY_USED)
     assert sim.do(C.ApproveAgent, user=ALICE, agent=ATTACKER_AGENT, name="bot") == Error(AGENT_ALREADY_USED)
 
@@ -124,7 +124,7 @@ def test_agent_renewal_and_limits_follow_the_reference(sim: Sim) -> None:
     # renewing one's own agent under its own name is allowed, with a new expiry
     until = now + 30 * DAY_MS
     assert sim.do(C.ApproveAgent, user=ALICE, agent=agents[1], name="one", valid_until=until) == OK
-    assert sim.ex.agents_of(ALICE)[1] == (agents[1], "one", until)
+    assert sim.ex.access.agents_of(ALICE)[1] == (agents[1], "one", until)
     assert sim.do(C.ApproveAgent, user=ALICE, agent=agents[2], name="two", valid_until=sim.ts) == Error(
         AGENT_EXPIRED)
     assert sim.do(C.ApproveAgent, user=ALICE, agent=agents[2], name="two",

@@ -68,17 +68,17 @@ def test_six_million_over_three_days_moves_the_group_to_tier_1_and_makers_earn_r
     # D2: the sub-account trades $2M; the group's window (D0, D1) holds $4M, not more than $5M: tier 0
     _day(sim, 2)
     assert [(f.taker_fee, f.maker_fee) for f in _round_trip(sim, SUB)] == [(usd(450), usd(-30))] * 2
-    assert sim.ex.fee_rates(ALICE, sim.ts) == (45_000, 15_000)
+    assert sim.ex.volume.fee_rates(ALICE, sim.ts) == (45_000, 15_000)
 
     # D3: the group's 14 days (D0..D2) hold $6M > $5M: tier 1 for master and sub alike (neither
     # alone has more than $4M).  Exchange: $6.05M; Carol made $6M of it (99.2% > 3%): −0.003%;
     # Dave $50,000 (0.83%: > 0.5%, not > 1.5%): −0.001%; Bob ($22,500 taken) stays at tier 0.
     _day(sim, 3)
-    assert sim.ex.fee_rates(ALICE, sim.ts) == (40_000, 12_000)
-    assert sim.ex.fee_rates(SUB, sim.ts) == (40_000, 12_000)
-    assert sim.ex.fee_rates(CAROL, sim.ts) == (40_000, -3_000)  # her $6M is tier 1 too; the rebate wins
-    assert sim.ex.fee_rates(DAVE, sim.ts) == (45_000, -1_000)
-    assert sim.ex.fee_rates(BOB, sim.ts) == (45_000, 15_000)
+    assert sim.ex.volume.fee_rates(ALICE, sim.ts) == (40_000, 12_000)
+    assert sim.ex.volume.fee_rates(SUB, sim.ts) == (40_000, 12_000)
+    assert sim.ex.volume.fee_rates(CAROL, sim.ts) == (40_000, -3_000)  # her $6M is tier 1 too; the rebate wins
+    assert sim.ex.volume.fee_rates(DAVE, sim.ts) == (45_000, -1_000)
+    assert sim.ex.volume.fee_rates(BOB, sim.ts) == (45_000, 15_000)
     d3 = [
         (_trade(sim, CAROL, ALICE, True, "1"), usd(40), usd(-3)),
         (_trade(sim, CAROL, SUB, True, "1"), usd(40), usd(-3)),
@@ -90,7 +90,7 @@ def test_six_million_over_three_days_moves_the_group_to_tier_1_and_makers_earn_r
     # the rebates are paid out of the same fills' taker fees: the fee account only ever gains
     # D0 2 × (450 + 150); D1 2 × (450 − 30) + 22.50 + 7.50; D2 2 × (450 − 30); D3 the five fills above
     assert sim.fees() - fees0 == usd(1_200 + 840 + 30 + 840 + (37 + 37 + 42 + 44 + 57))
-    assert sim.ex.daily_volume(ALICE, sim.ts)[-4:] == [
+    assert sim.ex.volume.daily_volume(ALICE, sim.ts)[-4:] == [
         (D0 // DAY_MS, usd(2_000_000), 0, usd(2_000_000)),
         (D0 // DAY_MS + 1, usd(2_000_000), 0, usd(2_050_000)),
         (D0 // DAY_MS + 2, 0, 0, usd(2_000_000)),  # the sub's day: not in the master's own volume
@@ -104,7 +104,7 @@ def test_six_million_over_three_days_moves_the_group_to_tier_1_and_makers_earn_r
     # D15: D0 has left the window (D1..D14: $4.4M): tier 0 again.  Her $100,000 made on D3 is 2.15% of
     # the window's $4.65M of maker volume (> 1.5%, not > 3%): her maker rate is the −0.002% rebate
     _day(sim, 15)
-    assert sim.ex.fee_rates(ALICE, sim.ts) == (45_000, -2_000)
+    assert sim.ex.volume.fee_rates(ALICE, sim.ts) == (45_000, -2_000)
     fill = _trade(sim, CAROL, ALICE, False, "1")
     assert fill.taker_fee == usd(45)
     sim.audit()  # money conserved to the unit, and replaying the events gives the same state hash
@@ -117,9 +117,9 @@ def test_a_sub_account_with_no_volume_pays_its_masters_tier_and_other_accounts_t
     for _ in range(3):
         _round_trip(sim, ALICE)  # $6M on D0
     _day(sim, 1)
-    assert sim.ex.fee_rates(ALICE, sim.ts) == (40_000, 12_000)
-    assert sim.ex.fee_rates(SUB, sim.ts) == (40_000, 12_000)  # no volume of its own
-    assert sim.ex.fee_rates(DAVE, sim.ts) == (45_000, 15_000)
+    assert sim.ex.volume.fee_rates(ALICE, sim.ts) == (40_000, 12_000)
+    assert sim.ex.volume.fee_rates(SUB, sim.ts) == (40_000, 12_000)  # no volume of its own
+    assert sim.ex.volume.fee_rates(DAVE, sim.ts) == (45_000, 15_000)
     sim.audit()
 
 
@@ -134,7 +134,7 @@ def test_a_rebate_larger_than_the_taker_fee_is_capped_at_it(sim: Sim) -> None:
     _day(sim, 0)
     _trade(sim, CAROL, BOB, True, "10")  # Carol: the whole day's maker volume
     _day(sim, 1)
-    assert sim.ex.fee_rates(CAROL, sim.ts, BTC_ID) == (5_000, -12_000)
+    assert sim.ex.volume.fee_rates(CAROL, sim.ts, BTC_ID) == (5_000, -12_000)
     fees0 = sim.fees()
     fill = _trade(sim, CAROL, ALICE, True, "1")
     assert (fill.taker_fee, fill.maker_fee) == (usd(5), usd(-5))  # not −$12

@@ -225,15 +225,15 @@ def test_adl_reduces_the_most_profitable_most_leveraged_short_first(sim: Sim) ->
     sim.tick(BTC_ID, 95_000)
     # ranking: profit (entry/mark for a short) × notional / account value — Carol's
     # (100/95) × 47,500 / 32,492.5 beats Erin's (100/95) × 47,500 / 202,492.5
-    assert sim.ex.adl_queue(BTC_ID, is_long=False) == [CAROL, ERIN]
-    assert sim.ex.adl_rank(ERIN, BTC_ID) == (1, 2)
+    assert sim.ex.liquidations.adl_queue(BTC_ID, is_long=False) == [CAROL, ERIN]
+    assert sim.ex.liquidations.adl_rank(ERIN, BTC_ID) == (1, 2)
     sim.tick(BTC_ID, 70_000)
     # Alice: 11,000 − 100,045 + 70,000 = −19,045; no vault → ADL: Carol takes 0.5 then Erin 0.5
     adl = sim.of(V.PositionTransferred)
     assert [(t.dst, t.sz) for t in adl] == [(CAROL, S(sim.specs[0], "0.5")), (ERIN, S(sim.specs[0], "0.5"))]
     assert sum(t.usd for t in adl) == -usd(19_045)
     assert _value(sim, ALICE) == 0
-    assert sim.ex.adl_rank(DAVE, BTC_ID) is None  # no position: never in the queue, never pays
+    assert sim.ex.liquidations.adl_rank(DAVE, BTC_ID) is None  # no position: never in the queue, never pays
     sim.audit()
 
 

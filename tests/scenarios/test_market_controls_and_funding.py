@@ -80,8 +80,8 @@ def test_hourly_funding_on_the_oracle_with_the_interest_rate_and_exact_remainder
     (settled,) = sim.of(V.FundingSettled)
     assert settled.rate == 1_250
     assert sorted(a for _, _, a in settled.payments) == [-87, 88] and settled.remainder == 1
-    assert sim.ex.predicted_funding(BTC_ID) == 1_250
-    assert [r.rate for r in sim.ex.funding_records(BTC_ID)] == [1_250]
+    assert sim.ex.funding.predicted(BTC_ID) == 1_250
+    assert [r.rate for r in sim.ex.funding.history(BTC_ID)] == [1_250]
     sim.audit()
 
 
@@ -210,7 +210,7 @@ def test_funding_multiplier_scales_the_rate_for_the_deployers_market(sim: Sim) -
     spec = _hip3(sim)
     a = spec.asset
     assert sim.do(C.SetFundingMultipliers, user=DEPLOYER, dex="xyz", multipliers={a: 2 * 10**8}) == OK
-    assert sim.ex.predicted_funding(a) == 2_500  # flat book: interest 1,250 per hour × 2
+    assert sim.ex.funding.predicted(a) == 2_500  # flat book: interest 1,250 per hour × 2
     assert sim.do(C.SetFundingMultipliers, user=DEPLOYER, dex="xyz", multipliers={a: 11 * 10**8}) == Error(
         "Funding multiplier must be between 0 and 10.")
 

@@ -100,7 +100,7 @@ def test_each_dex_has_its_own_balance_and_clearinghouse_state() -> None:
     # xyz: 1,000 − 10,000 = −9,000 cash, value 1,000; withdrawable 1,000 − max(IM 500, 10% × 10,000) = 0
     assert a_xyz.raw_usd == usd(-9_000) and set(a_xyz.positions) == {XYZ}
     assert sim.ex.margin.cross_value(a_xyz) == usd(1_000) and sim.ex.margin.withdrawable(a_xyz) == 0
-    assert sim.ex.position(ALICE, XYZ) is a_xyz.positions[XYZ] and sim.szi(ALICE, XYZ) == S(sim.specs[XYZ], 1)
+    assert sim.ex.holdings.position(ALICE, XYZ) is a_xyz.positions[XYZ] and sim.szi(ALICE, XYZ) == S(sim.specs[XYZ], 1)
     info = _info(sim)
     main = info.clearinghouse_state({"type": "clearinghouseState", "user": ALICE})
     xyz = info.clearinghouse_state({"type": "clearinghouseState", "user": ALICE, "dex": "xyz"})

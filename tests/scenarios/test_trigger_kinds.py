@@ -71,7 +71,7 @@ def test_stop_limit_sell_fires_through_trigger_rests_at_its_limit_and_later_fill
     # (a) mark above the trigger: a sell SL waits for "price below" 95,000
     for mark in (96_000, "95000.1"):
         sim.tick(BTC_ID, mark)
-        assert sim.ex.mark(BTC_ID) == P(btc, mark)
+        assert sim.ex.pricing.mark(BTC_ID) == P(btc, mark)
         assert _types(sim.last) == []
         assert sim.ex.orders.orders[3].status == "waitingForTrigger"
 

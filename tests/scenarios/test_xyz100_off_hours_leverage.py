@@ -53,7 +53,7 @@ def test_xyz100_update_leverage_above_the_off_hours_cap_is_refused_while_closed(
     assert not sim.ex.pricing.states[a].session_open
     assert not sim.of(V.LeverageUpdated) and not sim.of(V.Liquidated)  # the close changes no position
     assert sim.pos(ALICE, a).leverage == 15 and sim.szi(ALICE, a) == 10_000
-    assert sim.ex.mark(a) == 2_100_000  # $21,000: the book is empty, the last trade holds it
+    assert sim.ex.pricing.mark(a) == 2_100_000  # $21,000: the book is empty, the last trade holds it
 
     # the issue: 15x while closed, for an open position or none, is refused like any leverage too high
     assert sim.leverage(ALICE, a, 15) == Error(E.INVALID_LEVERAGE)

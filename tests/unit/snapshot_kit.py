@@ -70,7 +70,7 @@ async def drive(data_dir: Path, rounds: int, snapshot_every: int, seed: int = 1)
             await agents.lever()
         user = rng.choice(CLIENTS)
         asset = rng.choice(main)
-        mark = v.ex.mark(asset)
+        mark = v.ex.pricing.mark(asset)
         nonce = max(nonce + 1, v.now())
         k = rng.random()
         cmd: C.Command

@@ -43,7 +43,7 @@ def test_demo_session_is_seeded_conserves_usdc_and_replays() -> None:
     assert "replay: same state" in out and "OK" in out
     # the marks took small steps from their start: nowhere near a 10x misprice
     for spec, start in default_markets():
-        assert abs(ex.mark(spec.asset) - start) * 20 < start, spec.name
+        assert abs(ex.pricing.mark(spec.asset) - start) * 20 < start, spec.name
     deposits = (3 * 2_000_000 + 4 * 50_000 + 100_000 + 20_000) * 10**6  # makers, takers, whale, isolated trader
     assert ex.ledger.deposits == deposits and ex.ledger.withdrawals == 0
     assert ex.ledger.total_cash() == deposits

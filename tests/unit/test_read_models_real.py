@@ -135,7 +135,7 @@ def test_portfolio_account_value_pnl_and_volume_per_window() -> None:
     v.ts = h + 20 * MINUTE  # the next 15-minute bucket: the tick samples the holders
     v.tick(BTC, 101_000)
     t_tick = v.ts
-    assert v.ex.mark(BTC) == 101_000 * 10
+    assert v.ex.pricing.mark(BTC) == 101_000 * 10
     v.ts = h + 40 * MINUTE
     assert v.do(C.Deposit, user=ALICE, usd=1_000 * USD) == OK
     t_deposit2 = v.ts

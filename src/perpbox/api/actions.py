@@ -175,7 +175,7 @@ class ExchangeAPI:
             # the order's own user must have approved at least f for this builder; at most 0.1% on perps
             # (reference §3.3; the venue's string for an over-limit fee is not recorded, so the same one)
             if builder["f"] and (builder["f"] > MAX_PERP_BUILDER_FEE or code["builder"] == user
-                                 or self.ex.max_builder_fee(user, code["builder"]) < builder["f"]):
+                                 or self.ex.access.max_builder_fee(user, code["builder"]) < builder["f"]):
                 raise ActionError(E.BUILDER_FEE_NOT_APPROVED)
         if not wires:
             raise ActionError(E.ORDERS_EMPTY)
@@ -311,7 +311,7 @@ class ExchangeAPI:
         m = VALID_UNTIL.match(name)
         if m:
             name, valid_until = m.group(1), int(m.group(2))
-        bad = self.ex.agent_approval_error(user, agent, name, valid_until, self.now())
+        bad = self.ex.access.agent_approval_error(user, agent, name, valid_until, self.now())
         if bad is not None:  # refused before the log; the engine checks the same rule again
             raise ActionError(bad)
         return Plan([C.ApproveAgent(ts=0, user=user, agent=agent, name=name, valid_until=valid_until)],
@@ -397,7 +397,7 @@ class ExchangeAPI:
             acct = self.ex.ledger.accounts.get(src)
             if acct is None or acct.master != user:
                 raise ActionError(E.INVALID_SUBACCOUNT_TRANSFER.format(src=user, dst=src))
-        bad = self.ex.send_asset_error(user, src, dst, str(src_dex), str(dst_dex), usd)
+        bad = self.ex.accounts.send_asset_error(user, src, dst, str(src_dex), str(dst_dex), usd)
         if bad is not None:
             raise ActionError(bad)
         return C.SendAsset(ts=0, user=user, src=src, dst=dst, src_dex=str(src_dex), dst_dex=str(dst_dex), usd=usd)

@@ -396,7 +396,7 @@ class InfoAPI:
 
     def clearinghouse_state(self, body: dict[str, Any]) -> dict[str, Any]:
         """One perp dex's clearinghouse (``dex``, default the first): standard accounts keep a
-        separate balance, cross margin and positions per dex (``Exchange.clearinghouse``)."""
+        separate balance, cross margin and positions per dex (``Accounts.clearinghouse``)."""
         user, dex = _addr(body), self._dex(body)
         m = self.reads.margin_summary(user, dex)
         now = self.now()

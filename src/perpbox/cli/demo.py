@@ -112,7 +112,7 @@ def _usd(micro: int) -> str:
 def _print_report(con: Console, ex: Exchange, log: list[V.Event], markets: list[tuple[MarketSpec, int]]) -> None:
     for spec, _ in markets:
         book = ex.board.books[spec.asset]
-        t = Table(title=f"{spec.name} book (mark {format_units(ex.mark(spec.asset), spec.px_decimals)})")
+        t = Table(title=f"{spec.name} book (mark {format_units(ex.pricing.mark(spec.asset), spec.px_decimals)})")
         for col in ("bid size", "bid", "ask", "ask size"):
             t.add_column(col, justify="right")
         bids, asks = book.depth(True, 5), book.depth(False, 5)

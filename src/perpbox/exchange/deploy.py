@@ -100,6 +100,13 @@ class DexDeployment:
             return None
         return entry[1]
 
+    def table_id(self, asset: int) -> int:
+        """The id of the margin table ``asset`` uses (Hyperliquid's ``marginTableId``)."""
+        return self.table_ids[asset]
+
+    def full_name(self, dex: str) -> str:
+        return self.dex_full_names.get(dex, dex)
+
     def dex_tables(self, dex: str) -> list[int]:
         """Ids of the tiered tables that belong to ``dex`` (inserted there or listed with its markets)."""
         return sorted(i for i, (d, _) in self.margin_tables.items() if d == dex)

@@ -41,7 +41,7 @@ from perpbox.exchange.access import AccountAccess
 from perpbox.exchange.accounts import Accounts
 from perpbox.exchange.controls import MarketControls
 from perpbox.exchange.deploy import DexDeployment
-from perpbox.exchange.funding import Funding, FundingRecord
+from perpbox.exchange.funding import Funding
 from perpbox.exchange.holdings import Holdings
 from perpbox.exchange.liquidation import Liquidations
 from perpbox.exchange.markets import MarketBoard
@@ -51,8 +51,7 @@ from perpbox.exchange.reads import ExchangeReads
 from perpbox.exchange.results import OK, Error, Handler, Outcome, Response
 from perpbox.exchange.sink import EventSink
 from perpbox.exchange.volume import TradeVolume
-from perpbox.ledger.ledger import Account, Ledger, Position
-from perpbox.market.funding import FundingParams
+from perpbox.ledger.ledger import Ledger
 from perpbox.market.margin import MarginTable
 from perpbox.market.spec import MarketSpec
 from perpbox.pricing import pricer
@@ -139,87 +138,6 @@ class Exchange:
         ex = cls()
         ex.sink.replay(events)
         return ex
-
-    def mark(self, asset: int) -> int:
-        """The price margin is computed at: mark, else last trade, else 0."""
-        return self.pricing.mark(asset)
-
-    @property
-    def marks(self) -> dict[int, int]:
-        return self.pricing.marks()
-
-    def oracle(self, asset: int) -> int:
-        return self.pricing.oracle(asset)
-
-    def status(self, asset: int) -> str:
-        return self.controls.status(asset)
-
-    def account(self, address: str) -> Account:
-        return self.ledger.account(address)
-
-    def position(self, address: str, asset: int) -> Position | None:
-        """``address``'s position in ``asset`` (held by its account on the asset's dex)."""
-        key = self.board.margin_key(address, asset) if asset in self.board.rules else address
-        acct = self.ledger.accounts.get(key)
-        return None if acct is None else acct.positions.get(asset)
-
-    def fee_rates(self, user: str, ts: int, asset: int | None = None) -> tuple[int, int]:
-        return self.volume.fee_rates(user, ts, asset)
-
-    def daily_volume(self, user: str, ts: int) -> list[tuple[int, int, int, int]]:
-        return self.volume.daily_volume(user, ts)
-
-    def open_interest_ntl(self, asset: int) -> int:
-        return self.holdings.open_interest_ntl(asset)
-
-    def adl_queue(self, asset: int, is_long: bool) -> list[str]:
-        return self.liquidations.adl_queue(asset, is_long)
-
-    def adl_rank(self, user: str, asset: int) -> tuple[int, int] | None:
-        return self.liquidations.adl_rank(user, asset)
-
-    def clearinghouse(self, user: str, dex: str) -> str | None:
-        return self.accounts.clearinghouse(user, dex)
-
-    def send_asset_error(self, user: str, src: str, dst: str, src_dex: str, dst_dex: str, usd: int) -> str | None:
-        return self.accounts.send_asset_error(user, src, dst, src_dex, dst_dex, usd)
-
-    def funding_params(self, asset: int) -> FundingParams:
-        return self.funding.params(asset)
-
-    def predicted_funding(self, asset: int) -> int:
-        """The rate the running interval would pay if it ended now (1e-8)."""
-        return self.funding.predicted(asset)
-
-    def funding_records(self, asset: int) -> list[FundingRecord]:
-        """The market's settled funding intervals, oldest first."""
-        return self.funding.history(asset)
-
-    def agent_master(self, agent: str, ts: int) -> str | None:
-        """The account an API wallet acts for at ``ts``, or None (unknown or expired)."""
-        return self.access.agent_master(agent, ts)
-
-    def agents_of(self, master: str) -> list[tuple[str, str, int]]:
-        return self.access.agents_of(master)
-
-    def max_builder_fee(self, user: str, builder: str) -> int:
-        return self.access.max_builder_fee(user, builder)
-
-    def agent_approval_error(self, user: str, agent: str, name: str, valid_until: int, ts: int) -> str | None:
-        return self.access.agent_approval_error(user, agent, name, valid_until, ts)
-
-    def margin_table(self, table_id: int, dex: str | None = None) -> MarginTable | None:
-        return self.deploy.margin_table(table_id, dex)
-
-    def dex_tables(self, dex: str) -> list[int]:
-        return self.deploy.dex_tables(dex)
-
-    def table_id(self, asset: int) -> int:
-        """The id of the margin table ``asset`` uses (Hyperliquid's ``marginTableId``)."""
-        return self.deploy.table_ids[asset]
-
-    def dex_full_name(self, dex: str) -> str:
-        return self.deploy.dex_full_names.get(dex, dex)
 
     # -- what the components ask of the exchange (``exchange.ports``) ------------------------------
     def close_orders_of(self, ts: int, user: str, status: str) -> None:

@@ -61,7 +61,10 @@ class Holdings:
         return self.ledger.accounts.get(self.board.margin_key(user, asset))
 
     def position(self, user: str, asset: int) -> Position | None:
-        acct = self.margin_acct(user, asset)
+        """``user``'s position in ``asset``, held by its account on the asset's dex (an unlisted
+        asset: ``user``'s own account)."""
+        key = self.board.margin_key(user, asset) if asset in self.board.rules else user
+        acct = self.ledger.accounts.get(key)
         return None if acct is None else acct.positions.get(asset)
 
     def szi(self, user: str, asset: int) -> int:

@@ -19,7 +19,7 @@ The rules every read keeps:
   in its side's whole queue, and the book's levels and impact prices sort the side's price levels
   (``OrderBook.depth`` and ``pricing.impact`` keep no sorted index);
 * it formats nothing: decimal strings and wire shapes belong to ``api/``;
-* it changes no engine state: ``Exchange.account`` creates an account, so it is not part of this
+* it changes no engine state: ``Ledger.account`` creates an account, so it is not part of this
   surface (``account`` here answers None instead).  Only derived, never hashed, caches move: the
   book drops stale best-price heap entries when asked, and ``markets`` keeps its own index.
 """
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 class PriceView(msgspec.Struct, frozen=True, gc=False):
     """A market's prices, in price units (0: none yet)."""
 
-    mark: int  # what margin is computed at: the mark, else the last trade (``Exchange.mark``)
+    mark: int  # what margin is computed at: the mark, else the last trade (``MarketPricing.mark``)
     oracle: int
     last: int  # the last trade's price
 
@@ -187,35 +187,35 @@ class ExchangeReads:
 
     def status(self, asset: int) -> str:
         """``active``, ``halted`` (by the deployer or its oracle definition) or ``settled``."""
-        return self._ex.status(asset)
+        return self._ex.controls.status(asset)
 
     def table_id(self, asset: int) -> int:
         """The id of the margin table ``asset`` uses (Hyperliquid's ``marginTableId``)."""
-        return self._ex.table_id(asset)
+        return self._ex.deploy.table_id(asset)
 
     def margin_table(self, table_id: int, dex: str | None = None) -> MarginTable | None:
         """Table ``table_id`` (flat or tiered); with ``dex``, only a flat table or one of that dex's."""
-        return self._ex.margin_table(table_id, dex)
+        return self._ex.deploy.margin_table(table_id, dex)
 
     def dex_tables(self, dex: str) -> tuple[int, ...]:
         """Ids of the tiered tables that belong to ``dex``."""
-        return tuple(self._ex.dex_tables(dex))
+        return tuple(self._ex.deploy.dex_tables(dex))
 
     # -- prices and the book ------------------------------------------------------------------------
     def prices(self, asset: int) -> PriceView:
         ex = self._ex
-        return PriceView(ex.mark(asset), ex.oracle(asset), ex.pricing.last_px.get(asset, 0))
+        return PriceView(ex.pricing.mark(asset), ex.pricing.oracle(asset), ex.pricing.last_px.get(asset, 0))
 
     def mark(self, asset: int) -> int:
         """The price margin is computed at: the mark, else the last trade, else 0."""
-        return self._ex.mark(asset)
+        return self._ex.pricing.mark(asset)
 
     def oracle(self, asset: int) -> int:
-        return self._ex.oracle(asset)
+        return self._ex.pricing.oracle(asset)
 
     def marks(self) -> tuple[tuple[int, int], ...]:
         """(asset, mark) of every market with a mark, by asset (the pricing layer's mark only)."""
-        return tuple(sorted(self._ex.marks.items()))
+        return tuple(sorted(self._ex.pricing.marks().items()))
 
     def best_bid_ask(self, asset: int) -> tuple[int | None, int | None]:
         """The best bid and ask prices (None: that side is empty)."""
@@ -237,28 +237,28 @@ class ExchangeReads:
     # -- funding and open interest ----------------------------------------------------------------------
     def funding(self, asset: int) -> FundingView:
         ex = self._ex
-        params = ex.funding_params(asset)
+        params = ex.funding.params(asset)
         st = ex.pricing.states[asset]
         premium = None if st.prem_n == 0 else pricer.interval_premium(st, params)
-        return FundingView(params.interval_ms, ex.predicted_funding(asset), premium, st.next_funding_ts,
+        return FundingView(params.interval_ms, ex.funding.predicted(asset), premium, st.next_funding_ts,
                            params.impact_notional)
 
     def funding_params(self, asset: int) -> FundingParams:
         """The market's funding parameters with the deployer's multiplier and interest overrides."""
-        return self._ex.funding_params(asset)
+        return self._ex.funding.params(asset)
 
     def predicted_funding(self, asset: int) -> int:
         """The rate the running interval would pay if it ended now (1e-8)."""
-        return self._ex.predicted_funding(asset)
+        return self._ex.funding.predicted(asset)
 
     def funding_records(self, asset: int) -> tuple[FundingRecord, ...]:
         """Every settled funding interval of the market, oldest first."""
-        return tuple(self._ex.funding_records(asset))
+        return tuple(self._ex.funding.history(asset))
 
     def funding_history(self, asset: int, start: int, end: int, limit: int) -> tuple[FundingRecord, ...]:
         """The first ``limit`` settled intervals with ``start <= ts <= end``, oldest first: the
         first is found by bisection, so the work is what is returned."""
-        rows = self._ex.funding_records(asset)
+        rows = self._ex.funding.history(asset)
         first = bisect.bisect_left(rows, start, key=_record_ts)
         out: list[FundingRecord] = []
         for k in range(first, min(len(rows), first + limit)):
@@ -270,12 +270,12 @@ class ExchangeReads:
     def open_interest(self, asset: int) -> OpenInterestView:
         ex = self._ex
         cfg = ex.controls.config[asset]
-        return OpenInterestView(ex.holdings.open_interest(asset), ex.open_interest_ntl(asset), cfg.oi_cap_ntl,
+        return OpenInterestView(ex.holdings.open_interest(asset), ex.holdings.open_interest_ntl(asset), cfg.oi_cap_ntl,
                                 cfg.oi_cap_sz)
 
     def open_interest_ntl(self, asset: int) -> int:
         """Open interest at the margin price, micro-USDC."""
-        return self._ex.open_interest_ntl(asset)
+        return self._ex.holdings.open_interest_ntl(asset)
 
     # -- dexes --------------------------------------------------------------------------------------
     def dex_names(self) -> tuple[str, ...]:
@@ -288,11 +288,11 @@ class ExchangeReads:
         index = ex.board.dexes.get(name)
         if index is None:
             return None
-        return DexView(name, index, ex.dex_full_name(name), ex.board.dex_deployer.get(name, ""),
+        return DexView(name, index, ex.deploy.full_name(name), ex.board.dex_deployer.get(name, ""),
                        ex.controls.dex_oi_cap.get(name, 0))
 
     def dex_full_name(self, dex: str) -> str:
-        return self._ex.dex_full_name(dex)
+        return self._ex.deploy.full_name(dex)
 
     # -- accounts -----------------------------------------------------------------------------------
     def has_account(self, address: str) -> bool:
@@ -308,7 +308,7 @@ class ExchangeReads:
     def clearinghouse(self, user: str, dex: str) -> str | None:
         """The ledger account of ``user``'s clearinghouse ``dex`` (``""``, a HIP-3 dex or ``"spot"``),
         or None for a dex that does not exist."""
-        return self._ex.clearinghouse(user, dex)
+        return self._ex.accounts.clearinghouse(user, dex)
 
     def margin_summary(self, address: str, dex: str = "") -> MarginSummary | None:
         """The margin figures of ``address``'s account on ``dex``, or None when it has none there
@@ -327,7 +327,7 @@ class ExchangeReads:
 
     def position(self, address: str, asset: int) -> PositionView | None:
         """``address``'s position slot in ``asset`` (held by its account on the asset's dex)."""
-        pos = self._ex.position(address, asset)
+        pos = self._ex.holdings.position(address, asset)
         return None if pos is None else self._position(pos)
 
     def perp_value(self, owner: str) -> int | None:
@@ -350,16 +350,16 @@ class ExchangeReads:
 
     def send_asset_error(self, user: str, src: str, dst: str, src_dex: str, dst_dex: str, usd: int) -> str | None:
         """Why ``user`` may not ``sendAsset`` ``usd`` from ``src``'s ``src_dex`` to ``dst``'s ``dst_dex``."""
-        return self._ex.send_asset_error(user, src, dst, src_dex, dst_dex, usd)
+        return self._ex.accounts.send_asset_error(user, src, dst, src_dex, dst_dex, usd)
 
     def adl_queue(self, asset: int, is_long: bool) -> tuple[str, ...]:
         """Holders of ``asset`` on one side, in the order ADL would reduce them."""
-        return tuple(self._ex.adl_queue(asset, is_long))
+        return tuple(self._ex.liquidations.adl_queue(asset, is_long))
 
     def adl_rank(self, user: str, asset: int) -> tuple[int, int] | None:
         """(0-based place in its side's ADL queue, queue length), or None without a position.  The
         answer is a place in the whole queue, so the work is the side's holders."""
-        return self._ex.adl_rank(user, asset)
+        return self._ex.liquidations.adl_rank(user, asset)
 
     def traded_notional(self, address: str) -> int:
         """Cumulative traded notional of ``address`` (both sides of its fills), micro-USDC."""
@@ -388,26 +388,26 @@ class ExchangeReads:
     # -- fees, API wallets, builders --------------------------------------------------------------------
     def fee_rates(self, user: str, ts: int, asset: int | None = None) -> tuple[int, int]:
         """(taker, maker) fee rates, 1e-8 of notional, that ``user`` pays on the UTC day of ``ts``."""
-        return self._ex.fee_rates(user, ts, asset)
+        return self._ex.volume.fee_rates(user, ts, asset)
 
     def daily_volume(self, user: str, ts: int) -> tuple[tuple[int, int, int, int], ...]:
         """``(day, cross, add, exchange)`` for the fee window ending on the UTC day of ``ts``."""
-        return tuple(self._ex.daily_volume(user, ts))
+        return tuple(self._ex.volume.daily_volume(user, ts))
 
     def agent_master(self, agent: str, ts: int) -> str | None:
         """The account an API wallet acts for at ``ts``, or None (unknown or expired)."""
-        return self._ex.agent_master(agent, ts)
+        return self._ex.access.agent_master(agent, ts)
 
     def agents_of(self, master: str) -> tuple[tuple[str, str, int], ...]:
         """(agent, name, valid_until) of every API wallet of ``master``, by agent address."""
-        return tuple(self._ex.agents_of(master))
+        return tuple(self._ex.access.agents_of(master))
 
     def agent_approval_error(self, user: str, agent: str, name: str, valid_until: int, ts: int) -> str | None:
-        return self._ex.agent_approval_error(user, agent, name, valid_until, ts)
+        return self._ex.access.agent_approval_error(user, agent, name, valid_until, ts)
 
     def max_builder_fee(self, user: str, builder: str) -> int:
         """The highest builder fee ``user`` approved for ``builder``, tenths of a basis point."""
-        return self._ex.max_builder_fee(user, builder)
+        return self._ex.access.max_builder_fee(user, builder)
 
     # -- views -----------------------------------------------------------------------------------------
     def _position(self, p: Position) -> PositionView:
