@@ -234,3 +234,63 @@ def test_order_cancel_and_modify_answers_on_the_wire() -> None:
         b'{"status":"err","response":"Cannot modify canceled or filled order"}')
     empty = v.post({"type": "order", "orders": [], "grouping": "na"})
     assert empty == b'{"status":"err","response":"Orders are empty"}'
+
+
+# ---- the engine's own status words are the enum's --------------------------------------------------
+ENGINE = Path(__file__).resolve().parents[2] / "src" / "perpbox" / "exchange"
+# where an order status appears in the engine: as the status argument of a close, the status of a
+# placed / rejected / closed order, or compared with an order's status
+STATUS_CALLS = {"close": 2, "close_orders_of": 2, "close_market_orders": 2, "_reject": 3, "_add_order": 1}
+
+
+ORDER_EVENTS = {"OrderPlaced", "OrderRejected", "OrderClosed"}
+MARKET_STATUS_HOLDERS = {"cfg", "cmd", "config"}  # a market's status (active, postOnly, …), not an order's
+
+
+def _is_order_status(node: Any) -> bool:
+    import ast
+
+    return (isinstance(node, ast.Attribute) and node.attr == "status"
+            and not (isinstance(node.value, ast.Name) and node.value.id in MARKET_STATUS_HOLDERS)
+            and not (isinstance(node.value, ast.Subscript)))  # self.config[asset].status
+
+
+def _status_literals() -> list[tuple[str, int, str]]:
+    """Every string literal the engine uses as an order status (by position in the calls above,
+    compared with / assigned to an order's ``status``, or the status of a refusal ``(status,
+    message)``), with its file and line."""
+    import ast
+
+    found: list[tuple[str, int, str]] = []
+    for path in sorted(ENGINE.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            values: list[ast.expr] = []
+            if isinstance(node, ast.Call):
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if name in STATUS_CALLS and len(node.args) > STATUS_CALLS[name]:
+                    values.append(node.args[STATUS_CALLS[name]])
+                if name in ORDER_EVENTS:
+                    values += [k.value for k in node.keywords if k.arg == "status"]
+            elif isinstance(node, ast.Compare) and _is_order_status(node.left):
+                values += node.comparators
+            elif isinstance(node, ast.Assign) and any(
+                    _is_order_status(t) or (isinstance(t, ast.Name) and t.id == "LIQUIDATED") for t in node.targets):
+                values.append(node.value)
+            elif (isinstance(node, ast.Return) and isinstance(node.value, ast.Tuple) and len(node.value.elts) == 2
+                  and isinstance(node.value.elts[0], ast.Constant)):
+                values.append(node.value.elts[0])  # a refusal: (status, message)
+            for v in values:
+                for c in ast.walk(v):
+                    if isinstance(c, ast.Constant) and isinstance(c.value, str):
+                        found.append((path.name, c.lineno, c.value))
+    return found
+
+
+def test_every_status_the_engine_writes_is_an_order_status() -> None:
+    """The engine's statuses are plain strings on the order path (cheaper in the compiled build than
+    enum members), so this keeps each of them one of ``OrderStatus``'s, with its source."""
+    literals = _status_literals()
+    assert len({v for _, _, v in literals}) >= 23, literals  # the scan sees the engine's statuses
+    values = {s.value for s in OrderStatus}
+    assert [x for x in literals if x[2] not in values] == []
