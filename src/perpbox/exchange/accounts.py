@@ -99,7 +99,7 @@ class Accounts:
         listed HIP-3 dex, or ``"spot"``), or None for a dex that does not exist."""
         if dex == SPOT:
             return spot_wallet(user)
-        if dex and dex not in self.board.dexes:
+        if dex and self.board.dex_index(dex) is None:
             return None
         return dex_account(dex, user)
 
@@ -135,7 +135,7 @@ class Accounts:
         return OK
 
     def _cmd_update_leverage(self, cmd: C.UpdateLeverage) -> Response:
-        spec = self.board.markets.get(cmd.asset)
+        spec = self.board.spec(cmd.asset)
         if spec is None:
             return Error(E.UNKNOWN_ASSET)
         if not 1 <= cmd.leverage <= spec.max_leverage:
@@ -167,7 +167,7 @@ class Accounts:
         return OK
 
     def _cmd_update_isolated_margin(self, cmd: C.UpdateIsolatedMargin) -> Response:
-        spec = self.board.markets.get(cmd.asset)
+        spec = self.board.spec(cmd.asset)
         if spec is None:
             return Error(E.UNKNOWN_ASSET)
         acct = self.holdings.margin_acct(cmd.user, cmd.asset)
@@ -208,7 +208,7 @@ class Accounts:
 
     def _on_leverage_updated(self, ev: V.LeverageUpdated) -> None:
         acct = self.ledger.account(self.board.margin_key(ev.user, ev.asset))
-        pos = position_slot(self.ledger, self.board.rules[ev.asset], acct)
+        pos = position_slot(self.ledger, self.board.rules_of(ev.asset), acct)
         self.ledger.set_leverage(acct, pos, ev.is_cross, ev.leverage)
 
     def _on_isolated_margin_moved(self, ev: V.IsolatedMarginMoved) -> None:

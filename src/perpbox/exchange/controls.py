@@ -60,22 +60,22 @@ class MarketControls:
     def restored(self) -> None:
         """Rebuild the gates (after a snapshot is loaded)."""
         self.gates.clear()
-        for asset in self.board.markets:
-            if asset in self.config and asset in self.pricing.states:
+        for asset in self.board.assets():
+            if asset in self.config and self.pricing.state_or_none(asset) is not None:
                 self.refresh_gate(asset)
 
     def refresh_gate(self, asset: int) -> None:
         """Rebuild ``gates[asset]``; called wherever a market's config or pricing state, or its
         dex's open-interest cap, is set."""
-        cfg, st = self.config[asset], self.pricing.states[asset]
-        capped = bool(cfg.oi_cap_ntl or cfg.oi_cap_sz or self.dex_oi_cap.get(self.board.markets[asset].dex))
+        cfg, st = self.config[asset], self.pricing.state(asset)
+        capped = bool(cfg.oi_cap_ntl or cfg.oi_cap_sz or self.dex_oi_cap.get(self.board.market(asset).dex))
         self.gates[asset] = MarketGate(cfg.status != "active" or st.halted, st.oracle, st.mark, st.session_open,
                                        capped)
 
     # -- reads -------------------------------------------------------------------------------------
     def status(self, asset: int) -> str:
         cfg = self.config.get(asset)
-        st = self.pricing.states.get(asset)
+        st = self.pricing.state_or_none(asset)
         if cfg is None:
             return MarketStatus.ACTIVE.value
         return MarketStatus.HALTED.value if st is not None and st.halted else cfg.status
@@ -100,7 +100,7 @@ class MarketControls:
         decrease still needs the margin for it).  trade.xyz's off-hours rules in the reference
         (perp-mechanics.md: internal EMA oracle, discovery bounds, "lower off-hours leverage") say
         nothing stricter about positions already open."""
-        rules = self.board.rules[asset]
+        rules = self.board.rules_of(asset)
         cap = rules.spec.oracle.off_hours.max_leverage
         if cap and not self.gates[asset].session_open:  # 0: leverage unchanged off hours
             return cap
@@ -117,8 +117,8 @@ class MarketControls:
                 return "rejected", E.order_error(E.MARKET_REDUCE_ONLY, asset)
             if status == "postOnly" and tif != "Alo":
                 return "rejected", E.order_error(E.MARKET_POST_ONLY, asset)
-        ref = gate.oracle or self.pricing.prices.get(asset, 0)
-        band = self.board.rules[asset].price_band_bps
+        ref = gate.oracle or self.pricing.mark(asset)
+        band = self.board.rules_of(asset).price_band_bps
         if ref and band and iabs(px - ref) * 10_000 > ref * band:
             return "rejected", E.order_error(E.PRICE_TOO_FAR.format(pct=f"{band / 100:g}"), asset)
         return None
@@ -129,14 +129,14 @@ class MarketControls:
     def oi_room(self, asset: int) -> int | None:
         """Lots of open interest still allowed in ``asset`` (None: uncapped)."""
         cfg = self.config[asset]
-        mark = self.pricing.prices.get(asset, 0)
+        mark = self.pricing.mark(asset)
         oi = self.holdings.open_interest(asset)
         rooms = []
         if cfg.oi_cap_sz:
             rooms.append(cfg.oi_cap_sz - oi)
         if cfg.oi_cap_ntl and mark:
             rooms.append(cfg.oi_cap_ntl // mark - oi)
-        dex = self.board.markets[asset].dex
+        dex = self.board.market(asset).dex
         total = self.dex_oi_cap.get(dex, 0)
         if total and mark:
             used = sum(self.holdings.open_interest_ntl(a) for a in self.board.dex_assets(dex))
@@ -150,14 +150,14 @@ class MarketControls:
 
     # -- commands ----------------------------------------------------------------------------------
     def _cmd_set_open_interest_caps(self, cmd: C.SetOpenInterestCaps) -> Response:
-        markets = self.board.markets
+        board = self.board
         if cmd.user:
-            err = self.board.deployer_error(cmd.user, cmd.dex)
+            err = board.deployer_error(cmd.user, cmd.dex)
             if err:
                 return Error(err)
-            if any(markets.get(a) is None or markets[a].dex != cmd.dex for a in cmd.caps):
+            if any(board.dex_of(a) != cmd.dex for a in cmd.caps):
                 return Error(E.UNKNOWN_ASSET)
-        elif any(a not in markets for a in cmd.caps):
+        elif any(not board.has(a) for a in cmd.caps):
             return Error(E.UNKNOWN_ASSET)
         if any(c < 0 for c in cmd.caps.values()) or (cmd.total_cap is not None and cmd.total_cap < 0):
             return Error("Open interest caps must be >= 0.")  # perpbox wording
@@ -173,8 +173,7 @@ class MarketControls:
         err = self.board.deployer_error(cmd.user, cmd.dex)
         if err:
             return Error(err)
-        markets = self.board.markets
-        if any(markets.get(a) is None or markets[a].dex != cmd.dex for a in cmd.multipliers):
+        if any(self.board.dex_of(a) != cmd.dex for a in cmd.multipliers):
             return Error(E.UNKNOWN_ASSET)
         if any(not 0 <= m <= 10 * 10**8 for m in cmd.multipliers.values()):
             return Error("Funding multiplier must be between 0 and 10.")  # perpbox wording
@@ -184,7 +183,7 @@ class MarketControls:
         return OK
 
     def _cmd_set_market_status(self, cmd: C.SetMarketStatus) -> Response:
-        if cmd.asset not in self.board.markets:
+        if not self.board.has(cmd.asset):
             return Error(E.UNKNOWN_ASSET)
         if cmd.status not in ("active", "postOnly", "reduceOnly") or self.config[cmd.asset].status == "halted":
             return Error(f"Invalid market status: {cmd.status}")
@@ -193,7 +192,7 @@ class MarketControls:
         return OK
 
     def _cmd_halt_trading(self, cmd: C.HaltTrading) -> Response:
-        spec = self.board.markets.get(cmd.asset)
+        spec = self.board.spec(cmd.asset)
         if spec is None:
             return Error(E.UNKNOWN_ASSET)
         if cmd.user:

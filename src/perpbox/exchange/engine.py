@@ -165,7 +165,7 @@ class Exchange:
         return self.board.deployer_of(dex)
 
     def set_margin_table(self, asset: int, table: MarginTable) -> None:
-        self.board.set_spec(replace(self.board.markets[asset], margin_table=table))
+        self.board.set_spec(replace(self.board.market(asset), margin_table=table))
         self.liquidations.invalidate_index()  # its maintenance lines came from the old table
 
     def market_config(self, asset: int) -> V.MarketConfig:
@@ -244,7 +244,7 @@ class Exchange:
     def _cmd_tick(self, cmd: C.Tick) -> Response:
         ts = cmd.ts
         self.access.fire_scheduled_cancels(ts, self.orders)
-        for asset in sorted(self.board.markets):
+        for asset in self.board.assets():
             new = self.pricing.tick(ts, asset, cmd.marks)
             if pricer.funding_due(new, ts):
                 self.funding.settle(ts, asset)
@@ -266,7 +266,7 @@ class Exchange:
     # appliers of events that touch several components
     # ==============================================================================================
     def _on_market_listed(self, ev: V.MarketListed) -> None:
-        if ev.spec.asset in self.board.markets:
+        if self.board.has(ev.spec.asset):
             self.liquidations.invalidate_index()  # a re-listing may bring another margin table
         self.board.list_market(ev)
         self.pricing.list_market(ev)

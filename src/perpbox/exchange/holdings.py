@@ -44,7 +44,7 @@ class Holdings:
         return self.oi.get(asset, 0)
 
     def open_interest_ntl(self, asset: int) -> int:
-        return self.oi.get(asset, 0) * self.pricing.prices.get(asset, 0)
+        return self.oi.get(asset, 0) * self.pricing.mark(asset)
 
     def holders_of(self, asset: int) -> list[str]:
         """The ledger accounts holding a position in ``asset``, by address."""
@@ -63,7 +63,7 @@ class Holdings:
     def position(self, user: str, asset: int) -> Position | None:
         """``user``'s position in ``asset``, held by its account on the asset's dex (an unlisted
         asset: ``user``'s own account)."""
-        key = self.board.margin_key(user, asset) if asset in self.board.rules else user
+        key = self.board.margin_key(user, asset) if self.board.has(asset) else user
         acct = self.ledger.accounts.get(key)
         return None if acct is None else acct.positions.get(asset)
 

@@ -99,11 +99,11 @@ class Liquidations:
                 continue
             value = self.margin.cross_value(acct) if pos.is_cross else self.margin.isolated_value(pos)
             entries.append((user, pos.szi, pos.entry_ntl, value))
-        return adl_order(self.pricing.prices.get(asset, 0), entries)
+        return adl_order(self.pricing.mark(asset), entries)
 
     def adl_rank(self, user: str, asset: int) -> tuple[int, int] | None:
         """(0-based place in its side's ADL queue, queue length), or None without a position."""
-        key = self.board.margin_key(user, asset) if asset in self.board.rules else user
+        key = self.board.margin_key(user, asset) if self.board.has(asset) else user
         acct = self.ledger.accounts.get(key)
         pos = acct.positions.get(asset) if acct is not None else None
         if pos is None or pos.szi == 0:
@@ -136,14 +136,14 @@ class Liquidations:
         idx = self.position_index
         touched = self.ledger.touched
         if idx is None:
-            idx = self.position_index = PositionIndex(self.board.markets)
+            idx = self.position_index = PositionIndex(self.board.spec_table())
             idx.rebuild(self.ledger)
         elif touched:
             idx.sync(self.ledger, sorted(touched))
         touched.clear()
         out = []
         m = self.margin
-        for user in idx.candidates(self.pricing.prices):
+        for user in idx.candidates(self.pricing.margin_prices()):
             acct = self.ledger.accounts[user]
             cross_mm = m.cross_maintenance_margin(acct)
             if cross_mm:
@@ -176,13 +176,13 @@ class Liquidations:
             return
         for oid in sorted(owner.orders):
             order = self.desk.order(oid)
-            if order is None or self.board.rules[order.asset].dex != dex:
+            if order is None or self.board.rules_of(order.asset).dex != dex:
                 continue
             if scope >= 0:
                 hit = order.asset == scope
             else:
                 slot = acct.positions.get(order.asset)
-                hit = slot.is_cross if slot is not None else not self.board.markets[order.asset].only_isolated
+                hit = slot.is_cross if slot is not None else not self.board.market(order.asset).only_isolated
             if hit:
                 self.desk.close(ts, order, LIQUIDATED)
 
@@ -216,9 +216,9 @@ class Liquidations:
         """The policy of the isolated position's market, or for a cross account that of its
         largest cross position's market (a dex's markets share one policy in practice)."""
         if scope >= 0:
-            return self.board.markets[scope].liquidation
+            return self.board.market(scope).liquidation
         biggest = max(self._scope(acct, -1), key=lambda p: (self.margin.position_value(p), -p.asset))
-        return self.board.markets[biggest.asset].liquidation
+        return self.board.market(biggest.asset).liquidation
 
     def _clearance_fee(self, ts: int, acct: Account, scope: int, value: int, rate: int) -> None:
         """Binance: the clearance fee on the liquidated notional goes to the insurance fund, out
@@ -239,8 +239,8 @@ class Liquidations:
         self._record(ts, acct.address, scope, "market", "", value, mm, positions)
         shares = allocate(value, [self.margin.maintenance_margin(p) for p in positions])
         for p, share in zip(positions, shares, strict=True):
-            lp = self.board.markets[p.asset].liquidation
-            mark = self.pricing.prices[p.asset]
+            lp = self.board.market(p.asset).liquidation
+            mark = self.pricing.mark(p.asset)
             size = abs(p.szi)
             key = (acct.address, p.asset)
             if (not binance and size * mark > lp.partial_above_ntl
@@ -253,7 +253,7 @@ class Liquidations:
                 if used >= lp.max_ntl_per_tick:
                     continue  # cascade control: this market's budget is spent; next tick
                 budget[p.asset] = used + size * mark
-            limit = bankruptcy_limit(mark, p.szi, max(share, 0), self.board.markets[p.asset].fees.taker)
+            limit = bankruptcy_limit(mark, p.szi, max(share, 0), self.board.market(p.asset).fees.taker)
             self.desk.send_reducing_ioc(ts, acct.address, p.asset, p.szi < 0, limit, size, liquidation=True)
 
     def unwind_vaults(self, ts: int) -> None:
@@ -262,9 +262,9 @@ class Liquidations:
         further than ``unwind_slippage_bps`` from the mark (rounded towards the mark: the vault
         never accepts more slippage than its policy).  What the book cannot take waits for the
         next tick; a market that only takes post-only orders, or is halted, is left alone."""
-        for asset in sorted(self.board.markets):
-            lp = self.board.markets[asset].liquidation
-            mark = self.pricing.prices.get(asset, 0)
+        for asset in self.board.assets():
+            lp = self.board.market(asset).liquidation
+            mark = self.pricing.mark(asset)
             if not lp.unwind_ntl_per_tick or mark <= 0 or self.controls.status(asset) not in ("active", "reduceOnly"):
                 continue
             for vault in sorted({self.board.margin_key(self.backstop_of(asset), asset),
@@ -308,8 +308,8 @@ class Liquidations:
         for p in positions:
             held = vault.positions.get(p.asset)
             new = p.szi + (held.szi if held is not None and held.is_cross else 0)
-            table = self.board.markets[p.asset].margin_table
-            after_mm += table.maintenance_margin(abs(new) * self.pricing.prices[p.asset])
+            table = self.board.market(p.asset).margin_table
+            after_mm += table.maintenance_margin(abs(new) * self.pricing.mark(p.asset))
         if m.cross_value(vault) + value < after_mm:
             return False
         self._record(ts, acct.address, scope, "insurance" if binance else "backstop", taker, value, mm, positions)
@@ -317,7 +317,7 @@ class Liquidations:
         for p, share in zip(positions, shares, strict=True):
             asset = p.asset
             self.sink.emit(V.PositionTransferred(ts=ts, asset=asset, src=acct.address, dst=taker, sz=p.szi,
-                                             px=self.pricing.prices[asset], usd=share))
+                                             px=self.pricing.mark(asset), usd=share))
             self.desk.after_fills(ts, asset, [taker])
         return True
 
@@ -376,7 +376,7 @@ class Liquidations:
         pays, shortfall = adl_charges(nominal, pool, room)
         for (p, cp, q), pay in zip(fills, pays, strict=True):
             self.sink.emit(V.PositionTransferred(ts=ts, asset=p.asset, src=acct.address, dst=cp,
-                                             sz=q if p.szi > 0 else -q, px=self.pricing.prices[p.asset], usd=-pay))
+                                             sz=q if p.szi > 0 else -q, px=self.pricing.mark(p.asset), usd=-pay))
         if shortfall:
             self.sink.emit(V.Liquidated(ts=ts, user=acct.address, asset=scope, method="adlShortfall", liquidator="",
                                     account_value=-shortfall, maintenance_margin=0, notional=0))
@@ -417,7 +417,7 @@ class Liquidations:
         src = ledger.accounts[ev.src]
         dst = ledger.account(ev.dst)
         spos = src.positions[ev.asset]
-        dpos = dst.positions.get(ev.asset) or position_slot(ledger, self.board.rules[ev.asset], dst)
+        dpos = dst.positions.get(ev.asset) or position_slot(ledger, self.board.rules_of(ev.asset), dst)
         s_old, d_old = spos.szi, dpos.szi
         ledger.transfer_position(src, spos, dst, dpos, ev.sz, ev.px, ev.usd)
         self.holdings.track(ev.asset, ev.src, s_old, spos.szi)

@@ -44,6 +44,23 @@ class MarketBoard:
             self.rules[asset] = MarketRules(spec)
 
     # -- reads -------------------------------------------------------------------------------------
+    def has(self, asset: int) -> bool:
+        return asset in self.markets
+
+    def assets(self) -> list[int]:
+        """The listed assets, ascending."""
+        return sorted(self.markets)
+
+    def market(self, asset: int) -> MarketSpec:
+        """The listed market's spec (``KeyError`` for an unlisted asset)."""
+        return self.markets[asset]
+
+    def rules_of(self, asset: int) -> MarketRules:
+        return self.rules[asset]
+
+    def book(self, asset: int) -> OrderBook:
+        return self.books[asset]
+
     def spec(self, asset: int) -> MarketSpec | None:
         return self.markets.get(asset)
 
@@ -55,6 +72,16 @@ class MarketBoard:
 
     def dex_count(self) -> int:
         return len(self.dexes)
+
+    def dex_of(self, asset: int) -> str | None:
+        """The dex ``asset`` is listed on (``""``: the first dex), or None for an unlisted asset."""
+        spec = self.markets.get(asset)
+        return None if spec is None else spec.dex
+
+    def spec_table(self) -> dict[int, MarketSpec]:
+        """Every listed spec by asset: the table itself, read-only (the liquidation pre-filter
+        builds its per-market lines from it)."""
+        return self.markets
 
     def dex_number(self, asset: int) -> int:
         """The index of the dex ``asset`` is listed on."""

@@ -86,6 +86,8 @@ class OrderFlow:
         self.controls = controls
         self.volume = volume
         self.access = access
+        # the per-market tables every order reads, held read-only: a dict look-up where a method call
+        # per order and fill would add up (their owners never rebind them)
         self.rules = board.rules
         self.books = board.books
         self.gates = controls.gates
@@ -246,7 +248,7 @@ class OrderFlow:
         if bad is not None:
             return self._reject(ts, user, req, *bad)
         asset, is_buy, px, sz, tif, reduce_only, cloid, trigger_px, is_market, tpsl, builder, builder_fee = fields
-        spec = self.board.markets[asset]
+        spec = self.board.market(asset)
         oid = self.next_oid
         # OrderPlaced is built positionally (see events.Event): ts, oid, user, asset, is_buy, px, sz, tif, status,
         # reduce_only, cloid, builder, builder_fee, trigger_px, is_market, tpsl, parent, position_tpsl

@@ -58,12 +58,20 @@ class MarketPricing:
     def state(self, asset: int) -> PriceState:
         return self.states[asset]
 
+    def state_or_none(self, asset: int) -> PriceState | None:
+        return self.states.get(asset)
+
+    def margin_prices(self) -> dict[int, int]:
+        """The margin price of every market, by asset: the table itself, read-only (the margin view
+        and the liquidation pre-filter read it whole on every sweep)."""
+        return self.prices
+
     def marks(self) -> dict[int, int]:
         return {a: st.mark for a, st in self.states.items() if st.mark}
 
     # -- commands and the tick ---------------------------------------------------------------------
     def _cmd_feed_prices(self, cmd: C.FeedPrices) -> Response:
-        pxs = {a: p for a, p in cmd.pxs.items() if a in self.board.markets and p > 0}
+        pxs = {a: p for a, p in cmd.pxs.items() if self.board.has(a) and p > 0}
         if pxs:
             self.sink.emit(V.QuotesFed(ts=cmd.ts, source=cmd.source, pxs=pxs, perp=cmd.perp))
         return OK
@@ -82,27 +90,27 @@ class MarketPricing:
             return E.INVALID_PRICE
         for a in assets:
             st = self.states[a]
-            spec = board.markets[a]
+            spec = board.market(a)
             if a in cmd.oracle_pxs and st.deployer_ts and cmd.ts - st.deployer_ts < spec.oracle.min_update_ms:
                 return f"Oracle updates must be at least {spec.oracle.min_update_ms} ms apart."  # perpbox wording
         if cmd.external_perp_pxs:
             self.sink.emit(V.QuotesFed(ts=cmd.ts, source="deployer", pxs=dict(cmd.external_perp_pxs), perp=True))
         for a in sorted(cmd.oracle_pxs):
-            spec = board.markets[a]
+            spec = board.market(a)
             new = pricer.push(spec.oracle, self.states[a], cmd.ts, cmd.oracle_pxs[a],
-                              [m[a] for m in cmd.mark_pxs if a in m], board.books[a], self.last_px.get(a, 0))
+                              [m[a] for m in cmd.mark_pxs if a in m], board.book(a), self.last_px.get(a, 0))
             self.sink.emit(V.PricesUpdated(ts=cmd.ts, asset=a, state=new))
         return None
 
     def tick(self, ts: int, asset: int, marks: dict[int, int]) -> PriceState:
         """One market's pricing step of a tick (session, oracle, EMAs, mark, premium sample);
         ``marks`` are the tick's manual marks.  Returns the market's new state."""
-        spec = self.board.markets[asset]
+        spec = self.board.market(asset)
         st = self.states[asset]
         manual = marks.get(asset) if spec.oracle.kind is OracleKind.MANUAL else None
         if manual is not None and manual <= 0:
             manual = None
-        new = pricer.tick(spec.oracle, spec.funding, st, ts, self.board.books[asset], self.last_px.get(asset, 0),
+        new = pricer.tick(spec.oracle, spec.funding, st, ts, self.board.book(asset), self.last_px.get(asset, 0),
                           self.spot_quotes.get(asset, {}), self.perp_quotes.get(asset, {}), manual)
         if new != st:
             self.sink.emit(V.PricesUpdated(ts=ts, asset=asset, state=new))
@@ -129,7 +137,7 @@ class MarketPricing:
     def interval_settled(self, asset: int, ts: int, rate: int) -> None:
         """Part of ``FundingSettled``'s applier: the interval's premium samples restart."""
         st = self.states[asset]
-        interval = self.board.markets[asset].funding.interval_ms
+        interval = self.board.market(asset).funding.interval_ms
         self.states[asset] = msgspec.structs.replace(
             st, prem_sum=0, prem_wsum=0, prem_n=0, last_rate=rate, next_funding_ts=(ts // interval + 1) * interval)
 

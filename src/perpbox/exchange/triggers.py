@@ -68,7 +68,7 @@ class Triggers:
         if not mark:
             return
         due = sorted(o.oid for o in self.armed[asset].values() if trigger_hit(o.is_buy, o.tpsl, o.trigger_px, mark))
-        spec = self.board.markets[asset]
+        spec = self.board.market(asset)
         desk = self.desk
         for oid in due:
             order = desk.order(oid)
@@ -89,7 +89,7 @@ class Triggers:
                     continue
                 if order.sz == 0 or order.sz > cap:  # size 0: the whole position (positionTpsl)
                     self.sink.emit(V.OrderResized(ts=ts, oid=oid, sz=cap))
-            elif desk.margin_check(order.user, self.board.rules[asset], order.is_buy, px, order.sz) is not None:
+            elif desk.margin_check(order.user, self.board.rules_of(asset), order.is_buy, px, order.sz) is not None:
                 desk.close(ts, order, "marginCanceled")
                 continue
             desk.execute(ts, order)

@@ -40,7 +40,7 @@ class TradeVolume:
         taker, maker = self.tier_of(user, ts // DAY_MS)
         if asset is None:
             return TAKER_RATES[taker], MAKER_RATES[maker]
-        rules = self.board.rules[asset]
+        rules = self.board.rules_of(asset)
         return rules.takers[taker], rules.makers[maker]
 
     def daily_volume(self, user: str, ts: int) -> list[tuple[int, int, int, int]]:
