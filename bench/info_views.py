@@ -70,7 +70,7 @@ class State:
     def apply(self, cmd: C.Command) -> Response:
         self.ts += 1
         outcome = self.ex.execute(cmd)
-        self.rm.apply(outcome.events, self.ex.pricing.prices)
+        self.rm.apply(outcome.events, self.ex.reads.margin_prices())
         self.last_response = outcome.response
         return outcome.response
 
@@ -80,11 +80,6 @@ class State:
 
     def at(self, **kw: Any) -> dict[str, Any]:
         return {"ts": self.ts, **kw}
-
-
-def live_orders(st: State, user: str) -> int:
-    acct = st.ex.ledger.accounts.get(user)
-    return 0 if acct is None else len(acct.orders)
 
 
 def build(n_orders: int, n_fills: int) -> tuple[State, str]:
@@ -124,7 +119,7 @@ def build(n_orders: int, n_fills: int) -> tuple[State, str]:
             st.apply(C.PlaceOrders(**st.at(user=USER, orders=[C.OrderRequest(asset=spec.asset, is_buy=True,
                                                                               px=px, sz=sz)])))
         i += 1
-        now = live_orders(st, USER)
+        now = st.ex.reads.open_order_count(USER)
         if now == placed:  # refused: the engine's open-order limit (or a bad price)
             print(f"note: the engine kept {now} open orders for one user (target {n_orders}): "
                   f"last answer {st.last_response!r}", file=sys.stderr)
@@ -140,7 +135,7 @@ def earn_open_order_headroom(st: State, n_orders: int) -> None:
     sz = 5_000_000_000 * USD // mark  # $5B of BTC, in lots
     need = (n_orders - 1_000) * 5_000_000 * USD
     is_buy = True
-    while st.ex.volume.traded.get(USER, 0) < need:
+    while st.ex.reads.traded_notional(USER) < need:
         rest = st.apply(C.PlaceOrders(**st.at(user=USER, orders=[C.OrderRequest(asset=btc.asset, is_buy=is_buy,
                                                                                 px=mark, sz=sz)])))
         hit = st.apply(C.PlaceOrders(**st.at(user=TAKER, orders=[C.OrderRequest(asset=btc.asset, is_buy=not is_buy,
@@ -176,7 +171,7 @@ def main() -> None:
         t0 = time.perf_counter()
         st, cloid = build(n_orders, n_fills)
         info = InfoAPI(st.ex, st.rm, lambda st=st: st.ts)  # type: ignore[misc]
-        live = live_orders(st, USER)
+        live = st.ex.reads.open_order_count(USER)
         print(f"# {live} open orders (target {n_orders}), {n_fills} fills "
               f"({len(st.rm.fills.get(USER, ()))} kept), built in {time.perf_counter() - t0:.1f} s")
         for view in VIEWS:

@@ -70,21 +70,21 @@ async def drive(data_dir: Path, rounds: int, snapshot_every: int, seed: int = 1)
             await agents.lever()
         user = rng.choice(CLIENTS)
         asset = rng.choice(main)
-        mark = v.ex.pricing.mark(asset)
+        mark = v.ex.reads.mark(asset)
         nonce = max(nonce + 1, v.now())
         k = rng.random()
         cmd: C.Command
         if k < 0.4 and mark:
-            rules = v.ex.board.rules[asset]
+            spec = v.ex.reads.market(asset)
             px = max(1, mark * rng.randint(80, 99) // 100)
-            px = _round_sig(px, rules.max_sig_figs)
-            sz = max(1, 20 * rules.whole * USD // max(px, 1) // 10**6)
+            px = _round_sig(px, spec.max_sig_figs)
+            sz = max(1, 20 * 10**spec.px_decimals * USD // max(px, 1) // 10**6)
             cloid = "0x" + f"{rng.getrandbits(128):032x}" if rng.random() < 0.3 else None
             tpsl = rng.random() < 0.1
             cmd = C.place(0, user, asset, True, px, sz, cloid=cloid,
                           **({"reduce_only": True, "tpsl": "sl", "trigger_px": px, "is_market": True} if tpsl else {}))
         elif k < 0.6:
-            mine = [o for o in v.ex.orders.orders.values() if o.user == user]
+            mine = v.ex.reads.open_orders(user)
             if not mine:
                 continue
             o = rng.choice(mine)

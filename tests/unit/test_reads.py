@@ -21,8 +21,9 @@ import perpbox.exchange.reads as reads_module
 from perpbox.core.numbers import USD
 from perpbox.exchange import Exchange
 from perpbox.exchange import commands as C
-from perpbox.exchange.reads import MarginSummary, OrderView, PositionView, PriceView
-from perpbox.exchange.results import OK, Filled, Resting
+from perpbox.exchange.reads import CashAudit, MarginSummary, OrderView, PositionView, PriceView
+from perpbox.exchange.results import OK, Canceled, Filled, Resting, Statuses
+from perpbox.ledger.ledger import FEE_ACCOUNT
 from perpbox.market.margin import MarginTable
 from perpbox.market.spec import MarketSpec
 
@@ -185,6 +186,47 @@ def test_accounts_and_wallets(v: Venue) -> None:
     assert r.traded_notional(ALICE) == NOTIONAL
     assert r.fee_rates(ALICE, v.ts) == (45_000, 15_000)
     assert r.adl_rank(ALICE, BTC) == (0, 1) and r.adl_queue(BTC, False) == (BOB,)
+
+
+
+def test_margin_prices_are_a_copy(v: Venue) -> None:
+    """BTC's margin price is its mark from the listing ($50,000); a trade at $51,000 moves the last
+    price only (the market has a mark), and changing the returned dict changes nothing."""
+    r = v.ex.reads
+    prices = r.margin_prices()
+    assert prices == {BTC: PX}
+    before = v.ex.state_hash()
+    prices[BTC] = 1
+    prices[7] = 1
+    assert v.ex.state_hash() == before and r.margin_prices() == {BTC: PX} and r.mark(BTC) == PX
+    assert isinstance(v.order(CAROL, True, 510_000, 5_000), Resting)
+    assert isinstance(v.order(ALICE, False, 510_000, 5_000, "Ioc"), Filled)
+    assert r.margin_prices() == {BTC: PX} and r.prices(BTC).last == 510_000
+
+
+def test_addresses_and_the_cash_audit(v: Venue) -> None:
+    """Three deposits of $1,000; the trade moves $5,000 from Alice's cash to Bob's and the fees to the
+    fee account: Alice −$4,002.25 (taker 0.045% of $5,000 = $2.25), Bob $5,999.25 (maker 0.015% =
+    $0.75), Carol $1,000, fees $3.00: Σ $3,000.  Carol then withdraws $100."""
+    r = v.ex.reads
+    assert r.addresses() == (FEE_ACCOUNT, ALICE, BOB, CAROL)  # sorted: the fee account is 0x0…0fee00
+    assert [acct.raw_usd for a in r.addresses() if (acct := r.account(a)) is not None] == [
+        3 * USD, 1_000 * USD - NOTIONAL - 2_250_000, 1_000 * USD + NOTIONAL - 750_000, 1_000 * USD]
+    assert r.cash_audit() == CashAudit(cash=3_000 * USD, deposits=3_000 * USD, withdrawals=0)
+    assert v.do(C.Withdraw(ts=0, user=CAROL, usd=100 * USD)) == OK
+    assert r.cash_audit() == CashAudit(cash=2_900 * USD, deposits=3_000 * USD, withdrawals=100 * USD)
+
+
+def test_open_order_count(v: Venue) -> None:
+    """Alice's two resting bids count, Bob's filled ask (oid 1) no longer does; Bob's new ask does."""
+    r = v.ex.reads
+    assert isinstance(v.order(ALICE, True, 490_000, 300), Resting)
+    assert isinstance(v.order(ALICE, True, 495_000, 200), Resting)
+    assert isinstance(v.order(BOB, False, 520_000, 100), Resting)
+    assert (r.open_order_count(ALICE), r.open_order_count(BOB), r.open_order_count(CAROL)) == (2, 1, 0)
+    assert r.open_order_count("0x" + "99" * 20) == 0 and r.open_order_count(ALICE) == len(r.open_orders(ALICE))
+    assert v.do(C.Cancel(ts=0, user=ALICE, asset=BTC, oid=3)) == Statuses((Canceled(),))
+    assert r.open_order_count(ALICE) == 1
 
 
 READS = str(Path(reads_module.__file__).resolve())

@@ -102,7 +102,7 @@ class ExchangeAPI:
         method = getattr(self, "_a_" + kind, None)
         if method is None:
             raise BadRequest(f"unknown variant `{kind}`")
-        if kind not in ("approveAgent", "usdSend", "withdraw3", "noop") and user not in self.ex.ledger.accounts:
+        if kind not in ("approveAgent", "usdSend", "withdraw3", "noop") and not self.ex.reads.has_account(user):
             raise ActionError(E.MUST_DEPOSIT.format(user=user))
         plan: Plan = method(action, user)
         return plan
@@ -110,7 +110,7 @@ class ExchangeAPI:
     def _spec(self, asset: Any) -> Any:
         if not isinstance(asset, int) or isinstance(asset, bool):
             raise BadRequest("asset: expected an integer")
-        return self.ex.board.markets.get(asset)
+        return self.ex.reads.market(asset)
 
     def _order_request(self, wire: Any) -> C.OrderRequest | str:
         """A wire order as an OrderRequest, or the per-order error string."""
@@ -157,7 +157,7 @@ class ExchangeAPI:
             if isinstance(req, str):
                 out.append({"error": req})
                 continue
-            out.append(wire_status(next(engine), self.ex.board.markets.get(req.asset)))
+            out.append(wire_status(next(engine), self.ex.reads.market(req.asset)))
         return out
 
     def _a_order(self, action: dict[str, Any], user: str) -> Plan:
@@ -175,7 +175,7 @@ class ExchangeAPI:
             # the order's own user must have approved at least f for this builder; at most 0.1% on perps
             # (reference §3.3; the venue's string for an over-limit fee is not recorded, so the same one)
             if builder["f"] and (builder["f"] > MAX_PERP_BUILDER_FEE or code["builder"] == user
-                                 or self.ex.access.max_builder_fee(user, code["builder"]) < builder["f"]):
+                                 or self.ex.reads.max_builder_fee(user, code["builder"]) < builder["f"]):
                 raise ActionError(E.BUILDER_FEE_NOT_APPROVED)
         if not wires:
             raise ActionError(E.ORDERS_EMPTY)
@@ -311,7 +311,7 @@ class ExchangeAPI:
         m = VALID_UNTIL.match(name)
         if m:
             name, valid_until = m.group(1), int(m.group(2))
-        bad = self.ex.access.agent_approval_error(user, agent, name, valid_until, self.now())
+        bad = self.ex.reads.agent_approval_error(user, agent, name, valid_until, self.now())
         if bad is not None:  # refused before the log; the engine checks the same rule again
             raise ActionError(bad)
         return Plan([C.ApproveAgent(ts=0, user=user, agent=agent, name=name, valid_until=valid_until)],
@@ -352,7 +352,7 @@ class ExchangeAPI:
         text, _, owner = amount.partition(" subaccount:")
         if owner:
             owner = _address(owner)
-            acct = self.ex.ledger.accounts.get(owner)
+            acct = self.ex.reads.account(owner)
             if acct is None or acct.master != user:
                 raise ActionError(E.INVALID_SUBACCOUNT_TRANSFER.format(src=user, dst=owner))
         usd = parse_units(text, 6)
@@ -373,7 +373,7 @@ class ExchangeAPI:
         """``sendAsset`` signed as an L1 action by an API wallet (or the user): only to the same
         user or one of its sub-accounts."""
         cmd = self._send_asset(action, user)
-        dst = self.ex.ledger.accounts.get(cmd.dst)
+        dst = self.ex.reads.account(cmd.dst)
         if cmd.dst != user and (dst is None or dst.master != user):
             raise ActionError(E.AGENT_SEND)
         return Plan([cmd], _default_or_error)
@@ -394,10 +394,10 @@ class ExchangeAPI:
         src = user
         if sub:
             src = _address(sub)
-            acct = self.ex.ledger.accounts.get(src)
+            acct = self.ex.reads.account(src)
             if acct is None or acct.master != user:
                 raise ActionError(E.INVALID_SUBACCOUNT_TRANSFER.format(src=user, dst=src))
-        bad = self.ex.accounts.send_asset_error(user, src, dst, str(src_dex), str(dst_dex), usd)
+        bad = self.ex.reads.send_asset_error(user, src, dst, str(src_dex), str(dst_dex), usd)
         if bad is not None:
             raise ActionError(bad)
         return C.SendAsset(ts=0, user=user, src=src, dst=dst, src_dex=str(src_dex), dst_dex=str(dst_dex), usd=usd)
@@ -418,7 +418,7 @@ class ExchangeAPI:
         usd, deposit = action.get("usd"), action.get("isDeposit")
         if not _is_u64(usd) or not isinstance(deposit, bool):
             raise BadRequest("subAccountTransfer")
-        acct = self.ex.ledger.accounts.get(sub)
+        acct = self.ex.reads.account(sub)
         if acct is None or acct.master != user:
             raise ActionError(E.INVALID_SUBACCOUNT_TRANSFER.format(src=user, dst=sub))
         src, dst = (user, sub) if deposit else (sub, user)
@@ -428,7 +428,9 @@ class ExchangeAPI:
         name = action.get("name")
         if not isinstance(name, str):
             raise BadRequest("name")
-        n = len(self.ex.ledger.accounts[user].subs)
+        acct = self.ex.reads.account(user)
+        assert acct is not None  # _plan refuses a user without an account before this
+        n = len(acct.subs)
         bad = sub_account_error(name, n)
         if bad is not None:
             raise ActionError(bad)
@@ -469,7 +471,9 @@ class ExchangeAPI:
 
     def _coin(self, coin: Any) -> Any:
         """A HIP-3 market by its coin name (``xyz:SILVER``; the bare ``SILVER`` is accepted too)."""
-        for spec in self.ex.board.markets.values():
+        # by asset: HIP-3 assets are numbered by dex index, so a bare name two dexes share is the
+        # first-listed dex's
+        for spec in self.ex.reads.markets():
             if spec.dex and coin in (coin_name(spec), spec.name):
                 return spec
         raise ActionError(E.UNKNOWN_COIN.format(coin=coin))

@@ -110,12 +110,12 @@ def _usd(micro: int) -> str:
 
 
 def _print_report(con: Console, ex: Exchange, log: list[V.Event], markets: list[tuple[MarketSpec, int]]) -> None:
+    reads = ex.reads
     for spec, _ in markets:
-        book = ex.board.books[spec.asset]
-        t = Table(title=f"{spec.name} book (mark {format_units(ex.pricing.mark(spec.asset), spec.px_decimals)})")
+        t = Table(title=f"{spec.name} book (mark {format_units(reads.mark(spec.asset), spec.px_decimals)})")
         for col in ("bid size", "bid", "ask", "ask size"):
             t.add_column(col, justify="right")
-        bids, asks = book.depth(True, 5), book.depth(False, 5)
+        bids, asks = reads.book_levels(spec.asset, True, 5), reads.book_levels(spec.asset, False, 5)
         for i in range(max(len(bids), len(asks))):
             b = bids[i] if i < len(bids) else None
             a = asks[i] if i < len(asks) else None
@@ -139,24 +139,26 @@ def _print_report(con: Console, ex: Exchange, log: list[V.Event], markets: list[
     t = Table(title="positions and margin (USDC, at the mark)")
     for col in ("account", "market", "size", "entry", "mode", "uPnL", "margin used", "account value", "withdrawable"):
         t.add_column(col, justify="right")
-    m = ex.margin
-    for addr, acct in sorted(ex.ledger.accounts.items()):
-        for pos in acct.positions.values():
-            if not pos.szi:
-                continue
+    for addr in reads.addresses():
+        held = [pos for pos in reads.positions(addr) if pos.szi]
+        summary = reads.margin_summary(addr)
+        if not held or summary is None:
+            continue
+        for pos in held:
             s = specs[pos.asset]
             entry = format_units(pos.entry_ntl // abs(pos.szi), s.px_decimals)
-            used = m.initial_margin(pos) if pos.is_cross else m.isolated_value(pos)
+            used = pos.initial_margin if pos.is_cross else pos.isolated_value
             mode = f"{'cross' if pos.is_cross else 'isolated'} {pos.leverage}x"
             t.add_row(addr[:6] + "…" + addr[-4:], s.name, format_units(pos.szi, s.sz_decimals), entry, mode,
-                      _usd(m.unrealized_pnl(pos)), _usd(used), _usd(m.account_value(acct)), _usd(m.withdrawable(acct)))
+                      _usd(pos.unrealized_pnl), _usd(used), _usd(summary.account_value), _usd(summary.withdrawable))
     con.print(t)
 
-    ledger = ex.ledger
-    total = ledger.total_cash()
-    ok = total == ledger.deposits - ledger.withdrawals
-    con.print(f"fee account: {_usd(ledger.accounts[FEE_ACCOUNT].raw_usd)} USDC   "
-              f"conservation: Σ cash {total} = deposits − withdrawals {ledger.deposits - ledger.withdrawals} µUSDC "
+    audit = reads.cash_audit()
+    fees = reads.account(FEE_ACCOUNT)
+    external = audit.deposits - audit.withdrawals
+    ok = audit.cash == external
+    con.print(f"fee account: {_usd(fees.raw_usd if fees is not None else 0)} USDC   "
+              f"conservation: Σ cash {audit.cash} = deposits − withdrawals {external} µUSDC "
               f"[{'green' if ok else 'red'}]{'OK' if ok else 'BROKEN'}[/]")
     h = ex.state_hash()
     replayed = Exchange.replay(log).state_hash()

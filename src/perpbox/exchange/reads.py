@@ -16,8 +16,9 @@ The rules every read keeps:
   later command never changes what an earlier read returned;
 * its work is linear in what it returns: one user's answer reads that user's accounts and orders,
   never a scan of everybody's.  The exceptions say so in their docstrings: an ADL rank is a place
-  in its side's whole queue, and the book's levels and impact prices sort the side's price levels
-  (``OrderBook.depth`` and ``pricing.impact`` keep no sorted index);
+  in its side's whole queue, the book's levels and impact prices sort the side's price levels
+  (``OrderBook.depth`` and ``pricing.impact`` keep no sorted index), and the cash audit sums every
+  account (it is the conservation check);
 * it formats nothing: decimal strings and wire shapes belong to ``api/``;
 * it changes no engine state: ``Ledger.account`` creates an account, so it is not part of this
   surface (``account`` here answers None instead).  Only derived, never hashed, caches move: the
@@ -127,6 +128,15 @@ class MarginSummary(msgspec.Struct, frozen=True, gc=False):
     isolated_value: int
 
 
+class CashAudit(msgspec.Struct, frozen=True, gc=False):
+    """The ledger's conservation figures, micro-USDC: outside a funding round or a market settlement
+    (so after every command) ``cash == deposits - withdrawals``."""
+
+    cash: int  # Σ cross cash + Σ isolated buckets, the fee account included (``Ledger.total_cash``)
+    deposits: int  # every deposit ever
+    withdrawals: int  # every withdrawal ever
+
+
 class OrderView(msgspec.Struct, frozen=True, gc=False):
     """A live order (``book.order.Order``) as it stands; sizes in lots, prices in price units."""
 
@@ -217,6 +227,12 @@ class ExchangeReads:
         """(asset, mark) of every market with a mark, by asset (the pricing layer's mark only)."""
         return tuple(sorted(self._ex.pricing.marks().items()))
 
+    def margin_prices(self) -> dict[int, int]:
+        """{asset: the price margin is computed at} of every listed market (what ``mark`` answers
+        for one): a fresh dict each call, for the read models' ``apply``, so that changing it never
+        changes the engine."""
+        return dict(self._ex.pricing.prices)
+
     def best_bid_ask(self, asset: int) -> tuple[int | None, int | None]:
         """The best bid and ask prices (None: that side is empty)."""
         book = self._ex.board.books[asset]
@@ -299,6 +315,16 @@ class ExchangeReads:
         """Whether the ledger knows ``address`` (a user, a sub-account, a dex account or a wallet)."""
         return address in self._ex.ledger.accounts
 
+    def addresses(self) -> tuple[str, ...]:
+        """Every ledger account's address, sorted (users, sub-accounts, dex accounts, wallets, the fee
+        account): for reports over the whole exchange."""
+        return tuple(sorted(self._ex.ledger.accounts))
+
+    def cash_audit(self) -> CashAudit:
+        """The conservation check's figures; the cash sum reads every account."""
+        ledger = self._ex.ledger
+        return CashAudit(ledger.total_cash(), ledger.deposits, ledger.withdrawals)
+
     def account(self, address: str) -> AccountView | None:
         """The ledger account ``address`` (a user's first-dex account is its address; see
         ``clearinghouse`` for the others), or None when it does not exist."""
@@ -374,6 +400,11 @@ class ExchangeReads:
             return ()
         orders = ex.orders.orders
         return tuple(_order_view(orders[oid]) for oid in sorted(acct.orders))
+
+    def open_order_count(self, user: str) -> int:
+        """How many live orders ``user`` has (``len(open_orders(user))`` without building them)."""
+        acct = self._ex.ledger.accounts.get(user)
+        return 0 if acct is None else len(acct.orders)
 
     def order(self, oid: int) -> OrderView | None:
         """The live order ``oid``, or None when it is done (or never was)."""

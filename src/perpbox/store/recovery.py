@@ -95,7 +95,7 @@ def apply_logged(state: Recovered, cmd: C.Command) -> tuple[list[V.Event], Respo
     log, and re-applying the log must fail the same way at the same point, not stop)."""
     try:
         outcome = state.ex.execute(cmd)
-        state.rm.apply(outcome.events, state.ex.pricing.prices, state.ex)
+        state.rm.apply(outcome.events, state.ex.reads.margin_prices(), state.ex)
     except Exception as e:
         return [], None, e
     return outcome.events, outcome.response, None
