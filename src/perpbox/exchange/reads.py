@@ -2,7 +2,7 @@
 
 ``api/``, ``agents/``, ``store/`` and ``cli/`` read the engine through ``Exchange.reads`` (an
 ``ExchangeReads``) and nothing else of it but the command and log entry points (``apply``,
-``replay``, ``state_hash``, ``snapshot_state`` / ``restore``).  This module is the one place that
+``execute``, ``replay``, ``state_hash``, ``snapshot_state`` / ``restore``).  This module is the one place that
 knows where each piece of engine state lives, so the engine's insides can move between components
 without touching a caller.
 
