@@ -73,6 +73,15 @@ def _subproof(m: int, leaves: Sequence[bytes], whole: bool) -> list[bytes]:
     return [*_subproof(m - k, leaves[k:], False), root(leaves[:k])]
 
 
+def _to_right_child(fn: int, sn: int) -> tuple[int, int]:
+    """The verifiers' step after a left sibling: shift both node numbers right until ``fn`` is a
+    right child (odd) or the root (0), as §2.1.3.2 and §2.1.4.2 both say."""
+    while not fn & 1 and fn != 0:
+        fn >>= 1
+        sn >>= 1
+    return fn, sn
+
+
 def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes], expected_root: bytes) -> bool:
     """§2.1.3.2: whether ``leaf`` (a leaf hash) is leaf ``index`` of the tree of ``size`` with
     ``expected_root``."""
@@ -84,9 +93,7 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
             return False
         if fn & 1 or fn == sn:
             r = node_hash(p, r)
-            while not fn & 1 and fn != 0:
-                fn >>= 1
-                sn >>= 1
+            fn, sn = _to_right_child(fn, sn)
         else:
             r = node_hash(r, p)
         fn >>= 1
@@ -120,9 +127,7 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
         if fn & 1 or fn == sn:
             fr = node_hash(c, fr)
             sr = node_hash(c, sr)
-            while not fn & 1 and fn != 0:
-                fn >>= 1
-                sn >>= 1
+            fn, sn = _to_right_child(fn, sn)
         else:
             sr = node_hash(sr, c)
         fn >>= 1

@@ -248,7 +248,6 @@ class OrderFlow:
         if bad is not None:
             return self._reject(ts, user, req, *bad)
         asset, is_buy, px, sz, tif, reduce_only, cloid, trigger_px, is_market, tpsl, builder, builder_fee = fields
-        spec = self.board.market(asset)
         oid = self.next_oid
         # OrderPlaced is built positionally (see events.Event): ts, oid, user, asset, is_buy, px, sz, tif, status,
         # reduce_only, cloid, builder, builder_fee, trigger_px, is_market, tpsl, parent, position_tpsl
@@ -266,6 +265,7 @@ class OrderFlow:
             best = book.best_bid()
             crosses = best is not None and best >= px
         if tif == "Alo" and crosses:
+            spec = self.board.market(asset)  # only this refusal needs it: the text shows the bbo
             bbo = f"{_fmt_px(spec, book.best_bid())}@{_fmt_px(spec, book.best_ask())}"
             error = E.order_error(E.BAD_ALO_PX.format(bbo=bbo), asset)
             return self._reject(ts, user, req, "badAloPxRejected", error)
