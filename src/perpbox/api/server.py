@@ -27,6 +27,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -47,10 +48,13 @@ from perpbox.api.info import BadRequest, InfoAPI
 from perpbox.api.nesting import MAX_DEPTH, too_deep
 from perpbox.api.page import plotly_bundle
 from perpbox.api.ratelimit import ADDRESS_BUFFER, AddressLimiter, RateLimiter
-from perpbox.api.wire import coin_name, fmt_px
 from perpbox.api.ws import WsHub
-from perpbox.config import ExchangeConfig
+from perpbox.config import Dex, ExchangeConfig
 from perpbox.core.numbers import USD, parse_units
+from perpbox.deployer.attestlog import AttestLog
+from perpbox.deployer.builtin import FEED_SOURCE, builtin_definition
+from perpbox.deployer.relay import InProcessVenue, Relay
+from perpbox.deployer.sources import CallbackSource, Source
 from perpbox.exchange import commands as C
 from perpbox.exchange.results import Error, Ok
 from perpbox.feeds.replay import ReplayFeed
@@ -113,6 +117,8 @@ class Service:
         else:
             self.feed = SyntheticFeed(opts.config.all_markets(), opts.seed, self.venue.now())
         self.agents = Agents(self.venue.ex, self.venue.submit, opts.seed)
+        self.relays: list[Relay] = []  # the built-in deployers, one per dex (started with the feed)
+        self.attest_logs: list[AttestLog] = []
         self.tasks: list[asyncio.Task[Any]] = []
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -158,6 +164,10 @@ class Service:
         for t in self.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        for relay in self.relays:
+            relay.checkpoint()
+        for attest in self.attest_logs:
+            attest.close()
         self.venue.snapshot()
         self.venue.close()
 
@@ -178,18 +188,31 @@ class Service:
         await self.venue.submit(cmds)
 
     async def _deploy_oracles(self) -> None:
-        """The HIP-3 deployer's job, done as a deployer would: a signed ``perpDeploy setOracle``."""
-        for dex in self.opts.config.dexes:
-            specs = [m.spec for m in dex.markets]
-            oracle = sorted([coin_name(s), fmt_px(s, max(1, round(self.feed.px[s.asset])))] for s in specs)
-            action = {"type": "perpDeploy", "setOracle": {"dex": dex.name, "oraclePxs": oracle, "markPxs": [],
-                                                          "externalPerpPxs": oracle}}
-            nonce = self.venue.now()
-            sig = signing.sign_l1_action(self.deployers[dex.name].key.hex(), action, None, nonce, None, False)
-            resp = await self.actions.handle({"action": action, "nonce": nonce, "signature": sig,
-                                              "vaultAddress": None, "expiresAfter": None})
-            if resp.get("status") != "ok":
-                log.debug("setOracle for %s: %s", dex.name, resp)
+        """The HIP-3 deployer's job, done as a deployer would, by the relay ``perpbox deployer run``
+        is (``deployer.relay``): a signed ``perpDeploy setOracle`` through the same ``/exchange``
+        handler a client's request goes through, each attempt attested under ``DATA/attest/<dex>``."""
+        if not self.relays:
+            self.relays = [await self._relay(dex) for dex in self.opts.config.dexes]
+        for relay in self.relays:
+            record = await relay.update()
+            if record["result"] != "ok":
+                log.debug("setOracle for %s: %s", relay.defn.dex, record["setOracle"]["answer"])
+
+    async def _relay(self, dex: Dex) -> Relay:
+        attest_dir = self.opts.data_dir / "attest" / dex.name
+        log_ = AttestLog.open(attest_dir, dex.name, self.opts.data_dir / "attest-keys" / f"{dex.name}.key")
+        self.attest_logs.append(log_)
+        feed = {m.spec.coin: self._feed_source(m.spec.asset, m.spec.px_decimals) for m in dex.markets}
+        relay = Relay(builtin_definition(dex, attest_dir), InProcessVenue(self.info.handle, self.actions.handle),
+                      self.deployers[dex.name].key.hex(), attest=log_, clock=self.venue.now, extra_sources=feed)
+        await relay.start()
+        return relay
+
+    def _feed_source(self, asset: int, px_decimals: int) -> list[Source]:
+        def price(_now: int) -> Decimal:
+            return Decimal(max(1, round(self.feed.px[asset]))).scaleb(-px_decimals)
+
+        return [CallbackSource(FEED_SOURCE, price)]
 
     # -- HTTP -------------------------------------------------------------------------------------------
     async def answer_info(self, ip: str, raw: bytes) -> Answer:

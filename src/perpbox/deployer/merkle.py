@@ -133,3 +133,31 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
         fn >>= 1
         sn >>= 1
     return fr == old_root and sr == new_root and sn == 0
+
+
+class CompactRange:
+    """The root of a growing tree without keeping it: the roots of its perfect subtrees, largest
+    first (one per set bit of the size), so appending is O(log n) amortised and the root of the
+    current size is the right-to-left fold of those roots (§2.1.1's split at the largest power of
+    two, applied recursively).  The verifier uses it to check every checkpoint in one pass."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._peaks: list[bytes] = []
+
+    def append(self, leaf: bytes) -> None:
+        """Add one leaf hash."""
+        node, size = leaf, self.size
+        while size & 1:
+            node = node_hash(self._peaks.pop(), node)
+            size >>= 1
+        self._peaks.append(node)
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self._peaks:
+            return EMPTY_ROOT
+        r = self._peaks[-1]
+        for peak in reversed(self._peaks[:-1]):
+            r = node_hash(peak, r)
+        return r

@@ -17,7 +17,7 @@ import hashlib
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 ED25519 = b"\x01"
 SIGNATURE_PREFIX = "\u2014 "  # an em dash and a space start every signature line
@@ -65,6 +65,36 @@ def parse_verifier_key(vkey: str) -> tuple[str, bytes, Ed25519PublicKey]:
     return name, kid, Ed25519PublicKey.from_public_bytes(raw[1:])
 
 
+def signer_key(name: str, key: Ed25519PrivateKey) -> str:
+    """The private key in Go's signer-key form, ``PRIVATE+KEY+<name>+<id>+<base64(0x01 ‖ seed)>``,
+    so the same key file works with ``note.NewSigner``."""
+    seed = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    _check_name(name)
+    kid = key_id(name, public_bytes(key)).hex()
+    return f"PRIVATE+KEY+{name}+{kid}+{base64.b64encode(ED25519 + seed).decode()}"
+
+
+def parse_signer_key(skey: str) -> tuple[str, Ed25519PrivateKey]:
+    """(name, private key) of a signer key; ``NoteError`` when it is malformed or its id does not
+    match its key."""
+    parts = skey.strip().split("+", 4)  # the base64 key may itself hold a "+"
+    if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
+        raise NoteError("malformed signer key: want PRIVATE+KEY+<name>+<id>+<key>")
+    name, hex_id, b64 = parts[2:]
+    _check_name(name)
+    try:
+        raw = base64.b64decode(b64, validate=True)
+        kid = bytes.fromhex(hex_id)
+    except (ValueError, binascii.Error):
+        raise NoteError("malformed signer key") from None
+    if len(raw) != 33 or raw[:1] != ED25519 or len(kid) != 4:
+        raise NoteError("malformed signer key: want an Ed25519 seed")
+    key = Ed25519PrivateKey.from_private_bytes(raw[1:])
+    if key_id(name, public_bytes(key)) != kid:
+        raise NoteError("signer key id does not match its key")
+    return name, key
+
+
 def sign(text: str, name: str, key: Ed25519PrivateKey) -> str:
     """The signed note of ``text`` (every line ending in a newline)."""
     _check_name(name)
@@ -100,6 +130,11 @@ def open_note(note: str, vkey: str) -> str:
     raise NoteError(f"no signature by {name}")
 
 
+def is_decimal(text: str) -> bool:
+    """An ASCII decimal with no leading zeros (``str.isdigit`` would take other scripts' digits)."""
+    return bool(text) and all("0" <= c <= "9" for c in text) and (text == "0" or text[0] != "0")
+
+
 def checkpoint_text(origin: str, size: int, root: bytes) -> str:
     if not origin or "\n" in origin or size < 0 or len(root) != 32:
         raise NoteError("a checkpoint needs an origin line, a size >= 0 and a 32-byte root")
@@ -117,6 +152,6 @@ def parse_checkpoint(text: str) -> tuple[str, int, bytes]:
         root = base64.b64decode(b64, validate=True)
     except (ValueError, binascii.Error):
         raise NoteError("checkpoint root is not base64") from None
-    if not origin or not size.isdigit() or (size != "0" and size.startswith("0")) or len(root) != 32:
+    if not origin or not is_decimal(size) or len(root) != 32:
         raise NoteError("malformed checkpoint")
     return origin, int(size), root

@@ -48,14 +48,20 @@ def fresh_quotes(weights: Iterable[tuple[str, int]], quotes: Mapping[str, Quote]
     return out
 
 
+def within_deviation(fresh: list[tuple[int, int]], max_deviation_bps: int) -> list[bool]:
+    """For each of ``fresh`` (non-empty), whether it lies within ``max_deviation_bps`` of their
+    weighted median (the deviation guard ``aggregate`` applies)."""
+    first = weighted_median(fresh)
+    return [abs(px - first) * 10_000 <= first * max_deviation_bps for px, _ in fresh]
+
+
 def aggregate(fresh: list[tuple[int, int]], max_deviation_bps: int, min_sources: int) -> int | None:
     """Weighted median of ``fresh`` after dropping every source further than
     ``max_deviation_bps`` from the first median (Binance's index rule); None when fewer than
     ``min_sources`` remain."""
     if len(fresh) < min_sources or not fresh:
         return None
-    first = weighted_median(fresh)
-    kept = [(px, w) for px, w in fresh if abs(px - first) * 10_000 <= first * max_deviation_bps]
+    kept = [q for q, ok in zip(fresh, within_deviation(fresh, max_deviation_bps)) if ok]
     if len(kept) < min_sources or not kept:
         return None
     return weighted_median(kept)

@@ -63,17 +63,24 @@ def _impact_mid(book: OrderBook, notional: int) -> int | None:
     return None if bid is None or ask is None else int((bid + ask) / 2)
 
 
-def _clamp_move(prev: int, px: int, bps: int) -> int:
+def clamp_move(prev: int, px: int, bps: int) -> int:
+    """``px`` kept within ``bps`` of ``prev`` (the step rounded down: the tighter bound)."""
     if prev <= 0:
         return px
     step = prev * bps // 10_000
     return min(max(px, prev - step), prev + step)
 
 
-def _clamp_day(st: PriceState, px: int, multiple: int) -> int:
-    if st.day_px <= 0:
+def clamp_to_day(day_px: int, px: int, multiple: int) -> int:
+    """``px`` kept within ``multiple``× the start-of-day price either way (the lower bound
+    rounded up: the tighter bound)."""
+    if day_px <= 0:
         return px
-    return min(max(px, -(-st.day_px // multiple)), st.day_px * multiple)
+    return min(max(px, -(-day_px // multiple)), day_px * multiple)
+
+
+def _clamp_day(st: PriceState, px: int, multiple: int) -> int:
+    return clamp_to_day(st.day_px, px, multiple)
 
 
 def _band(st: PriceState, px: int, defn: OracleDefinition) -> int:
@@ -135,7 +142,7 @@ def tick(defn: OracleDefinition, funding: FundingParams, st: PriceState, now: in
         mark = manual_mark or mark
     elif defn.mark is MarkPolicy.HIP3:
         if now - st.push_ts >= defn.fallback_after_ms and local is not None:
-            mark = _clamp_day(st, _clamp_move(st.mark, local, defn.max_mark_move_bps), defn.day_clamp_multiple)
+            mark = _clamp_day(st, clamp_move(st.mark, local, defn.max_mark_move_bps), defn.day_clamp_multiple)
             st = msgspec.structs.replace(st, push_ts=now)  # the fallback counts as an update
     elif defn.mark is MarkPolicy.BINANCE:
         mark = _binance_mark(funding, st, now, last_px) or mark
@@ -198,7 +205,7 @@ def push(defn: OracleDefinition, st: PriceState, now: int, oracle_px: int, mark_
         inputs.append(local)
     mark = st.mark
     if inputs:
-        mark = _clamp_move(st.mark, median(inputs), defn.max_mark_move_bps)
+        mark = clamp_move(st.mark, median(inputs), defn.max_mark_move_bps)
     elif not mark:
         mark = oracle
     st = msgspec.structs.replace(st, oracle=oracle, push_ts=now, deployer_ts=now, stale=False)
