@@ -64,8 +64,12 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 proc.wait(10)
 
 
-@pytest.fixture(scope="module")
-def browser(live_server: str) -> Iterator[object]:
+@pytest.fixture
+def browser() -> Iterator[object]:
+    """Debian's chromium, headless (skipped with the reason when it is not installed).  One per test:
+    Playwright's sync API keeps an event loop running in this thread while it is open."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium: apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

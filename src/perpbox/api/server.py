@@ -44,6 +44,7 @@ from starlette.websockets import WebSocket
 from perpbox.agents.simulated import Agents, funding_commands
 from perpbox.api import signing
 from perpbox.api.actions import ExchangeAPI
+from perpbox.api.faults import FaultError, Faults
 from perpbox.api.info import BadRequest, InfoAPI
 from perpbox.api.nesting import MAX_DEPTH, too_deep
 from perpbox.api.page import plotly_bundle
@@ -88,6 +89,7 @@ class ServeOptions:
     request_buffer: int = ADDRESS_BUFFER  # address-based limit: initial requests before volume counts
     snapshot_every: int = SNAPSHOT_EVERY  # commands between snapshots (and one on a clean stop)
     tick_s: float = TICK_S  # seconds between Ticks; 0: no ticker (the state changes only on requests)
+    dev_faults: bool = False  # POST /dev/fault (api/faults.py): faults on demand, for testing bots
 
 
 def deployer_key(seed: int, dex: str) -> str:
@@ -117,6 +119,7 @@ class Service:
         else:
             self.feed = SyntheticFeed(opts.config.all_markets(), opts.seed, self.venue.now())
         self.agents = Agents(self.venue.ex, self.venue.submit, opts.seed)
+        self.faults = Faults(self.venue.now) if opts.dev_faults else None
         self.relays: list[Relay] = []  # the built-in deployers, one per dex (started with the feed)
         self.attest_logs: list[AttestLog] = []
         self.tasks: list[asyncio.Task[Any]] = []
@@ -219,10 +222,47 @@ class Service:
         return await self._answer(ip, raw, self.limiter.info_weight, self._info_handle)
 
     async def answer_exchange(self, ip: str, raw: bytes) -> Answer:
-        return await self._answer(ip, raw, self.limiter.action_weight, self.actions.handle)
+        return await self._answer(ip, raw, self.limiter.action_weight, self._exchange_handle)
 
     async def _info_handle(self, body: Any) -> Any:
-        return self.info.handle(body)
+        if self.faults is None:
+            return self.info.handle(body)
+        await self.faults.gate()
+        return self.faults.on_info(body, self.info.handle(body))
+
+    async def _exchange_handle(self, body: Any) -> Any:
+        if self.faults is not None:
+            await self.faults.gate()
+            refusal = self.faults.on_exchange(body)
+            if refusal is not None:
+                return refusal
+        return await self.actions.handle(body)
+
+    async def http_fault(self, request: Request) -> Response:
+        """``POST /dev/fault`` (``--dev-faults`` only): arm a fault (``api/faults.py``)."""
+        assert self.faults is not None
+        raw = await _read_body(request)
+        if raw is None:
+            return _response(TOO_LARGE)
+        try:
+            armed = self.faults.arm(decode_body(raw))
+        except (BadRequest, FaultError) as e:
+            return _response(_unprocessable(BadRequest(str(e))))
+        kind = armed["kind"]
+        if kind in ("ws_drop", "freeze"):
+            self.hub.drop_all(f"fault {kind}")
+        elif kind == "halt":
+            spec = next((m for m in self.venue.ex.reads.markets() if m.coin == self.faults.params["halt_coin"]), None)
+            if spec is None:
+                return _response(_unprocessable(BadRequest(f"coin: no market {self.faults.params['halt_coin']}")))
+            await self.venue.submit([C.HaltTrading(ts=0, asset=spec.asset, halted=True)])
+            self.tasks.append(asyncio.create_task(self._resume(spec.asset, armed["until"]), name="fault-resume"))
+        log.warning("dev fault armed: %s", armed)
+        return _response(_json({"status": "ok", "fault": armed}))
+
+    async def _resume(self, asset: int, until_ms: int) -> None:
+        await asyncio.sleep(max(0, until_ms - self.venue.now()) / 1000)
+        await self.venue.submit([C.HaltTrading(ts=0, asset=asset, halted=False)])
 
     async def _answer(self, ip: str, raw: bytes, weight: Callable[[Any], int],
                       handle: Callable[[Any], Awaitable[Any]]) -> Answer:
@@ -283,6 +323,10 @@ class Service:
                         headers={"Cache-Control": "max-age=86400"})
 
     async def websocket(self, ws: WebSocket) -> None:
+        if self.faults is not None and self.faults.active("freeze"):
+            await ws.accept()
+            await ws.close(code=1013)  # try again later: the venue is frozen
+            return
         await self.hub.serve(ws)
 
     def app(self) -> HotPaths:
@@ -291,6 +335,8 @@ class Service:
                   Route("/static/plotly.min.js", self.plotly_js, methods=["GET"])]
         if self.opts.dev:
             routes.append(Route("/dev/fund", self.http_fund, methods=["POST"]))
+        if self.faults is not None:
+            routes.append(Route("/dev/fault", self.http_fault, methods=["POST"]))
 
         @contextlib.asynccontextmanager
         async def lifespan(app: Starlette) -> Any:

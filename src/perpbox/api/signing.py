@@ -551,6 +551,17 @@ def recover_user_signed(action: dict[str, Any], signature: Mapping[str, Any]) ->
 # signing (perpbox's own clients and tests)
 
 
+def read_key_file(text: str) -> str:
+    """The hex private key in a key file (``0x…``, as a wallet exports it), checked; the error
+    never repeats the file's content."""
+    key = text.strip()
+    try:
+        _parse_private_key(key)
+    except (ValueError, TypeError):
+        raise ValueError("the key file must hold one hex private key (0x…)") from None
+    return key
+
+
 def sign_l1_action(
     private_key: str | bytes,
     action: dict[str, Any],

@@ -204,13 +204,7 @@ class WsHub:
     def _drop(self, conn: Conn, reason: str) -> None:
         """The queue rule: forget the connection's subscriptions, discard its queue, end it."""
         queued = len(conn.out)
-        conn.closed = True
-        conn.reason = reason
-        self._forget(conn)
-        conn.out.clear()
-        conn.out_chars = 0
-        conn.done.set()
-        conn.wake.set()
+        self._end(conn, reason)
         self.dropped += 1
         log.warning(
             "ws %s dropped (%s): outgoing queue full at %d messages (limit %d messages, %d chars)",
@@ -220,6 +214,23 @@ class WsHub:
             QUEUE_LIMIT,
             QUEUE_BYTES,
         )
+
+    def drop_all(self, reason: str) -> int:
+        """End every connection (a dev fault: the venue drops its WebSockets); how many."""
+        conns = list(self.conns)
+        for conn in conns:
+            self._end(conn, reason)
+        return len(conns)
+
+    def _end(self, conn: Conn, reason: str) -> None:
+        """Forget the connection's subscriptions, discard its queue, and let its tasks end it."""
+        conn.closed = True
+        conn.reason = reason
+        self._forget(conn)
+        conn.out.clear()
+        conn.out_chars = 0
+        conn.done.set()
+        conn.wake.set()
 
     def _forget(self, conn: Conn) -> None:
         for key in conn.keys:

@@ -62,6 +62,9 @@ def serve_command(
     tick_interval: float = typer.Option(1.0, min=0.0, metavar="SECONDS",
                                         help="Seconds between engine ticks (funding, oracle, triggers, liquidations);"
                                              " 0 stops the clock, so only requests change the state (tests)."),
+    dev_faults: bool = typer.Option(False, "--dev-faults", help="POST /dev/fault: faults on demand (dropped "
+                                    "WebSockets, freezes, stale or zero positions, delayed fills, rejects, halts) "
+                                    "for testing bots."),
 ) -> None:
     """Run a Hyperliquid-compatible exchange on localhost (dev mode: faucet and HIP-3 deploys open).
 
@@ -88,7 +91,7 @@ def serve_command(
         raise typer.BadParameter(f"--feed: 'synthetic', 'none' or 'replay FILE'{unexpected}")
     run_server(host=host, port=port, data_dir=data_dir, config=config, feed=feed, feed_file=feed_file, agents=agents,
                seed=seed, fsync=fsync, rate_limits=rate_limits, request_buffer=request_buffer, network=network,
-               log_level=log_level, snapshot_every=snapshot_every, tick_interval=tick_interval)
+               log_level=log_level, snapshot_every=snapshot_every, tick_interval=tick_interval, dev_faults=dev_faults)
 
 
 @app.command()
@@ -157,12 +160,13 @@ def replay_command(
 # group can grow in its own module.  The command functions above are named ``*_command`` because a
 # submodule, once imported, is bound as an attribute of this package and would shadow a function of
 # the same name (``serve``, ``demo``).
-from perpbox.cli import deployer, monitor, report, venues  # noqa: E402
+from perpbox.cli import bots, deployer, monitor, report, venues  # noqa: E402
 
 venues.register(app)
 report.register(app)
 deployer.register(app)
 monitor.register(app)
+bots.register(app)
 
 
 def main() -> None:

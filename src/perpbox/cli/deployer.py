@@ -77,15 +77,16 @@ def run_command(
     metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port.")] = None,
     checkpoint_every: Annotated[float, typer.Option(help="Seconds between checkpoints.", min=1)] = 3600,
 ) -> None:
+    from perpbox.api.signing import read_key_file
     from perpbox.deployer.attestlog import AttestError, AttestLog
     from perpbox.deployer.definition import DefinitionError, load_definition
     from perpbox.deployer.relay import HttpVenue, Relay, RelayMetrics
-    from perpbox.deployer.signer import MAINNET_URL, deployer_key
+    from perpbox.deployer.signer import MAINNET_URL
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         definition = load_definition(oracle)
-        key = deployer_key(key_file.read_text())
+        key = read_key_file(key_file.read_text())
     except (DefinitionError, ValueError, OSError) as e:
         raise _fail(str(e)) from None
     if definition.dex != dex:

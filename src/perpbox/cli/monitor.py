@@ -79,8 +79,9 @@ async def _run(url: str, dex: str, rules: object, mode: str, key_file: Path | No
                audit_log: Path | None, metrics_port: int | None, dashboard_port: int | None, webhooks: list[str],
                telegram_token: str | None, telegram_chat: str | None, telegram_api: str | None, once: bool,
                as_json: bool) -> int:
+    from perpbox.api.signing import read_key_file
     from perpbox.deployer.relay import HttpVenue
-    from perpbox.deployer.signer import MAINNET_URL, ActionSender, deployer_key
+    from perpbox.deployer.signer import MAINNET_URL, ActionSender
     from perpbox.monitor.alerts import Alerter, Sink, TelegramSink, WebhookSink
     from perpbox.monitor.rules import Rules
     from perpbox.monitor.service import Monitor
@@ -89,7 +90,7 @@ async def _run(url: str, dex: str, rules: object, mode: str, key_file: Path | No
     venue = HttpVenue(url)
     sender = None
     if key_file is not None:
-        sender = ActionSender(venue, deployer_key(key_file.read_text()), is_mainnet=url.rstrip("/") == MAINNET_URL,
+        sender = ActionSender(venue, read_key_file(key_file.read_text()), is_mainnet=url.rstrip("/") == MAINNET_URL,
                               dry_run=mode != "auto")
     sinks: list[Sink] = [WebhookSink(u) for u in webhooks]
     if telegram_token is not None and telegram_chat is not None:

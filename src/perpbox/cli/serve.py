@@ -31,7 +31,8 @@ BANNER = """[bold]perpbox[/] — a Hyperliquid-compatible perp exchange on local
 
 def run_server(*, host: str, port: int, data_dir: Path, config: Path | None, feed: str, feed_file: Path | None,
                agents: bool, seed: int, fsync: bool, rate_limits: bool, request_buffer: int, network: str,
-               log_level: str, snapshot_every: int | None = None, tick_interval: float = 1.0) -> None:
+               log_level: str, snapshot_every: int | None = None, tick_interval: float = 1.0,
+               dev_faults: bool = False) -> None:
     import uvicorn
 
     from perpbox.api.server import ServeOptions, Service
@@ -42,7 +43,7 @@ def run_server(*, host: str, port: int, data_dir: Path, config: Path | None, fee
     opts = ServeOptions(data_dir=data_dir, config=load_config(config), seed=seed, agents=agents, fsync=fsync,
                         rate_limits=rate_limits, request_buffer=request_buffer, network=network, feed=feed,
                         feed_file=feed_file, snapshot_every=snapshot_every or SNAPSHOT_EVERY,
-                        tick_s=tick_interval)
+                        tick_s=tick_interval, dev_faults=dev_faults)
     service = Service(opts)
     v = service.venue
     markets = ", ".join(m.spec.coin for m in opts.config.all_markets())

@@ -24,16 +24,6 @@ def accepted(answer: Any) -> bool:
     return isinstance(answer, dict) and answer.get("status") == "ok"
 
 
-def deployer_key(key_file_text: str) -> str:
-    """The hex private key in a key file (``0x…``, as a wallet exports it), checked."""
-    key = key_file_text.strip()
-    try:
-        Account.from_key(key)
-    except (ValueError, TypeError):
-        raise ValueError("the key file must hold one hex private key (0x…)") from None
-    return key
-
-
 class ActionSender:
     def __init__(self, venue: VenueClient, key_hex: str, *, is_mainnet: bool = False, dry_run: bool = False) -> None:
         self.venue = venue

@@ -120,6 +120,7 @@ class Monitor:
         self.oracle_seen: dict[str, tuple[Decimal | None, int]] = {}  # coin -> (oraclePx, when it last changed)
         self.users: dict[str, deque[str]] = {}  # coin -> accounts seen trading, newest last
         self.next_book = self.next_positions = 0
+        self.last_round_ms = 0  # when the last round read the venue (what state() reports)
         self.listeners: list[Callable[[dict[str, Any]], None]] = []  # the dashboard's pushes
 
     # -- reads ----------------------------------------------------------------------------------------
@@ -184,7 +185,7 @@ class Monitor:
     # -- one round ------------------------------------------------------------------------------------
     async def step(self) -> list[dict[str, Any]]:
         """Read what is due, decide, act; the decisions made."""
-        now = self.clock()
+        now = self.last_round_ms = self.clock()
         await self._price(now)
         if now >= self.next_book:
             await self._book(now)
@@ -237,6 +238,9 @@ class Monitor:
         for name, v in view.values.items():
             if v is not None:
                 self.metrics.value.labels(view.coin, name).set(float(v))
+            else:  # no longer measurable: no stale value on /metrics
+                with contextlib.suppress(KeyError):
+                    self.metrics.value.remove(view.coin, name)
 
     def state(self) -> dict[str, Any]:
         """The monitor's state as JSON-ready data (``--once --json``, the dashboard)."""
@@ -248,7 +252,7 @@ class Monitor:
             conds = r.conditions or tuple(self.rules.signals[s].condition for s in r.signals)
             for c in conds:
                 thresholds.setdefault(c.metric, []).append(f"{c.op} {c.threshold} ({r.id}, level {r.level})")
-        return {"dex": self.dex, "mode": self.mode, "time": self.clock(), "thresholds": thresholds,
+        return {"dex": self.dex, "mode": self.mode, "time": self.last_round_ms, "thresholds": thresholds,
                 "markets": [{"coin": v.coin, "level": v.level, "raised": v.raised,
                              "values": {k: fmt(x) for k, x in sorted(v.values.items())},
                              "decisions": list(v.decisions)} for v in self.markets.values()]}

@@ -1,0 +1,350 @@
+"""Hedge mode (``perpbox hedge``): post-only maker on one venue, an IOC hedge on the other as soon as
+any of it fills, then the same the other way — and, unlike the script farmers run, it fails closed.
+
+* The hedge ledger (``bots.ledger``) holds the debt: every maker fill, partial or whole, is owed at
+  once; hedges draw it down; a hedge is never booked before its fills are seen; after a cancel the
+  order's final state is read.
+* Hedges are IOC limits at most ``hedge_band_bps`` through a *fresh* book (a stale, one-sided,
+  crossed, locked or too-wide book is refused and the resting maker cancelled).  After
+  ``hedge_attempts`` failures the band doubles; after as many more, the run flattens both legs
+  and stops with exit code 2.
+* Unhedged exposure is bounded: past ``max_unhedged_usd`` or ``max_unhedged_ms`` no maker is
+  posted and the hedge is repaired (escalated) at once.
+* Reconciliation every ``reconcile_ms``: each venue's position must equal its start plus the fills
+  seen; a difference is an incident (stop opening, cancel the maker, wait for the venue to agree
+  again, up to ``incident_timeout_ms``, then stop with exit code 3).  A sudden zero is read again
+  before it counts.
+* Inventory walks up to ``max_position`` and back to zero (with the default, ``size``: open, close,
+  open, …).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+from perpbox.bots.ledger import HedgeLedger
+from perpbox.bots.venue import OPEN, UNKNOWN, Book, Fill, MarketInfo, OrderRequest, OrderState, Venue
+
+log = logging.getLogger("perpbox.hedge")
+BPS = Decimal(10_000)
+OK, FLATTENED, INCIDENT = 0, 2, 3
+
+
+@dataclass(frozen=True)
+class HedgeConfig:
+    coin: str  # on the maker venue
+    size: Decimal
+    iterations: int
+    taker_coin: str | None = None  # the taker venue's name for it (default: the same)
+    max_position: Decimal | None = None  # default: size
+    max_unhedged_usd: Decimal | None = None  # default: 3 orders' notional
+    max_unhedged_ms: int = 5_000
+    hedge_band_bps: int = 50
+    requote_ms: int = 5_000
+    book_max_age_ms: int = 3_000
+    max_spread_bps: int = 500
+    hedge_attempts: int = 3
+    poll_ms: int = 200
+    reconcile_ms: int = 3_000
+    incident_timeout_ms: int = 60_000
+
+
+@dataclass
+class LegStats:
+    volume_usd: Decimal = Decimal(0)
+    fees_usd: Decimal = Decimal(0)
+    cash_usd: Decimal = Decimal(0)  # − Σ size × px: what the trades paid or received
+    position: Decimal = Decimal(0)  # from the fills of this run
+    fills: int = 0
+
+    def add(self, f: Fill) -> None:
+        self.volume_usd += abs(f.size) * f.px
+        self.fees_usd += f.fee
+        self.cash_usd -= f.size * f.px
+        self.position += f.size
+        self.fills += 1
+
+
+@dataclass
+class Summary:
+    code: int
+    iterations: int
+    maker: LegStats
+    taker: LegStats
+    reason: str = ""
+    incidents: list[str] = field(default_factory=list)
+    overshoots: int = 0
+
+    def pnl_usd(self, maker_mid: Decimal, taker_mid: Decimal) -> Decimal:
+        """Both legs marked at their mids, fees paid."""
+        return (self.maker.cash_usd + self.maker.position * maker_mid - self.maker.fees_usd
+                + self.taker.cash_usd + self.taker.position * taker_mid - self.taker.fees_usd)
+
+    def wear_bps(self, maker_mid: Decimal, taker_mid: Decimal) -> Decimal | None:
+        """The farmers' wear: the loss on both venues over the volume on one (the maker's)."""
+        if self.maker.volume_usd == 0:
+            return None
+        return -self.pnl_usd(maker_mid, taker_mid) * BPS / self.maker.volume_usd
+
+
+def _row(leg: str, venue: str, f: Fill) -> dict[str, object]:
+    return {"leg": leg, "venue": venue, "coin": f.coin, "fill_id": f.fill_id, "order_id": f.order_id,
+            "size": str(f.size), "px": str(f.px), "fee": str(f.fee), "time": f.ts_ms, "maker": f.maker}
+
+
+def _round(px: Decimal, tick: Decimal, up: bool) -> Decimal:
+    q = (px / tick).to_integral_value(rounding=ROUND_CEILING if up else ROUND_FLOOR)
+    return q * tick
+
+
+class HedgeRunner:
+    def __init__(self, maker: Venue, taker: Venue, cfg: HedgeConfig, *,
+                 clock: Callable[[], int] | None = None) -> None:
+        self.maker, self.taker, self.cfg = maker, taker, cfg
+        self.clock = clock or (lambda: time.time_ns() // 1_000_000)
+        self.tcoin = cfg.taker_coin or cfg.coin
+        self.ledger = HedgeLedger()
+        self.maker_stats, self.taker_stats = LegStats(), LegStats()
+        self.run_id = hashlib.sha256(f"{maker.name} {taker.name} {cfg} {self.clock()}".encode()).hexdigest()[:16]
+        self.seq = 0
+        self.resting: OrderState | None = None
+        self.resting_req: OrderRequest | None = None
+        self.resting_since = 0
+        self.maker_orders: set[str] = set()
+        self.hedge_orders: dict[str, str] = {}  # venue order id -> client id
+        self.counted: set[str] = set()
+        self.since = 0
+        self.failures = 0
+        self.going_up = True
+        self.done = 0
+        self.start_pos: dict[str, Decimal] = {}
+        self.incidents: list[str] = []
+        self.last_reconcile = 0
+        self.rows: list[dict[str, object]] = []  # every fill of the run, for --ledger
+
+    def _cid(self) -> str:
+        self.seq += 1
+        return "0x" + hashlib.sha256(f"{self.run_id}:{self.seq}".encode()).hexdigest()[:32]
+
+    # -- fills ------------------------------------------------------------------------------------------
+    async def _sync(self) -> None:
+        now = self.clock()
+        for f in await self.maker.fills(self.since):
+            if f.coin == self.cfg.coin and f.order_id in self.maker_orders and f"m{f.fill_id}" not in self.counted:
+                self.counted.add(f"m{f.fill_id}")
+                self.maker_stats.add(f)
+                self.rows.append(_row("maker", self.maker.name, f))
+                self.ledger.maker_fill(self.cfg.coin, f"m{f.fill_id}", f.size, now)
+        for f in await self.taker.fills(self.since):
+            cid = self.hedge_orders.get(f.order_id)
+            if f.coin == self.tcoin and cid is not None and cid in self.ledger.hedges and \
+                    f"t{f.fill_id}" not in self.counted:
+                self.counted.add(f"t{f.fill_id}")
+                self.taker_stats.add(f)
+                self.rows.append(_row("taker", self.taker.name, f))
+                self.ledger.hedge_fill(cid, f"t{f.fill_id}", f.size, now)
+
+    # -- the maker --------------------------------------------------------------------------------------
+    def _side(self) -> bool:
+        """Buy on the maker while walking up, sell while walking down."""
+        cap = self.cfg.max_position if self.cfg.max_position is not None else self.cfg.size
+        pos = self.maker_stats.position
+        if self.going_up and pos + self.cfg.size > cap:
+            self.going_up = False
+        elif not self.going_up and pos - self.cfg.size < 0:  # walked back down to zero
+            self.going_up = True
+        return self.going_up
+
+    async def _post(self) -> None:
+        book = await self.maker.book(self.cfg.coin)
+        if not self._usable(book, self.clock()):
+            return
+        is_buy = self._side()
+        px = book.bids[0][0] if is_buy else book.asks[0][0]
+        req = OrderRequest(self.cfg.coin, is_buy, self.cfg.size, px, tif="alo", client_id=self._cid())
+        st = await self.maker.place(req)
+        if st.status == UNKNOWN and req.client_id:
+            st = await self.maker.order_status(self.cfg.coin, req.client_id)
+        if st.order_id:
+            self.maker_orders.add(st.order_id)
+        if st.status == OPEN or (st.order_id and not st.final):
+            self.resting, self.resting_req, self.resting_since = st, req, self.clock()
+
+    async def _cancel_maker(self) -> None:
+        if self.resting is None or self.resting.order_id is None:
+            self.resting = None
+            return
+        final = await self.maker.cancel(self.cfg.coin, self.resting.order_id)  # reads the final state
+        if final.status != UNKNOWN:
+            self.resting = None
+        await self._sync()  # a fill may have raced the cancel
+
+    # -- the hedge --------------------------------------------------------------------------------------
+    def _usable(self, book: Book, now: int) -> bool:
+        if not book.bids or not book.asks:
+            return self._refuse("one-sided book")
+        bid, ask = book.bids[0][0], book.asks[0][0]
+        if bid >= ask:
+            return self._refuse(f"crossed or locked book ({bid} ≥ {ask})")
+        if now - book.ts_ms > self.cfg.book_max_age_ms:
+            return self._refuse(f"stale book ({now - book.ts_ms} ms old)")
+        if (ask - bid) * BPS > self.cfg.max_spread_bps * (ask + bid) / 2:
+            return self._refuse(f"book too wide ({bid} / {ask})")
+        return True
+
+    @staticmethod
+    def _refuse(why: str) -> bool:
+        log.warning("refused: %s", why)
+        return False
+
+    async def _hedge(self, taker_market: MarketInfo, band_bps: int) -> bool:
+        """One banded IOC for what is owed; True when nothing is owed after it."""
+        size = self.ledger.hedge_size(self.cfg.coin, taker_market.lot)
+        if size == 0:
+            return True
+        book = await self.taker.book(self.tcoin)
+        if not self._usable(book, self.clock()):
+            await self._cancel_maker()  # fail closed: no new maker fills while we cannot hedge
+            return False
+        is_buy = size > 0
+        ref = book.asks[0][0] if is_buy else book.bids[0][0]
+        band = ref * band_bps / BPS
+        px = _round(ref + band, taker_market.tick, up=False) if is_buy else _round(ref - band, taker_market.tick,
+                                                                                     up=True)
+        cid = self._cid()
+        self.ledger.reserve(self.cfg.coin, cid, size)
+        st = await self.taker.place(OrderRequest(self.tcoin, is_buy, abs(size), px, tif="ioc", client_id=cid))
+        for _ in range(3):  # an answer that settles nothing: ask the venue, a bounded number of times
+            if st.status != UNKNOWN:
+                break
+            st = await self.taker.order_status(self.tcoin, cid)
+        if st.order_id:
+            self.hedge_orders[st.order_id] = cid
+        await self._sync()
+        if st.final or (st.order_id is None and st.status != UNKNOWN):
+            self.ledger.hedge_done(cid)
+        return self.ledger.hedge_size(self.cfg.coin, taker_market.lot) == 0
+
+    async def _repair(self, taker_market: MarketInfo) -> bool:
+        """Hedge what is owed, escalating the band after each run of failures; False when even the
+        widest band failed."""
+        for band in (self.cfg.hedge_band_bps, 2 * self.cfg.hedge_band_bps):
+            for _ in range(self.cfg.hedge_attempts):
+                if await self._hedge(taker_market, band):
+                    self.failures = 0
+                    return True
+                self.failures += 1
+                await asyncio.sleep(self.cfg.poll_ms / 1000)
+        return False
+
+    async def _flatten(self) -> None:
+        """Close both legs of this run at wide IOC prices (the last resort)."""
+        await self._cancel_maker()
+        for venue, coin, stats in ((self.maker, self.cfg.coin, self.maker_stats),
+                                   (self.taker, self.tcoin, self.taker_stats)):
+            if stats.position == 0:
+                continue
+            book = await venue.book(coin)
+            is_buy = stats.position < 0
+            ref = (book.asks if is_buy else book.bids)[0][0] if (book.asks if is_buy else book.bids) else None
+            if ref is None:
+                self.incidents.append(f"{venue.name}: no book to flatten {stats.position} {coin}")
+                continue
+            market = (await venue.markets())[coin]
+            px = _round(ref * (1 + Decimal("0.05")) if is_buy else ref * (1 - Decimal("0.05")), market.tick,
+                        up=not is_buy)
+            st = await venue.place(OrderRequest(coin, is_buy, abs(stats.position), px, tif="ioc", reduce_only=True))
+            log.warning("flatten %s %s %s: %s", venue.name, coin, stats.position, st.status)
+
+    # -- reconciliation ---------------------------------------------------------------------------------
+    async def _positions(self) -> dict[str, Decimal]:
+        m, t = await self.maker.account(), await self.taker.account()
+        pm, pt = m.positions.get(self.cfg.coin), t.positions.get(self.tcoin)
+        return {"maker": pm.size if pm else Decimal(0), "taker": pt.size if pt else Decimal(0)}
+
+    async def _reconcile(self) -> str | None:
+        """None when both venues agree with the fills seen; else what differs."""
+        await self._sync()
+        pos = await self._positions()
+        want = {"maker": self.start_pos["maker"] + self.maker_stats.position,
+                "taker": self.start_pos["taker"] + self.taker_stats.position}
+        for leg in ("maker", "taker"):
+            if pos[leg] != want[leg] and pos[leg] == 0:  # a sudden zero: read again before believing it
+                await asyncio.sleep(self.cfg.poll_ms / 1000)
+                pos = await self._positions()
+        bad = [f"{leg}: venue says {pos[leg]}, the fills say {want[leg]}" for leg in ("maker", "taker")
+               if pos[leg] != want[leg]]
+        return "; ".join(bad) or None
+
+    # -- the loop ---------------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event | None = None) -> Summary:
+        stop = stop or asyncio.Event()
+        cfg = self.cfg
+        self.since = self.clock()
+        taker_market = (await self.taker.markets())[self.tcoin]
+        self.start_pos = await self._positions()
+        code, reason = OK, ""
+        try:
+            while not stop.is_set():
+                now = self.clock()
+                await self._sync()
+                if now - self.last_reconcile >= cfg.reconcile_ms:
+                    self.last_reconcile = now
+                    diff = await self._reconcile()
+                    if diff is not None:
+                        code, reason = await self._incident(diff, stop)
+                        if code != OK:
+                            break
+                owed = self.ledger.owed(cfg.coin)
+                book_px = self.resting_req.px if self.resting_req else Decimal(0)
+                limit = cfg.max_unhedged_usd if cfg.max_unhedged_usd is not None else 3 * cfg.size * book_px
+                over = (self.ledger.unhedged_ms(cfg.coin, now) > cfg.max_unhedged_ms
+                        or (limit and abs(self.ledger.unhedged(cfg.coin)) * book_px > limit))
+                if owed != 0 and abs(owed) >= taker_market.lot:
+                    if over:
+                        await self._cancel_maker()
+                    if not await self._repair(taker_market):
+                        code, reason = FLATTENED, "the hedge failed at every band: both legs flattened"
+                        await self._flatten()
+                        break
+                elif self.resting is None:
+                    if self.done >= cfg.iterations:
+                        break
+                    await self._post()
+                else:
+                    st = await self.maker.order_status(cfg.coin, self.resting.order_id or "")
+                    if st.final:
+                        self.resting = None
+                        await self._sync()
+                        if st.filled > 0:
+                            self.done += 1
+                    elif now - self.resting_since >= cfg.requote_ms:
+                        await self._cancel_maker()  # re-posted at the touch next round
+                await asyncio.sleep(cfg.poll_ms / 1000)
+        finally:
+            await self._cancel_maker()
+            if code == OK and self.ledger.hedge_size(cfg.coin, taker_market.lot) != 0 and \
+                    not await self._repair(taker_market):
+                code, reason = FLATTENED, "the last hedge failed: both legs flattened"
+                await self._flatten()
+        return Summary(code=code, iterations=self.done, maker=self.maker_stats, taker=self.taker_stats, reason=reason,
+                       incidents=self.incidents, overshoots=len(self.ledger.overshoots))
+
+    async def _incident(self, diff: str, stop: asyncio.Event) -> tuple[int, str]:
+        """A position no fill explains: stop opening and wait for the venues to agree again."""
+        self.incidents.append(diff)
+        log.error("incident: %s — no new makers until the venues agree with the fills", diff)
+        await self._cancel_maker()
+        deadline = self.clock() + self.cfg.incident_timeout_ms
+        while self.clock() < deadline and not stop.is_set():
+            await asyncio.sleep(self.cfg.reconcile_ms / 1000)
+            if await self._reconcile() is None:
+                log.warning("incident resolved: the venues agree with the fills again")
+                return OK, ""
+        return INCIDENT, f"unresolved incident: {diff}"

@@ -1,0 +1,116 @@
+"""The ``Venue`` interface the bots trade through — small, exact and engine-independent, so the
+Hyperliquid adapter, the ccxt adapters and the coming backtester all implement the same thing.
+
+Sizes and prices are ``Decimal`` in the venue's units; sizes are signed where a side is implied
+(a fill of −0.5 sold 0.5).  Every call that changes state returns what the venue answered as an
+``OrderState``; none raises for a refusal (a refusal is a state: ``rejected`` with the venue's
+text).  ``unknown`` means the venue's answer did not settle it — the caller must ask again
+(``order_status``) before booking anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+TIFS = ("alo", "ioc", "gtc")  # post-only, immediate-or-cancel, good-till-cancel
+OPEN, FILLED, CANCELED, REJECTED, UNKNOWN = "open", "filled", "canceled", "rejected", "unknown"
+FINAL = frozenset({FILLED, CANCELED, REJECTED})
+
+
+@dataclass(frozen=True, slots=True)
+class MarketInfo:
+    coin: str  # the venue's name for it (the symbol aliases map ours onto it)
+    tick: Decimal  # the smallest price step at the current price
+    lot: Decimal
+    min_notional: Decimal  # USD; reduce-only orders are exempt where the venue says so
+    funding_interval_h: int
+    max_leverage: int
+    sz_decimals: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Book:
+    coin: str
+    bids: tuple[tuple[Decimal, Decimal], ...]  # (px, sz), best first
+    asks: tuple[tuple[Decimal, Decimal], ...]
+    ts_ms: int  # the venue's time for this book
+
+    def mid(self) -> Decimal | None:
+        return None if not self.bids or not self.asks else (self.bids[0][0] + self.asks[0][0]) / 2
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    coin: str
+    is_buy: bool
+    size: Decimal  # > 0
+    px: Decimal
+    tif: str = "gtc"
+    reduce_only: bool = False
+    client_id: str | None = None  # 0x + 32 hex digits on Hyperliquid: makes a retried send idempotent
+
+
+@dataclass(frozen=True, slots=True)
+class OrderState:
+    status: str  # open | filled | canceled | rejected | unknown
+    order_id: str | None = None
+    client_id: str | None = None
+    filled: Decimal = Decimal(0)  # unsigned size filled so far
+    avg_px: Decimal | None = None
+    error: str = ""
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    fill_id: str  # unique per fill on the venue (the ledger counts each once)
+    order_id: str
+    coin: str
+    size: Decimal  # signed: + bought
+    px: Decimal
+    fee: Decimal  # USD paid (negative: a rebate)
+    ts_ms: int
+    maker: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    coin: str
+    size: Decimal  # signed
+    entry_px: Decimal
+    unrealized_pnl: Decimal
+    margin: Decimal
+    liquidation_px: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    equity: Decimal
+    positions: Mapping[str, Position]
+    ts_ms: int
+
+
+class Venue(Protocol):
+    name: str
+
+    async def markets(self) -> dict[str, MarketInfo]: ...
+
+    async def book(self, coin: str) -> Book: ...
+
+    async def place(self, order: OrderRequest) -> OrderState: ...
+
+    async def cancel(self, coin: str, order_id: str) -> OrderState: ...
+
+    async def order_status(self, coin: str, order_id: str) -> OrderState: ...
+
+    async def fills(self, since_ms: int) -> list[Fill]: ...
+
+    async def account(self) -> Account: ...
+
+    async def aclose(self) -> None: ...
