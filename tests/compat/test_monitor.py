@@ -311,3 +311,43 @@ def test_a_rehearsal_against_serve_reads_the_builtin_deployers_attestation(tmp_p
     assert float(silver["values"]["feed_silent_s"]) < 10  # the built-in deployer updates every 3 s
     assert silver["values"]["oracle_external_dev_pct"] == "0"  # it publishes the oracle as the external price
     assert silver["level"] == 0 and silver["decisions"] == []
+
+
+def test_every_lever_the_monitor_pulls_is_accepted_by_the_venue(server: Server, tmp_path: Path) -> None:
+    """Each response's action, signed by the deployer, is accepted (and undone) by the venue."""
+    import asyncio
+    from decimal import Decimal
+
+    from perpbox.deployer.relay import HttpVenue
+    from perpbox.deployer.signer import ActionSender
+    from perpbox.monitor.decide import Transition
+    from perpbox.monitor.responses import Levers, MarketParams
+    from perpbox.monitor.rules import Rule
+
+    dex = "mnc"
+    deployer, _ = _deploy(server, dex, tmp_path)
+    coin = f"{dex}:SILV"
+    params = MarketParams(coin, oi_cap_usd=0, oi_usd=Decimal(0), margin_table_id=10, tables={10: 10})
+    levers = Levers()
+
+    async def run() -> list[Any]:
+        venue = HttpVenue(server.url)
+        sender = ActionSender(venue, deployer.key.hex())
+        answers = []
+        try:
+            for response in ("cut_oi_caps", "freeze_oi", "step_down_margin_table", "set_funding_multiplier", "halt"):
+                rule = Rule(id=response, level=1, response=response, multiplier=Decimal("2.5"))
+                for kind in ("raise", "clear"):
+                    action, _ = levers.respond(Transition(coin, rule, kind, 0, 0, 0, {}), params)
+                    if action is not None:
+                        answers.append((response, kind, (await sender.send(action, get_timestamp_ms()))["answer"]))
+        finally:
+            await venue.aclose()
+        return answers
+
+    answers = asyncio.run(run())
+    # every response raised and cleared, except the halt (a person resumes the market)
+    assert [(r, k) for r, k, _ in answers] == [
+        (r, k) for r in ("cut_oi_caps", "freeze_oi", "step_down_margin_table", "set_funding_multiplier")
+        for k in ("raise", "clear")] + [("halt", "raise")]
+    assert all(a == {"status": "ok", "response": {"type": "default"}} for _, _, a in answers), answers

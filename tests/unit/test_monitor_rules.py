@@ -175,3 +175,20 @@ def test_position_channel_numbers_worked_by_hand() -> None:
     # the largest is c (short 10): no loss now; at 102 (2% against it) it loses 20 of its 100 margin
     assert v["top_position_loss_margin_pct"] == D("0") and v["top_position_stressed_loss_margin_pct"] == D("20")
     assert v["long_upnl_margin_pct"] == D("-40") / D("104") * 100 and v["short_upnl_margin_pct"] == D("0")
+
+
+def test_a_funding_multiplier_rule_sets_it_and_restores_the_default() -> None:
+    import tomllib
+
+    rules = parse_rules(tomllib.loads('[[rule]]\nid = "squeeze"\nwhen = "oi_cap_use_pct > 95"\nlevel = 1\n'
+                                      'response = "set_funding_multiplier"\nmultiplier = "2.5"\nclear_after_s = 0'))
+    (rule,) = rules.rules
+    d, levers, p = Decider(rules), Levers(), MarketParams(COIN)
+    (up,) = d.evaluate(COIN, {"oi_cap_use_pct": D("97")}, 0)
+    assert levers.respond(up, p) == ({"type": "perpDeploy", "setFundingMultipliers": [[COIN, "2.5"]]},
+                                     "funding multiplier → 2.5")
+    (down,) = d.evaluate(COIN, {"oi_cap_use_pct": D("50")}, 1_000)
+    assert levers.respond(down, p)[0] == {"type": "perpDeploy", "setFundingMultipliers": [[COIN, "1"]]}
+    assert rule.multiplier == D("2.5")
+    with pytest.raises(RulesError, match="multiplier"):
+        parse_rules(tomllib.loads('[[rule]]\nid = "x"\nwhen = "a > 1"\nlevel = 1\nmultiplier = "11"'))

@@ -6,6 +6,9 @@
 * ``step_down_margin_table``: the market moved to the table with the next lower max leverage among
   the dex's tables (``meta.marginTables``), or when there is none to the venue's flat table at half
   the leverage (ids 1-50 are the flat tables, one tier at that leverage);
+* ``set_funding_multiplier``: ``setFundingMultipliers`` to the rule's ``multiplier``, back to 1 when
+  it clears (the venue publishes no multiplier to read back, so 1 — the default — is what is
+  restored);
 * ``halt``: ``haltTrading`` (never undone here: a person resumes the market);
 * ``alert``: no action.
 
@@ -55,6 +58,10 @@ def _table(coin: str, table_id: int) -> dict[str, Any]:
     return {"type": "perpDeploy", "setMarginTableIds": [[coin, table_id]]}
 
 
+def _funding(coin: str, multiplier: Decimal) -> dict[str, Any]:
+    return {"type": "perpDeploy", "setFundingMultipliers": [[coin, format(multiplier.normalize(), "f")]]}
+
+
 class Levers:
     def __init__(self) -> None:
         self._held: dict[tuple[str, str], _Held] = {}  # (coin, "cap" | "table") -> original value
@@ -83,6 +90,9 @@ class Levers:
                 return None, f"OI cap already {p.oi_cap_usd} (at or under {cap}, the venue's floor)"
             self._hold(coin, "cap", p.oi_cap_usd, t.rule.id)
             return _caps(coin, cap), f"OI cap {p.oi_cap_usd or 'none'} → {cap}"
+        if response == "set_funding_multiplier":
+            self._hold(coin, "funding", Decimal(1), t.rule.id)
+            return _funding(coin, t.rule.multiplier), f"funding multiplier → {t.rule.multiplier}"
         # step_down_margin_table
         current = p.margin_table_id
         if current is None or current not in p.tables:
@@ -97,7 +107,7 @@ class Levers:
         return _table(coin, tid), f"margin table {current} ({p.tables[current]}x) → {tid} ({lev}x)"
 
     def _undo(self, t: Transition, p: MarketParams) -> tuple[dict[str, Any] | None, str]:
-        for lever in ("cap", "table"):
+        for lever in ("cap", "table", "funding"):
             held = self._held.get((p.coin, lever))
             if held is None or t.rule.id not in held.rules:
                 continue
@@ -107,5 +117,7 @@ class Levers:
             del self._held[(p.coin, lever)]
             if lever == "cap":
                 return _caps(p.coin, held.original), f"OI cap restored to {held.original or 'none (0)'}"
+            if lever == "funding":
+                return _funding(p.coin, held.original), f"funding multiplier restored to {held.original}"
             return _table(p.coin, held.original), f"margin table restored to {held.original}"
         return None, "nothing to undo"

@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-RESPONSES = ("alert", "cut_oi_caps", "freeze_oi", "step_down_margin_table", "halt")
+RESPONSES = ("alert", "cut_oi_caps", "freeze_oi", "step_down_margin_table", "set_funding_multiplier", "halt")
 _CONDITION = re.compile(r"^\s*([a-z][a-z0-9_]*)\s*(>=|<=|>|<)\s*(-?[0-9]+(?:\.[0-9]+)?)\s*$")
 
 
@@ -68,6 +68,7 @@ class Rule:
     for_ms: int = 0
     clear_after_ms: int = 0
     factor: Decimal = Decimal("0.5")  # cut_oi_caps
+    multiplier: Decimal = Decimal(1)  # set_funding_multiplier (Hyperliquid: 0 to 10)
 
     def describe(self) -> str:
         if self.mode == "signals":
@@ -111,7 +112,7 @@ def _rule(row: Any, i: int, signals: dict[str, Signal]) -> Rule:
     if not isinstance(row, dict):
         raise RulesError(f"{where}: a table")
     _only(row, where, {"id", "when", "all", "any", "signals", "signals_at_least", "level", "response", "factor",
-                       "for_s", "clear_after_s"})
+                       "multiplier", "for_s", "clear_after_s"})
     rid = row.get("id")
     if not isinstance(rid, str) or not rid:
         raise RulesError(f"{where}.id: a name is needed")
@@ -149,9 +150,16 @@ def _rule(row: Any, i: int, signals: dict[str, Signal]) -> Rule:
         raise RulesError(f"{where}.factor: a decimal") from None
     if not 0 < factor < 1:
         raise RulesError(f"{where}.factor: between 0 and 1")
+    try:
+        multiplier = Decimal(str(row.get("multiplier", "1")))
+    except InvalidOperation:
+        raise RulesError(f"{where}.multiplier: a decimal") from None
+    if not 0 <= multiplier <= 10:
+        raise RulesError(f"{where}.multiplier: from 0 to 10 (the venue's range)")
     return Rule(id=rid, level=level, response=response, conditions=tuple(conditions), mode=mode,
                 signals=tuple(names), signals_at_least=at_least, for_ms=_seconds(row, "for_s", where, 0),
-                clear_after_ms=_seconds(row, "clear_after_s", where, 0), factor=factor)
+                clear_after_ms=_seconds(row, "clear_after_s", where, 0), factor=factor,
+                multiplier=multiplier)
 
 
 def parse_rules(data: dict[str, Any], source: str = "default") -> Rules:
