@@ -115,3 +115,39 @@ def test_hedges_refused_at_every_band_flatten_both_legs_and_exit_2(venues: tuple
     assert b"the hedge failed at every band: both legs flattened" in out.stderr
     assert _position(a, user_m, "BTC") == 0 and _position(b, user_t, "BTC") == 0  # the maker fill closed
     assert a.info({"type": "openOrders", "user": user_m}) == []
+
+
+def test_fills_that_arrive_late_are_waited_for_never_hedged_twice(venues: tuple[Server, Server],
+                                                                  tmp_path: Path) -> None:
+    """The taker venue's fill feed runs 4 s late: a hedge it says filled keeps its reservation until
+    its fills arrive (no second hedge), and the positions the feed does not explain yet are an
+    incident that resolves."""
+    a, b = venues
+    user_m, user_t = _accounts(a, b, tmp_path)
+    _fault(b, kind="delay_fills", ms=4_000, seconds=600)
+    try:
+        out = subprocess.run(_hedge(tmp_path, "--iterations", "2"), capture_output=True, timeout=600)
+    finally:
+        _fault(b, kind="clear")
+    assert out.returncode == 0, out.stderr.decode()[-3000:]
+    assert b"overshoots=0" in out.stdout
+    assert _position(a, user_m, "BTC") == -_position(b, user_t, "BTC")  # hedged exactly once
+
+
+def test_a_stale_position_never_makes_the_bot_trade_on_it(venues: tuple[Server, Server], tmp_path: Path) -> None:
+    """A position read 6 s old either agrees with the fills (nothing changed) or is an incident
+    that waits for the venue; either way the run ends hedged, with nothing resting."""
+    a, b = venues
+    user_m, user_t = _accounts(a, b, tmp_path)
+    proc = subprocess.Popen(_hedge(tmp_path, "--iterations", "4", "--max-position", "0.002"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: _position(b, user_t, "BTC") != 0, timeout=300)
+        _fault(b, kind="stale_positions", seconds=6)  # answers 6 s old: maybe from before a hedge
+        _, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err.decode()[-3000:]
+    assert _position(a, user_m, "BTC") == -_position(b, user_t, "BTC")
+    assert a.info({"type": "openOrders", "user": user_m}) == []

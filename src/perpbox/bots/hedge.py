@@ -118,6 +118,7 @@ class HedgeRunner:
         self.resting_since = 0
         self.maker_orders: set[str] = set()
         self.hedge_orders: dict[str, str] = {}  # venue order id -> client id
+        self.awaiting: dict[str, Decimal] = {}  # final hedges (client id) -> the size the venue says filled
         self.counted: set[str] = set()
         self.since = 0
         self.failures = 0
@@ -149,6 +150,7 @@ class HedgeRunner:
                 self.taker_stats.add(f)
                 self.rows.append(_row("taker", self.taker.name, f))
                 self.ledger.hedge_fill(cid, f"t{f.fill_id}", f.size, now)
+        self._release()
 
     # -- the maker --------------------------------------------------------------------------------------
     def _side(self) -> bool:
@@ -226,10 +228,19 @@ class HedgeRunner:
             st = await self.taker.order_status(self.tcoin, cid)
         if st.order_id:
             self.hedge_orders[st.order_id] = cid
-        await self._sync()
         if st.final or (st.order_id is None and st.status != UNKNOWN):
-            self.ledger.hedge_done(cid)
+            self.awaiting[cid] = st.filled  # released once that much is seen in the fills
+        await self._sync()
         return self.ledger.hedge_size(self.cfg.coin, taker_market.lot) == 0
+
+    def _release(self) -> None:
+        """Release each final hedge whose fills have all been seen.  A hedge the venue says filled
+        keeps its reservation until its fills arrive, so a late fill feed never causes a second
+        hedge for the same debt."""
+        for cid, expected in list(self.awaiting.items()):
+            if abs(self.ledger.hedges[cid].filled) >= expected:
+                self.ledger.hedge_done(cid)
+                del self.awaiting[cid]
 
     async def _repair(self, taker_market: MarketInfo) -> bool:
         """Hedge what is owed, escalating the band after each run of failures; False when even the
@@ -329,6 +340,12 @@ class HedgeRunner:
                 await asyncio.sleep(cfg.poll_ms / 1000)
         finally:
             await self._cancel_maker()
+            deadline = self.clock() + cfg.incident_timeout_ms
+            while self.awaiting and self.clock() < deadline:  # hedges the venue filled: see their fills
+                await asyncio.sleep(cfg.poll_ms / 1000)
+                await self._sync()
+            if self.awaiting:
+                self.incidents.append(f"hedges {sorted(self.awaiting)} filled but their fills never arrived")
             if code == OK and self.ledger.hedge_size(cfg.coin, taker_market.lot) != 0 and \
                     not await self._repair(taker_market):
                 code, reason = FLATTENED, "the last hedge failed: both legs flattened"
