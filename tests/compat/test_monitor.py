@@ -273,7 +273,6 @@ def test_a_depeg_driven_through_the_relay_escalates_in_order_and_de_escalates(se
 
     try:
         wait_until(lambda: table() == 5, timeout=90)  # 10x stepped down to the flat 5x table
-        assert _cap(server, dex) == "1000000.0"  # frozen at the open interest (none): the venue's $1M floor
         wait_until(lambda: [r["kind"] for r in _audit(tmp_path)].count("clear") == 2 and table() == 10, timeout=90)
     finally:
         _stop(monitor)
@@ -284,9 +283,12 @@ def test_a_depeg_driven_through_the_relay_escalates_in_order_and_de_escalates(se
         steps[2:]) == [("depeg_level1", "clear", [1, 0]), ("depeg_level2", "clear", [2, 1])]
     assert seen_tables == [10, 5, 10]
     assert _cap(server, dex) == "0.0"  # the freeze undone: uncapped again
-    raised = _audit(tmp_path)[1]
+    frozen, raised = _audit(tmp_path)[:2]
+    # frozen at the open interest (none): the venue's $1M floor; the answers are the venue's
+    assert frozen["action"] == {"type": "perpDeploy", "setOpenInterestCaps": [[f"{dex}:SILV", 1_000_000]]}
     assert raised["action"] == {"type": "perpDeploy", "setMarginTableIds": [[f"{dex}:SILV", 5]]}
     assert raised["measured"]["signals_up"] == "A,B,C,D"
+    assert all(r["answer"] == {"status": "ok", "response": {"type": "default"}} for r in _audit(tmp_path))
 
 
 def test_a_rehearsal_against_serve_reads_the_builtin_deployers_attestation(tmp_path: Path) -> None:

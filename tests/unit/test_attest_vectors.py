@@ -326,3 +326,25 @@ def test_a_checkpoint_size_in_non_ascii_digits_is_refused() -> None:
     assert note.parse_checkpoint(f"perpbox/xyz\n16\n{root}\n")[1] == 16
     with pytest.raises(note.NoteError):
         note.parse_checkpoint(f"perpbox/xyz\n\u0661\u0666\n{root}\n")
+
+
+def test_the_c2sp_tlog_checkpoint_spec_example_parses() -> None:
+    """The example checkpoint of c2sp.org/tlog-checkpoint: its text parses to the origin, size and
+    root it shows, and its signature line is a 4-byte key id and a 64-byte Ed25519 signature.  (The
+    spec publishes no key for it, so the signature itself cannot be checked; another key's
+    verifier finds no signature of its own there.)"""
+    import base64 as b64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from perpbox.deployer import note
+
+    text = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
+    stamp = "Az3grlgtzPICa5OS8npVmf1Myq/5IZniMp+ZJurmRDeOoRDe4URYN7u5/Zhcyv2q1gGzGku9nTo+zyWE+xeMcTOAYQ8="
+    signed = text + "\n\u2014 example.com/behind-the-sofa " + stamp + "\n"
+    origin, size, root = note.parse_checkpoint(text)
+    assert (origin, size) == ("example.com/behind-the-sofa", 20852163) and len(root) == 32
+    assert len(b64.b64decode(stamp)) == 4 + 64
+    other = note.verifier_key("example.com/behind-the-sofa", Ed25519PrivateKey.generate())
+    with pytest.raises(note.NoteError):
+        note.open_note(signed, other)
