@@ -79,6 +79,21 @@ def _fault(srv: Server, **body: object) -> None:
     assert r.status_code == 200, r.text
 
 
+def _fault_mid_run(taker_venue: Server, taker: str, tmp_path: Path, args: list[str],
+                   **fault: object) -> tuple[int, bytes, bytes]:
+    """Run ``perpbox hedge``, arm ``fault`` on the taker's venue once the taker holds a position;
+    the exit code, stdout and stderr."""
+    proc = subprocess.Popen(_hedge(tmp_path, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: _position(taker_venue, taker, "BTC") != 0, timeout=300)
+        _fault(taker_venue, **fault)
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, out, err
+
+
 def test_a_position_that_vanishes_without_a_fill_is_an_incident_until_the_venue_agrees_again(
         venues: tuple[Server, Server], tmp_path: Path) -> None:
     """The reported-zero bug: the taker venue shows no position for 8 s.  The bot reads it again,
@@ -86,16 +101,9 @@ def test_a_position_that_vanishes_without_a_fill_is_an_incident_until_the_venue_
     goes on and finishes."""
     a, b = venues
     user_m, user_t = _accounts(a, b, tmp_path)
-    proc = subprocess.Popen(_hedge(tmp_path, "--iterations", "5", "--max-position", "0.003"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        wait_until(lambda: _position(b, user_t, "BTC") != 0, timeout=300)
-        _fault(b, kind="zero_positions", seconds=8)
-        out, err = proc.communicate(timeout=600)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err.decode()[-3000:]
+    code, out, err = _fault_mid_run(b, user_t, tmp_path, ["--iterations", "5", "--max-position", "0.003"],
+                                    kind="zero_positions", seconds=8)
+    assert code == 0, err.decode()[-3000:]
     assert b"incident:" in err and b"incident resolved" in err
     assert b"incidents=1" in out or b"incidents=2" in out
     assert _position(a, user_m, "BTC") == -_position(b, user_t, "BTC")
@@ -139,15 +147,9 @@ def test_a_stale_position_never_makes_the_bot_trade_on_it(venues: tuple[Server, 
     that waits for the venue; either way the run ends hedged, with nothing resting."""
     a, b = venues
     user_m, user_t = _accounts(a, b, tmp_path)
-    proc = subprocess.Popen(_hedge(tmp_path, "--iterations", "4", "--max-position", "0.002"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        wait_until(lambda: _position(b, user_t, "BTC") != 0, timeout=300)
-        _fault(b, kind="stale_positions", seconds=6)  # answers 6 s old: maybe from before a hedge
-        _, err = proc.communicate(timeout=600)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err.decode()[-3000:]
+    # answers 6 s old: maybe from before a hedge
+    code, _, err = _fault_mid_run(b, user_t, tmp_path, ["--iterations", "4", "--max-position", "0.002"],
+                                  kind="stale_positions", seconds=6)
+    assert code == 0, err.decode()[-3000:]
     assert _position(a, user_m, "BTC") == -_position(b, user_t, "BTC")
     assert a.info({"type": "openOrders", "user": user_m}) == []
