@@ -153,3 +153,34 @@ def test_a_stale_position_never_makes_the_bot_trade_on_it(venues: tuple[Server, 
     assert code == 0, err.decode()[-3000:]
     assert _position(a, user_m, "BTC") == -_position(b, user_t, "BTC")
     assert a.info({"type": "openOrders", "user": user_m}) == []
+
+
+def test_a_frozen_taker_venue_answers_late_and_the_run_still_ends_hedged(venues: tuple[Server, Server],
+                                                                        tmp_path: Path) -> None:
+    a, b = venues
+    user_m, user_t = _accounts(a, b, tmp_path)
+    code, out, err = _fault_mid_run(b, user_t, tmp_path, ["--iterations", "4", "--max-position", "0.002"],
+                                    kind="freeze", seconds=4)
+    assert code == 0, err.decode()[-3000:]
+    assert b"overshoots=0" in out
+    assert _position(a, user_m, "BTC") == -_position(b, user_t, "BTC")
+    assert a.info({"type": "openOrders", "user": user_m}) == []
+
+
+def test_a_halt_that_settles_the_hedge_leg_stops_the_run_with_exit_3(venues: tuple[Server, Server],
+                                                                     tmp_path: Path) -> None:
+    """The taker venue halts BTC and settles positions at the mark: the hedge leg is gone without a
+    fill.  That is an incident that never resolves: the maker is cancelled, nothing new is opened,
+    and the run stops with exit 3 and says why."""
+    a, b = venues
+    user_m, user_t = _accounts(a, b, tmp_path)
+    try:
+        code, out, err = _fault_mid_run(b, user_t, tmp_path, ["--iterations", "6", "--max-position", "0.003",
+                                                              "--incident-timeout-s", "5"],
+                                        kind="halt", coin="BTC", seconds=3600)
+    finally:
+        _fault(b, kind="clear")
+    assert code == 3, err.decode()[-3000:]
+    assert b"unresolved incident: taker: venue says 0" in err and b"incidents=1" in out
+    assert _position(b, user_t, "BTC") == 0 and _position(a, user_m, "BTC") != 0  # the exposure, reported
+    assert a.info({"type": "openOrders", "user": user_m}) == []

@@ -53,6 +53,8 @@ def hedge_command(
     hedge_band_bps: Annotated[int, typer.Option(help="How far through the book a hedge may go.", min=1)] = 50,
     requote_s: Annotated[float, typer.Option(help="Re-post an unfilled maker at the touch after this.")] = 5.0,
     ledger: Annotated[Path | None, typer.Option(help="Write the run's fills here (Parquet).")] = None,
+    incident_timeout_s: Annotated[float, typer.Option(help="How long an incident may wait for the venues to agree "
+                                                      "before the run stops (exit 3).", min=1)] = 60.0,
 ) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -75,7 +77,7 @@ def hedge_command(
                       max_position=_decimal(max_position, "--max-position") if max_position else None,
                       max_unhedged_usd=_decimal(max_unhedged_usd, "--max-unhedged-usd") if max_unhedged_usd else None,
                       max_unhedged_ms=max_unhedged_ms, hedge_band_bps=hedge_band_bps,
-                      requote_ms=round(requote_s * 1000))
+                      requote_ms=round(requote_s * 1000), incident_timeout_ms=round(incident_timeout_s * 1000))
 
     async def main() -> tuple[object, Decimal, Decimal, list[dict[str, object]]]:
         runner = HedgeRunner(maker_venue, taker_venue, cfg)
