@@ -19,7 +19,6 @@ import contextlib
 import json
 import logging
 import socket
-import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
 from importlib import resources
@@ -33,41 +32,15 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from perpbox.api.page import plotly_bundle
+from perpbox.deployer.attestlog import LATEST
 
 log = logging.getLogger("perpbox.monitor.dashboard")
 KEEPALIVE_S = 15.0
 QUEUE_SIZE = 32  # states a slow client may fall behind before its oldest are dropped
 POLL_S = 1.0  # how often a waiting stream looks at the server's should_exit
-CHECKPOINT = "checkpoint"  # the attestation log's latest checkpoint (perpbox.deployer.attestlog.LATEST)
-
-
-class _LineCount:
-    """Records read so far from an attestation log: newlines up to the tail's offset, counted once."""
-
-    def __init__(self) -> None:
-        self.offset = 0
-        self.count = 0
-
-    def update(self, path: Path, offset: int) -> int:
-        if offset < self.offset:  # the tail was reset: count again
-            self.offset = self.count = 0
-        if offset > self.offset:
-            try:
-                with open(path, "rb") as f:
-                    f.seek(self.offset)
-                    self.count += f.read(offset - self.offset).count(b"\n")
-                self.offset = offset
-            except OSError:
-                pass
-        return self.count
-
-
-_counts: weakref.WeakKeyDictionary[Any, _LineCount] = weakref.WeakKeyDictionary()
-
-
 def _checkpoint(directory: Path) -> dict[str, Any]:
     """Whether the log has a checkpoint, and its tree size (the note's second line)."""
-    path = directory / CHECKPOINT
+    path = directory / LATEST
     try:
         lines = path.read_text().splitlines()
     except FileNotFoundError:
@@ -84,12 +57,11 @@ def attestation_state(monitor: Any) -> dict[str, Any]:
     if tail is None:
         return {"dir": None, "records_read": 0, "checkpoint": None, "feeds": {}}
     directory = Path(tail.path).parent
-    counter = _counts.setdefault(tail, _LineCount())
     feeds = {coin: {"last_ok_ms": st.last_ok_ms,
                     "external": None if st.external is None else str(st.external),
                     "pinned_since_ms": st.pinned_since_ms}
              for coin, st in sorted(tail.status.items())}
-    return {"dir": str(directory), "records_read": counter.update(Path(tail.path), tail.offset),
+    return {"dir": str(directory), "records_read": tail.records,
             "checkpoint": _checkpoint(directory), "feeds": feeds}
 
 

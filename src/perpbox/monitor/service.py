@@ -42,6 +42,7 @@ class AttestTail:
     def __init__(self, directory: Path) -> None:
         self.path = Path(directory) / "records.jsonl"
         self.offset = 0
+        self.records = 0  # records read so far
         self.status: dict[str, FeedStatus] = {}
 
     def read(self) -> dict[str, FeedStatus]:
@@ -53,6 +54,7 @@ class AttestTail:
         end = data.rfind(b"\n") + 1
         self.offset += end
         for line in data[:end].splitlines():
+            self.records += 1
             try:
                 rec = orjson.loads(line)
                 self._fold(rec)
