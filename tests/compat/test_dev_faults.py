@@ -20,8 +20,9 @@ from .conftest import Server, wait_until
 
 @pytest.fixture(scope="module")
 def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    # no clock: only requests change the state, so a refusal can be checked against the state hash
     srv = Server(tmp_path_factory.mktemp("faults") / "data", "--no-agents", "--feed", "none", "--seed", "8",
-                 "--dev-faults").start()
+                 "--dev-faults", "--tick-interval", "0").start()
     yield srv
     srv.stop()
 
@@ -48,6 +49,11 @@ def _positions(srv: Server, user: str) -> list[Any]:
 
 
 def test_bad_fault_requests_are_refused_and_arm_nothing(faulty: Server, server: Server) -> None:
+    def state() -> tuple[int, str]:
+        s = faulty.info({"type": "perpboxState"})
+        return s["seq"], s["stateHash"]  # type: ignore[index]
+
+    before = state()
     for body in ({"kind": "explode"}, {"kind": "freeze"}, {"kind": "freeze", "seconds": 0},
                  {"kind": "freeze", "seconds": 1e9}, {"kind": "zero_positions", "seconds": True},
                  {"kind": "reject", "match": "", "message": "x"}, {"kind": "reject", "match": "a", "message": "x",
@@ -55,6 +61,7 @@ def test_bad_fault_requests_are_refused_and_arm_nothing(faulty: Server, server: 
                  {"kind": "delay_fills", "ms": -1}, {"kind": "halt", "coin": 5}, [], "freeze"):
         r = httpx.post(faulty.url + "/dev/fault", json=body, timeout=10)
         assert r.status_code == 422, (body, r.text)
+    assert state() == before
     _, _, user = _traded(faulty)
     assert len(_positions(faulty, user)) == 1  # nothing was armed
     # a server without --dev-faults has no such route

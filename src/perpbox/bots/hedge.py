@@ -263,11 +263,12 @@ class HedgeRunner:
                 continue
             book = await venue.book(coin)
             is_buy = stats.position < 0
-            ref = (book.asks if is_buy else book.bids)[0][0] if (book.asks if is_buy else book.bids) else None
-            if ref is None:
+            side = book.asks if is_buy else book.bids
+            if not side:
                 self.incidents.append(f"{venue.name}: no book to flatten {stats.position} {coin}")
                 continue
             market = (await venue.markets())[coin]
+            ref = side[0][0]
             px = _round(ref * (1 + Decimal("0.05")) if is_buy else ref * (1 - Decimal("0.05")), market.tick,
                         up=not is_buy)
             st = await venue.place(OrderRequest(coin, is_buy, abs(stats.position), px, tif="ioc", reduce_only=True))

@@ -32,6 +32,7 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from perpbox.api.page import plotly_bundle
+from perpbox.deployer import note
 from perpbox.deployer.attestlog import LATEST
 
 log = logging.getLogger("perpbox.monitor.dashboard")
@@ -42,12 +43,15 @@ def _checkpoint(directory: Path) -> dict[str, Any]:
     """Whether the log has a checkpoint, and its tree size (the note's second line)."""
     path = directory / LATEST
     try:
-        lines = path.read_text().splitlines()
+        signed = path.read_text()
     except FileNotFoundError:
         return {"exists": False, "size": None}
     except (OSError, UnicodeDecodeError):
         return {"exists": True, "size": None}
-    size = int(lines[1]) if len(lines) > 1 and lines[1].strip().isdigit() else None
+    try:  # the note's text (before its signatures) is the checkpoint
+        _, size, _ = note.parse_checkpoint(signed.partition("\n\n")[0] + "\n")
+    except note.NoteError:
+        return {"exists": True, "size": None}
     return {"exists": True, "size": size}
 
 

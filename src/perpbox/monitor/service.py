@@ -118,7 +118,7 @@ class Monitor:
         self.markets: dict[str, MarketView] = {}
         self.params: dict[str, MarketParams] = {}
         self.ctxs: dict[str, dict[str, Any]] = {}
-        self.depth = {}  # type: dict[str, DepthHistory]
+        self.depth: dict[str, DepthHistory] = {}
         self.oracle_seen: dict[str, tuple[Decimal | None, int]] = {}  # coin -> (oraclePx, when it last changed)
         self.users: dict[str, deque[str]] = {}  # coin -> accounts seen trading, newest last
         self.next_book = self.next_positions = 0
