@@ -58,7 +58,8 @@ def test_bad_fault_requests_are_refused_and_arm_nothing(faulty: Server, server: 
                  {"kind": "freeze", "seconds": 1e9}, {"kind": "zero_positions", "seconds": True},
                  {"kind": "reject", "match": "", "message": "x"}, {"kind": "reject", "match": "a", "message": "x",
                                                                   "count": 0},
-                 {"kind": "delay_fills", "ms": -1}, {"kind": "halt", "coin": 5}, [], "freeze"):
+                 {"kind": "delay_fills", "ms": -1}, {"kind": "halt", "coin": 5}, {"kind": "rollback"},
+                 {"kind": "rollback", "seconds": -5}, [], "freeze"):
         r = httpx.post(faulty.url + "/dev/fault", json=body, timeout=10)
         assert r.status_code == 422, (body, r.text)
     assert state() == before
@@ -106,6 +107,32 @@ def test_reject_refuses_the_next_matching_requests_then_lets_them_through(faulty
     # other actions matching get the venue's err answer
     _fault(faulty, kind="reject", match='"type":"updateLeverage"', message="venue busy", count=1)
     assert ex.update_leverage(5, "BTC") == {"status": "err", "response": "venue busy"}
+
+
+def _state(srv: Server) -> dict[str, Any]:
+    return srv.info({"type": "perpboxState"})  # type: ignore[return-value]
+
+
+def test_a_rollback_drops_what_happened_since_and_rebuilds_the_state_the_venue_had(faulty: Server) -> None:
+    ea, eb, user = _traded(faulty)  # trade A: the taker is long 0.01
+    before = _state(faulty)  # the venue as it was between the two trades (no clock: only requests change it)
+    wait_until(lambda: _state(faulty)["time"] > before["time"] + 2_000)
+    ea.order("BTC", False, 0.01, 100000, {"limit": {"tif": "Gtc"}})
+    eb.order("BTC", True, 0.01, 100000, {"limit": {"tif": "Ioc"}})  # trade B, at least 2 s after `before`
+    assert _positions(faulty, user)[0]["position"]["szi"] == "0.02"
+    assert len(faulty.info({"type": "userFills", "user": user})) == 2  # type: ignore[arg-type]
+    # back to 1 s after `before`: trade B (and its resting order) vanish, trade A stays
+    seconds = (_state(faulty)["time"] - before["time"] - 1_000) / 1000
+    armed = _fault(faulty, kind="rollback", seconds=seconds).json()
+    assert armed["status"] == "ok" and armed["fault"]["kept_seq"] == before["seq"] and armed["fault"]["dropped"] >= 2
+    after = _state(faulty)
+    assert (after["seq"], after["stateHash"]) == (before["seq"], before["stateHash"])
+    assert _positions(faulty, user)[0]["position"]["szi"] == "0.01"
+    assert len(faulty.info({"type": "userFills", "user": user})) == 1  # type: ignore[arg-type]
+    # the venue goes on from there
+    res = eb.order("BTC", False, 0.01, 150000, {"limit": {"tif": "Gtc"}})
+    assert "resting" in res["response"]["data"]["statuses"][0]
+    assert _state(faulty)["seq"] > before["seq"]
 
 
 def test_a_halt_refuses_orders_and_settles_positions(faulty: Server) -> None:

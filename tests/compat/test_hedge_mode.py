@@ -4,8 +4,11 @@ the run's fills written to Parquet, wear reported."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -79,19 +82,86 @@ def _fault(srv: Server, **body: object) -> None:
     assert r.status_code == 200, r.text
 
 
-def _fault_mid_run(taker_venue: Server, taker: str, tmp_path: Path, args: list[str],
-                   **fault: object) -> tuple[int, bytes, bytes]:
-    """Run ``perpbox hedge``, arm ``fault`` on the taker's venue once the taker holds a position;
-    the exit code, stdout and stderr."""
+class Exposure:
+    """Samples the net exposure across both venues (maker position + taker position, read from the
+    venues themselves) every 100 ms in a thread, while a run goes on."""
+
+    def __init__(self, a: Server, user_m: str, b: Server, user_t: str) -> None:
+        self.samples: list[tuple[float, Decimal]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(a, user_m, b, user_t), daemon=True)
+
+    def _run(self, a: Server, user_m: str, b: Server, user_t: str) -> None:
+        while not self._stop.is_set():
+            try:
+                net = _position(a, user_m, "BTC") + _position(b, user_t, "BTC")
+            except httpx.HTTPError:  # a frozen venue: no reading, not a zero
+                continue
+            self.samples.append((time.monotonic(), net))
+            self._stop.wait(0.1)
+
+    def __enter__(self) -> Exposure:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def longest_unhedged_s(self) -> float:
+        """The longest stretch of samples in a row with a net exposure."""
+        longest, since = 0.0, None
+        for t, net in self.samples:
+            if net == 0:
+                since = None
+            else:
+                since = t if since is None else since
+                longest = max(longest, t - since)
+        return longest
+
+
+# How long a net exposure may last: --max-unhedged-ms (5 s by default) plus three reconciliations
+# (3 s each: detection, and the two equal reads that show a venue has settled) plus 10 s of slack
+# for a shared, loaded test machine.  A fault that stops the taker venue answering adds its length.
+BOUND_S = 5 + 3 * 3 + 10
+
+
+def _fault_mid_run(taker_venue: Server, taker: str, tmp_path: Path, args: list[str], exposure: Exposure | None = None,
+                   fault_venue: Server | None = None, **fault: object) -> tuple[int, bytes, bytes]:
+    """Run ``perpbox hedge``, arm ``fault`` (on ``fault_venue``, by default the taker's) once the
+    taker holds a position; the exit code, stdout and stderr."""
     proc = subprocess.Popen(_hedge(tmp_path, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        wait_until(lambda: _position(taker_venue, taker, "BTC") != 0, timeout=300)
-        _fault(taker_venue, **fault)
-        out, err = proc.communicate(timeout=600)
+        with exposure or contextlib.nullcontext():
+            wait_until(lambda: _position(taker_venue, taker, "BTC") != 0, timeout=300)
+            _fault(fault_venue or taker_venue, **fault)
+            out, err = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
             proc.kill()
     return proc.returncode, out, err
+
+
+@pytest.mark.parametrize("where", ["taker", "maker"])
+def test_a_venue_rolled_back_is_rebuilt_from_its_fills_and_the_net_exposure_repaired(
+        venues: tuple[Server, Server], tmp_path: Path, where: str) -> None:
+    """The outage night: a venue's state goes back 2 s and the fills in between vanish (on the
+    taker, the last hedge; on the maker, the last maker fill).  The bot sees positions no fill
+    explains, waits for the venue to settle, rebuilds the legs from the fills that survived,
+    hedges the net exposure the rollback left, and stops (exit 3) with a report — hedged, with
+    nothing resting."""
+    a, b = venues
+    user_m, user_t = _accounts(a, b, tmp_path)
+    with Exposure(a, user_m, b, user_t) as exposure:
+        code, out, err = _fault_mid_run(b, user_t, tmp_path, ["--iterations", "30", "--max-position", "0.003"],
+                                        fault_venue=a if where == "maker" else b, kind="rollback", seconds=2)
+    assert code == 3, err.decode()[-3000:]
+    assert f"rollback: the {where} venue lost".encode() in err and b"stopped for an operator" in err
+    assert b"unhedged=0" in out
+    assert _position(a, user_m, "BTC") == -_position(b, user_t, "BTC")
+    assert a.info({"type": "openOrders", "user": user_m}) == []
+    assert b.info({"type": "openOrders", "user": user_t}) == []
+    assert exposure.longest_unhedged_s() < BOUND_S
 
 
 def test_a_position_that_vanishes_without_a_fill_is_an_incident_until_the_venue_agrees_again(
@@ -101,9 +171,11 @@ def test_a_position_that_vanishes_without_a_fill_is_an_incident_until_the_venue_
     goes on and finishes."""
     a, b = venues
     user_m, user_t = _accounts(a, b, tmp_path)
+    exposure = Exposure(a, user_m, b, user_t)
     code, out, err = _fault_mid_run(b, user_t, tmp_path, ["--iterations", "5", "--max-position", "0.003"],
-                                    kind="zero_positions", seconds=8)
+                                    exposure, kind="zero_positions", seconds=8)
     assert code == 0, err.decode()[-3000:]
+    assert exposure.longest_unhedged_s() < BOUND_S
     assert b"incident:" in err and b"incident resolved" in err
     assert b"incidents=1" in out or b"incidents=2" in out
     assert _position(a, user_m, "BTC") == -_position(b, user_t, "BTC")
@@ -116,10 +188,12 @@ def test_hedges_refused_at_every_band_flatten_both_legs_and_exit_2(venues: tuple
     user_m, user_t = _accounts(a, b, tmp_path)
     _fault(b, kind="reject", match='"tif":"Ioc"', message="Order must have minimum value of $10.", count=1000)
     try:
-        out = subprocess.run(_hedge(tmp_path, "--iterations", "2"), capture_output=True, timeout=600)
+        with Exposure(a, user_m, b, user_t) as exposure:
+            out = subprocess.run(_hedge(tmp_path, "--iterations", "2"), capture_output=True, timeout=600)
     finally:
         _fault(b, kind="clear")
     assert out.returncode == 2, out.stderr.decode()[-3000:]
+    assert exposure.longest_unhedged_s() < BOUND_S  # six banded attempts, then the flatten
     assert b"the hedge failed at every band: both legs flattened" in out.stderr
     assert _position(a, user_m, "BTC") == 0 and _position(b, user_t, "BTC") == 0  # the maker fill closed
     assert a.info({"type": "openOrders", "user": user_m}) == []
@@ -134,11 +208,13 @@ def test_fills_that_arrive_late_are_waited_for_never_hedged_twice(venues: tuple[
     user_m, user_t = _accounts(a, b, tmp_path)
     _fault(b, kind="delay_fills", ms=4_000, seconds=600)
     try:
-        out = subprocess.run(_hedge(tmp_path, "--iterations", "2"), capture_output=True, timeout=600)
+        with Exposure(a, user_m, b, user_t) as exposure:
+            out = subprocess.run(_hedge(tmp_path, "--iterations", "2"), capture_output=True, timeout=600)
     finally:
         _fault(b, kind="clear")
     assert out.returncode == 0, out.stderr.decode()[-3000:]
-    assert b"overshoots=0" in out.stdout
+    assert b"overshoots=0" in out.stdout and b"unhedged=0" in out.stdout
+    assert exposure.longest_unhedged_s() < BOUND_S
     assert _position(a, user_m, "BTC") == -_position(b, user_t, "BTC")  # hedged exactly once
 
 
@@ -148,9 +224,11 @@ def test_a_stale_position_never_makes_the_bot_trade_on_it(venues: tuple[Server, 
     a, b = venues
     user_m, user_t = _accounts(a, b, tmp_path)
     # answers 6 s old: maybe from before a hedge
+    exposure = Exposure(a, user_m, b, user_t)
     code, _, err = _fault_mid_run(b, user_t, tmp_path, ["--iterations", "4", "--max-position", "0.002"],
-                                  kind="stale_positions", seconds=6)
+                                  exposure, kind="stale_positions", seconds=6)
     assert code == 0, err.decode()[-3000:]
+    assert exposure.longest_unhedged_s() < BOUND_S
     assert _position(a, user_m, "BTC") == -_position(b, user_t, "BTC")
     assert a.info({"type": "openOrders", "user": user_m}) == []
 
@@ -159,10 +237,12 @@ def test_a_frozen_taker_venue_answers_late_and_the_run_still_ends_hedged(venues:
                                                                         tmp_path: Path) -> None:
     a, b = venues
     user_m, user_t = _accounts(a, b, tmp_path)
+    exposure = Exposure(a, user_m, b, user_t)
     code, out, err = _fault_mid_run(b, user_t, tmp_path, ["--iterations", "4", "--max-position", "0.002"],
-                                    kind="freeze", seconds=4)
+                                    exposure, kind="freeze", seconds=4)
     assert code == 0, err.decode()[-3000:]
-    assert b"overshoots=0" in out
+    assert b"overshoots=0" in out and b"unhedged=0" in out
+    assert exposure.longest_unhedged_s() < BOUND_S + 4  # the taker venue answers nothing for 4 s
     assert _position(a, user_m, "BTC") == -_position(b, user_t, "BTC")
     assert a.info({"type": "openOrders", "user": user_m}) == []
 

@@ -13,10 +13,11 @@ have had, so a bot's failure handling can be tested against a venue that misbeha
 * ``reject`` ``match``, ``message``, ``count`` — the next ``count`` ``/exchange`` requests whose body
   contains ``match`` are refused with ``message`` (each order's status an error, as the venue does
   for e.g. a minimum-notional refusal; other actions an ``err`` answer);
+* ``rollback`` ``seconds`` — the venue's state goes back ``seconds``: every command sequenced
+  since then is dropped from the log and the state rebuilt without it, so fills, orders and
+  transfers in between vanish (the outage night's lost batches); WebSockets are dropped;
 * ``halt`` ``coin`` (and ``seconds``: then it resumes) — the market is halted;
-* ``clear`` — every fault ends.
-
-Not modelled: a rollback of the venue's state (the outage night's lost batches) — see issue 21.
+* ``clear`` — every fault ends (a rollback is not undone).
 Every field is checked before anything is armed; a bad one is an HTTP 422 that arms nothing.
 """
 
@@ -30,7 +31,7 @@ from typing import Any
 
 import orjson
 
-KINDS = ("ws_drop", "freeze", "stale_positions", "zero_positions", "delay_fills", "reject", "halt", "clear")
+KINDS = ("ws_drop", "freeze", "rollback", "stale_positions", "zero_positions", "delay_fills", "reject", "halt", "clear")
 MAX_SECONDS = 3_600
 MAX_DELAY_MS = 600_000
 HISTORY_MS = 3_600_000  # how far back stale_positions can look
@@ -81,6 +82,8 @@ class Faults:
             return {"kind": "clear"}
         if kind == "ws_drop":
             return {"kind": kind}
+        if kind == "rollback":
+            return {"kind": kind, "to": now - round(self._seconds(body) * 1000)}
         if kind == "reject":
             match, message, count = body.get("match"), body.get("message"), body.get("count", 1)
             if not isinstance(match, str) or not 0 < len(match) <= 200:

@@ -101,28 +101,31 @@ class Service:
     def __init__(self, opts: ServeOptions) -> None:
         self.opts = opts
         self.venue = Venue(opts.data_dir, fsync=opts.fsync, snapshot_every=opts.snapshot_every)
-        self.info = InfoAPI(self.venue.ex, self.venue.rm, self.venue.now,
-                            lambda: self.venue.applied_seq)
-        self.actions = ExchangeAPI(self.venue.ex, self.venue.submit, self.venue.now, network=opts.network)
-        self.hub = WsHub(self.info, self.actions.handle)
-        self.venue.listeners.append(self.hub.on_events)
         self.limiter = RateLimiter(enabled=opts.rate_limits)
         self.deployers = {d.name: Account.from_key(deployer_key(opts.seed, d.name)) for d in opts.config.dexes}
-        if opts.rate_limits:
-            limiter = AddressLimiter(lambda user: self.venue.rm.volume.get(user, 0), opts.request_buffer,
-                                     exempt={a.address.lower() for a in self.deployers.values()})
-            self.actions.address_limiter = self.info.address_limiter = limiter
+        self.address_limiter = None if not opts.rate_limits else AddressLimiter(
+            lambda user: self.venue.rm.volume.get(user, 0), opts.request_buffer,
+            exempt={a.address.lower() for a in self.deployers.values()})
+        self._bind_views()
+        self.hub = WsHub(self.info, self.actions.handle)
+        self.venue.listeners.append(self.hub.on_events)
         if opts.feed == "replay":
             assert opts.feed_file is not None
             self.feed: SyntheticFeed = ReplayFeed(opts.config.all_markets(), opts.feed_file, opts.seed,
                                                   self.venue.now())
         else:
             self.feed = SyntheticFeed(opts.config.all_markets(), opts.seed, self.venue.now())
-        self.agents = Agents(self.venue.ex, self.venue.submit, opts.seed)
         self.faults = Faults(self.venue.now) if opts.dev_faults else None
         self.relays: list[Relay] = []  # the built-in deployers, one per dex (started with the feed)
         self.attest_logs: list[AttestLog] = []
         self.tasks: list[asyncio.Task[Any]] = []
+
+    def _bind_views(self) -> None:
+        """The request handlers and agents over the venue's current state (again after a rollback)."""
+        self.info = InfoAPI(self.venue.ex, self.venue.rm, self.venue.now, lambda: self.venue.applied_seq)
+        self.actions = ExchangeAPI(self.venue.ex, self.venue.submit, self.venue.now, network=self.opts.network)
+        self.actions.address_limiter = self.info.address_limiter = self.address_limiter
+        self.agents = Agents(self.venue.ex, self.venue.submit, self.opts.seed)
 
     # -- lifecycle ------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -144,9 +147,9 @@ class Service:
         self._every(0.5, self._flush, "ws-flusher")
         if self.opts.agents:
             await self.venue.submit(funding_commands(self.venue.ex))
-            self._every(2.0, self.agents.requote, "makers")
-            self._every(0.7, self.agents.take, "takers")
-            self._every(5.0, self.agents.lever, "levered")
+            self._every(2.0, lambda: self.agents.requote(), "makers")
+            self._every(0.7, lambda: self.agents.take(), "takers")
+            self._every(5.0, lambda: self.agents.lever(), "levered")
 
     def _every(self, period: float, job: Callable[[], Awaitable[None]], name: str) -> None:
         async def loop() -> None:
@@ -206,7 +209,8 @@ class Service:
         log_ = AttestLog.open(attest_dir, dex.name, self.opts.data_dir / "attest-keys" / f"{dex.name}.key")
         self.attest_logs.append(log_)
         feed = {m.spec.coin: self._feed_source(m.spec.asset, m.spec.px_decimals) for m in dex.markets}
-        relay = Relay(builtin_definition(dex, attest_dir), InProcessVenue(self.info.handle, self.actions.handle),
+        relay = Relay(builtin_definition(dex, attest_dir), InProcessVenue(
+            lambda body: self.info.handle(body), lambda body: self.actions.handle(body)),
                       self.deployers[dex.name].key.hex(), attest=log_, clock=self.venue.now, extra_sources=feed)
         await relay.start()
         return relay
@@ -249,8 +253,14 @@ class Service:
         except (BadRequest, FaultError) as e:
             return _response(_unprocessable(BadRequest(str(e))))
         kind = armed["kind"]
-        if kind in ("ws_drop", "freeze"):
+        if kind in ("ws_drop", "freeze", "rollback"):
             self.hub.drop_all(f"fault {kind}")
+        if kind == "rollback":
+            kept, dropped = await self.venue.rollback(armed["to"])
+            self._bind_views()
+            self.hub.info, self.hub.handle_action = self.info, self.actions.handle
+            self.faults.history.clear()
+            armed = {**armed, "kept_seq": kept, "dropped": dropped}
         elif kind == "halt":
             spec = next((m for m in self.venue.ex.reads.markets() if m.coin == self.faults.params["halt_coin"]), None)
             if spec is None:

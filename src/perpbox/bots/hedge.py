@@ -13,7 +13,13 @@ any of it fills, then the same the other way — and, unlike the script farmers 
 * Reconciliation every ``reconcile_ms``: each venue's position must equal its start plus the fills
   seen; a difference is an incident (stop opening, cancel the maker, wait for the venue to agree
   again, up to ``incident_timeout_ms``, then stop with exit code 3).  A sudden zero is read again
-  before it counts.
+  before it counts.  While it waits, the bot cross-checks the venue's position against the venue's
+  *own* fill history: a position that disagrees with an intact history is a bad read and is never
+  traded on; a history that has lost fills the bot saw is a rollback (the outage night of
+  ../shared/reference/hedging-bots.md §2).  Once two reads in a row show the same loss and the
+  positions agree with what survived, the venue has settled: the legs are rebuilt from the
+  surviving fills, the net exposure across both venues is hedged on the taker, and the run stops
+  with exit code 3 for an operator (a venue that loses fills is not one to keep opening on).
 * Inventory walks up to ``max_position`` and back to zero (with the default, ``size``: open, close,
   open, …).
 """
@@ -80,6 +86,7 @@ class Summary:
     reason: str = ""
     incidents: list[str] = field(default_factory=list)
     overshoots: int = 0
+    unhedged: Decimal = Decimal(0)  # the hedge debt left at the end (signed like the maker fills)
 
     def pnl_usd(self, maker_mid: Decimal, taker_mid: Decimal) -> Decimal:
         """Both legs marked at their mids, fees paid."""
@@ -128,6 +135,7 @@ class HedgeRunner:
         self.incidents: list[str] = []
         self.last_reconcile = 0
         self.rows: list[dict[str, object]] = []  # every fill of the run, for --ledger
+        self.taker_market: MarketInfo | None = None
 
     def _cid(self) -> str:
         self.seq += 1
@@ -230,6 +238,8 @@ class HedgeRunner:
             self.hedge_orders[st.order_id] = cid
         if st.final or (st.order_id is None and st.status != UNKNOWN):
             self.awaiting[cid] = st.filled  # released once that much is seen in the fills
+        if st.filled < abs(size):
+            log.warning("hedge %s %s at %s filled %s: %s %s", size, self.tcoin, px, st.filled, st.status, st.error)
         await self._sync()
         return self.ledger.hedge_size(self.cfg.coin, taker_market.lot) == 0
 
@@ -299,7 +309,7 @@ class HedgeRunner:
         stop = stop or asyncio.Event()
         cfg = self.cfg
         self.since = self.clock()
-        taker_market = (await self.taker.markets())[self.tcoin]
+        taker_market = self.taker_market = (await self.taker.markets())[self.tcoin]
         self.start_pos = await self._positions()
         code, reason = OK, ""
         try:
@@ -341,6 +351,8 @@ class HedgeRunner:
                 await asyncio.sleep(cfg.poll_ms / 1000)
         finally:
             await self._cancel_maker()
+            if self.incidents:  # a venue that rolled back may show an order of ours resting again
+                await self._cancel_every_maker()
             deadline = self.clock() + cfg.incident_timeout_ms
             while self.awaiting and self.clock() < deadline:  # hedges the venue filled: see their fills
                 await asyncio.sleep(cfg.poll_ms / 1000)
@@ -352,17 +364,86 @@ class HedgeRunner:
                 code, reason = FLATTENED, "the last hedge failed: both legs flattened"
                 await self._flatten()
         return Summary(code=code, iterations=self.done, maker=self.maker_stats, taker=self.taker_stats, reason=reason,
-                       incidents=self.incidents, overshoots=len(self.ledger.overshoots))
+                       incidents=self.incidents, overshoots=len(self.ledger.overshoots),
+                       unhedged=self.ledger.unhedged(cfg.coin))
 
     async def _incident(self, diff: str, stop: asyncio.Event) -> tuple[int, str]:
-        """A position no fill explains: stop opening and wait for the venues to agree again."""
+        """A position no fill explains: stop opening and wait for the venues to agree again — or,
+        when a venue has lost fills (a rollback) and settled, rebuild, repair and stop."""
         self.incidents.append(diff)
         log.error("incident: %s — no new makers until the venues agree with the fills", diff)
         await self._cancel_maker()
         deadline = self.clock() + self.cfg.incident_timeout_ms
+        last_lost: dict[str, list[Fill]] | None = None
         while self.clock() < deadline and not stop.is_set():
             await asyncio.sleep(self.cfg.reconcile_ms / 1000)
             if await self._reconcile() is None:
                 log.warning("incident resolved: the venues agree with the fills again")
                 return OK, ""
+            history = await self._venue_history()
+            lost = {leg: [r for r in self._counted_rows(leg) if r.fill_id not in {f.fill_id for f in history[leg]}]
+                    for leg in ("maker", "taker")}
+            key = {leg: [f.fill_id for f in fills] for leg, fills in lost.items()}
+            if any(lost.values()) and last_lost is not None and \
+                    key == {leg: [f.fill_id for f in fills] for leg, fills in last_lost.items()}:
+                settled = await self._rebuild(history)
+                if settled:
+                    return await self._repair_rollback(lost)
+            last_lost = lost
         return INCIDENT, f"unresolved incident: {diff}"
+
+    # -- rollback -----------------------------------------------------------------------------------
+    async def _venue_history(self) -> dict[str, list[Fill]]:
+        """Each venue's own record of this run's fills, read again from the start of the run."""
+        maker = [f for f in await self.maker.fills(self.since)
+                 if f.coin == self.cfg.coin and f.order_id in self.maker_orders]
+        taker = [f for f in await self.taker.fills(self.since)
+                 if f.coin == self.tcoin and f.order_id in self.hedge_orders]
+        return {"maker": maker, "taker": taker}
+
+    def _counted_rows(self, leg: str) -> list[Fill]:
+        return [Fill(fill_id=str(r["fill_id"]), order_id=str(r["order_id"]), coin=str(r["coin"]),
+                     size=Decimal(str(r["size"])), px=Decimal(str(r["px"])), fee=Decimal(str(r["fee"])),
+                     ts_ms=int(str(r["time"])), maker=bool(r["maker"])) for r in self.rows if r["leg"] == leg]
+
+    async def _rebuild(self, history: dict[str, list[Fill]]) -> bool:
+        """Both legs as the venues' surviving fills say; True when the positions agree with them
+        (the venue has settled on its rolled-back state), else nothing is changed."""
+        stats = {leg: LegStats() for leg in history}
+        for leg, fills in history.items():
+            for f in fills:
+                stats[leg].add(f)
+        pos = await self._positions()
+        if any(pos[leg] != self.start_pos[leg] + stats[leg].position for leg in stats):
+            return False
+        self.maker_stats, self.taker_stats = stats["maker"], stats["taker"]
+        self.counted = {f"m{f.fill_id}" for f in history["maker"]} | {f"t{f.fill_id}" for f in history["taker"]}
+        self.rows = [_row(leg, (self.maker if leg == "maker" else self.taker).name, f)
+                     for leg, fills in history.items() for f in fills]
+        return True
+
+    async def _repair_rollback(self, lost: dict[str, list[Fill]]) -> tuple[int, str]:
+        """Hedge the net exposure the rollback left (both legs as the venues now hold them) on the
+        taker, then stop for an operator."""
+        assert self.taker_market is not None
+        what = "; ".join(f"the {leg} venue lost {len(fills)} fills ({sum((f.size for f in fills), Decimal(0))})"
+                         for leg, fills in lost.items() if fills)
+        net = self.maker_stats.position + self.taker_stats.position
+        self.ledger, self.awaiting = HedgeLedger(), {}
+        if net != 0:
+            self.ledger.maker_fill(self.cfg.coin, f"rollback:{self.seq}", net, self.clock())
+        log.error("rollback: %s — the legs rebuilt from the venues' fills; net exposure %s hedged on the taker",
+                  what, net)
+        self.incidents.append(f"rollback: {what}")
+        repaired = await self._repair(self.taker_market)
+        if not repaired:
+            await self._flatten()
+            return INCIDENT, f"rollback: {what}; the repair failed, both legs flattened"
+        return INCIDENT, f"rollback: {what}; net exposure {net} repaired; stopped for an operator"
+
+    async def _cancel_every_maker(self) -> None:
+        """Cancel every maker order of this run the venue shows open."""
+        for oid in sorted(self.maker_orders):
+            st = await self.maker.order_status(self.cfg.coin, oid)
+            if st.status == OPEN:
+                await self.maker.cancel(self.cfg.coin, oid)

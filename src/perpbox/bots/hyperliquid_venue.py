@@ -29,6 +29,8 @@ from perpbox.bots.venue import (
     Account,
     Book,
     Fill,
+    FundingPayment,
+    FundingRate,
     MarketInfo,
     OrderRequest,
     OrderState,
@@ -163,7 +165,31 @@ class HyperliquidVenue:
             positions[p["coin"]] = Position(coin=p["coin"], size=_d(p["szi"]), entry_px=_d(p["entryPx"]),
                                             unrealized_pnl=_d(p["unrealizedPnl"]), margin=_d(p["marginUsed"]),
                                             liquidation_px=None if liq is None else _d(liq))
-        return Account(equity=_d(raw["marginSummary"]["accountValue"]), positions=positions, ts_ms=int(raw["time"]))
+        summary = raw["marginSummary"]
+        return Account(equity=_d(summary["accountValue"]), positions=positions, ts_ms=int(raw["time"]),
+                       notional=_d(summary.get("totalNtlPos", "0")),
+                       maintenance_margin=_d(raw.get("crossMaintenanceMarginUsed", "0")))
+
+    async def funding(self, coin: str) -> FundingRate:
+        """The venue's current (hourly) rate for ``coin``: Hyperliquid settles every hour."""
+        meta, ctxs = await self._info({"type": "metaAndAssetCtxs", "dex": self.dex})
+        for u, ctx in zip(meta["universe"], ctxs):
+            if u["name"] == coin:
+                mark = ctx.get("markPx")
+                return FundingRate(coin=coin, rate=_d(ctx.get("funding", "0")), interval_h=FUNDING_INTERVAL_H,
+                                   mark_px=None if mark is None else _d(mark), ts_ms=int(time.time() * 1000))
+        raise ValueError(f"{coin} is not listed at {self.name}")
+
+    async def funding_payments(self, since_ms: int) -> list[FundingPayment]:
+        raw = await self._info({"type": "userFunding", "user": self.user, "startTime": since_ms})
+        out = []
+        for row in raw:
+            d = row.get("delta", {})
+            if d.get("type") != "funding" or (self.dex and not str(d.get("coin", "")).startswith(f"{self.dex}:")):
+                continue
+            out.append(FundingPayment(coin=d["coin"], usd=_d(d["usdc"]), size=_d(d["szi"]),
+                                      rate=_d(d["fundingRate"]), ts_ms=int(row["time"])))
+        return out
 
     # -- orders ---------------------------------------------------------------------------------------
     async def _wire(self, order: OrderRequest) -> dict[str, Any]:

@@ -94,6 +94,36 @@ class Account:
     equity: Decimal
     positions: Mapping[str, Position]
     ts_ms: int
+    notional: Decimal = Decimal(0)  # Σ |size| × mark over the positions, as the venue counts it
+    maintenance_margin: Decimal = Decimal(0)  # what the venue liquidates below (cross)
+
+    @property
+    def margin_ratio(self) -> Decimal | None:
+        """Maintenance margin over equity: 1 is the liquidation line (None: no equity)."""
+        return None if self.equity <= 0 else self.maintenance_margin / self.equity
+
+
+@dataclass(frozen=True, slots=True)
+class FundingRate:
+    coin: str
+    rate: Decimal  # per funding interval, the venue's sign: positive, longs pay shorts
+    interval_h: int
+    mark_px: Decimal | None
+    ts_ms: int
+
+    @property
+    def hourly(self) -> Decimal:
+        """The rate per hour: rates of venues with different intervals compare only this way."""
+        return self.rate / self.interval_h
+
+
+@dataclass(frozen=True, slots=True)
+class FundingPayment:
+    coin: str
+    usd: Decimal  # signed: + received, − paid
+    size: Decimal  # the signed position it was paid on
+    rate: Decimal
+    ts_ms: int
 
 
 class Venue(Protocol):
@@ -109,8 +139,14 @@ class Venue(Protocol):
 
     async def order_status(self, coin: str, order_id: str) -> OrderState: ...
 
+    async def modify(self, coin: str, order_id: str, order: OrderRequest) -> OrderState: ...
+
     async def fills(self, since_ms: int) -> list[Fill]: ...
 
     async def account(self) -> Account: ...
+
+    async def funding(self, coin: str) -> FundingRate: ...
+
+    async def funding_payments(self, since_ms: int) -> list[FundingPayment]: ...
 
     async def aclose(self) -> None: ...

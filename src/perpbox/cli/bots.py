@@ -109,7 +109,7 @@ def hedge_command(
     wear = summary.wear_bps(maker_mid, taker_mid)
     wear_text = "n/a" if wear is None else f"{wear:.3f}"
     typer.echo(f"pnl_usd={summary.pnl_usd(maker_mid, taker_mid):.4f} wear_bps={wear_text}"
-               f" incidents={len(summary.incidents)} overshoots={summary.overshoots}")
+               f" incidents={len(summary.incidents)} overshoots={summary.overshoots} unhedged={summary.unhedged}")
     if ledger is not None and rows:
         import polars as pl
 

@@ -142,6 +142,25 @@ class CommandLog:
     def count(self, after: int = 0) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM log WHERE seq > ?", (after,)).fetchone()[0])
 
+    def seq_at(self, ts_ms: int) -> int:
+        """The last sequence number whose command was stamped at or before ``ts_ms`` (0: none)."""
+        cur = self._db.execute("SELECT seq, body FROM log ORDER BY seq DESC")
+        for seq, body in cur:
+            if decode_command(body).ts <= ts_ms:
+                return int(seq)
+        return 0
+
+    def truncate(self, after: int) -> None:
+        """Delete every entry and snapshot past ``after`` (the rollback dev fault only: the log is
+        otherwise append-only)."""
+        def work() -> None:
+            self._db.execute("DELETE FROM log WHERE seq > ?", (after,))
+            self._db.execute("DELETE FROM snapshot WHERE seq > ?", (after,))
+
+        with self._lock:
+            self._transaction(work)
+            self.last_seq = min(self.last_seq, after)
+
     def save_snapshot(self, seq: int, state_hash: str, body: bytes) -> None:
         def work() -> None:
             self._db.execute("INSERT OR REPLACE INTO snapshot (seq, hash, body) VALUES (?, ?, ?)",

@@ -59,6 +59,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -88,6 +89,14 @@ class Submission:
     signer: str | None
     nonce: int | None
     future: asyncio.Future[tuple[list[Response], str | None]] = field(repr=False)
+
+
+@dataclass
+class _Control:
+    """Work on the whole state, run by the sequencer between batches (``Venue.rollback``)."""
+
+    work: Callable[[], Any]
+    future: asyncio.Future[Any] = field(repr=False)
 
 
 _Plan = tuple[Submission, list[C.Command], bool, int]  # submission, its commands, padded, its last seq
@@ -193,7 +202,7 @@ class Venue:
             raise ValueError("snapshot_every must be at least 1")
         self.snapshot_every = snapshot_every
         self._since_snapshot = 0
-        self.queue: asyncio.Queue[Submission] | None = None
+        self.queue: asyncio.Queue[Submission | _Control] | None = None
         self.listeners: list[Callable[[list[V.Event]], None]] = []
         self.running = False
         hook = os.environ.get(TEST_HOOK_ENV)
@@ -229,10 +238,22 @@ class Venue:
         self.running = True
         try:
             while True:
-                batch = [await self.queue.get()]
-                while len(batch) < MAX_BATCH and not self.queue.empty():
-                    batch.append(self.queue.get_nowait())
-                await self._step(batch)
+                first = await self.queue.get()
+                control = first if isinstance(first, _Control) else None
+                batch = [] if control is not None else [first]
+                while control is None and len(batch) < MAX_BATCH and not self.queue.empty():
+                    item = self.queue.get_nowait()
+                    if isinstance(item, _Control):
+                        control = item  # after the submissions queued before it
+                    else:
+                        batch.append(item)
+                if batch:
+                    await self._step(batch)
+                if control is not None:
+                    try:
+                        control.future.set_result(control.work())
+                    except Exception as e:
+                        control.future.set_exception(e)
         finally:
             self.running = False
 
@@ -342,6 +363,31 @@ class Venue:
             except Exception:  # the log still holds everything: the next snapshot or the log will do
                 logger.exception("snapshot at seq %d failed", st.seq)
             settle_heap()
+
+    # -- rollback (the dev fault) -------------------------------------------------------------------------
+    async def rollback(self, to_ms: int) -> tuple[int, int]:
+        """Throw away every command sequenced after ``to_ms``, as a venue whose database was rolled
+        back does (the outage night in ../shared/reference/hedging-bots.md §2): the log is cut there,
+        the state rebuilt from it, and fills, orders and transfers in between are gone.  Time does
+        not go back (the server's clock stays where it was).  Returns (the last seq kept, entries
+        dropped).  A dev fault only (``perpbox serve --dev-faults``)."""
+        if self.queue is None:
+            raise RuntimeError("the venue is not running")
+        fut: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+        await self.queue.put(_Control(lambda: self._rollback(to_ms), fut))
+        return await fut
+
+    def _rollback(self, to_ms: int) -> tuple[int, int]:
+        cut = self.log.seq_at(to_ms)
+        dropped = self.state.seq - cut
+        if dropped <= 0:
+            return cut, 0
+        state, report = recover(self.log, upto=cut)
+        self.log.truncate(cut)
+        state.ts = max(state.ts, self.state.ts)
+        self.state, self.applied_seq, self._since_snapshot = state, state.seq, 0
+        logger.warning("rolled back to seq %d (%d entries dropped; %s)", cut, dropped, report)
+        return cut, dropped
 
     # -- test hook (module doc) -----------------------------------------------------------------------
     def _install_test_hook(self, spec: str) -> None:
