@@ -10,7 +10,17 @@ dex = "xyz"                                        # optional: a HIP-3 dex
 [binance]
 venue = "ccxt:binanceusdm"
 credentials = { apiKey = "…", secret = "…" }       # or "env:NAME" values, read from the environment
+
+[hl_local]
+venue = "ccxt:hyperliquid@http://127.0.0.1:8080"   # ccxt:ID@URL: the venue's API at another server
+credentials = { walletAddress = "0x…", privateKey = "env:HL_KEY" }
 ```
+
+A ccxt account's credentials are ccxt's config keys (apiKey, secret, password, privateKey,
+walletAddress, …); any other key goes to the exchange's options (Lighter's ``accountIndex`` and
+``libraryPath``).  ``@URL`` replaces the scheme and host of every API base ccxt knows for the venue
+(paths kept): how the tests point ccxt's hyperliquid at ``perpbox serve``.  What each venue needs is
+in ``bots/data/venues.toml`` (``requires``).
 
 Secrets never reach a log or an exception: an ``AccountSpec`` prints with its credentials masked,
 and a value ``"env:NAME"`` is read from the environment when the venue is opened.
@@ -104,4 +114,12 @@ def open_venue(spec: AccountSpec) -> Venue:
         except OSError as e:
             raise AccountsError(f"[{spec.name}].key_file: {e.strerror}") from None
         return HyperliquidVenue(spec.target, key, account=spec.account, dex=spec.dex, name=spec.name)
-    raise AccountsError(f"[{spec.name}]: ccxt venues are not built into the bots yet (issue 21)")
+    from perpbox.bots.ccxt_venue import CcxtVenue, scrub
+    from perpbox.bots.venue_meta import VenueMetaError
+
+    ccxt_id, _, url = spec.target.partition("@")  # "ccxt:ID@URL": another server for the venue's API
+    credentials = {k: _secret(v, f"[{spec.name}].credentials.{k}") for k, v in spec.credentials.items()}
+    try:
+        return CcxtVenue.open(ccxt_id, credentials, url=url or None, name=spec.name)
+    except (VenueMetaError, ValueError) as e:  # names the venue or the URL, never a credential value
+        raise AccountsError(scrub(f"[{spec.name}].venue: {e}", credentials.values())) from None
