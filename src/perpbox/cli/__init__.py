@@ -160,13 +160,15 @@ def replay_command(
 # group can grow in its own module.  The command functions above are named ``*_command`` because a
 # submodule, once imported, is bound as an attribute of this package and would shadow a function of
 # the same name (``serve``, ``demo``).
-from perpbox.cli import bots, deployer, monitor, report, venues  # noqa: E402
+from perpbox.cli import bots, deployer, monitor, positions, report, venues, wear  # noqa: E402
 
 venues.register(app)
 report.register(app)
 deployer.register(app)
 monitor.register(app)
 bots.register(app)
+positions.register(app)
+wear.register(app)
 
 
 def main() -> None:
