@@ -426,14 +426,20 @@ class CcxtVenue:
         return Book(coin=coin, bids=side(ob.get("bids")), asks=side(ob.get("asks")),
                     ts_ms=int(ts) if ts is not None else self._now_ms())
 
-    async def order_status(self, coin: str, order_id: str) -> OrderState:
-        """The order by the venue's id, or by the client id it was placed with."""
+    async def _symbol_or_state(self, coin: str, order_id: str) -> str | OrderState:
+        """The venue's symbol for ``coin``, or the state an order call answers when there is none."""
         try:
-            symbol = await self.symbol_of(coin)
+            return await self.symbol_of(coin)
         except NotListed as e:
             return OrderState(REJECTED, order_id=order_id, error=str(e))
         except VenueReadError as e:
             return OrderState(UNKNOWN, order_id=order_id, error=str(e))
+
+    async def order_status(self, coin: str, order_id: str) -> OrderState:
+        """The order by the venue's id, or by the client id it was placed with."""
+        symbol = await self._symbol_or_state(coin, order_id)
+        if isinstance(symbol, OrderState):
+            return symbol
         if order_id in self._vcid:
             return await self._lookup(symbol, self._oid_of_cid.get(order_id), order_id)
         return await self._lookup(symbol, order_id, self._cid_of_oid.get(order_id))
@@ -812,12 +818,9 @@ class CcxtVenue:
 
     async def cancel(self, coin: str, order_id: str) -> OrderState:
         """Cancel, then read the order's final state: a fill may have raced the cancel."""
-        try:
-            symbol = await self.symbol_of(coin)
-        except NotListed as e:
-            return OrderState(REJECTED, order_id=order_id, error=str(e))
-        except VenueReadError as e:
-            return OrderState(UNKNOWN, order_id=order_id, error=str(e))
+        symbol = await self._symbol_or_state(coin, order_id)
+        if isinstance(symbol, OrderState):
+            return symbol
         oid = self._oid_of_cid.get(order_id) if order_id in self._vcid else order_id
         if oid is None:  # placed with this client id, venue id never seen: find it first
             found = await self.order_status(coin, order_id)

@@ -134,7 +134,7 @@ class HedgeRunner:
         self.start_pos: dict[str, Decimal] = {}
         self.incidents: list[str] = []
         self.last_reconcile = 0
-        self.rows: list[dict[str, object]] = []  # every fill of the run, for --ledger
+        self.fills: dict[str, list[Fill]] = {"maker": [], "taker": []}  # every fill of the run, by leg
         self.taker_market: MarketInfo | None = None
 
     def _cid(self) -> str:
@@ -148,7 +148,7 @@ class HedgeRunner:
             if f.coin == self.cfg.coin and f.order_id in self.maker_orders and f"m{f.fill_id}" not in self.counted:
                 self.counted.add(f"m{f.fill_id}")
                 self.maker_stats.add(f)
-                self.rows.append(_row("maker", self.maker.name, f))
+                self.fills["maker"].append(f)
                 self.ledger.maker_fill(self.cfg.coin, f"m{f.fill_id}", f.size, now)
         for f in await self.taker.fills(self.since):
             cid = self.hedge_orders.get(f.order_id)
@@ -156,9 +156,16 @@ class HedgeRunner:
                     f"t{f.fill_id}" not in self.counted:
                 self.counted.add(f"t{f.fill_id}")
                 self.taker_stats.add(f)
-                self.rows.append(_row("taker", self.taker.name, f))
+                self.fills["taker"].append(f)
                 self.ledger.hedge_fill(cid, f"t{f.fill_id}", f.size, now)
         self._release()
+
+    @property
+    def rows(self) -> list[dict[str, object]]:
+        """Every fill of the run as a ``--ledger`` row, in time order."""
+        rows = [_row(leg, (self.maker if leg == "maker" else self.taker).name, f)
+                for leg, fills in self.fills.items() for f in fills]
+        return sorted(rows, key=lambda r: int(str(r["time"])))
 
     # -- the maker --------------------------------------------------------------------------------------
     def _side(self) -> bool:
@@ -374,22 +381,19 @@ class HedgeRunner:
         log.error("incident: %s — no new makers until the venues agree with the fills", diff)
         await self._cancel_maker()
         deadline = self.clock() + self.cfg.incident_timeout_ms
-        last_lost: dict[str, list[Fill]] | None = None
+        last_lost: dict[str, list[str]] | None = None
         while self.clock() < deadline and not stop.is_set():
             await asyncio.sleep(self.cfg.reconcile_ms / 1000)
             if await self._reconcile() is None:
                 log.warning("incident resolved: the venues agree with the fills again")
                 return OK, ""
             history = await self._venue_history()
-            lost = {leg: [r for r in self._counted_rows(leg) if r.fill_id not in {f.fill_id for f in history[leg]}]
-                    for leg in ("maker", "taker")}
-            key = {leg: [f.fill_id for f in fills] for leg, fills in lost.items()}
-            if any(lost.values()) and last_lost is not None and \
-                    key == {leg: [f.fill_id for f in fills] for leg, fills in last_lost.items()}:
-                settled = await self._rebuild(history)
-                if settled:
-                    return await self._repair_rollback(lost)
-            last_lost = lost
+            lost = {leg: [f for f in self.fills[leg] if f.fill_id not in {h.fill_id for h in history[leg]}]
+                    for leg in history}
+            lost_ids = {leg: [f.fill_id for f in fills] for leg, fills in lost.items()}
+            if any(lost.values()) and lost_ids == last_lost and await self._rebuild(history):
+                return await self._repair_rollback(lost)
+            last_lost = lost_ids
         return INCIDENT, f"unresolved incident: {diff}"
 
     # -- rollback -----------------------------------------------------------------------------------
@@ -400,11 +404,6 @@ class HedgeRunner:
         taker = [f for f in await self.taker.fills(self.since)
                  if f.coin == self.tcoin and f.order_id in self.hedge_orders]
         return {"maker": maker, "taker": taker}
-
-    def _counted_rows(self, leg: str) -> list[Fill]:
-        return [Fill(fill_id=str(r["fill_id"]), order_id=str(r["order_id"]), coin=str(r["coin"]),
-                     size=Decimal(str(r["size"])), px=Decimal(str(r["px"])), fee=Decimal(str(r["fee"])),
-                     ts_ms=int(str(r["time"])), maker=bool(r["maker"])) for r in self.rows if r["leg"] == leg]
 
     async def _rebuild(self, history: dict[str, list[Fill]]) -> bool:
         """Both legs as the venues' surviving fills say; True when the positions agree with them
@@ -418,8 +417,7 @@ class HedgeRunner:
             return False
         self.maker_stats, self.taker_stats = stats["maker"], stats["taker"]
         self.counted = {f"m{f.fill_id}" for f in history["maker"]} | {f"t{f.fill_id}" for f in history["taker"]}
-        self.rows = [_row(leg, (self.maker if leg == "maker" else self.taker).name, f)
-                     for leg, fills in history.items() for f in fills]
+        self.fills = history
         return True
 
     async def _repair_rollback(self, lost: dict[str, list[Fill]]) -> tuple[int, str]:
