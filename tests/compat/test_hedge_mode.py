@@ -5,6 +5,8 @@ the run's fills written to Parquet, wear reported."""
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 import subprocess
 import sys
 import threading
@@ -70,11 +72,29 @@ def test_a_hedge_run_leaves_both_legs_flat_and_nothing_resting(venues: tuple[Ser
     assert a.info({"type": "openOrders", "user": user_m}) == []
     assert b.info({"type": "openOrders", "user": user_t}) == []
     (parquet,) = (tmp_path / "runs").glob("*.parquet")
-    fills = pl.read_parquet(parquet)
+    rows = pl.read_parquet(parquet)
+    fills = rows.filter(pl.col("kind") == "fill")
     sizes = {leg: sum(Decimal(x) for x in fills.filter(pl.col("leg") == leg)["size"]) for leg in ("maker", "taker")}
     assert sizes == {"maker": pos_m, "taker": pos_t}  # every fill of the run is in the file
     assert fills.filter(pl.col("leg") == "maker")["maker"].all()  # post-only: never a taker
     assert not fills.filter(pl.col("leg") == "taker")["maker"].any()  # IOC: always a taker
+    assert fills["decision_mid"].null_count() == 0  # every order's decision mid was kept
+    # the farmers' wear from the file by its definition (hedging-bots.md §1): the loss on both venues
+    # (what the trades paid, fees, funding, what is open marked at the sidecar's end mids) over the
+    # maker's volume, against the figure the run printed
+    meta = json.loads(parquet.with_suffix(".json").read_text())
+    mids = {v: Decimal(m) for v, m in meta["end_mids"].items()}
+    pnl = Decimal(0)
+    for r in fills.iter_rows(named=True):
+        pnl += -Decimal(r["size"]) * Decimal(r["px"]) - Decimal(r["fee"])
+    for r in rows.filter(pl.col("kind") == "funding").iter_rows(named=True):
+        pnl += Decimal(r["usd"])
+    pnl += pos_m * mids[meta["maker_venue"]] + pos_t * mids[meta["taker_venue"]]
+    maker_volume = sum(abs(Decimal(r["size"])) * Decimal(r["px"]) for r in fills.iter_rows(named=True)
+                       if r["leg"] == "maker")
+    printed = re.search(rb"wear_bps=(\S+)", out.stdout)
+    assert printed is not None
+    assert Decimal(printed.group(1).decode()) == (-pnl * 10_000 / maker_volume).quantize(Decimal("0.001"))
 
 
 def _fault(srv: Server, **body: object) -> None:
@@ -209,7 +229,9 @@ def test_fills_that_arrive_late_are_waited_for_never_hedged_twice(venues: tuple[
     _fault(b, kind="delay_fills", ms=4_000, seconds=600)
     try:
         with Exposure(a, user_m, b, user_t) as exposure:
-            out = subprocess.run(_hedge(tmp_path, "--iterations", "2"), capture_output=True, timeout=600)
+            # over REST: the fault delays the venue's fill record, not its WebSocket pushes
+            out = subprocess.run(_hedge(tmp_path, "--iterations", "2", "--no-streams"), capture_output=True,
+                                 timeout=600)
     finally:
         _fault(b, kind="clear")
     assert out.returncode == 0, out.stderr.decode()[-3000:]
@@ -231,6 +253,26 @@ def test_a_stale_position_never_makes_the_bot_trade_on_it(venues: tuple[Server, 
     assert exposure.longest_unhedged_s() < BOUND_S
     assert _position(a, user_m, "BTC") == -_position(b, user_t, "BTC")
     assert a.info({"type": "openOrders", "user": user_m}) == []
+
+
+def test_dropped_streams_reconnect_and_the_bot_reconciles_before_it_goes_on(venues: tuple[Server, Server],
+                                                                           tmp_path: Path) -> None:
+    """Every WebSocket of the taker venue is closed mid-run: the bot's streams reconnect and
+    resubscribe, the fills made meanwhile are read from the venue's record, the bot reconciles
+    against both venues, and the run ends hedged."""
+    a, b = venues
+    user_m, user_t = _accounts(a, b, tmp_path)
+    exposure = Exposure(a, user_m, b, user_t)
+    code, out, err = _fault_mid_run(b, user_t, tmp_path, ["--iterations", "4", "--max-position", "0.002"],
+                                    exposure, kind="ws_drop")
+    assert code == 0, err.decode()[-3000:]
+    assert b"reconnected (1) and resubscribed" in err  # the streams were in use, and came back
+    assert b"a stream reconnected: reconciling against the venues" in err
+    assert b"overshoots=0" in out and b"unhedged=0" in out and b"incidents=0" in out
+    assert exposure.longest_unhedged_s() < BOUND_S
+    assert _position(a, user_m, "BTC") == -_position(b, user_t, "BTC")
+    assert a.info({"type": "openOrders", "user": user_m}) == []
+    assert b.info({"type": "openOrders", "user": user_t}) == []
 
 
 def test_a_frozen_taker_venue_answers_late_and_the_run_still_ends_hedged(venues: tuple[Server, Server],

@@ -20,8 +20,15 @@ any of it fills, then the same the other way — and, unlike the script farmers 
   positions agree with what survived, the venue has settled: the legs are rebuilt from the
   surviving fills, the net exposure across both venues is hedged on the taker, and the run stops
   with exit code 3 for an operator (a venue that loses fills is not one to keep opening on).
+* A venue with a stream (``venue.Recorded``, e.g. ``bots.streamed_venue``) is also reconciled after
+  every reconnection of its stream, and its rollback cross-check reads the venue's record, never
+  the stream (which still holds the fills the venue lost).  Fills a rollback voided are never
+  counted again, wherever they reappear.
 * Inventory walks up to ``max_position`` and back to zero (with the default, ``size``: open, close,
   open, …).
+* Wear (``bots.wear``): every fill is kept with the venue's mid when its order was decided (the book
+  the maker was priced on, the book the hedge was banded on), and funding payments are read at each
+  reconciliation; ``rows`` are the run's ``--ledger`` rows, ``wear()`` what they cost so far.
 """
 
 from __future__ import annotations
@@ -35,7 +42,19 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from perpbox.bots.ledger import HedgeLedger
-from perpbox.bots.venue import OPEN, UNKNOWN, Book, Fill, MarketInfo, OrderRequest, OrderState, Venue
+from perpbox.bots.venue import (
+    OPEN,
+    UNKNOWN,
+    Book,
+    Fill,
+    FundingPayment,
+    MarketInfo,
+    OrderRequest,
+    OrderState,
+    Recorded,
+    Venue,
+)
+from perpbox.bots.wear import MAKER, TAKER, Row, WearBook, WearResult, fill_row, funding_row
 
 log = logging.getLogger("perpbox.hedge")
 BPS = Decimal(10_000)
@@ -63,16 +82,12 @@ class HedgeConfig:
 
 @dataclass
 class LegStats:
-    volume_usd: Decimal = Decimal(0)
-    fees_usd: Decimal = Decimal(0)
-    cash_usd: Decimal = Decimal(0)  # − Σ size × px: what the trades paid or received
-    position: Decimal = Decimal(0)  # from the fills of this run
+    """One leg's position and fill count from the fills of this run (what they cost: ``wear()``)."""
+
+    position: Decimal = Decimal(0)
     fills: int = 0
 
     def add(self, f: Fill) -> None:
-        self.volume_usd += abs(f.size) * f.px
-        self.fees_usd += f.fee
-        self.cash_usd -= f.size * f.px
         self.position += f.size
         self.fills += 1
 
@@ -87,22 +102,6 @@ class Summary:
     incidents: list[str] = field(default_factory=list)
     overshoots: int = 0
     unhedged: Decimal = Decimal(0)  # the hedge debt left at the end (signed like the maker fills)
-
-    def pnl_usd(self, maker_mid: Decimal, taker_mid: Decimal) -> Decimal:
-        """Both legs marked at their mids, fees paid."""
-        return (self.maker.cash_usd + self.maker.position * maker_mid - self.maker.fees_usd
-                + self.taker.cash_usd + self.taker.position * taker_mid - self.taker.fees_usd)
-
-    def wear_bps(self, maker_mid: Decimal, taker_mid: Decimal) -> Decimal | None:
-        """The farmers' wear: the loss on both venues over the volume on one (the maker's)."""
-        if self.maker.volume_usd == 0:
-            return None
-        return -self.pnl_usd(maker_mid, taker_mid) * BPS / self.maker.volume_usd
-
-
-def _row(leg: str, venue: str, f: Fill) -> dict[str, object]:
-    return {"leg": leg, "venue": venue, "coin": f.coin, "fill_id": f.fill_id, "order_id": f.order_id,
-            "size": str(f.size), "px": str(f.px), "fee": str(f.fee), "time": f.ts_ms, "maker": f.maker}
 
 
 def _round(px: Decimal, tick: Decimal, up: bool) -> Decimal:
@@ -134,7 +133,12 @@ class HedgeRunner:
         self.start_pos: dict[str, Decimal] = {}
         self.incidents: list[str] = []
         self.last_reconcile = 0
-        self.fills: dict[str, list[Fill]] = {"maker": [], "taker": []}  # every fill of the run, by leg
+        self.fills: dict[str, list[Fill]] = {MAKER: [], TAKER: []}  # every fill of the run, by leg
+        self.voided: set[str] = set()  # fills a venue lost in a rollback ("m"/"t" + fill id)
+        self.decided: dict[str, Decimal] = {}  # venue order id -> the mid its order was decided on
+        self.funding: dict[str, dict[tuple[str, int], FundingPayment]] = {MAKER: {}, TAKER: {}}
+        self.mids: dict[str, Decimal] = {}  # venue name -> the mid of the last book read
+        self.reconnects_seen = 0
         self.taker_market: MarketInfo | None = None
 
     def _cid(self) -> str:
@@ -145,27 +149,63 @@ class HedgeRunner:
     async def _sync(self) -> None:
         now = self.clock()
         for f in await self.maker.fills(self.since):
-            if f.coin == self.cfg.coin and f.order_id in self.maker_orders and f"m{f.fill_id}" not in self.counted:
+            if f.coin == self.cfg.coin and f.order_id in self.maker_orders and \
+                    f"m{f.fill_id}" not in self.counted and f"m{f.fill_id}" not in self.voided:
                 self.counted.add(f"m{f.fill_id}")
                 self.maker_stats.add(f)
-                self.fills["maker"].append(f)
+                self.fills[MAKER].append(f)
                 self.ledger.maker_fill(self.cfg.coin, f"m{f.fill_id}", f.size, now)
         for f in await self.taker.fills(self.since):
             cid = self.hedge_orders.get(f.order_id)
             if f.coin == self.tcoin and cid is not None and cid in self.ledger.hedges and \
-                    f"t{f.fill_id}" not in self.counted:
+                    f"t{f.fill_id}" not in self.counted and f"t{f.fill_id}" not in self.voided:
                 self.counted.add(f"t{f.fill_id}")
                 self.taker_stats.add(f)
-                self.fills["taker"].append(f)
+                self.fills[TAKER].append(f)
                 self.ledger.hedge_fill(cid, f"t{f.fill_id}", f.size, now)
         self._release()
 
+    def _venue(self, leg: str) -> Venue:
+        return self.maker if leg == MAKER else self.taker
+
     @property
-    def rows(self) -> list[dict[str, object]]:
-        """Every fill of the run as a ``--ledger`` row, in time order."""
-        rows = [_row(leg, (self.maker if leg == "maker" else self.taker).name, f)
+    def rows(self) -> list[Row]:
+        """Every fill and funding payment of the run as ``--ledger`` rows (``bots.wear.SCHEMA``), in
+        time order."""
+        rows = [fill_row(self.run_id, leg, self._venue(leg).name, f, self.decided.get(f.order_id))
                 for leg, fills in self.fills.items() for f in fills]
+        rows += [funding_row(self.run_id, leg, self._venue(leg).name, p)
+                 for leg, payments in self.funding.items() for p in payments.values()]
         return sorted(rows, key=lambda r: int(str(r["time"])))
+
+    def wear(self, end_mids: dict[str, Decimal] | None = None) -> WearResult:
+        """What the run has cost so far, what is open marked at ``end_mids`` (default: the mids of
+        the last books read)."""
+        return WearBook.from_rows(self.rows).result(self.mids if end_mids is None else end_mids)
+
+    async def _poll_funding(self) -> None:
+        """The funding payments of the run's coin on each venue since the start (a venue that cannot
+        report them is skipped: its wear then leaves funding out)."""
+        for leg, coin in ((MAKER, self.cfg.coin), (TAKER, self.tcoin)):
+            try:
+                payments = await self._venue(leg).funding_payments(self.since)
+            except Exception as e:  # a read that failed is retried next time
+                log.debug("funding payments of %s: %s: %s", self._venue(leg).name, type(e).__name__, e)
+                continue
+            for p in payments:
+                if p.coin == coin and p.ts_ms >= self.since:
+                    self.funding[leg][(p.coin, p.ts_ms)] = p
+
+    async def _book(self, venue: Venue, coin: str) -> Book:
+        """A venue's book, its mid remembered for the wear of what is open."""
+        book = await venue.book(coin)
+        mid = book.mid()
+        if mid is not None:
+            self.mids[venue.name] = mid
+        return book
+
+    def _reconnects(self) -> int:
+        return sum(v.reconnects for v in (self.maker, self.taker) if isinstance(v, Recorded))
 
     # -- the maker --------------------------------------------------------------------------------------
     def _side(self) -> bool:
@@ -179,7 +219,7 @@ class HedgeRunner:
         return self.going_up
 
     async def _post(self) -> None:
-        book = await self.maker.book(self.cfg.coin)
+        book = await self._book(self.maker, self.cfg.coin)
         if not self._usable(book, self.clock()):
             return
         is_buy = self._side()
@@ -190,6 +230,9 @@ class HedgeRunner:
             st = await self.maker.order_status(self.cfg.coin, req.client_id)
         if st.order_id:
             self.maker_orders.add(st.order_id)
+            mid = book.mid()
+            if mid is not None:
+                self.decided[st.order_id] = mid
         if st.status == OPEN or (st.order_id and not st.final):
             self.resting, self.resting_req, self.resting_since = st, req, self.clock()
 
@@ -225,7 +268,7 @@ class HedgeRunner:
         size = self.ledger.hedge_size(self.cfg.coin, taker_market.lot)
         if size == 0:
             return True
-        book = await self.taker.book(self.tcoin)
+        book = await self._book(self.taker, self.tcoin)
         if not self._usable(book, self.clock()):
             await self._cancel_maker()  # fail closed: no new maker fills while we cannot hedge
             return False
@@ -243,6 +286,9 @@ class HedgeRunner:
             st = await self.taker.order_status(self.tcoin, cid)
         if st.order_id:
             self.hedge_orders[st.order_id] = cid
+            mid = book.mid()
+            if mid is not None:
+                self.decided[st.order_id] = mid
         if st.final or (st.order_id is None and st.status != UNKNOWN):
             self.awaiting[cid] = st.filled  # released once that much is seen in the fills
         if st.filled < abs(size):
@@ -278,7 +324,7 @@ class HedgeRunner:
                                    (self.taker, self.tcoin, self.taker_stats)):
             if stats.position == 0:
                 continue
-            book = await venue.book(coin)
+            book = await self._book(venue, coin)
             is_buy = stats.position < 0
             side = book.asks if is_buy else book.bids
             if not side:
@@ -300,6 +346,7 @@ class HedgeRunner:
     async def _reconcile(self) -> str | None:
         """None when both venues agree with the fills seen; else what differs."""
         await self._sync()
+        await self._poll_funding()
         pos = await self._positions()
         want = {"maker": self.start_pos["maker"] + self.maker_stats.position,
                 "taker": self.start_pos["taker"] + self.taker_stats.position}
@@ -323,8 +370,11 @@ class HedgeRunner:
             while not stop.is_set():
                 now = self.clock()
                 await self._sync()
-                if now - self.last_reconcile >= cfg.reconcile_ms:
-                    self.last_reconcile = now
+                reconnects = self._reconnects()
+                if now - self.last_reconcile >= cfg.reconcile_ms or reconnects != self.reconnects_seen:
+                    if reconnects != self.reconnects_seen:
+                        log.warning("a stream reconnected: reconciling against the venues")
+                    self.last_reconcile, self.reconnects_seen = now, reconnects
                     diff = await self._reconcile()
                     if diff is not None:
                         code, reason = await self._incident(diff, stop)
@@ -398,12 +448,14 @@ class HedgeRunner:
 
     # -- rollback -----------------------------------------------------------------------------------
     async def _venue_history(self) -> dict[str, list[Fill]]:
-        """Each venue's own record of this run's fills, read again from the start of the run."""
-        maker = [f for f in await self.maker.fills(self.since)
-                 if f.coin == self.cfg.coin and f.order_id in self.maker_orders]
-        taker = [f for f in await self.taker.fills(self.since)
-                 if f.coin == self.tcoin and f.order_id in self.hedge_orders]
-        return {"maker": maker, "taker": taker}
+        """Each venue's own record of this run's fills, read again from the start of the run (from
+        the record itself where the fills come from a stream)."""
+        async def record(venue: Venue) -> list[Fill]:
+            return await (venue.history(self.since) if isinstance(venue, Recorded) else venue.fills(self.since))
+
+        maker = [f for f in await record(self.maker) if f.coin == self.cfg.coin and f.order_id in self.maker_orders]
+        taker = [f for f in await record(self.taker) if f.coin == self.tcoin and f.order_id in self.hedge_orders]
+        return {MAKER: maker, TAKER: taker}
 
     async def _rebuild(self, history: dict[str, list[Fill]]) -> bool:
         """Both legs as the venues' surviving fills say; True when the positions agree with them
@@ -415,8 +467,10 @@ class HedgeRunner:
         pos = await self._positions()
         if any(pos[leg] != self.start_pos[leg] + stats[leg].position for leg in stats):
             return False
-        self.maker_stats, self.taker_stats = stats["maker"], stats["taker"]
-        self.counted = {f"m{f.fill_id}" for f in history["maker"]} | {f"t{f.fill_id}" for f in history["taker"]}
+        self.maker_stats, self.taker_stats = stats[MAKER], stats[TAKER]
+        kept = {f"m{f.fill_id}" for f in history[MAKER]} | {f"t{f.fill_id}" for f in history[TAKER]}
+        self.voided |= self.counted - kept
+        self.counted = kept
         self.fills = history
         return True
 

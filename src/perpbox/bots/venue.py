@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 TIFS = ("alo", "ioc", "gtc")  # post-only, immediate-or-cancel, good-till-cancel
 OPEN, FILLED, CANCELED, REJECTED, UNKNOWN = "open", "filled", "canceled", "rejected", "unknown"
@@ -150,3 +150,15 @@ class Venue(Protocol):
     async def funding_payments(self, since_ms: int) -> list[FundingPayment]: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class Recorded(Protocol):
+    """A venue whose ``fills`` come partly from a fast feed (a stream) that is not the venue's record:
+    ``history`` reads the record itself, and ``reconnects`` counts the feed's reconnections — after
+    each one a bot reconciles against the venue (``bots.streamed_venue``)."""
+
+    @property
+    def reconnects(self) -> int: ...
+
+    async def history(self, since_ms: int) -> list[Fill]: ...

@@ -1,4 +1,4 @@
-"""``perpbox hedge``: the trader bots' commands."""
+"""``perpbox hedge``: hedge mode's command."""
 
 from __future__ import annotations
 
@@ -14,7 +14,13 @@ import typer
 
 HEDGE_HELP = """Hedge mode: a post-only maker on MAKER's venue, an IOC hedge on TAKER's as soon as any of
 it fills, then back — with a hedge ledger, banded hedges on fresh books, bounded unhedged exposure
-and reconciliation against both venues (see the README's trader bots section).
+and reconciliation against both venues, also after every reconnect of a venue's streams (see the
+README's trader bots section).
+
+While it runs, a terminal shows the wear table live (fees, rebates, slippage against the mid at
+decision time, funding, realised and unrealised PnL, wear in bps per leg and the farmers' wear);
+--ledger DIR keeps the run's fills and funding as Parquet rows with a JSON sidecar, rewritten every
+few seconds, which `perpbox wear DIR` sums over runs.
 
 Exit codes: 0 done; 2 the hedge failed at every band and both legs were flattened; 3 an
 unexplained position change (an incident) did not resolve. Ctrl-C cancels the resting maker,
@@ -52,24 +58,38 @@ def hedge_command(
     max_unhedged_ms: Annotated[int, typer.Option(help="Hard limit on unhedged time.", min=1)] = 5_000,
     hedge_band_bps: Annotated[int, typer.Option(help="How far through the book a hedge may go.", min=1)] = 50,
     requote_s: Annotated[float, typer.Option(help="Re-post an unfilled maker at the touch after this.")] = 5.0,
-    ledger: Annotated[Path | None, typer.Option(help="Write the run's fills here (Parquet).")] = None,
+    ledger: Annotated[Path | None, typer.Option(help="Write the run's fills and funding here (Parquet rows and a "
+                                                "JSON sidecar; `perpbox wear DIR` sums them).")] = None,
     incident_timeout_s: Annotated[float, typer.Option(help="How long an incident may wait for the venues to agree "
                                                       "before the run stops (exit 3).", min=1)] = 60.0,
+    streams: Annotated[bool, typer.Option(help="Books and fills of Hyperliquid venues from their WebSocket "
+                                          "streams (REST when a stream is down).")] = True,
 ) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from rich.live import Live
+    from rich.logging import RichHandler
 
     from perpbox.bots.accounts import AccountsError, load_accounts, open_venue
-    from perpbox.bots.hedge import HedgeConfig, HedgeRunner
+    from perpbox.bots.hedge import HedgeConfig, HedgeRunner, Summary
+    from perpbox.bots.hyperliquid_venue import HyperliquidVenue
+    from perpbox.bots.streamed_venue import StreamedVenue
+    from perpbox.bots.venue import Venue
+    from perpbox.bots.wear import RunMeta, WearResult, render, write_run
+    from perpbox.cli.console import table_console
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    console = table_console()
+    live_view = console.is_terminal  # a live wear table only on a terminal; logs go above it
+    handler: logging.Handler = RichHandler(console=console, show_path=False) if live_view else \
+        logging.StreamHandler(sys.stderr)
+    if not live_view:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         specs = load_accounts(accounts)
         for name in (maker, taker):
             if name not in specs:
                 raise AccountsError(f"{accounts}: no account [{name}]")
-        maker_venue, taker_venue = open_venue(specs[maker]), open_venue(specs[taker])
+        rest_maker, rest_taker = open_venue(specs[maker]), open_venue(specs[taker])
     except AccountsError as e:
         typer.echo(str(e), err=True)
         raise typer.Exit(1) from None
@@ -78,94 +98,90 @@ def hedge_command(
                       max_unhedged_usd=_decimal(max_unhedged_usd, "--max-unhedged-usd") if max_unhedged_usd else None,
                       max_unhedged_ms=max_unhedged_ms, hedge_band_bps=hedge_band_bps,
                       requote_ms=round(requote_s * 1000), incident_timeout_ms=round(incident_timeout_s * 1000))
+    coins = {"maker": coin, "taker": taker_coin or coin}
 
-    async def main() -> tuple[object, Decimal, Decimal, list[dict[str, object]]]:
+    async def streamed(venue: Venue, leg: str) -> Venue:
+        if not streams or not isinstance(venue, HyperliquidVenue):
+            return venue
+        sv = StreamedVenue(venue, [coins[leg]])
+        if not await sv.start(timeout=10):
+            logging.getLogger("perpbox.hedge").warning("%s: streams not live yet: REST until they are", venue.name)
+        return sv
+
+    def save(runner: HedgeRunner, end_mids: dict[str, Decimal]) -> Path | None:
+        if ledger is None or not runner.rows:
+            return None
+        meta = RunMeta(run_id=runner.run_id, start_ms=runner.since, end_ms=runner.clock(),
+                       maker_venue=runner.maker.name, taker_venue=runner.taker.name, coin=coin,
+                       taker_coin=taker_coin, end_mids=end_mids)
+        return write_run(ledger, runner.run_id, runner.rows, meta)
+
+    async def watch(runner: HedgeRunner, view: Live | None) -> None:
+        """Refresh the live table every second; write the ledger every 5 s while rows come in."""
+        written, tick = 0, 0
+        while True:
+            await asyncio.sleep(1)
+            tick += 1
+            rows = len(runner.rows)
+            try:
+                if view is not None:
+                    view.update(render(runner.wear(), title=f"hedge {coin}: {runner.done}/{iterations}"))
+                if tick % 5 == 0 and rows != written:
+                    save(runner, dict(runner.mids))
+                    written = rows
+            except (ValueError, OSError) as e:  # a position with no mid yet; a full disk: next time
+                logging.getLogger("perpbox.hedge").debug("live wear: %s", e)
+
+    async def main() -> tuple[Summary, WearResult | str, Path | None]:
+        maker_venue = await streamed(rest_maker, "maker")
+        taker_venue = await streamed(rest_taker, "taker")
         runner = HedgeRunner(maker_venue, taker_venue, cfg)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        view = Live(console=console, refresh_per_second=2, transient=True) if live_view else None
         try:
-            summary = await runner.run(stop)
-            mids = []
-            for venue, c in ((maker_venue, coin), (taker_venue, taker_coin or coin)):
+            if view is not None:
+                view.start()
+            watcher = asyncio.create_task(watch(runner, view))
+            try:
+                summary = await runner.run(stop)
+            finally:
+                watcher.cancel()
+                if view is not None:
+                    view.stop()
+            end_mids = {}
+            for venue, c in ((maker_venue, coins["maker"]), (taker_venue, coins["taker"])):
                 mid = (await venue.book(c)).mid()
-                mids.append(mid if mid is not None else Decimal(0))
-            return summary, mids[0], mids[1], runner.rows
+                if mid is not None:
+                    end_mids[venue.name] = mid
+            end_mids = {**runner.mids, **end_mids}
+            try:
+                wear: WearResult | str = runner.wear(end_mids)
+            except ValueError as e:  # a position left open on a venue with no book to mark it
+                wear = f"the run cannot be valued: {e}"
+            return summary, wear, save(runner, end_mids)
         finally:
             await maker_venue.aclose()
             await taker_venue.aclose()
 
-    summary, maker_mid, taker_mid, rows = asyncio.run(main())
-    from perpbox.bots.hedge import Summary
-
-    assert isinstance(summary, Summary)
-    table = Table(title=f"hedge {coin}: {summary.iterations} iterations")
-    for col in ("leg", "fills", "volume USD", "fees USD", "position"):
-        table.add_column(col, justify="right")
-    for leg, st in (("maker", summary.maker), ("taker", summary.taker)):
-        table.add_row(leg, str(st.fills), f"{st.volume_usd:.2f}", f"{st.fees_usd:.4f}", str(st.position))
-    Console(stderr=False).print(table)
-    wear = summary.wear_bps(maker_mid, taker_mid)
-    wear_text = "n/a" if wear is None else f"{wear:.3f}"
-    typer.echo(f"pnl_usd={summary.pnl_usd(maker_mid, taker_mid):.4f} wear_bps={wear_text}"
-               f" incidents={len(summary.incidents)} overshoots={summary.overshoots} unhedged={summary.unhedged}")
-    if ledger is not None and rows:
-        import polars as pl
-
-        ledger.mkdir(parents=True, exist_ok=True)
-        path = ledger / f"hedge-{coin.replace(':', '_')}-{rows[0]['time']}.parquet"
-        pl.DataFrame(rows).write_parquet(path)
+    summary, wear, path = asyncio.run(main())
+    if isinstance(wear, str):
+        typer.echo(f"hedge {coin}: {summary.iterations} iterations; {wear}", err=True)
+        pnl, farmers = "n/a", "n/a"
+    else:
+        console.print(render(wear, title=f"hedge {coin}: {summary.iterations} iterations"))
+        pnl = f"{wear.total.pnl_usd:.4f}"
+        farmers = "n/a" if wear.farmers_wear_bps is None else f"{wear.farmers_wear_bps:.3f}"
+    typer.echo(f"pnl_usd={pnl} wear_bps={farmers} incidents={len(summary.incidents)}"
+               f" overshoots={summary.overshoots} unhedged={summary.unhedged}")
+    if path is not None:
         typer.echo(f"fills written to {path}")
     if summary.reason:
         typer.echo(summary.reason, err=True)
     raise typer.Exit(summary.code)
 
 
-def carry_command(
-    spread: Annotated[str, typer.Option(help="How far the dear (short) venue is above the cheap one, in %.")],
-    days: Annotated[str, typer.Option(help="Days for the spread to converge.")],
-    leverage: Annotated[str, typer.Option(help="Leverage on each venue.")],
-    long_funding: Annotated[str, typer.Option(help="The long venue's funding rate per interval, in %.")],
-    short_funding: Annotated[str, typer.Option(help="The short venue's funding rate per interval, in %.")],
-    long_interval_h: Annotated[str, typer.Option(help="The long venue's funding interval (hours).")] = "1",
-    short_interval_h: Annotated[str, typer.Option(help="The short venue's funding interval (hours).")] = "8",
-    capital: Annotated[str, typer.Option(help="USD posted across both venues.")] = "10000",
-) -> None:
-    """Spread + funding carry of long-the-cheap / short-the-dear with margin on both venues: the APR
-    of each part and the total (rates with the venue's sign: positive, longs pay).
-
-    Example (the reference's Lighter/Binance case, rates per interval):
-
-      perpbox carry --spread 0.1 --days 2 --leverage 3 --long-funding -0.0008 --long-interval-h 1
-      --short-funding 0.0083 --short-interval-h 8
-    """
-    from rich.console import Console
-    from rich.table import Table
-
-    from perpbox.bots.carry import format_carry, funding_apr, spread_funding_carry
-
-    def pct(text: str, name: str) -> Decimal:
-        try:
-            return Decimal(text) / 100
-        except InvalidOperation:
-            raise typer.BadParameter(f"{name}: {text!r} is not a number") from None
-
-    try:
-        result = spread_funding_carry(
-            spread=pct(spread, "--spread"), days=days, leverage=leverage,
-            long_funding_apr=funding_apr(pct(long_funding, "--long-funding"), long_interval_h),
-            short_funding_apr=funding_apr(pct(short_funding, "--short-funding"), short_interval_h), capital=capital)
-    except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
-    table = Table(title="spread + funding carry")
-    table.add_column("")
-    table.add_column("", justify="right")
-    for k, v in format_carry(result):
-        table.add_row(k, v)
-    Console().print(table)
-
-
 def register(app: typer.Typer) -> None:
     app.command("hedge", help=HEDGE_HELP)(hedge_command)
-    app.command("carry")(carry_command)

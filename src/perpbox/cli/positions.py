@@ -186,9 +186,9 @@ async def _run(accounts: Path, thresholds: Any, aliases: dict[str, str], *, inte
             if as_json:
                 sys.stdout.write(json.dumps(snap.to_json(), indent=2) + "\n")
             else:
-                from rich.console import Console
+                from perpbox.cli.console import table_console
 
-                Console().print(render(snap))
+                table_console().print(render(snap))
             return 1 if snap.alerts else 0
         if metrics_port is not None:
             from prometheus_client import start_http_server
@@ -263,7 +263,8 @@ def render(snap: Any) -> Any:
         streams = " ".join(f"{k}={'-' if s['age_s'] is None else format(s['age_s'], '.1f')}/{s['failures']}"
                            for k, s in a["streams"].items())
         err = a["open_error"] or "; ".join(s["error"] for s in a["streams"].values() if s["error"])
-        accts.add_row(a["account"], a["equity"] or "", a["margin_ratio"] or "", streams, err[:80])
+        ratio = "" if a["margin_ratio"] is None else f"{Decimal(a['margin_ratio']):.6f}"
+        accts.add_row(a["account"], a["equity"] or "", ratio, streams, err[:80])
     parts: list[Any] = [pos, accts]
     if snap.alerts:
         al = Table(title="alerts firing", style="red")

@@ -34,9 +34,8 @@ def wear_command(
                                         exists=True, file_okay=False, dir_okay=True)],
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
 ) -> None:
-    from rich.console import Console
-
     from perpbox.bots.wear import WearResult, combine, read_dir, render_runs
+    from perpbox.cli.console import table_console
 
     skipped: list[Path] = []
     try:
@@ -66,7 +65,7 @@ def wear_command(
                "total": total.to_json()}
         typer.echo(json.dumps(out, indent=2))
         return
-    Console(width=200).print(render_runs(results, total, title=f"wear: {len(results)} runs under {dir}"))
+    table_console(200).print(render_runs(results, total, title=f"wear: {len(results)} runs under {dir}"))
 
 
 def register(app: typer.Typer) -> None:
