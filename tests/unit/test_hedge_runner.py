@@ -75,6 +75,7 @@ class Order:
     index: int  # the venue's n-th order (from 0)
     status: str = OPEN
     filled: Decimal = ZERO
+    error: str = ""
 
     @property
     def remaining(self) -> Decimal:
@@ -82,7 +83,7 @@ class Order:
         return left
 
     def state(self) -> OrderState:
-        return OrderState(self.status, self.oid, self.req.client_id, self.filled)
+        return OrderState(self.status, self.oid, self.req.client_id, self.filled, error=self.error)
 
 
 class FakeVenue:
@@ -93,11 +94,13 @@ class FakeVenue:
     ``events`` what the runner asked."""
 
     def __init__(self, name: str, clock: Clock, coin: str = "BTC", *, maker_fee: Decimal = MAKER_FEE,
-                 taker_fee: Decimal = TAKER_FEE, lot: Decimal = LOT, tick: Decimal = TICK) -> None:
+                 taker_fee: Decimal = TAKER_FEE, lot: Decimal = LOT, tick: Decimal = TICK,
+                 spares: str | None = None) -> None:
         self.name = name
+        self.spares = spares  # None: no minimum order value; else what it spares (MarketInfo.min_notional_spares)
         self.clock, self.coin = clock, coin
         self.maker_fee, self.taker_fee = maker_fee, taker_fee
-        self.market = MarketInfo(coin, tick, lot, D(10), 1, 20)
+        self.market = MarketInfo(coin, tick, lot, D(10), 1, 20, min_notional_spares=spares or "none")
         self.bids: tuple[tuple[Decimal, Decimal], ...] = ()
         self.asks: tuple[tuple[Decimal, Decimal], ...] = ()
         self.orders: dict[str, Order] = {}
@@ -164,7 +167,15 @@ class FakeVenue:
         self.placed.append(o)
         if order.client_id is not None:
             self.by_cid[order.client_id] = o.oid
-        if order.tif == "alo":
+        signed = order.size if order.is_buy else -order.size
+        spared = order.reduce_only and (self.spares == "reduce_only" or (
+            self.spares == "close" and self.position != 0 and self.position + signed == 0))
+        if self.spares is not None and order.size * order.px < self.market.min_notional and not spared:
+            o.status, o.error = REJECTED, "Order must have minimum value of $10."
+        elif order.reduce_only and (self.position == 0 or (self.position > 0) == order.is_buy
+                                    or order.size > abs(self.position)):
+            o.status, o.error = REJECTED, "Reduce only order would increase position."
+        elif order.tif == "alo":
             crosses = (self.asks and order.px >= self.asks[0][0]) if order.is_buy else \
                 (self.bids and order.px <= self.bids[0][0])
             if crosses:
@@ -550,3 +561,125 @@ def test_a_reconnect_reconciles_at_once(clock: Clock, who: str) -> None:
         after = maker.events[maker.events.index("*reconnect*") + 1:]
         assert "account" in after[:after.index("order_status")]  # before the next status read
         assert maker.calls["funding_payments"] == 2
+
+
+# -- the taker's minimum order value ----------------------------------------------------------------------
+def test_a_partial_fill_under_the_takers_minimum_is_taken_back_on_the_maker_never_hedged_bigger(
+        clock: Clock) -> None:
+    """Walking up: 0.05 of the first maker buy fills ($5, under the taker's $10 minimum) and the rest
+    never does.  No hedge is sent for it: once the maker order is requoted (cancelled) the bot sells
+    the 0.05 back on the maker venue, reduce-only IOC; the next maker order fills wholly and is hedged."""
+    maker = FakeVenue("m", clock, spares="close")
+    taker = FakeVenue("t", clock, spares="close")
+    maker.set_book("100", "101")
+    taker.set_book("100", "101")
+
+    def on_status(o: Order) -> None:
+        if o.status == OPEN and o.index == 0 and o.filled == 0:
+            maker.fill(o, D("0.05"))
+        elif o.status == OPEN and o.index > 0 and o.req.tif == "alo":
+            maker.fill(o)
+
+    maker.on_status = on_status
+    runner = HedgeRunner(maker, taker, _cfg(iterations=1), clock=clock)
+    s = _run(runner)
+    assert (s.code, s.iterations, s.unhedged, s.overshoots) == (OK, 1, ZERO, 0)
+    # the unwind: sell 0.05 IOC reduce-only, 50 bps through the bid of 100 (99.5)
+    assert [(o.req.tif, o.req.is_buy, o.req.size, o.req.reduce_only, o.status) for o in maker.placed] == [
+        ("alo", True, D(1), False, CANCELED), ("ioc", False, D("0.05"), True, FILLED), ("alo", True, D(1), False,
+                                                                                         FILLED)]
+    assert maker.placed[1].req.px == D("99.5")
+    # the taker saw one hedge, for the whole second maker order, never one for 0.05
+    assert [(o.req.is_buy, o.req.size, o.status) for o in taker.placed] == [(False, D(1), FILLED)]
+    assert (maker.position, taker.position, s.maker.position, s.taker.position) == (D(1), D(-1), D(1), D(-1))
+    assert [r["size"] for r in _fills_of(runner, "maker")] == ["0.05", "-0.05", "1"]
+
+
+def test_a_small_hedge_that_closes_the_takers_whole_position_is_sent_at_once_reduce_only(clock: Clock) -> None:
+    """The taker account already holds 0.05 long.  0.05 of the maker buy fills ($5): selling 0.05 on
+    the taker closes its whole position, which the venue spares the minimum, so the hedge goes at
+    once, reduce-only, while the maker order still rests; the other 0.95 is hedged as usual."""
+    maker = FakeVenue("m", clock, spares="close")
+    taker = FakeVenue("t", clock, spares="close")
+    taker.offset = D("0.05")
+    maker.set_book("100", "101")
+    taker.set_book("100", "101")
+    resting_at_hedge: list[str] = []
+
+    def on_status(o: Order) -> None:
+        if o.status == OPEN and o.filled == 0:
+            maker.fill(o, D("0.05"))
+        elif o.status == OPEN and taker.placed:
+            maker.fill(o)
+
+    def on_place(o: Order) -> None:
+        resting_at_hedge.append(maker.placed[0].status)
+
+    maker.on_status, taker.on_place = on_status, on_place
+    runner = HedgeRunner(maker, taker, _cfg(iterations=1), clock=clock)
+    s = _run(runner)
+    assert (s.code, s.iterations, s.unhedged) == (OK, 1, ZERO)
+    assert [(o.req.is_buy, o.req.size, o.req.reduce_only, o.status) for o in taker.placed] == [
+        (False, D("0.05"), True, FILLED), (False, D("0.95"), False, FILLED)]
+    assert resting_at_hedge[0] == OPEN
+    assert [o.req.tif for o in maker.placed] == ["alo"]  # nothing done on the maker venue
+    assert (maker.position, taker.position) == (D(1), D("-0.95"))
+
+
+def test_a_small_debt_that_is_not_the_whole_maker_position_is_topped_up_and_hedged(clock: Clock) -> None:
+    """max_position 2: the first buy fills and is hedged; 0.05 of the second fills ($5) and no more.
+    Closing 0.05 of a 1.05 position is held to the minimum like any order, so the bot buys more on
+    the maker instead, past the taker's minimum with 5% spare: 10 / 100.5 (the taker's mid) − 0.05 =
+    0.0495, but the maker's own minimum needs 10 / 100.5 = 0.0995; × 1.05 = 0.104477…, up to the lot:
+    0.105.  The debt, 0.155, is then hedged whole."""
+    maker = FakeVenue("m", clock, spares="close")
+    taker = FakeVenue("t", clock, spares="close")
+    maker.set_book("100", "101")
+    taker.set_book("100", "101")
+
+    def on_status(o: Order) -> None:
+        if o.status != OPEN or o.req.tif != "alo":
+            return
+        if o.index == 1:
+            if o.filled == 0:
+                maker.fill(o, D("0.05"))
+        else:
+            maker.fill(o)
+
+    maker.on_status = on_status
+    runner = HedgeRunner(maker, taker, _cfg(iterations=2, max_position=D(2)), clock=clock)
+    s = _run(runner)
+    assert (s.code, s.iterations, s.unhedged, s.overshoots) == (OK, 2, ZERO, 0)
+    assert [(o.req.tif, o.req.is_buy, o.req.size, o.req.reduce_only, o.status) for o in maker.placed] == [
+        ("alo", True, D(1), False, FILLED), ("alo", True, D(1), False, CANCELED),
+        ("ioc", True, D("0.105"), False, FILLED), ("alo", False, D(1), False, FILLED)]
+    assert [(o.req.is_buy, o.req.size, o.req.reduce_only, o.status) for o in taker.placed] == [
+        (False, D(1), False, FILLED), (False, D("0.155"), False, FILLED), (True, D(1), True, FILLED)]
+    assert (maker.position, taker.position) == (D("0.155"), D("-0.155"))
+
+
+def test_on_venues_whose_minimum_spares_nothing_a_small_first_fill_is_topped_up_not_closed(clock: Clock) -> None:
+    """As the walk-up case above, but neither venue spares any order its $10 minimum: closing the
+    0.05 would be refused too, so the bot buys 0.105 more on the maker (see the top-up case) and
+    hedges the 0.155."""
+    maker = FakeVenue("m", clock, spares="none")
+    taker = FakeVenue("t", clock, spares="none")
+    maker.set_book("100", "101")
+    taker.set_book("100", "101")
+
+    def on_status(o: Order) -> None:
+        if o.status == OPEN and o.index == 0 and o.filled == 0:
+            maker.fill(o, D("0.05"))
+        elif o.status == OPEN and o.index > 0 and o.req.tif == "alo":
+            maker.fill(o)
+
+    maker.on_status = on_status
+    runner = HedgeRunner(maker, taker, _cfg(iterations=1, max_position=D(2)), clock=clock)
+    s = _run(runner)
+    assert (s.code, s.iterations, s.unhedged) == (OK, 1, ZERO)
+    assert [(o.req.tif, o.req.is_buy, o.req.size, o.status) for o in maker.placed][:2] == [
+        ("alo", True, D(1), CANCELED), ("ioc", True, D("0.105"), FILLED)]
+    first_hedge = taker.placed[0]
+    assert (first_hedge.req.is_buy, first_hedge.req.size, first_hedge.status) == (False, D("0.155"), FILLED)
+    assert maker.position == -taker.position
+    assert not any(o.status == REJECTED for o in maker.placed + taker.placed)

@@ -406,7 +406,8 @@ class CcxtVenue:
                 min_notional=min_cost if min_cost is not None else (self.meta.min_notional or Decimal(0)),
                 funding_interval_h=self._interval_of(symbol, None, intervals),
                 max_leverage=int(lev) if lev is not None and lev >= 1 else 1,  # unknown: 1, the cautious cap
-                sz_decimals=_exponent(lot) if lot > 0 else 0)
+                sz_decimals=_exponent(lot) if lot > 0 else 0,
+                min_notional_spares="reduce_only" if self.meta.reduce_only_exempt else "none")
         return out
 
     async def book(self, coin: str) -> Book:

@@ -10,6 +10,15 @@ any of it fills, then the same the other way — and, unlike the script farmers 
   and stops with exit code 2.
 * Unhedged exposure is bounded: past ``max_unhedged_usd`` or ``max_unhedged_ms`` no maker is
   posted and the hedge is repaired (escalated) at once.
+* The taker's minimum order value.  A hedge that only reduces the taker's position is sent
+  reduce-only, and is sent below the minimum only where the venue spares it
+  (``MarketInfo.min_notional_spares``: Hyperliquid spares a reduce-only order closing a whole
+  position, while part of a position is held to the minimum like any order).  A smaller debt (a
+  small partial maker fill) is never hedged bigger than it is: while the maker order still rests,
+  the rest of it may fill and make the debt hedgeable, so the bot waits, up to ``max_unhedged_ms``.
+  Then, or once the maker order is done, it acts on the maker venue with an IOC: it closes the
+  maker's position reduce-only where that is spared the minimum, else it tops the debt up past the
+  taker's minimum (and the maker's) and hedges the lot.
 * Reconciliation every ``reconcile_ms``: each venue's position must equal its start plus the fills
   seen; a difference is an incident (stop opening, cancel the maker, wait for the venue to agree
   again, up to ``incident_timeout_ms``, then stop with exit code 3).  A sudden zero is read again
@@ -140,6 +149,7 @@ class HedgeRunner:
         self.mids: dict[str, Decimal] = {}  # venue name -> the mid of the last book read
         self.reconnects_seen = 0
         self.taker_market: MarketInfo | None = None
+        self.maker_market: MarketInfo | None = None
 
     def _cid(self) -> str:
         self.seq += 1
@@ -206,6 +216,30 @@ class HedgeRunner:
 
     def _reconnects(self) -> int:
         return sum(v.reconnects for v in (self.maker, self.taker) if isinstance(v, Recorded))
+
+    def _position(self, leg: str) -> Decimal:
+        return self.start_pos[leg] + (self.maker_stats if leg == MAKER else self.taker_stats).position
+
+    def _reduces(self, leg: str, size: Decimal) -> bool:
+        """Whether trading ``size`` (signed) on ``leg``'s venue only reduces the position there."""
+        pos = self._position(leg)
+        return pos * size < 0 and abs(size) <= abs(pos)
+
+    def _spared(self, leg: str, size: Decimal, market: MarketInfo) -> bool:
+        """Whether a reduce-only order of ``size`` (signed) on ``leg``'s venue is spared its minimum
+        order value (``MarketInfo.min_notional_spares``)."""
+        pos = self._position(leg)
+        if market.min_notional_spares == "reduce_only":
+            return self._reduces(leg, size)
+        return market.min_notional_spares == "close" and pos != 0 and pos + size == 0
+
+    def _below_minimum(self, taker_market: MarketInfo) -> bool:
+        """The next hedge is under the taker's minimum order value (at the last mid seen there) and
+        is not spared it (``_spared``), so the venue would refuse it."""
+        size = self.ledger.hedge_size(self.cfg.coin, taker_market.lot)
+        mid = self.mids.get(self.taker.name)
+        return (size != 0 and mid is not None and abs(size) * mid < taker_market.min_notional
+                and not self._spared(TAKER, size, taker_market))
 
     # -- the maker --------------------------------------------------------------------------------------
     def _side(self) -> bool:
@@ -279,7 +313,8 @@ class HedgeRunner:
                                                                                      up=True)
         cid = self._cid()
         self.ledger.reserve(self.cfg.coin, cid, size)
-        st = await self.taker.place(OrderRequest(self.tcoin, is_buy, abs(size), px, tif="ioc", client_id=cid))
+        st = await self.taker.place(OrderRequest(self.tcoin, is_buy, abs(size), px, tif="ioc", client_id=cid,
+                                                 reduce_only=self._reduces(TAKER, size)))
         for _ in range(3):  # an answer that settles nothing: ask the venue, a bounded number of times
             if st.status != UNKNOWN:
                 break
@@ -316,6 +351,78 @@ class HedgeRunner:
                 self.failures += 1
                 await asyncio.sleep(self.cfg.poll_ms / 1000)
         return False
+
+    async def _settle(self, taker_market: MarketInfo) -> bool:
+        """Clear what is owed: a debt under the taker's minimum made hedgeable (or closed) on the maker
+        venue first, then hedged on the taker; False when that failed."""
+        if self._below_minimum(taker_market) and not await self._small_debt(taker_market):
+            return False
+        return await self._repair(taker_market)
+
+    async def _small_debt(self, taker_market: MarketInfo) -> bool:
+        """A debt the taker would refuse as under its minimum, acted on with an IOC on the maker venue,
+        banded through a fresh maker book: reduce-only for all of it when the maker venue spares that
+        order its minimum (e.g. it closes the whole maker position), else the debt topped up, the way
+        the maker fills went, past both venues' minimums (5% spare) so the taker can hedge it.  The
+        IOC's fills count like any maker fill (the ledger's debt is what the maker fills made it);
+        each attempt waits for the fills the venue says it made, so nothing is done twice.  True once
+        the debt is settled or hedgeable; False after every band failed."""
+        assert self.maker_market is not None
+        market = self.maker_market
+        for band in (self.cfg.hedge_band_bps, 2 * self.cfg.hedge_band_bps):
+            for _ in range(self.cfg.hedge_attempts):
+                if not self._below_minimum(taker_market):
+                    return True
+                owed = self.ledger.owed(self.cfg.coin)  # what the taker would trade (signed)
+                book = await self._book(self.maker, self.cfg.coin)
+                mid = book.mid()
+                if mid is not None and self._usable(book, self.clock()):
+                    close = (abs(owed) / market.lot).to_integral_value(rounding=ROUND_FLOOR) * market.lot
+                    close = close if owed > 0 else -close
+                    if close != 0 and self._spared(MAKER, close, market):
+                        size, what = close, "closed on the maker"
+                    else:  # the way the maker fills went: more of the debt, to hedge it all
+                        want = max(taker_market.min_notional / self.mids[self.taker.name] - abs(owed),
+                                   market.min_notional / mid) * Decimal("1.05")
+                        lots = (want / market.lot).to_integral_value(rounding=ROUND_CEILING) * market.lot
+                        size, what = (-lots if owed > 0 else lots), "topped up on the maker to hedge it"
+                    is_buy = size > 0
+                    ref = book.asks[0][0] if is_buy else book.bids[0][0]
+                    edge = ref * band / BPS
+                    px = _round(ref + edge, market.tick, up=False) if is_buy else _round(ref - edge, market.tick,
+                                                                                          up=True)
+                    req = OrderRequest(self.cfg.coin, is_buy, abs(size), px, tif="ioc", client_id=self._cid(),
+                                       reduce_only=self._reduces(MAKER, size))
+                    log.warning("%s %s owed is under the taker's minimum of %s USD: %s %s",
+                                owed, self.cfg.coin, taker_market.min_notional, size, what)
+                    st = await self.maker.place(req)
+                    for _ in range(3):
+                        if st.status != UNKNOWN or not req.client_id:
+                            break
+                        st = await self.maker.order_status(self.cfg.coin, req.client_id)
+                    if st.order_id:
+                        self.maker_orders.add(st.order_id)
+                        self.decided[st.order_id] = mid
+                    if st.filled > 0 and not await self._await_maker_fills(st.filled):
+                        return False  # filled by the venue's word, never seen: not retried blind
+                    if not self._below_minimum(taker_market):
+                        return True
+                self.failures += 1
+                await asyncio.sleep(self.cfg.poll_ms / 1000)
+        return False
+
+    async def _await_maker_fills(self, filled: Decimal) -> bool:
+        """Wait (up to ``incident_timeout_ms``) until maker fills worth ``filled`` more than now are seen."""
+        deadline = self.clock() + self.cfg.incident_timeout_ms
+        seen = sum((abs(f.size) for f in self.fills[MAKER]), Decimal(0)) + filled
+        while True:
+            await self._sync()
+            if sum((abs(f.size) for f in self.fills[MAKER]), Decimal(0)) >= seen:
+                return True
+            if self.clock() >= deadline:
+                self.incidents.append(f"a maker IOC filled {filled} but its fills never arrived")
+                return False
+            await asyncio.sleep(self.cfg.poll_ms / 1000)
 
     async def _flatten(self) -> None:
         """Close both legs of this run at wide IOC prices (the last resort)."""
@@ -364,6 +471,8 @@ class HedgeRunner:
         cfg = self.cfg
         self.since = self.clock()
         taker_market = self.taker_market = (await self.taker.markets())[self.tcoin]
+        self.maker_market = (await self.maker.markets())[cfg.coin]
+        await self._book(self.taker, self.tcoin)  # a mid to value the first hedge against the minimum
         self.start_pos = await self._positions()
         code, reason = OK, ""
         try:
@@ -385,10 +494,13 @@ class HedgeRunner:
                 limit = cfg.max_unhedged_usd if cfg.max_unhedged_usd is not None else 3 * cfg.size * book_px
                 over = (self.ledger.unhedged_ms(cfg.coin, now) > cfg.max_unhedged_ms
                         or (limit and abs(self.ledger.unhedged(cfg.coin)) * book_px > limit))
-                if owed != 0 and abs(owed) >= taker_market.lot:
-                    if over:
+                hedgeable = owed != 0 and abs(owed) >= taker_market.lot
+                if hedgeable and self.resting is not None and not over and self._below_minimum(taker_market):
+                    hedgeable = False  # the rest of the resting maker may fill: wait, up to max_unhedged_ms
+                if hedgeable:
+                    if over or self._below_minimum(taker_market):
                         await self._cancel_maker()
-                    if not await self._repair(taker_market):
+                    if not await self._settle(taker_market):
                         code, reason = FLATTENED, "the hedge failed at every band: both legs flattened"
                         await self._flatten()
                         break
@@ -417,7 +529,7 @@ class HedgeRunner:
             if self.awaiting:
                 self.incidents.append(f"hedges {sorted(self.awaiting)} filled but their fills never arrived")
             if code == OK and self.ledger.hedge_size(cfg.coin, taker_market.lot) != 0 and \
-                    not await self._repair(taker_market):
+                    not await self._settle(taker_market):
                 code, reason = FLATTENED, "the last hedge failed: both legs flattened"
                 await self._flatten()
         return Summary(code=code, iterations=self.done, maker=self.maker_stats, taker=self.taker_stats, reason=reason,
@@ -487,7 +599,7 @@ class HedgeRunner:
         log.error("rollback: %s — the legs rebuilt from the venues' fills; net exposure %s hedged on the taker",
                   what, net)
         self.incidents.append(f"rollback: {what}")
-        repaired = await self._repair(self.taker_market)
+        repaired = await self._settle(self.taker_market)
         if not repaired:
             await self._flatten()
             return INCIDENT, f"rollback: {what}; the repair failed, both legs flattened"

@@ -4,7 +4,8 @@ actions (signed as the official SDK signs them).
 
 Order prices follow the venue's rule (at most 5 significant figures and ``6 − szDecimals``
 decimals; integers always allowed), so ``MarketInfo.tick`` is the step at the current price.
-Hyperliquid's minimum order value is $10 (reduce-only orders included).  A send whose answer does
+Hyperliquid's minimum order value is $10, reduce-only orders included, except one that closes a
+whole position (as SDKs that close dust positions rely on; not in the venue's docs).  A send whose answer does
 not settle the order (a timeout, an HTTP error) comes back ``unknown``; the caller asks again by
 ``order_status`` (by client id when it gave one) before booking anything.
 """
@@ -115,7 +116,8 @@ class HyperliquidVenue:
             px = _d(ctx.get("markPx") or ctx.get("oraclePx") or "1")
             out[coin] = MarketInfo(coin=coin, tick=tick_at(px, szd), lot=Decimal(1).scaleb(-szd),
                                    min_notional=MIN_NOTIONAL, funding_interval_h=FUNDING_INTERVAL_H,
-                                   max_leverage=int(u.get("maxLeverage", 1)), sz_decimals=szd)
+                                   max_leverage=int(u.get("maxLeverage", 1)), sz_decimals=szd,
+                                   min_notional_spares="close")
         return out
 
     async def _asset(self, coin: str) -> tuple[int, int]:

@@ -25,10 +25,13 @@ class MarketInfo:
     coin: str  # the venue's name for it (the symbol aliases map ours onto it)
     tick: Decimal  # the smallest price step at the current price
     lot: Decimal
-    min_notional: Decimal  # USD; reduce-only orders are exempt where the venue says so
+    min_notional: Decimal  # USD
     funding_interval_h: int
     max_leverage: int
     sz_decimals: int = 0
+    # what the minimum spares: "none"; "close", a reduce-only order that closes a whole position;
+    # "reduce_only", every reduce-only order
+    min_notional_spares: str = "none"
 
 
 @dataclass(frozen=True, slots=True)
