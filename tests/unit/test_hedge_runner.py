@@ -564,13 +564,10 @@ def test_a_reconnect_reconciles_at_once(clock: Clock, who: str) -> None:
 
 
 # -- the taker's minimum order value ----------------------------------------------------------------------
-def test_a_partial_fill_under_the_takers_minimum_is_taken_back_on_the_maker_never_hedged_bigger(
-        clock: Clock) -> None:
-    """Walking up: 0.05 of the first maker buy fills ($5, under the taker's $10 minimum) and the rest
-    never does.  No hedge is sent for it: once the maker order is requoted (cancelled) the bot sells
-    the 0.05 back on the maker venue, reduce-only IOC; the next maker order fills wholly and is hedged."""
-    maker = FakeVenue("m", clock, spares="close")
-    taker = FakeVenue("t", clock, spares="close")
+def _small_first_fill(clock: Clock, spares: str, **cfg: Any) -> tuple[FakeVenue, FakeVenue, HedgeRunner, Summary]:
+    """One iteration on two venues with a $10 minimum (sparing ``spares``), books 100/101: 0.05 of the
+    first maker buy fills and the rest never does; every later maker order fills wholly."""
+    maker, taker = FakeVenue("m", clock, spares=spares), FakeVenue("t", clock, spares=spares)
     maker.set_book("100", "101")
     taker.set_book("100", "101")
 
@@ -581,8 +578,16 @@ def test_a_partial_fill_under_the_takers_minimum_is_taken_back_on_the_maker_neve
             maker.fill(o)
 
     maker.on_status = on_status
-    runner = HedgeRunner(maker, taker, _cfg(iterations=1), clock=clock)
-    s = _run(runner)
+    runner = HedgeRunner(maker, taker, _cfg(iterations=1, **cfg), clock=clock)
+    return maker, taker, runner, _run(runner)
+
+
+def test_a_partial_fill_under_the_takers_minimum_is_taken_back_on_the_maker_never_hedged_bigger(
+        clock: Clock) -> None:
+    """Walking up: 0.05 of the first maker buy fills ($5, under the taker's $10 minimum) and the rest
+    never does.  No hedge is sent for it: once the maker order is requoted (cancelled) the bot sells
+    the 0.05 back on the maker venue, reduce-only IOC; the next maker order fills wholly and is hedged."""
+    maker, taker, runner, s = _small_first_fill(clock, "close")
     assert (s.code, s.iterations, s.unhedged, s.overshoots) == (OK, 1, ZERO, 0)
     # the unwind: sell 0.05 IOC reduce-only, 50 bps through the bid of 100 (99.5)
     assert [(o.req.tif, o.req.is_buy, o.req.size, o.req.reduce_only, o.status) for o in maker.placed] == [
@@ -662,20 +667,7 @@ def test_on_venues_whose_minimum_spares_nothing_a_small_first_fill_is_topped_up_
     """As the walk-up case above, but neither venue spares any order its $10 minimum: closing the
     0.05 would be refused too, so the bot buys 0.105 more on the maker (see the top-up case) and
     hedges the 0.155."""
-    maker = FakeVenue("m", clock, spares="none")
-    taker = FakeVenue("t", clock, spares="none")
-    maker.set_book("100", "101")
-    taker.set_book("100", "101")
-
-    def on_status(o: Order) -> None:
-        if o.status == OPEN and o.index == 0 and o.filled == 0:
-            maker.fill(o, D("0.05"))
-        elif o.status == OPEN and o.index > 0 and o.req.tif == "alo":
-            maker.fill(o)
-
-    maker.on_status = on_status
-    runner = HedgeRunner(maker, taker, _cfg(iterations=1, max_position=D(2)), clock=clock)
-    s = _run(runner)
+    maker, taker, _, s = _small_first_fill(clock, "none", max_position=D(2))
     assert (s.code, s.iterations, s.unhedged) == (OK, 1, ZERO)
     assert [(o.req.tif, o.req.is_buy, o.req.size, o.status) for o in maker.placed][:2] == [
         ("alo", True, D(1), CANCELED), ("ioc", True, D("0.105"), FILLED)]
