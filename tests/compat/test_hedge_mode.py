@@ -97,6 +97,25 @@ def test_a_hedge_run_leaves_both_legs_flat_and_nothing_resting(venues: tuple[Ser
     assert Decimal(printed.group(1).decode()) == (-pnl * 10_000 / maker_volume).quantize(Decimal("0.001"))
 
 
+def test_a_dry_run_reads_both_venues_prints_the_plan_and_sends_nothing(venues: tuple[Server, Server],
+                                                                       tmp_path: Path) -> None:
+    a, b = venues
+    user_m, user_t = _accounts(a, b, tmp_path)
+    out = subprocess.run(_hedge(tmp_path, "--iterations", "3", "--dry-run"), capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stdout.decode() + out.stderr.decode()
+    text = out.stdout.decode()
+    assert "BUY 0.001 BTC post-only at" in text and "SELL 0.001 BTC IOC, limit" in text
+    assert "every check passed" in text
+    for srv, user in ((a, user_m), (b, user_t)):
+        assert srv.info({"type": "openOrders", "user": user}) == []
+        assert srv.info({"type": "userFills", "user": user}) == []
+    # an order of 0.00001 BTC (about $1) is under Hyperliquid's $10 minimum on both venues
+    small = subprocess.run(_hedge(tmp_path, "--size", "0.00001", "--iterations", "3", "--dry-run"),  # the last --size
+                           capture_output=True, timeout=120)
+    assert small.returncode == 1
+    assert small.stdout.decode().count("under the minimum of 10 USD") == 2
+
+
 def _fault(srv: Server, **body: object) -> None:
     r = httpx.post(srv.url + "/dev/fault", json=body, timeout=30)
     assert r.status_code == 200, r.text

@@ -113,6 +113,14 @@ class Summary:
     unhedged: Decimal = Decimal(0)  # the hedge debt left at the end (signed like the maker fills)
 
 
+@dataclass
+class Preview:
+    """A dry run: what the run would do (label, text) and what would stop it (empty: nothing)."""
+
+    lines: list[tuple[str, str]]
+    problems: list[str]
+
+
 def _round(px: Decimal, tick: Decimal, up: bool) -> Decimal:
     q = (px / tick).to_integral_value(rounding=ROUND_CEILING if up else ROUND_FLOOR)
     return q * tick
@@ -280,22 +288,24 @@ class HedgeRunner:
         await self._sync()  # a fill may have raced the cancel
 
     # -- the hedge --------------------------------------------------------------------------------------
-    def _usable(self, book: Book, now: int) -> bool:
+    def _book_problem(self, book: Book, now: int) -> str | None:
+        """Why a book may not be traded on (None: it may)."""
         if not book.bids or not book.asks:
-            return self._refuse("one-sided book")
+            return "one-sided book"
         bid, ask = book.bids[0][0], book.asks[0][0]
         if bid >= ask:
-            return self._refuse(f"crossed or locked book ({bid} ≥ {ask})")
+            return f"crossed or locked book ({bid} ≥ {ask})"
         if now - book.ts_ms > self.cfg.book_max_age_ms:
-            return self._refuse(f"stale book ({now - book.ts_ms} ms old)")
+            return f"stale book ({now - book.ts_ms} ms old)"
         if (ask - bid) * BPS > self.cfg.max_spread_bps * (ask + bid) / 2:
-            return self._refuse(f"book too wide ({bid} / {ask})")
-        return True
+            return f"book too wide ({bid} / {ask})"
+        return None
 
-    @staticmethod
-    def _refuse(why: str) -> bool:
-        log.warning("refused: %s", why)
-        return False
+    def _usable(self, book: Book, now: int) -> bool:
+        problem = self._book_problem(book, now)
+        if problem is not None:
+            log.warning("refused: %s", problem)
+        return problem is None
 
     async def _hedge(self, taker_market: MarketInfo, band_bps: int) -> bool:
         """One banded IOC for what is owed; True when nothing is owed after it."""
@@ -464,6 +474,53 @@ class HedgeRunner:
         bad = [f"{leg}: venue says {pos[leg]}, the fills say {want[leg]}" for leg in ("maker", "taker")
                if pos[leg] != want[leg]]
         return "; ".join(bad) or None
+
+    # -- the dry run ------------------------------------------------------------------------------------
+    async def preview(self) -> Preview:
+        """What the run would do first, read from both venues, with nothing sent (``--dry-run``): the
+        first maker order and the hedge it would get were it filled now, and every check that would
+        stop the run or make a hedge impossible."""
+        cfg = self.cfg
+        mm, tm = (await self.maker.markets()).get(cfg.coin), (await self.taker.markets()).get(self.tcoin)
+        lines: list[tuple[str, str]] = []
+        problems: list[str] = []
+        if mm is None or tm is None:
+            legs = ((self.maker, cfg.coin, mm), (self.taker, self.tcoin, tm))
+            missing = [f"{v.name} lists no {c}" for v, c, m in legs if m is None]
+            return Preview(lines, missing)
+        self.start_pos = await self._positions()
+        now = self.clock()
+        mbook, tbook = await self._book(self.maker, cfg.coin), await self._book(self.taker, self.tcoin)
+        for leg, venue, coin, market, book in ((MAKER, self.maker, cfg.coin, mm, mbook),
+                                               (TAKER, self.taker, self.tcoin, tm, tbook)):
+            top = f"{book.bids[0][0] if book.bids else '-'} / {book.asks[0][0] if book.asks else '-'}"
+            lines.append((f"{leg} venue", f"{venue.name} {coin}: tick {market.tick}, lot {market.lot}, minimum "
+                          f"{market.min_notional} USD; book {top}; position {self.start_pos[leg]}"))
+            problem = self._book_problem(book, now)
+            if problem is not None:
+                problems.append(f"{venue.name}: {problem}")
+            if cfg.size % market.lot != 0:
+                problems.append(f"{venue.name}: size {cfg.size} is not a whole number of lots ({market.lot})")
+        cap = cfg.max_position if cfg.max_position is not None else cfg.size
+        lines.append(("inventory (this run)",
+                      f"walks 0 → {cap} → 0 in steps of {cfg.size}, {cfg.iterations} maker fills"))
+        if mbook.bids and tbook.bids and tbook.asks:
+            px = mbook.bids[0][0]
+            lines.append(("first maker order", f"BUY {cfg.size} {cfg.coin} post-only at {px} (the bid), "
+                          f"{cfg.size * px:.2f} USD"))
+            ref = tbook.bids[0][0]
+            hedge_px = _round(ref - ref * cfg.hedge_band_bps / BPS, tm.tick, up=True)
+            lines.append(("its hedge, filled now", f"SELL {cfg.size} {self.tcoin} IOC, limit {hedge_px} "
+                          f"({cfg.hedge_band_bps} bps through the bid {ref}); doubled after "
+                          f"{cfg.hedge_attempts} failures, then both legs flattened"))
+            for venue, market, notional in ((self.maker, mm, cfg.size * px), (self.taker, tm, cfg.size * ref)):
+                if notional < market.min_notional:
+                    problems.append(f"{venue.name}: an order of {cfg.size} is {notional:.2f} USD, under the "
+                                    f"minimum of {market.min_notional} USD")
+            limit = cfg.max_unhedged_usd if cfg.max_unhedged_usd is not None else 3 * cfg.size * px
+            lines.append(("unhedged limits", f"{limit:.2f} USD or {cfg.max_unhedged_ms} ms, then quoting stops "
+                          "and the hedge is repaired"))
+        return Preview(lines, problems)
 
     # -- the loop ---------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event | None = None) -> Summary:

@@ -8,9 +8,14 @@ import signal
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from perpbox.bots.hedge import HedgeRunner, Preview
 
 HEDGE_HELP = """Hedge mode: a post-only maker on MAKER's venue, an IOC hedge on TAKER's as soon as any of
 it fills, then back — with a hedge ledger, banded hedges on fresh books, bounded unhedged exposure
@@ -30,6 +35,8 @@ Examples:
 
   perpbox hedge --accounts accounts.toml --maker hl_a --taker hl_b --coin BTC --size 0.001 --iterations 10
 
+  perpbox hedge --accounts accounts.toml --maker hl_a --taker hl_b --coin BTC --size 0.001 --iterations 10 --dry-run
+
   perpbox hedge --accounts accounts.toml --maker hl_a --taker hl_b --coin ETH --size 0.01 --iterations 40
   --max-position 0.05 --hedge-band-bps 30 --max-unhedged-ms 2000 --ledger runs/
 """
@@ -43,6 +50,35 @@ def _decimal(text: str, name: str) -> Decimal:
     if not value.is_finite() or value <= 0:
         raise typer.BadParameter(f"{name}: must be positive")
     return value
+
+
+def _dry_run(runner: HedgeRunner, console: Console) -> int:
+    """``--dry-run``: the run's preview as a table; 1 when something would stop it."""
+    from rich.table import Table
+
+    async def read() -> Preview:
+        try:
+            return await runner.preview()
+        finally:
+            await runner.maker.aclose()
+            await runner.taker.aclose()
+
+    try:
+        preview = asyncio.run(read())
+    except Exception as e:  # a venue that does not answer: say which call failed, never a traceback
+        typer.echo(f"hedge --dry-run: reading the venues failed: {type(e).__name__}: {e}", err=True)
+        return 1
+    table = Table(title="hedge --dry-run: nothing is sent")
+    table.add_column("")
+    table.add_column("")
+    for label, text in preview.lines:
+        table.add_row(label, text)
+    console.print(table)
+    for problem in preview.problems:
+        console.print(f"[red]would not run:[/red] {problem}")
+    if not preview.problems:
+        console.print("every check passed")
+    return 1 if preview.problems else 0
 
 
 def hedge_command(
@@ -64,6 +100,8 @@ def hedge_command(
                                                       "before the run stops (exit 3).", min=1)] = 60.0,
     streams: Annotated[bool, typer.Option(help="Books and fills of Hyperliquid venues from their WebSocket "
                                           "streams (REST when a stream is down).")] = True,
+    dry_run: Annotated[bool, typer.Option(help="Read both venues and print the first maker order, its hedge and "
+                                          "every check; send nothing (exit 1 when a check fails).")] = False,
 ) -> None:
     from rich.live import Live
     from rich.logging import RichHandler
@@ -99,6 +137,8 @@ def hedge_command(
                       max_unhedged_ms=max_unhedged_ms, hedge_band_bps=hedge_band_bps,
                       requote_ms=round(requote_s * 1000), incident_timeout_ms=round(incident_timeout_s * 1000))
     coins = {"maker": coin, "taker": taker_coin or coin}
+    if dry_run:
+        raise typer.Exit(_dry_run(HedgeRunner(rest_maker, rest_taker, cfg), table_console()))
 
     async def streamed(venue: Venue, leg: str) -> Venue:
         if not streams or not isinstance(venue, HyperliquidVenue):
