@@ -160,7 +160,7 @@ def replay_command(
 # group can grow in its own module.  The command functions above are named ``*_command`` because a
 # submodule, once imported, is bound as an attribute of this package and would shadow a function of
 # the same name (``serve``, ``demo``).
-from perpbox.cli import bots, carry, deployer, monitor, positions, report, venues, wear  # noqa: E402
+from perpbox.cli import bots, carry, deployer, lab, monitor, positions, report, venues, wear  # noqa: E402
 from perpbox.cli.console import reflow_help  # noqa: E402
 
 venues.register(app)
@@ -169,6 +169,7 @@ deployer.register(app)
 monitor.register(app)
 bots.register(app)
 carry.register(app)
+lab.register(app)
 positions.register(app)
 wear.register(app)
 reflow_help(app)

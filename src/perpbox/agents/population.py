@@ -1,0 +1,200 @@
+"""Simulated participants as a pure function of simulated time: each ``step`` turns the engine's read
+surface and the time into the commands the participants send, deterministically from the seed.
+The stress lab drives the engine with them; every command carries its own timestamp, so a run is
+the same on any machine at any speed.
+
+* **Market makers** quote a ladder of post-only orders around the oracle (or the mark) on every
+  market, requoting every ``requote_s`` (cancel-all and a new ladder in one submission).  The half
+  spread, the level spacing and the size per level are parameters; under stress (``stress`` > 1:
+  a liquidity withdrawal) they quote ``stress`` times wider and ``stress`` times smaller, and a
+  maker whose inventory on a market exceeds ``max_inventory_usd`` quotes only the side that
+  reduces it.
+* **Noise takers** send IOC market orders (5% bound from the mark) at Poisson times (``take_per_s``
+  per market), of lognormal USD size (``take_usd_mu`` / ``take_usd_sigma``: the log of the USD
+  size), buying with probability ``buy_share`` — leaning against their own inventory.
+* **Leveraged traders** open positions at ``lever_leverage`` worth ``lever_usd`` (each its own
+  direction, long with probability ``lever_long_share``) and hold them: a price move liquidates
+  some, which is what the lab measures.
+
+Addresses are fixed per role and index (``0x…a9e1…``) so reads can tell participants apart.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from perpbox.core.numbers import USD, round_price_sig
+from perpbox.exchange import commands as C
+from perpbox.exchange.reads import ExchangeReads as Reads
+from perpbox.market.spec import MarketSpec
+
+
+def participant(role: int, i: int) -> str:
+    """The address of participant ``i`` of ``role`` (1 makers, 2 takers, 3 leveraged traders)."""
+    return f"0x{0xA9E1:04x}{role:04x}{i:032x}"
+
+
+@dataclass(frozen=True)
+class PopulationParams:
+    makers: int = 2
+    maker_capital_usd: int = 20_000_000
+    requote_s: float = 2.0
+    half_spread_bps: float = 1.0
+    level_spacing_bps: float = 2.0
+    levels: int = 8
+    level_usd: float = 10_000.0
+    max_inventory_usd: float = 2_000_000.0
+    takers: int = 3
+    taker_capital_usd: int = 500_000
+    take_per_s: float = 0.5
+    take_usd_mu: float = 8.0
+    take_usd_sigma: float = 1.0
+    buy_share: float = 0.5
+    levered: int = 20
+    lever_capital_usd: int = 50_000
+    lever_leverage: int = 10
+    lever_usd: float = 200_000.0
+    lever_long_share: float = 0.5
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any]) -> PopulationParams:
+        """From a scenario's ``[population]`` table; an unknown key or a wrong type is a ValueError."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(table) - set(known))
+        if unknown:
+            raise ValueError(f"[population]: unknown keys {unknown} (known: {sorted(known)})")
+        kw: dict[str, Any] = {}
+        for key, value in table.items():
+            want = int if known[key].type in ("int", int) else float
+            if isinstance(value, bool) or not isinstance(value, int | float) or (want is int and
+                                                                                 not isinstance(value, int)):
+                raise ValueError(f"[population].{key}: {value!r} is not {'an integer' if want is int else 'a number'}")
+            if value < 0 or (isinstance(value, float) and not math.isfinite(value)):
+                raise ValueError(f"[population].{key}: must be a finite number ≥ 0, not {value!r}")
+            kw[key] = want(value)
+        params = cls(**kw)
+        if not 0 <= params.buy_share <= 1 or not 0 <= params.lever_long_share <= 1:
+            raise ValueError("[population]: buy_share and lever_long_share are probabilities (0 to 1)")
+        if params.lever_leverage < 1 or params.levels < 1 or params.requote_s <= 0:
+            raise ValueError("[population]: lever_leverage and levels ≥ 1, requote_s > 0")
+        return params
+
+
+def _lots(spec: MarketSpec, px: int, usd: float) -> int:
+    """Lots worth about ``usd`` (at least the $10 minimum order) at ``px`` price units."""
+    lot_value = px / 10**spec.px_decimals / 10**spec.sz_decimals  # USD per lot (display maths, outside the engine)
+    lots: int = math.ceil(max(usd, 11.0) / lot_value)
+    return max(lots, 1)
+
+
+class Population:
+    def __init__(self, params: PopulationParams, seed: int) -> None:
+        self.p = params
+        self.rng = random.Random(f"perpbox population {seed}")
+        self.makers = [participant(1, i) for i in range(params.makers)]
+        self.takers = [participant(2, i) for i in range(params.takers)]
+        self.levered = [participant(3, i) for i in range(params.levered)]
+        self.next_quote_ms: int | None = None
+        self.next_take_ms: dict[int, int] = {}
+        self.opened: set[str] = set()
+
+    def setup(self, ts: int) -> list[C.Command]:
+        """Every participant's deposit."""
+        p = self.p
+        out: list[C.Command] = []
+        for users, usd in ((self.makers, p.maker_capital_usd), (self.takers, p.taker_capital_usd),
+                           (self.levered, p.lever_capital_usd)):
+            out += [C.Deposit(ts=ts, user=u, usd=usd * USD) for u in users]
+        return out
+
+    def step(self, ts: int, reads: Reads, stress: float = 1.0) -> list[C.Command]:
+        """The commands sent at ``ts``; ``stress`` ≥ 1 widens and thins the makers' quotes."""
+        out: list[C.Command] = []
+        specs = [s for s in reads.markets() if reads.status(s.asset) == "active" and not s.dex]
+        if self.next_quote_ms is None or ts >= self.next_quote_ms:
+            self.next_quote_ms = ts + round(self.p.requote_s * 1000)
+            for k, maker in enumerate(self.makers):
+                out += self._requote(ts, reads, maker, k, specs, stress)
+        for spec in specs:
+            out += self._takes(ts, reads, spec)
+        out += self._lever(ts, reads, specs)
+        return out
+
+    # -- makers -------------------------------------------------------------------------------------
+    def _requote(self, ts: int, reads: Reads, maker: str, k: int, specs: list[MarketSpec],
+                 stress: float) -> list[C.Command]:
+        p, rng = self.p, self.rng
+        orders: list[C.OrderRequest] = []
+        for spec in specs:
+            center = reads.oracle(spec.asset) or reads.mark(spec.asset)
+            if center <= 0:
+                continue
+            pos = reads.position(maker, spec.asset)
+            inventory = 0.0 if pos is None else pos.szi * center / 10**spec.px_decimals / 10**spec.sz_decimals
+            half = (p.half_spread_bps * (1 + 0.5 * k) + rng.random() * p.half_spread_bps) * stress
+            for lvl in range(p.levels):
+                off = center * (half + lvl * p.level_spacing_bps * stress) / 10_000
+                usd = p.level_usd * (1 + lvl) * rng.uniform(0.5, 1.5) / stress
+                for is_buy in (True, False):
+                    if (inventory > p.max_inventory_usd and is_buy) or (inventory < -p.max_inventory_usd
+                                                                        and not is_buy):
+                        continue  # only the side that reduces the inventory
+                    raw = int(center - off) if is_buy else int(center + off) + 1
+                    px = round_price_sig(raw, spec.px_decimals, up=not is_buy)
+                    if px > 0:
+                        orders.append(C.OrderRequest(asset=spec.asset, is_buy=is_buy, px=px,
+                                                     sz=_lots(spec, px, usd), tif="Alo"))
+        cmds: list[C.Command] = [C.CancelAll(ts=ts, user=maker)]
+        if orders:
+            cmds.append(C.PlaceOrders(ts=ts, user=maker, orders=orders))
+        return cmds
+
+    # -- takers -------------------------------------------------------------------------------------
+    def _takes(self, ts: int, reads: Reads, spec: MarketSpec) -> list[C.Command]:
+        p, rng = self.p, self.rng
+        if p.take_per_s <= 0 or not self.takers:
+            return []
+        due = self.next_take_ms.setdefault(spec.asset, ts + round(rng.expovariate(p.take_per_s) * 1000))
+        out: list[C.Command] = []
+        while due <= ts:
+            user = rng.choice(self.takers)
+            pos = reads.position(user, spec.asset)
+            share = p.buy_share if pos is None or not pos.szi else (p.buy_share * (0.6 if pos.szi > 0 else 1.4))
+            cmd = self._market(ts, reads, user, spec, rng.random() < min(share, 1.0),
+                               rng.lognormvariate(p.take_usd_mu, p.take_usd_sigma))
+            if cmd is not None:
+                out.append(cmd)
+            due += max(1, round(rng.expovariate(p.take_per_s) * 1000))
+        self.next_take_ms[spec.asset] = due
+        return out
+
+    def _market(self, ts: int, reads: Reads, user: str, spec: MarketSpec, is_buy: bool, usd: float,
+                reduce_only: bool = False) -> C.PlaceOrders | None:
+        mark = reads.mark(spec.asset)
+        if mark <= 0:
+            return None
+        return C.market_order(ts, user, spec, mark, is_buy, _lots(spec, mark, usd), slippage_bps=500,
+                              reduce_only=reduce_only)
+
+    # -- leveraged traders ------------------------------------------------------------------------------
+    def _lever(self, ts: int, reads: Reads, specs: list[MarketSpec]) -> list[C.Command]:
+        """Each leveraged trader opens once, on the first market it can, and holds."""
+        p, rng = self.p, self.rng
+        out: list[C.Command] = []
+        for user in self.levered:
+            if user in self.opened or not specs:
+                continue
+            spec = specs[rng.randrange(len(specs))]
+            if reads.mark(spec.asset) <= 0 or reads.best_bid_ask(spec.asset) == (None, None):
+                continue
+            self.opened.add(user)
+            lev = max(1, min(spec.max_leverage, p.lever_leverage))
+            order = self._market(ts, reads, user, spec, rng.random() < p.lever_long_share,
+                                 p.lever_usd * rng.uniform(0.5, 1.5))
+            if order is not None:
+                out += [C.UpdateLeverage(ts=ts, user=user, asset=spec.asset, is_cross=True, leverage=lev), order]
+        return out
