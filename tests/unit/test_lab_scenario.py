@@ -69,9 +69,14 @@ def test_a_price_path_is_piecewise_linear_and_flat_outside_its_points() -> None:
     ('[[shock]]\nkind = "price"\nmarket = "BTC"\npath = [["1m", -1]]\n', "multiplier"),
     ('[[shock]]\nkind = "liquidity"\nstart = "2h"\nend = "1h"\nfactor = 2\n', "start < end"),
     ('[[shock]]\nkind = "tsunami"\n', "kind"),
-    ('[[dex]]\nname = "xyz"\n', "HIP-3"),
+    ('[[shock]]\nkind = "oracle_outage"\ndex = "abc"\nstart = "1m"\nend = "2m"\n', "not a HIP-3 dex"),
+    ('[[actor]]\nkind = "twap"\nmarket = "BTC"\nside = "short"\nnotional_usd = 1e6\ncapital_usd = 100000\n',
+     "duration"),
+    ('[[actor]]\nkind = "holder"\nmarket = "xyz:XYZ100"\nside = "long"\nnotional_usd = 1\ncapital_usd = 1\n',
+     "not a market"),
+    ('[[actor]]\nkind = "holder"\nmarket = "BTC"\nside = "up"\nnotional_usd = 1\ncapital_usd = 1\n', "side"),
 ])
-def test_bad_shocks_and_hip3_dexes_are_refused_with_the_reason(extra: str, match: str) -> None:
+def test_bad_shocks_and_actors_are_refused_with_the_reason(extra: str, match: str) -> None:
     with pytest.raises(ScenarioError, match=match):
         parse_scenario(_doc(extra), {})
 

@@ -6,12 +6,24 @@ the same on any machine at any speed.
 * **Market makers** quote a ladder of post-only orders around the oracle (or the mark) on every
   market, requoting every ``requote_s`` (cancel-all and a new ladder in one submission).  The half
   spread, the level spacing and the size per level are parameters; under stress (``stress`` > 1:
-  a liquidity withdrawal) they quote ``stress`` times wider and ``stress`` times smaller, and a
-  maker whose inventory on a market exceeds ``max_inventory_usd`` quotes only the side that
-  reduces it.
+  a liquidity withdrawal) they quote ``stress`` times wider and ``stress`` times smaller.  A maker
+  long (short) ``x × max_inventory_usd`` on a market moves its quotes ``x × inventory_skew_bps``
+  down (up), ``x`` capped at ±1, to shed it — how a book absorbing one-sided flow walks — and past
+  ``max_inventory_usd`` quotes only the side that reduces it.  On a market with a session calendar
+  the makers hedge on the underlying while it trades: the inventory that counts is what they took
+  on since its last close, and none while it is open.
 * **Noise takers** send IOC market orders (5% bound from the mark) at Poisson times (``take_per_s``
   per market), of lognormal USD size (``take_usd_mu`` / ``take_usd_sigma``: the log of the USD
   size), buying with probability ``buy_share`` — leaning against their own inventory.
+* **Basis arbitrageurs** trade the mark back toward a reference: the oracle, or — while a session
+  market's external market is closed — the oracle at its close (the last external price: off
+  hours there is nothing else to anchor to).  Every ``arb_every_s`` one of them sends an IOC
+  buying when the mark is more than ``arb_threshold_bps`` under the reference (selling when over),
+  of ``arb_usd`` times the gap over the threshold (at most 5×), within ``arb_max_usd`` of
+  inventory each.
+* **Off hours** (a market whose session calendar says its external market is closed) makers quote
+  ``offhours_depth`` times the size and takers trade ``offhours_take_rate`` times as often: the
+  silver study's weekend traded ~0.3× the weekday notional.
 * **Leveraged traders** open positions at ``lever_leverage`` worth ``lever_usd`` (each its own
   direction, long with probability ``lever_long_share``) and hold them: a price move liquidates
   some, which is what the lab measures.
@@ -48,6 +60,7 @@ class PopulationParams:
     levels: int = 8
     level_usd: float = 10_000.0
     max_inventory_usd: float = 2_000_000.0
+    inventory_skew_bps: float = 0.0
     takers: int = 3
     taker_capital_usd: int = 500_000
     take_per_s: float = 0.5
@@ -59,6 +72,14 @@ class PopulationParams:
     lever_leverage: int = 10
     lever_usd: float = 200_000.0
     lever_long_share: float = 0.5
+    arbs: int = 0
+    arb_capital_usd: int = 2_000_000
+    arb_every_s: float = 10.0
+    arb_threshold_bps: float = 30.0
+    arb_usd: float = 20_000.0
+    arb_max_usd: float = 2_000_000.0
+    offhours_depth: float = 1.0
+    offhours_take_rate: float = 1.0
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any]) -> PopulationParams:
@@ -91,6 +112,11 @@ def _lots(spec: MarketSpec, px: int, usd: float) -> int:
     return max(lots, 1)
 
 
+def _closed(spec: MarketSpec, ts: int) -> bool:
+    session = spec.oracle.session
+    return session is not None and not session.is_open(ts)
+
+
 class Population:
     def __init__(self, params: PopulationParams, seed: int) -> None:
         self.p = params
@@ -98,23 +124,30 @@ class Population:
         self.makers = [participant(1, i) for i in range(params.makers)]
         self.takers = [participant(2, i) for i in range(params.takers)]
         self.levered = [participant(3, i) for i in range(params.levered)]
+        self.arbs = [participant(4, i) for i in range(params.arbs)]
+        self.next_arb_ms: int | None = None
+        self.close_oracle: dict[int, int] = {}  # asset -> its oracle when its session closed
+        self.at_close: dict[tuple[str, int], float] = {}  # (maker, asset) -> its inventory at the session's close
         self.next_quote_ms: int | None = None
         self.next_take_ms: dict[int, int] = {}
         self.opened: set[str] = set()
 
-    def setup(self, ts: int) -> list[C.Command]:
-        """Every participant's deposit."""
+    def setup(self, ts: int, dexes: tuple[str, ...] = ()) -> list[C.Command]:
+        """Every participant's capital on the first dex and as much on each HIP-3 dex in ``dexes``
+        (deposited, then sent there: a standard account keeps one balance per perp dex)."""
         p = self.p
         out: list[C.Command] = []
         for users, usd in ((self.makers, p.maker_capital_usd), (self.takers, p.taker_capital_usd),
-                           (self.levered, p.lever_capital_usd)):
-            out += [C.Deposit(ts=ts, user=u, usd=usd * USD) for u in users]
+                           (self.levered, p.lever_capital_usd), (self.arbs, p.arb_capital_usd)):
+            for u in users:
+                out.append(C.Deposit(ts=ts, user=u, usd=usd * USD * (1 + len(dexes))))
+                out += [C.SendAsset(ts=ts, user=u, src=u, dst=u, src_dex="", dst_dex=d, usd=usd * USD) for d in dexes]
         return out
 
     def step(self, ts: int, reads: Reads, stress: float = 1.0) -> list[C.Command]:
         """The commands sent at ``ts``; ``stress`` ≥ 1 widens and thins the makers' quotes."""
         out: list[C.Command] = []
-        specs = [s for s in reads.markets() if reads.status(s.asset) == "active" and not s.dex]
+        specs = [s for s in reads.markets() if reads.status(s.asset) == "active"]
         if self.next_quote_ms is None or ts >= self.next_quote_ms:
             self.next_quote_ms = ts + round(self.p.requote_s * 1000)
             for k, maker in enumerate(self.makers):
@@ -122,6 +155,32 @@ class Population:
         for spec in specs:
             out += self._takes(ts, reads, spec)
         out += self._lever(ts, reads, specs)
+        if self.arbs and (self.next_arb_ms is None or ts >= self.next_arb_ms):
+            self.next_arb_ms = ts + round(self.p.arb_every_s * 1000)
+            out += self._arbitrage(ts, reads, specs)
+        return out
+
+    def _arbitrage(self, ts: int, reads: Reads, specs: list[MarketSpec]) -> list[C.Command]:
+        p, rng = self.p, self.rng
+        out: list[C.Command] = []
+        for spec in specs:
+            oracle, mark = reads.oracle(spec.asset), reads.mark(spec.asset)
+            if _closed(spec, ts):
+                oracle = self.close_oracle.setdefault(spec.asset, oracle)
+            else:
+                self.close_oracle.pop(spec.asset, None)
+            if oracle <= 0 or mark <= 0 or abs(mark - oracle) * 10_000 <= oracle * p.arb_threshold_bps:
+                continue
+            gap = abs(mark - oracle) * 10_000 / oracle / p.arb_threshold_bps if p.arb_threshold_bps else 5.0
+            user = self.arbs[rng.randrange(len(self.arbs))]
+            is_buy = mark < oracle
+            pos = reads.position(user, spec.asset)
+            held = 0.0 if pos is None else pos.szi * mark / 10**spec.px_decimals / 10**spec.sz_decimals
+            if (held >= p.arb_max_usd and is_buy) or (held <= -p.arb_max_usd and not is_buy):
+                continue
+            cmd = self._market(ts, reads, user, spec, is_buy, p.arb_usd * min(gap, 5.0))
+            if cmd is not None:
+                out.append(cmd)
         return out
 
     # -- makers -------------------------------------------------------------------------------------
@@ -135,10 +194,21 @@ class Population:
                 continue
             pos = reads.position(maker, spec.asset)
             inventory = 0.0 if pos is None else pos.szi * center / 10**spec.px_decimals / 10**spec.sz_decimals
+            if spec.oracle.session is not None:  # hedged while the underlying trades; since the close after
+                key = (maker, spec.asset)
+                if _closed(spec, ts):
+                    inventory -= self.at_close.setdefault(key, inventory)
+                else:
+                    self.at_close.pop(key, None)
+                    inventory = 0.0
             half = (p.half_spread_bps * (1 + 0.5 * k) + rng.random() * p.half_spread_bps) * stress
+            if p.inventory_skew_bps and p.max_inventory_usd:
+                x = max(-1.0, min(1.0, inventory / p.max_inventory_usd))
+                center = round(center * (1 - x * p.inventory_skew_bps / 10_000))
+            depth = p.offhours_depth if _closed(spec, ts) else 1.0
             for lvl in range(p.levels):
                 off = center * (half + lvl * p.level_spacing_bps * stress) / 10_000
-                usd = p.level_usd * (1 + lvl) * rng.uniform(0.5, 1.5) / stress
+                usd = p.level_usd * (1 + lvl) * rng.uniform(0.5, 1.5) * depth / stress
                 for is_buy in (True, False):
                     if (inventory > p.max_inventory_usd and is_buy) or (inventory < -p.max_inventory_usd
                                                                         and not is_buy):
@@ -156,9 +226,10 @@ class Population:
     # -- takers -------------------------------------------------------------------------------------
     def _takes(self, ts: int, reads: Reads, spec: MarketSpec) -> list[C.Command]:
         p, rng = self.p, self.rng
-        if p.take_per_s <= 0 or not self.takers:
+        rate = p.take_per_s * (p.offhours_take_rate if _closed(spec, ts) else 1.0)
+        if rate <= 0 or not self.takers:
             return []
-        due = self.next_take_ms.setdefault(spec.asset, ts + round(rng.expovariate(p.take_per_s) * 1000))
+        due = self.next_take_ms.setdefault(spec.asset, ts + round(rng.expovariate(rate) * 1000))
         out: list[C.Command] = []
         while due <= ts:
             user = rng.choice(self.takers)
@@ -168,7 +239,7 @@ class Population:
                                rng.lognormvariate(p.take_usd_mu, p.take_usd_sigma))
             if cmd is not None:
                 out.append(cmd)
-            due += max(1, round(rng.expovariate(p.take_per_s) * 1000))
+            due += max(1, round(rng.expovariate(rate) * 1000))
         self.next_take_ms[spec.asset] = due
         return out
 

@@ -2,27 +2,35 @@
 
 Per run, from its events and samples (``lab.run.RunTrace``); money in USD as exact decimal strings:
 
-* ``liquidated_usd`` — Σ notional of every ``Liquidated`` event (book, backstop, insurance, ADL);
-  ``liquidations`` — how many;
-* ``bad_debt_usd`` — Σ max(0, −account value) at those liquidations: negative equity someone else
-  (the book, the vault, the fund, the ADL counterparties) had to absorb;
+* ``liquidated_usd`` — what the liquidation engine actually moved: the notional of the fills of its
+  orders to the book (a position above the partial threshold goes in slices) plus every position it
+  handed over (``PositionTransferred``: backstop vault, insurance fund, ADL), each at its price;
+  ``liquidations.accounts`` — the accounts liquidated at least once; ``liquidations.attempts`` —
+  the liquidation engine's actions (a book liquidation whose orders find no bid within the
+  bankruptcy limit is tried again every tick until it fills or the backstop takes over);
+* ``bad_debt_usd`` — per account liquidated, its lowest account value while being liquidated, when
+  negative, summed: the negative equity someone else (the book, the vault, the fund, the ADL
+  counterparties) had to absorb;
 * ``adl.count`` / ``adl.notional_usd`` — the liquidations that ended in auto-deleveraging;
 * ``backstop.pnl_usd`` — the backstop vault's value at the end minus its starting capital;
 * ``insurance_fund.drawdown_usd`` — the largest fall of the fund's value from a running peak;
   ``insurance_fund.exhausted`` — an ADL happened (neither the vault nor the fund took a bankrupt
   position);
-* ``cascade_depth`` — liquidated notional over the notional liquidated at the first step that
-  liquidated anything (1: no cascade; null: no liquidation);
+* ``cascade_depth`` — liquidated notional over the notional moved at the first step that moved any
+  (1: no cascade; null: no liquidation);
 * ``basis_bps.max`` — the largest |mark − oracle| / oracle × 1e4 over markets and steps;
   ``basis_bps.time_to_revert_s`` — from that peak until |basis| is back under 50 bps on that
   market (null: it never came back within the horizon);
 * ``spread_bps.p50`` / ``spread_bps.max`` — (ask − bid) / mid × 1e4 over steps with both sides;
 * ``oi.peak_over_cap`` — the largest open-interest notional over its cap (null: no market capped);
+* ``attacker.pnl_usd`` — the attacker actors' account values at the end minus their capital
+  (null: the scenario has no attacker);
 * ``conservation_residual_usd`` — the largest |cash − (deposits − withdrawals)| after any step:
   exactly 0 or the engine has a bug.
 
 Over seeds, each of ``bad_debt_usd``, ``liquidated_usd``, ``backstop.pnl_usd``,
-``insurance_fund.drawdown_usd``, ``cascade_depth``, ``basis_bps.max`` and ``spread_bps.max`` is
+``insurance_fund.drawdown_usd``, ``cascade_depth``, ``basis_bps.max``, ``spread_bps.max`` and
+``attacker.pnl_usd`` is
 given as ``{p50, p95, p99, max}`` by the nearest-rank method (a value one of the runs had, no
 interpolation): ``bad_debt_usd.p95`` is Gauntlet's VaR and ``liquidated_usd.p95`` its LaR over
 the stated ``horizon_s``.  ``insurance_fund.exhausted_share`` is the share of seeds with an ADL.
@@ -43,7 +51,7 @@ from perpbox.lab.scenario import Scenario
 
 REVERT_BPS = 50.0
 DISTRIBUTIONS = ("bad_debt_usd", "liquidated_usd", "backstop.pnl_usd", "insurance_fund.drawdown_usd",
-                 "cascade_depth", "basis_bps.max", "spread_bps.max")
+                 "cascade_depth", "basis_bps.max", "spread_bps.max", "attacker.pnl_usd")
 
 
 def usd(micro: int) -> str:
@@ -55,12 +63,32 @@ def _bps(x: float) -> float:
     return round(x, 4)
 
 
+def _liquidations(scenario: Scenario, events: list[V.Event]) -> tuple[list[V.Liquidated], dict[int, int], int]:
+    """The liquidations that acted, the notional they moved by time (micro-USDC), and the bad debt."""
+    scale = {m.spec.asset: 10 ** (m.spec.px_decimals + m.spec.sz_decimals) for m in scenario.config.all_markets()}
+    acting: list[V.Liquidated] = []
+    moved: dict[int, int] = {}
+    booking: set[tuple[str, int]] = set()  # (user, ts) of liquidations sending orders to the book
+    lowest: dict[str, int] = {}
+    for e in events:
+        if isinstance(e, V.Liquidated):
+            lowest[e.user] = min(lowest.get(e.user, e.account_value), e.account_value)
+            if e.method == "market":  # its orders are sent, and filled, by the owner (no "dex:" prefix)
+                booking.add((e.user.rpartition(":")[2], e.ts))
+            if e.method not in ("partial", "adlShortfall"):
+                acting.append(e)
+        elif isinstance(e, V.Fill) and (e.taker, e.ts) in booking:
+            moved[e.ts] = moved.get(e.ts, 0) + e.px * e.sz * USD // scale[e.asset]
+        elif isinstance(e, V.PositionTransferred):
+            moved[e.ts] = moved.get(e.ts, 0) + abs(e.sz) * e.px * USD // scale[e.asset]
+    return acting, moved, sum(max(0, -v) for v in lowest.values())
+
+
 def run_metrics(scenario: Scenario, trace: RunTrace) -> dict[str, Any]:
-    liqs = [e for e in trace.events if isinstance(e, V.Liquidated)]
+    liqs, moved, bad_debt = _liquidations(scenario, trace.events)
     adl = [e for e in liqs if e.method == "adl"]
-    liquidated = sum(e.notional for e in liqs)
-    first = [e for e in liqs if e.ts == liqs[0].ts] if liqs else []
-    first_ntl = sum(e.notional for e in first)
+    liquidated = sum(moved.values())
+    first_ntl = moved[min(moved)] if moved else 0
     peak, drawdown = -(10**30), 0
     for v in trace.insurance_value:
         peak = max(peak, v)
@@ -87,16 +115,18 @@ def run_metrics(scenario: Scenario, trace: RunTrace) -> dict[str, Any]:
     return {
         "seed": trace.seed,
         "liquidated_usd": usd(liquidated),
-        "liquidations": len(liqs),
-        "bad_debt_usd": usd(sum(max(0, -e.account_value) for e in liqs)),
+        "liquidations": {"accounts": len({e.user for e in liqs}), "attempts": len(liqs)},
+        "bad_debt_usd": usd(bad_debt),
         "adl": {"count": len(adl), "notional_usd": usd(sum(e.notional for e in adl))},
         "backstop": {"pnl_usd": usd(backstop_end - trace.backstop_start)},
         "insurance_fund": {"drawdown_usd": usd(drawdown), "exhausted": bool(adl)},
-        "cascade_depth": None if not liqs else round(liquidated / first_ntl, 4) if first_ntl else None,
+        "cascade_depth": round(liquidated / first_ntl, 4) if first_ntl else None,
         "basis_bps": {"max": _bps(basis_max), "time_to_revert_s": revert_s},
         "spread_bps": {"p50": _bps(spreads[len(spreads) // 2]) if spreads else None,
                        "max": _bps(spreads[-1]) if spreads else None},
         "oi": {"peak_over_cap": None if peak_over_cap is None else round(peak_over_cap, 4)},
+        "attacker": {"pnl_usd": usd(trace.attacker_value - sum(c for _, c in trace.attackers))
+                     if trace.attackers else None},
         "conservation_residual_usd": usd(trace.max_residual),
         "state_hash": trace.state_hash,
     }

@@ -3,8 +3,11 @@
 Each step (``scenario.step``) of the horizon, in this order:
 
 1. the external price: a seeded geometric random walk with jumps per market (``feeds.synthetic``,
-   the same walk ``perpbox serve`` feeds), times the scenario's price shocks, quoted by three spot
-   and two perp sources (``FeedPrices``);
+   the same walk ``perpbox serve`` feeds; it stands still while a market's session is closed), times
+   the scenario's price shocks, quoted by three spot and two perp sources (``FeedPrices``) for the
+   first dex's markets, and pushed by each HIP-3 dex's deployer (``SetOracle``, oracle and external
+   perp price) every ``oracle_interval`` unless an oracle outage silences it;
+   with ``halt_offhours``, a market whose session closes goes reduce-only until it reopens;
 2. ``Tick``: oracle, EMAs and mark, premium samples and funding when due, triggers, the
    liquidation sweep (book, backstop vault, insurance fund, ADL);
 3. the population's commands (``agents.population``), makers quoting wider and thinner while a
@@ -21,13 +24,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from perpbox.agents.actors import Actor
 from perpbox.agents.population import Population
+from perpbox.core.numbers import USD
 from perpbox.exchange import Exchange
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.liquidation import backstop_address, insurance_address
 from perpbox.feeds.synthetic import SyntheticFeed
 from perpbox.lab.scenario import Scenario
+from perpbox.market.spec import MarketSpec
 
 SPOT_SOURCES = ("binance", "okx", "bybit")
 PERP_SOURCES = ("binance", "okx")
@@ -60,11 +66,12 @@ class RunTrace:
     max_residual: int = 0  # the largest |cash − (deposits − withdrawals)| seen, micro-USDC
     events: list[V.Event] = field(default_factory=list)
     state_hash: str = ""
+    attackers: list[tuple[str, int]] = field(default_factory=list)  # (address, capital) of the attacker actors
+    attacker_value: int = 0  # their account values at the end, summed
 
 
 def _value(ex: Exchange, user: str) -> int:
-    summary = ex.reads.margin_summary(user)
-    return 0 if summary is None else summary.account_value
+    return ex.reads.perp_value(user) or 0
 
 
 def simulate(scenario: Scenario, seed: int, progress: Callable[[int], None] | None = None) -> RunTrace:
@@ -78,39 +85,96 @@ def simulate(scenario: Scenario, seed: int, progress: Callable[[int], None] | No
 
     t0 = scenario.start_ms
     config = scenario.config
+    dexes = tuple(d.name for d in config.dexes)
+    listed = config.all_markets()
     apply([C.AddMarket(ts=t0, spec=m.spec, mark_px=m.price) for m in config.markets])
-    vault, fund = backstop_address(0), insurance_address(0)
+    for i, d in enumerate(config.dexes, start=1):
+        apply([C.Deposit(ts=t0, user=deployer_address(i), usd=1_000_000 * USD)])
+        apply([C.AddMarket(ts=t0, spec=m.spec, mark_px=m.price, deployer=deployer_address(i), full_name=d.full_name)
+               for m in d.markets])
+    vaults = [backstop_address(0)] + [backstop_address(i) for i in range(1, len(dexes) + 1)]
+    funds = [insurance_address(i) for i in range(len(dexes) + 1)]
     if config.backstop_usd > 0:
-        apply([C.Deposit(ts=t0, user=vault, usd=config.backstop_usd)])
-    trace.backstop_start = config.backstop_usd
+        apply([C.Deposit(ts=t0, user=vaults[0], usd=config.backstop_usd)])
+    for i, d in enumerate(config.dexes, start=1):
+        if d.backstop_usd > 0:
+            apply([C.Deposit(ts=t0, user=vaults[i], usd=d.backstop_usd),
+                   C.SendAsset(ts=t0, user=vaults[i], src=vaults[i], dst=vaults[i], src_dex="", dst_dex=d.name,
+                               usd=d.backstop_usd)])
+    trace.backstop_start = config.backstop_usd + sum(d.backstop_usd for d in config.dexes)
     population = Population(scenario.population, seed)
-    apply(population.setup(t0))
-    feed = SyntheticFeed(config.markets, seed, t0)
-    for m in config.markets:
+    apply(population.setup(t0, dexes))
+    specs = {m.spec.coin: m.spec for m in listed}
+    actors = [Actor(i, a, specs[a.market]) for i, a in enumerate(scenario.actors)]
+    for actor in actors:
+        dex = actor.market.dex
+        apply([C.Deposit(ts=t0, user=actor.address, usd=actor.spec.capital_usd * USD)])
+        if dex:
+            apply([C.SendAsset(ts=t0, user=actor.address, src=actor.address, dst=actor.address, src_dex="",
+                               dst_dex=dex, usd=actor.spec.capital_usd * USD)])
+    trace.attackers = [(a.address, a.spec.capital_usd * USD) for a in actors if a.spec.attacker]
+    feed = SyntheticFeed(listed, seed, t0)
+    for m in listed:
         s = m.spec
-        trace.markets[s.asset] = MarketSeries(s.name, s.px_decimals, oi_cap_ntl=s.controls.oi_cap_ntl)
-    names = {m.spec.asset: m.spec.name for m in config.markets}
+        trace.markets[s.asset] = MarketSeries(s.coin, s.px_decimals, oi_cap_ntl=s.controls.oi_cap_ntl)
+    coins = {m.spec.asset: m.spec.coin for m in config.markets}
+    all_coins = {m.spec.asset: m.spec.coin for m in listed}
+    dex_assets = [(i, d.name, [m.spec.asset for m in d.markets]) for i, d in enumerate(config.dexes, start=1)]
+    session_assets = [m.spec for m in listed if m.spec.oracle.session is not None]
+    reduce_only: set[int] = set()
+    next_push = 0
     steps = scenario.horizon_ms // scenario.step_ms
     for k in range(1, steps + 1):
         elapsed = k * scenario.step_ms
         ts = t0 + elapsed
         feed.step(ts)
-        mult = {a: scenario.price_multiplier(n, elapsed) for a, n in names.items()}
         feeds: list[C.Command] = []
         for src, perp in [(s, False) for s in SPOT_SOURCES] + [(s, True) for s in PERP_SOURCES]:
-            pxs = {a: max(1, round(feed.quote(a) * mult[a])) for a in names}
+            pxs = {a: max(1, round(feed.quote(a) * scenario.price_multiplier(c, elapsed))) for a, c in coins.items()}
             feeds.append(C.FeedPrices(ts=ts, source=src, pxs=pxs, perp=perp))
+        if elapsed >= next_push:
+            next_push = elapsed + scenario.oracle_interval_ms
+            for i, dex, assets in dex_assets:
+                if scenario.oracle_down(dex, elapsed):
+                    continue
+                pxs = {a: max(1, round(feed.px[a] * scenario.price_multiplier(all_coins[a], elapsed))) for a in assets}
+                feeds.append(C.SetOracle(ts=ts, user=deployer_address(i), dex=dex, oracle_pxs=pxs,
+                                         external_perp_pxs=pxs))
         apply(feeds)
+        if scenario.halt_offhours:
+            apply(_offhours_status(ts, session_assets, reduce_only))
         apply([C.Tick(ts=ts)])
         apply(population.step(ts, ex.reads, scenario.stress(elapsed)))
-        _sample(ex, trace, ts, vault, fund)
+        for actor in actors:
+            apply(actor.step(elapsed, ts, ex.reads))
+        _sample(ex, trace, ts, vaults, funds)
         if progress is not None:
             progress(elapsed)
+    trace.attacker_value = sum(ex.reads.perp_value(a) or 0 for a, _ in trace.attackers)
     trace.state_hash = ex.state_hash()
     return trace
 
 
-def _sample(ex: Exchange, trace: RunTrace, ts: int, vault: str, fund: str) -> None:
+def deployer_address(dex_index: int) -> str:
+    """The lab's deployer of the ``dex_index``-th HIP-3 dex."""
+    return f"0x{0xA9E1:04x}{0x00DE:04x}{dex_index:032x}"
+
+
+def _offhours_status(ts: int, specs: list[MarketSpec], reduce_only: set[int]) -> list[C.Command]:
+    """Reduce-only while a session market's external market is closed, active again when it opens."""
+    out: list[C.Command] = []
+    for spec in specs:
+        closed = spec.oracle.session is not None and not spec.oracle.session.is_open(ts)
+        if closed and spec.asset not in reduce_only:
+            reduce_only.add(spec.asset)
+            out.append(C.SetMarketStatus(ts=ts, asset=spec.asset, status="reduceOnly"))
+        elif not closed and spec.asset in reduce_only:
+            reduce_only.discard(spec.asset)
+            out.append(C.SetMarketStatus(ts=ts, asset=spec.asset, status="active"))
+    return out
+
+
+def _sample(ex: Exchange, trace: RunTrace, ts: int, vaults: list[str], funds: list[str]) -> None:
     reads = ex.reads
     trace.ts.append(ts)
     for a, series in trace.markets.items():
@@ -120,8 +184,8 @@ def _sample(ex: Exchange, trace: RunTrace, ts: int, vault: str, fund: str) -> No
         series.bid.append(bid)
         series.ask.append(ask)
         series.oi_ntl.append(reads.open_interest_ntl(a))
-    trace.backstop_value.append(_value(ex, vault))
-    trace.insurance_value.append(_value(ex, fund))
+    trace.backstop_value.append(sum(_value(ex, v) for v in vaults))
+    trace.insurance_value.append(sum(_value(ex, f) for f in funds))
     audit = reads.cash_audit()
     trace.max_residual = max(trace.max_residual, abs(audit.cash - (audit.deposits - audit.withdrawals)))
 

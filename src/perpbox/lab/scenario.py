@@ -30,10 +30,17 @@ end = "3h"
 factor = 3.0
 ```
 
+Markets are named by their coin (``BTC``; ``xyz:XYZ100`` on a HIP-3 dex).  HIP-3 dexes come as
+in ``perpbox serve``'s config (``[[dex]]`` with ``[[dex.market]]`` rows, sessions and off-hours
+rules): the lab's deployer pushes ``setOracle`` from the feed every ``oracle_interval`` (3 s), and an
+``[[shock]] kind = "oracle_outage"`` (``dex``, ``start``, ``end``) stops its pushes for a while.
+``[scenario] halt_offhours = true`` puts every market with a session in reduce-only while its
+external market is closed (no new exposure; exits and liquidations still trade).  ``[[actor]]``
+tables place named participants (``agents.actors``: a holder, a TWAP).
+
 A string value that is exactly ``"$key"`` anywhere in the file is replaced by tunable ``key`` (after
 ``--set``).  The resolved document's canonical JSON hashes to ``config_hash``: the same file and
-keys always give the same hash.  Markets on HIP-3 dexes (``[[dex]]``) are not simulated yet: such a
-file is refused with that reason.
+keys always give the same hash.
 """
 
 from __future__ import annotations
@@ -49,10 +56,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from perpbox.agents.actors import ActorSpec, parse_actors
 from perpbox.agents.population import PopulationParams
 from perpbox.config import ExchangeConfig, parse_config
 
-SCENARIO_KEYS = {"scenario", "tunables", "population", "shock"}
+SCENARIO_KEYS = {"scenario", "tunables", "population", "shock", "actor"}
 _UNITS_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
 MAX_HORIZON_MS = 30 * 86_400_000
@@ -102,6 +110,13 @@ class LiquidityShock:
 
 
 @dataclass(frozen=True)
+class OracleOutage:
+    dex: str
+    start_ms: int
+    end_ms: int
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     description: str
@@ -114,6 +129,14 @@ class Scenario:
     liquidity_shocks: tuple[LiquidityShock, ...]
     tunables: dict[str, Any]  # the values in force (defaults, then --set)
     config_hash: str
+    oracle_outages: tuple[OracleOutage, ...] = ()
+    actors: tuple[ActorSpec, ...] = ()
+    halt_offhours: bool = False
+    oracle_interval_ms: int = 3_000
+
+    def oracle_down(self, dex: str, t_ms: int) -> bool:
+        """Whether ``dex``'s deployer is silent ``t_ms`` after the start."""
+        return any(o.dex == dex and o.start_ms <= t_ms < o.end_ms for o in self.oracle_outages)
 
     def stress(self, t_ms: int) -> float:
         """The liquidity withdrawal in force ``t_ms`` after the start (1: none)."""
@@ -207,11 +230,15 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-def _shocks(rows: Any, markets: set[str]) -> tuple[tuple[PriceShock, ...], tuple[LiquidityShock, ...]]:
+Shocks = tuple[tuple[PriceShock, ...], tuple[LiquidityShock, ...], tuple[OracleOutage, ...]]
+
+
+def _shocks(rows: Any, markets: set[str], dexes: set[str]) -> Shocks:
     if not isinstance(rows, list):
         raise ScenarioError("[[shock]] must be an array of tables")
     prices: list[PriceShock] = []
     liquidity: list[LiquidityShock] = []
+    outages: list[OracleOutage] = []
     for i, row in enumerate(rows):
         where = f"shock[{i}]"
         if not isinstance(row, dict):
@@ -242,9 +269,18 @@ def _shocks(rows: Any, markets: set[str]) -> tuple[tuple[PriceShock, ...], tuple
                     or not 1 <= factor <= 100:
                 raise ScenarioError(f"{where}: start < end and 1 ≤ factor ≤ 100")
             liquidity.append(LiquidityShock(start, end, float(factor)))
+        elif kind == "oracle_outage":
+            dex = row.get("dex")
+            if dex not in dexes:
+                raise ScenarioError(f"{where}.dex: {dex!r} is not a HIP-3 dex of the scenario")
+            start, end = parse_duration(row.get("start"), f"{where}.start"), parse_duration(row.get("end"),
+                                                                                             f"{where}.end")
+            if end <= start:
+                raise ScenarioError(f"{where}: start < end")
+            outages.append(OracleOutage(str(dex), start, end))
         else:
-            raise ScenarioError(f"{where}.kind: 'price' or 'liquidity', not {kind!r}")
-    return tuple(prices), tuple(liquidity)
+            raise ScenarioError(f"{where}.kind: 'price', 'liquidity' or 'oracle_outage', not {kind!r}")
+    return tuple(prices), tuple(liquidity), tuple(outages)
 
 
 def load_scenario(name_or_path: str, overrides: dict[str, Any] | None = None, *,
@@ -264,8 +300,6 @@ def parse_scenario(doc: dict[str, Any], overrides: dict[str, Any], *, horizon_ms
     head = resolved.get("scenario")
     if not isinstance(head, dict) or not isinstance(head.get("name"), str):
         raise ScenarioError("[scenario] with a name is required")
-    if resolved.get("dex"):
-        raise ScenarioError("HIP-3 dexes ([[dex]]) are not simulated by the lab yet: list main-dex markets only")
     horizon = horizon_ms if horizon_ms is not None else parse_duration(head.get("horizon", "1h"), "scenario.horizon")
     step = parse_duration(head.get("step", "1s"), "scenario.step")
     if not MIN_STEP_MS <= step <= horizon or horizon > MAX_HORIZON_MS:
@@ -277,15 +311,27 @@ def parse_scenario(doc: dict[str, Any], overrides: dict[str, Any], *, horizon_ms
         config = parse_config({k: v for k, v in resolved.items() if k not in SCENARIO_KEYS})
     except (ValueError, KeyError, TypeError) as e:
         raise ScenarioError(f"markets: {e}") from None
-    if not config.markets:
-        raise ScenarioError("a scenario needs at least one [[market]]")
+    if not config.all_markets():
+        raise ScenarioError("a scenario needs at least one market ([[market]] or [[dex.market]])")
     try:
         population = PopulationParams.from_table(resolved.get("population", {}))
     except ValueError as e:
         raise ScenarioError(str(e)) from None
-    prices, liquidity = _shocks(resolved.get("shock", []), {m.spec.name for m in config.markets})
+    specs = {m.spec.coin: m.spec for m in config.all_markets()}
+    prices, liquidity, outages = _shocks(resolved.get("shock", []), set(specs), {d.name for d in config.dexes})
+    try:
+        actors = parse_actors(resolved.get("actor", []), parse_duration, specs)
+    except ValueError as e:
+        raise ScenarioError(str(e)) from None
+    halt = head.get("halt_offhours", False)
+    if not isinstance(halt, bool):
+        raise ScenarioError("scenario.halt_offhours: true or false")
+    interval = parse_duration(head.get("oracle_interval", "3s"), "scenario.oracle_interval")
+    if interval < 2_500:
+        raise ScenarioError("scenario.oracle_interval: at least 2.5 s (HIP-3's minimum between setOracle pushes)")
     canon = json.dumps(_canonical({**resolved, "horizon_ms": horizon}), sort_keys=True, separators=(",", ":"))
     return Scenario(name=head["name"], description=str(head.get("description", "")), horizon_ms=horizon,
                     step_ms=step, start_ms=int(start.timestamp() * 1000), config=config, population=population,
                     price_shocks=prices, liquidity_shocks=liquidity, tunables=tunables,
-                    config_hash=hashlib.sha256(canon.encode()).hexdigest())
+                    config_hash=hashlib.sha256(canon.encode()).hexdigest(), oracle_outages=outages, actors=actors,
+                    halt_offhours=halt, oracle_interval_ms=interval)
