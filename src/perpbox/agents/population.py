@@ -3,8 +3,9 @@ surface and the time into the commands the participants send, deterministically 
 The stress lab drives the engine with them; every command carries its own timestamp, so a run is
 the same on any machine at any speed.
 
-* **Market makers** quote a ladder of post-only orders around the oracle (or the mark) on every
-  market, requoting every ``requote_s`` (cancel-all and a new ladder in one submission).  The half
+* **Market makers** quote a ladder of post-only orders around the external price when the caller
+  passes one and the market's session (if it has one) is open — they price off, and hedge on, the
+  underlying's own market — else around the oracle (or the mark), on every market, requoting every ``requote_s`` (cancel-all and a new ladder in one submission).  The half
   spread, the level spacing and the size per level are parameters; under stress (``stress`` > 1:
   a liquidity withdrawal) they quote ``stress`` times wider and ``stress`` times smaller.  A maker
   long (short) ``x × max_inventory_usd`` on a market moves its quotes ``x × inventory_skew_bps``
@@ -15,9 +16,10 @@ the same on any machine at any speed.
 * **Noise takers** send IOC market orders (5% bound from the mark) at Poisson times (``take_per_s``
   per market), of lognormal USD size (``take_usd_mu`` / ``take_usd_sigma``: the log of the USD
   size), buying with probability ``buy_share`` — leaning against their own inventory.
-* **Basis arbitrageurs** trade the mark back toward a reference: the oracle, or — while a session
-  market's external market is closed — the oracle at its close (the last external price: off
-  hours there is nothing else to anchor to).  Every ``arb_every_s`` one of them sends an IOC
+* **Basis arbitrageurs** trade the mark back toward a reference: the external venue's price when
+  the caller passes one (``external``: what they would see on the underlying's own market), else
+  the oracle — and while a session market's external market is closed, the oracle at its close (the
+  last external price: off hours there is nothing else to anchor to).  Every ``arb_every_s`` one of them sends an IOC
   buying when the mark is more than ``arb_threshold_bps`` under the reference (selling when over),
   of ``arb_usd`` times the gap over the threshold (at most 5×), within ``arb_max_usd`` of
   inventory each.
@@ -144,23 +146,25 @@ class Population:
                 out += [C.SendAsset(ts=ts, user=u, src=u, dst=u, src_dex="", dst_dex=d, usd=usd * USD) for d in dexes]
         return out
 
-    def step(self, ts: int, reads: Reads, stress: float = 1.0) -> list[C.Command]:
-        """The commands sent at ``ts``; ``stress`` ≥ 1 widens and thins the makers' quotes."""
+    def step(self, ts: int, reads: Reads, stress: float = 1.0,
+             external: dict[int, int] | None = None) -> list[C.Command]:
+        """The commands sent at ``ts``; ``stress`` ≥ 1 widens and thins the makers' quotes;
+        ``external`` (asset → price units) is the underlying's price elsewhere, for the arbitrageurs."""
         out: list[C.Command] = []
         specs = [s for s in reads.markets() if reads.status(s.asset) == "active"]
         if self.next_quote_ms is None or ts >= self.next_quote_ms:
             self.next_quote_ms = ts + round(self.p.requote_s * 1000)
             for k, maker in enumerate(self.makers):
-                out += self._requote(ts, reads, maker, k, specs, stress)
+                out += self._requote(ts, reads, maker, k, specs, stress, external or {})
         for spec in specs:
             out += self._takes(ts, reads, spec)
         out += self._lever(ts, reads, specs)
         if self.arbs and (self.next_arb_ms is None or ts >= self.next_arb_ms):
             self.next_arb_ms = ts + round(self.p.arb_every_s * 1000)
-            out += self._arbitrage(ts, reads, specs)
+            out += self._arbitrage(ts, reads, specs, external or {})
         return out
 
-    def _arbitrage(self, ts: int, reads: Reads, specs: list[MarketSpec]) -> list[C.Command]:
+    def _arbitrage(self, ts: int, reads: Reads, specs: list[MarketSpec], external: dict[int, int]) -> list[C.Command]:
         p, rng = self.p, self.rng
         out: list[C.Command] = []
         for spec in specs:
@@ -169,6 +173,7 @@ class Population:
                 oracle = self.close_oracle.setdefault(spec.asset, oracle)
             else:
                 self.close_oracle.pop(spec.asset, None)
+                oracle = external.get(spec.asset, oracle)
             if oracle <= 0 or mark <= 0 or abs(mark - oracle) * 10_000 <= oracle * p.arb_threshold_bps:
                 continue
             gap = abs(mark - oracle) * 10_000 / oracle / p.arb_threshold_bps if p.arb_threshold_bps else 5.0
@@ -185,11 +190,13 @@ class Population:
 
     # -- makers -------------------------------------------------------------------------------------
     def _requote(self, ts: int, reads: Reads, maker: str, k: int, specs: list[MarketSpec],
-                 stress: float) -> list[C.Command]:
+                 stress: float, external: dict[int, int]) -> list[C.Command]:
         p, rng = self.p, self.rng
         orders: list[C.OrderRequest] = []
         for spec in specs:
             center = reads.oracle(spec.asset) or reads.mark(spec.asset)
+            if spec.asset in external and not _closed(spec, ts):
+                center = external[spec.asset]
             if center <= 0:
                 continue
             pos = reads.position(maker, spec.asset)

@@ -144,7 +144,8 @@ def simulate(scenario: Scenario, seed: int, progress: Callable[[int], None] | No
         if scenario.halt_offhours:
             apply(_offhours_status(ts, session_assets, reduce_only))
         apply([C.Tick(ts=ts)])
-        apply(population.step(ts, ex.reads, scenario.stress(elapsed)))
+        external = {a: max(1, round(feed.px[a] * scenario.price_multiplier(c, elapsed))) for a, c in all_coins.items()}
+        apply(population.step(ts, ex.reads, scenario.stress(elapsed), external))
         for actor in actors:
             apply(actor.step(elapsed, ts, ex.reads))
         _sample(ex, trace, ts, vaults, funds)
