@@ -5,8 +5,9 @@ the same on any machine at any speed.
 
 * **Market makers** quote a ladder of post-only orders around the external price when the caller
   passes one and the market's session (if it has one) is open — they price off, and hedge on, the
-  underlying's own market — else around the oracle (or the mark), on every market, requoting every ``requote_s`` (cancel-all and a new ladder in one submission).  The half
-  spread, the level spacing and the size per level are parameters; under stress (``stress`` > 1:
+  underlying's own market — else around the oracle (or the mark), on every market, requoting
+  every ``requote_s`` (cancel-all and a new ladder in one submission).  The half spread, the level
+  spacing and the size per level are parameters; under stress (``stress`` > 1:
   a liquidity withdrawal) they quote ``stress`` times wider and ``stress`` times smaller.  A maker
   long (short) ``x × max_inventory_usd`` on a market moves its quotes ``x × inventory_skew_bps``
   down (up), ``x`` capped at ±1, to shed it — how a book absorbing one-sided flow walks — and past
