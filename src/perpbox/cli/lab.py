@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -120,8 +120,13 @@ def sweep_command(
                                             metavar="NAME_OR_FILE")],
     out: Annotated[Path, typer.Option(help="Write results.parquet and sweep.html here (a restart skips "
                                       "the runs already in it).")],
-    grid: Annotated[list[str], typer.Option(help="KEY=V1,V2,…: values of a tunable (repeatable; the points "
-                                            "are the cartesian product).")],
+    grid: Annotated[list[str] | None, typer.Option(help="KEY=V1,V2,…: values of a tunable (repeatable; the "
+                                                   "points are the cartesian product).")] = None,
+    sobol: Annotated[int | None, typer.Option(help="Instead of grids: Saltelli's design with N base samples in "
+                                              "the --bounds box, and Sobol indices (SALib).", min=2)] = None,
+    bounds: Annotated[list[str] | None, typer.Option(help="KEY=LO:HI: a tunable's range for --sobol "
+                                                     "(repeatable).")] = None,
+    metric: Annotated[str, typer.Option(help="The metric the Sobol indices explain.")] = "liquidated_usd",
     seeds: Annotated[int, typer.Option(help="Runs with seeds 1..N at each point.", min=1, max=10_000)] = 1,
     horizon: Annotated[str | None, typer.Option(help="Override the scenario's horizon.")] = None,
     executor: Annotated[str, typer.Option(help="local (processes) or ray.")] = "local",
@@ -142,30 +147,98 @@ def sweep_command(
 
       perpbox lab sweep calm --grid half_spread_bps=0.5,1,2 --seeds 8 --executor ray --workers 2 --out sweeps/calm
     """
+    import json
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from perpbox.lab.scenario import ScenarioError, parse_duration
-    from perpbox.lab.sweep import local_executor, parse_grid, ray_executor, sweep
+    from perpbox.lab.sensitivity import parse_bounds, sobol_indices, sobol_points
+    from perpbox.lab.sweep import parse_grid, points, sweep_points
     from perpbox.lab.sweep_report import sweep_html
 
     try:
-        grids = parse_grid(grid)
+        if (sobol is None) == (not grid):
+            raise ScenarioError("give --grid (a cartesian sweep) or --sobol N with --bounds, not both")
         horizon_ms = None if horizon is None else parse_duration(horizon, "--horizon")
-        if executor not in ("local", "ray"):
-            raise ScenarioError(f"--executor: local or ray, not {executor!r}")
-        run = local_executor(workers) if executor == "local" else ray_executor(address, workers)
+        run = _executor(executor, workers, address)
+        if sobol is not None:
+            box = parse_bounds(bounds or [])
+            if not box:
+                raise ScenarioError("--sobol needs --bounds KEY=LO:HI")
+            pts = sobol_points(scenario, box, sobol)
+            grids = {k: sorted({dict(p)[k] for p in pts}) for k in box}
+        else:
+            grids = parse_grid(grid or [])
+            pts = points(grids)
         with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as progress:
             task = progress.add_task("runs", total=None)
 
             def tick(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            frame = sweep(scenario, grids, seeds, out, run, horizon_ms, tick)
+            frame = sweep_points(scenario, pts, seeds, out, run, horizon_ms, tick)
+        if sobol is not None:
+            if metric not in frame.columns:
+                raise ScenarioError(f"--metric {metric!r}: not a column of the results")
+            indices = sobol_indices(scenario, box, pts, frame, metric)
+            (out / "sobol.json").write_text(json.dumps({"metric": metric, "n": sobol, "indices": indices},
+                                                       indent=2, sort_keys=True) + "\n")
+            for key, ix in indices.items():
+                typer.echo(f"{key}: S1={ix['S1']:.3f} ±{ix['S1_conf']:.3f}  ST={ix['ST']:.3f} ±{ix['ST_conf']:.3f}")
     except ScenarioError as e:
         typer.echo(f"lab: {e}", err=True)
         raise typer.Exit(1) from None
-    (out / "sweep.html").write_text(sweep_html(f"perpbox lab sweep: {scenario}", frame, grids))
+    if sobol is None:
+        (out / "sweep.html").write_text(sweep_html(f"perpbox lab sweep: {scenario}", frame, grids))
     typer.echo(f"{frame.height} runs in {out / 'results.parquet'}")
+
+
+def _executor(name: str, workers: int, address: str | None) -> Any:
+    from perpbox.lab.scenario import ScenarioError
+    from perpbox.lab.sweep import local_executor, ray_executor
+
+    if name not in ("local", "ray"):
+        raise ScenarioError(f"--executor: local or ray, not {name!r}")
+    return local_executor(workers) if name == "local" else ray_executor(address, workers)
+
+
+@lab_app.command("worst")
+def worst_command(
+    scenario: Annotated[str, typer.Argument(help="A built-in scenario's name or a scenario file.",
+                                            metavar="NAME_OR_FILE")],
+    search: Annotated[list[str], typer.Option(help="KEY=LO:HI: a tunable's range to search (repeatable).")],
+    out: Annotated[Path, typer.Option(help="Write worst.json and the runs' results.parquet here.")],
+    objective: Annotated[str, typer.Option(help="METRIC.pNN or METRIC.max over the seeds, maximised.")]
+    = "bad_debt_usd.p95",
+    trials: Annotated[int, typer.Option(help="optuna trials.", min=1, max=10_000)] = 20,
+    seeds: Annotated[int, typer.Option(help="Seeds per trial.", min=1)] = 1,
+    horizon: Annotated[str | None, typer.Option(help="Override the scenario's horizon.")] = None,
+    executor: Annotated[str, typer.Option(help="local or ray (for each trial's seeds).")] = "local",
+    workers: Annotated[int, typer.Option(help="Processes (local) or CPUs of a local Ray.", min=1)] = 1,
+) -> None:
+    """Look for the worst case within bounds (optuna's TPE sampler, seeded): the point of the
+    search box that maximises the objective.
+
+    Example:
+
+      perpbox lab worst xyz100-weekend-twap --search twap_usd=1000000:20000000
+      --search discovery_band_bps=200:1500 --objective liquidated_usd.p95 --trials 30 --out worst/xyz
+    """
+    import json
+
+    from perpbox.lab.scenario import ScenarioError, parse_duration
+    from perpbox.lab.sensitivity import parse_bounds, worst_case
+
+    try:
+        horizon_ms = None if horizon is None else parse_duration(horizon, "--horizon")
+        result = worst_case(scenario, parse_bounds(search), objective, trials, seeds, out,
+                            _executor(executor, workers, None), horizon_ms)
+    except ScenarioError as e:
+        typer.echo(f"lab: {e}", err=True)
+        raise typer.Exit(1) from None
+    (out / "worst.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    best = result["best"]
+    typer.echo(f"worst {objective} = {best['value']} at {best['point']} (trial {best['trial']} of {trials})")
 
 
 def register(app: typer.Typer) -> None:

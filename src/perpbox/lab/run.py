@@ -64,6 +64,7 @@ class RunTrace:
     insurance_value: list[int] = field(default_factory=list)
     backstop_start: int = 0
     max_residual: int = 0  # the largest |cash − (deposits − withdrawals)| seen, micro-USDC
+    commands: int = 0  # commands applied to the engine
     events: list[V.Event] = field(default_factory=list)
     state_hash: str = ""
     attackers: list[tuple[str, int]] = field(default_factory=list)  # (address, capital) of the attacker actors
@@ -80,6 +81,7 @@ def simulate(scenario: Scenario, seed: int, progress: Callable[[int], None] | No
     trace = RunTrace(seed=seed)
 
     def apply(cmds: list[C.Command]) -> None:
+        trace.commands += len(cmds)
         for cmd in cmds:
             trace.events.extend(ex.apply(cmd))
 

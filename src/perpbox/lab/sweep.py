@@ -4,7 +4,8 @@ The points are the **cartesian product** of the grids (``--grid a=1,2 --grid b=x
 not two: radCAD's zip is the trap the reference warns of).  Each run is a pure function of
 (scenario text, point, seed, horizon), so any executor gives the same rows:
 
-* ``local`` — in this process with ``workers=1``, else a process pool of ``workers``;
+* ``local`` — in this process with ``workers=1``, else a process pool of ``workers`` (started by a
+  fork server);
 * ``ray`` — ``ray.remote`` tasks (``pip install 'perpbox[ray]'``), on a local Ray started with
   ``workers`` CPUs or on the cluster at ``address``.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import multiprocessing
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -97,7 +99,8 @@ def local_executor(workers: int) -> Executor:
             for t in tasks:
                 done(run_task(t))
             return
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # forkserver, not fork: a process that has started threads (Ray, polars) is not safe to fork
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
             for row in pool.map(run_task, tasks):
                 done(row)
     return run
@@ -144,15 +147,24 @@ def _frame(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame({c: [r.get(c) for r in rows] for c in ordered}, strict=False)
 
 
+Point = tuple[tuple[str, Any], ...]
+
+
 def sweep(name_or_path: str, grid: dict[str, list[Any]], seeds: int, out: Path, executor: Executor,
           horizon_ms: int | None = None, progress: Callable[[int, int], None] | None = None) -> pl.DataFrame:
+    """The grid's cartesian product (``sweep_points``)."""
+    return sweep_points(name_or_path, points(grid), seeds, out, executor, horizon_ms, progress)
+
+
+def sweep_points(name_or_path: str, pts: list[Point], seeds: int, out: Path, executor: Executor,
+                 horizon_ms: int | None = None, progress: Callable[[int, int], None] | None = None) -> pl.DataFrame:
     """Run every (point, seed) not yet in ``out/results.parquet``; the whole table, sorted by point
-    order then seed."""
+    order then seed.  A point listed twice runs once."""
     text = scenario_text(name_or_path)
     import tomllib
 
     parse_scenario(tomllib.loads(text), {}, horizon_ms=horizon_ms)  # the scenario itself parses
-    pts = points(grid)
+    pts = list(dict.fromkeys(pts))
     for p in pts:  # every point's keys are tunables of the right type, before anything runs
         parse_scenario(tomllib.loads(text), dict(p), horizon_ms=horizon_ms)
     existing = read_results(out)
@@ -176,7 +188,7 @@ def sweep(name_or_path: str, grid: dict[str, list[Any]], seeds: int, out: Path, 
     return _write(out, rows, pts)
 
 
-def _write(out: Path, rows: list[dict[str, Any]], pts: list[tuple[tuple[str, Any], ...]]) -> pl.DataFrame:
+def _write(out: Path, rows: list[dict[str, Any]], pts: list[Point]) -> pl.DataFrame:
     order = {point_id(p): i for i, p in enumerate(pts)}
     rows.sort(key=lambda r: (order.get(r["point"], len(order)), r["point"], r["seed"]))
     frame = _frame(rows)
