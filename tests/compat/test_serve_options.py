@@ -69,7 +69,9 @@ def test_ip_limit_answers_429(limited: Server) -> None:
     codes = [httpx.post(limited.url + "/info", json={"type": "userRole", "user": "0x" + "1" * 40}).status_code
              for _ in range(25)]  # weight 60 each against 1,200 per minute (20 at most)
     first = codes.index(429)
-    assert set(codes[:first]) == {200} and first <= 20 and codes[-1] == 429
+    # the budget refills 20 weight a second (one of these requests every 3 s), so on a slow machine a
+    # later request may find room again: only the first refusal's place is independent of timing
+    assert set(codes[:first]) == {200} and first <= 20 and set(codes) == {200, 429}
 
 
 def test_the_replay_feed_needs_a_file(tmp_path: Path) -> None:
