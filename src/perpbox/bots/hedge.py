@@ -126,6 +126,23 @@ def _round(px: Decimal, tick: Decimal, up: bool) -> Decimal:
     return q * tick
 
 
+def _through(book: Book, is_buy: bool, band_bps: int, tick: Decimal) -> tuple[Decimal, Decimal]:
+    """An IOC's limit at most ``band_bps`` through the touch it takes (rounded inside the band), and
+    that touch."""
+    ref = book.asks[0][0] if is_buy else book.bids[0][0]
+    edge = ref * band_bps / BPS
+    return (_round(ref + edge, tick, up=False) if is_buy else _round(ref - edge, tick, up=True)), ref
+
+
+async def _settled(venue: Venue, coin: str, st: OrderState, client_id: str | None) -> OrderState:
+    """An answer that settles nothing, asked again by client id a bounded number of times."""
+    for _ in range(3):
+        if st.status != UNKNOWN or not client_id:
+            break
+        st = await venue.order_status(coin, client_id)
+    return st
+
+
 class HedgeRunner:
     def __init__(self, maker: Venue, taker: Venue, cfg: HedgeConfig, *,
                  clock: Callable[[], int] | None = None) -> None:
@@ -317,18 +334,12 @@ class HedgeRunner:
             await self._cancel_maker()  # fail closed: no new maker fills while we cannot hedge
             return False
         is_buy = size > 0
-        ref = book.asks[0][0] if is_buy else book.bids[0][0]
-        band = ref * band_bps / BPS
-        px = _round(ref + band, taker_market.tick, up=False) if is_buy else _round(ref - band, taker_market.tick,
-                                                                                     up=True)
+        px, _ = _through(book, is_buy, band_bps, taker_market.tick)
         cid = self._cid()
         self.ledger.reserve(self.cfg.coin, cid, size)
         st = await self.taker.place(OrderRequest(self.tcoin, is_buy, abs(size), px, tif="ioc", client_id=cid,
                                                  reduce_only=self._reduces(TAKER, size)))
-        for _ in range(3):  # an answer that settles nothing: ask the venue, a bounded number of times
-            if st.status != UNKNOWN:
-                break
-            st = await self.taker.order_status(self.tcoin, cid)
+        st = await _settled(self.taker, self.tcoin, st, cid)
         if st.order_id:
             self.hedge_orders[st.order_id] = cid
             mid = book.mid()
@@ -397,19 +408,12 @@ class HedgeRunner:
                         lots = (want / market.lot).to_integral_value(rounding=ROUND_CEILING) * market.lot
                         size, what = (-lots if owed > 0 else lots), "topped up on the maker to hedge it"
                     is_buy = size > 0
-                    ref = book.asks[0][0] if is_buy else book.bids[0][0]
-                    edge = ref * band / BPS
-                    px = _round(ref + edge, market.tick, up=False) if is_buy else _round(ref - edge, market.tick,
-                                                                                          up=True)
+                    px, _ = _through(book, is_buy, band, market.tick)
                     req = OrderRequest(self.cfg.coin, is_buy, abs(size), px, tif="ioc", client_id=self._cid(),
                                        reduce_only=self._reduces(MAKER, size))
                     log.warning("%s %s owed is under the taker's minimum of %s USD: %s %s",
                                 owed, self.cfg.coin, taker_market.min_notional, size, what)
-                    st = await self.maker.place(req)
-                    for _ in range(3):
-                        if st.status != UNKNOWN or not req.client_id:
-                            break
-                        st = await self.maker.order_status(self.cfg.coin, req.client_id)
+                    st = await _settled(self.maker, self.cfg.coin, await self.maker.place(req), req.client_id)
                     if st.order_id:
                         self.maker_orders.add(st.order_id)
                         self.decided[st.order_id] = mid
@@ -508,8 +512,7 @@ class HedgeRunner:
             px = mbook.bids[0][0]
             lines.append(("first maker order", f"BUY {cfg.size} {cfg.coin} post-only at {px} (the bid), "
                           f"{cfg.size * px:.2f} USD"))
-            ref = tbook.bids[0][0]
-            hedge_px = _round(ref - ref * cfg.hedge_band_bps / BPS, tm.tick, up=True)
+            hedge_px, ref = _through(tbook, False, cfg.hedge_band_bps, tm.tick)
             lines.append(("its hedge, filled now", f"SELL {cfg.size} {self.tcoin} IOC, limit {hedge_px} "
                           f"({cfg.hedge_band_bps} bps through the bid {ref}); doubled after "
                           f"{cfg.hedge_attempts} failures, then both legs flattened"))
