@@ -115,7 +115,8 @@ def _lots(spec: MarketSpec, px: int, usd: float) -> int:
     return max(lots, 1)
 
 
-def _closed(spec: MarketSpec, ts: int) -> bool:
+def session_closed(spec: MarketSpec, ts: int) -> bool:
+    """Whether ``spec``'s external market is closed at ``ts`` (a market with no session never is)."""
     session = spec.oracle.session
     return session is not None and not session.is_open(ts)
 
@@ -170,7 +171,7 @@ class Population:
         out: list[C.Command] = []
         for spec in specs:
             oracle, mark = reads.oracle(spec.asset), reads.mark(spec.asset)
-            if _closed(spec, ts):
+            if session_closed(spec, ts):
                 oracle = self.close_oracle.setdefault(spec.asset, oracle)
             else:
                 self.close_oracle.pop(spec.asset, None)
@@ -196,7 +197,7 @@ class Population:
         orders: list[C.OrderRequest] = []
         for spec in specs:
             center = reads.oracle(spec.asset) or reads.mark(spec.asset)
-            if spec.asset in external and not _closed(spec, ts):
+            if spec.asset in external and not session_closed(spec, ts):
                 center = external[spec.asset]
             if center <= 0:
                 continue
@@ -204,7 +205,7 @@ class Population:
             inventory = 0.0 if pos is None else pos.szi * center / 10**spec.px_decimals / 10**spec.sz_decimals
             if spec.oracle.session is not None:  # hedged while the underlying trades; since the close after
                 key = (maker, spec.asset)
-                if _closed(spec, ts):
+                if session_closed(spec, ts):
                     inventory -= self.at_close.setdefault(key, inventory)
                 else:
                     self.at_close.pop(key, None)
@@ -213,7 +214,7 @@ class Population:
             if p.inventory_skew_bps and p.max_inventory_usd:
                 x = max(-1.0, min(1.0, inventory / p.max_inventory_usd))
                 center = round(center * (1 - x * p.inventory_skew_bps / 10_000))
-            depth = p.offhours_depth if _closed(spec, ts) else 1.0
+            depth = p.offhours_depth if session_closed(spec, ts) else 1.0
             for lvl in range(p.levels):
                 off = center * (half + lvl * p.level_spacing_bps * stress) / 10_000
                 usd = p.level_usd * (1 + lvl) * rng.uniform(0.5, 1.5) * depth / stress
@@ -234,7 +235,7 @@ class Population:
     # -- takers -------------------------------------------------------------------------------------
     def _takes(self, ts: int, reads: Reads, spec: MarketSpec) -> list[C.Command]:
         p, rng = self.p, self.rng
-        rate = p.take_per_s * (p.offhours_take_rate if _closed(spec, ts) else 1.0)
+        rate = p.take_per_s * (p.offhours_take_rate if session_closed(spec, ts) else 1.0)
         if rate <= 0 or not self.takers:
             return []
         due = self.next_take_ms.setdefault(spec.asset, ts + round(rng.expovariate(rate) * 1000))

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from perpbox.agents.actors import Actor
-from perpbox.agents.population import Population
+from perpbox.agents.population import Population, session_closed
 from perpbox.core.numbers import USD
 from perpbox.exchange import Exchange
 from perpbox.exchange import commands as C
@@ -167,7 +167,7 @@ def _offhours_status(ts: int, specs: list[MarketSpec], reduce_only: set[int]) ->
     """Reduce-only while a session market's external market is closed, active again when it opens."""
     out: list[C.Command] = []
     for spec in specs:
-        closed = spec.oracle.session is not None and not spec.oracle.session.is_open(ts)
+        closed = session_closed(spec, ts)
         if closed and spec.asset not in reduce_only:
             reduce_only.add(spec.asset)
             out.append(C.SetMarketStatus(ts=ts, asset=spec.asset, status="reduceOnly"))
