@@ -1,8 +1,9 @@
 """Benchmark: the stress lab.
 
-1. One seed of ``xyz100-weekend-twap`` over its whole horizon (11 simulated hours, one-second
-   steps; the issue names ``silver-crash-2026``, which is not built yet): simulated hours per wall
-   second, and the engine's commands per second inside it.
+1. One seed of ``silver-crash-2026`` over its whole horizon (58 simulated hours, one-second
+   steps: the crash, the weekend, the reopen): simulated hours per wall second, the engine's
+   commands per second inside it, and the share of the wall time spent inside the engine's
+   ``apply`` (the rest is the agents, the feed and the sampling).
 2. A 32-run sweep of ``calm`` (a 4 × 4 grid of two tunables, two seeds, 30 simulated minutes a run)
    with the local executor (a process pool of ``--workers``) and with Ray (a local Ray of as many
    CPUs), taking turns for ``--rounds`` rounds: runs per minute of each, the median and range of
@@ -29,9 +30,34 @@ _SRC = Path(__file__).resolve().parents[1] / "src"
 if _SRC.is_dir() and str(_SRC) not in sys.path:
     sys.path.insert(0, str(_SRC))
 
+import perpbox.lab.run as lab_run  # noqa: E402
+from perpbox.exchange import Exchange  # noqa: E402
 from perpbox.lab.run import simulate  # noqa: E402
 from perpbox.lab.scenario import load_scenario  # noqa: E402
 from perpbox.lab.sweep import local_executor, ray_executor, sweep  # noqa: E402
+
+SCENARIO = "silver-crash-2026"
+
+
+class TimedExchange:
+    """The engine, with the wall time spent in ``apply`` added up (a wrapper: the compiled
+    ``Exchange`` cannot be subclassed)."""
+
+    spent = 0.0
+
+    def __init__(self) -> None:
+        self._ex = Exchange()
+
+    def apply(self, cmd):  # type: ignore[no-untyped-def]
+        t = time.perf_counter()
+        try:
+            return self._ex.apply(cmd)
+        finally:
+            TimedExchange.spent += time.perf_counter() - t
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._ex, name)
+
 
 GRID = {"half_spread_bps": [0.5, 1.0, 2.0, 4.0], "lever_leverage": [3, 5, 10, 20]}
 SEEDS, SWEEP_HORIZON_MS = 2, 1_800_000
@@ -57,14 +83,21 @@ def main() -> None:
     ap.add_argument("--no-ray", action="store_true", help="skip the Ray executor")
     args = ap.parse_args()
 
-    sc = load_scenario("xyz100-weekend-twap")
+    sc = load_scenario(SCENARIO)
     t = time.perf_counter()
     trace = simulate(sc, 1)
     dt = time.perf_counter() - t
     hours = sc.horizon_ms / 3_600_000
-    print(f"xyz100-weekend-twap, seed 1: {hours:g} simulated hours in {dt:.1f} s "
+    print(f"{SCENARIO}, seed 1: {hours:g} simulated hours in {dt:.1f} s "
           f"({hours / dt:.3f} h/s); {trace.commands:,} commands, {len(trace.events):,} events "
           f"({trace.commands / dt:,.0f} commands/s)")
+    lab_run.Exchange = TimedExchange  # type: ignore[misc]
+    t = time.perf_counter()
+    simulate(sc, 1)
+    timed = time.perf_counter() - t
+    lab_run.Exchange = Exchange  # type: ignore[misc]
+    print(f"  again with the engine timed: {timed:.1f} s, {TimedExchange.spent / timed:.0%} of it inside "
+          f"Exchange.apply (the rest: agents, feed, samples)")
 
     local, ray = [], []
     for r in range(args.rounds):

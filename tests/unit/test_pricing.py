@@ -32,7 +32,7 @@ from perpbox.pricing import pricer
 from perpbox.pricing.ema import EXP_SCALE, ema_update, ema_value, exp_neg
 from perpbox.pricing.funding import PREMIUM_SCALE
 from perpbox.pricing.impact import impact_price, local_mark
-from perpbox.pricing.oracle import aggregate, fresh_quotes, median, off_hours_step, weighted_median
+from perpbox.pricing.oracle import aggregate, fresh_quotes, median, off_hours_advance, off_hours_step, weighted_median
 from perpbox.pricing.pricer import PriceState
 
 # ------------------------------------------------------------------------------------------------
@@ -321,6 +321,24 @@ def test_off_hours_step_caps_dt_at_a_tenth_of_tau() -> None:
     # β = e^(−0.1): 10_000 · 0.0951625... = 951.6 → 951, for any Δt ≥ τ/10 = 6 min
     assert off_hours_step(1_000_000, 1_010_000, 360_000, rules, 0) == 1_000_951
     assert off_hours_step(1_000_000, 1_010_000, 86_400_000, rules, 0) == 1_000_951
+
+
+def test_off_hours_oracle_carries_what_each_one_second_step_rounds_off() -> None:
+    """A book 1,000 price units above the oracle, τ = 30 min, one tick a second: each step's move
+    (1000 · (1 − e^(−1/1800)) ≈ 0.556 units) rounds to nothing, so without the carry the oracle would
+    never move.  After 30 minutes the exact EMA has moved 1000 · (1 − e^(−1)) = 632.12 units."""
+    rules = OffHours(ema_tau_ms=1_800_000, band_bps=500)
+    oracle, carry = 1_000_000, 0
+    for _ in range(1800):
+        oracle, carry = off_hours_advance(oracle, carry, 1_001_000, 1_000, rules, 0)
+    assert 631 <= oracle - 1_000_000 <= 632
+    assert off_hours_step(1_000_000, 1_001_000, 1_000, rules, 0) == 1_000_000  # one step alone: nothing
+
+
+def test_off_hours_carry_is_dropped_when_the_band_binds() -> None:
+    rules = OffHours(ema_tau_ms=1_800_000, band_bps=100)  # ±1% of the close at 1,000,000
+    oracle, carry = off_hours_advance(1_009_999, 0, 1_500_000, 1_000, rules, 1_000_000)
+    assert (oracle, carry) == (1_010_000, 0)
 
 
 def test_off_hours_step_without_target_or_time_does_not_move() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 
 from perpbox.config import ListedMarket
 
@@ -32,14 +33,15 @@ class SyntheticFeed:
             if a in self.px and px > 0:
                 self.px[a] = float(px)
 
-    def step(self, ts: int) -> dict[int, float]:
+    def step(self, ts: int, vol_scale: Mapping[int, float] | None = None) -> dict[int, float]:
+        """Walk to ``ts``; ``vol_scale`` (asset → factor) makes some markets more volatile for now."""
         dt = max(ts - self.ts, 0)
         self.ts = ts
         for a, m in self.markets.items():
             session = m.spec.oracle.session
             if session is not None and not session.is_open(ts):
                 continue
-            sigma = m.vol * math.sqrt(dt / YEAR_MS)
+            sigma = m.vol * math.sqrt(dt / YEAR_MS) * (vol_scale.get(a, 1.0) if vol_scale else 1.0)
             ret = self.rng.gauss(0.0, sigma)
             if self.rng.random() < JUMP_PROB_PER_STEP:
                 ret += self.rng.gauss(0.0, sigma * JUMP_SIGMAS)

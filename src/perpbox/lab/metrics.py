@@ -21,6 +21,9 @@ Per run, from its events and samples (``lab.run.RunTrace``); money in USD as exa
 * ``basis_bps.max`` — the largest |mark − oracle| / oracle × 1e4 over markets and steps;
   ``basis_bps.time_to_revert_s`` — from that peak until |basis| is back under 50 bps on that
   market (null: it never came back within the horizon);
+* ``book_basis_bps.max`` / ``.time_to_revert_s`` — the same for the book's mid against the
+  underlying's price on its own market, over the steps that market trades (a session market's
+  closed hours are left out): the perp-vs-COMEX basis of the silver study;
 * ``spread_bps.p50`` / ``spread_bps.max`` — (ask − bid) / mid × 1e4 over steps with both sides;
 * ``oi.peak_over_cap`` — the largest open-interest notional over its cap (null: no market capped);
 * ``attacker.pnl_usd`` — the attacker actors' account values at the end minus their capital
@@ -51,12 +54,12 @@ from perpbox.lab.scenario import Scenario
 
 REVERT_BPS = 50.0
 DISTRIBUTIONS = ("bad_debt_usd", "liquidated_usd", "backstop.pnl_usd", "insurance_fund.drawdown_usd",
-                 "cascade_depth", "basis_bps.max", "spread_bps.max", "attacker.pnl_usd")
+                 "cascade_depth", "basis_bps.max", "book_basis_bps.max", "spread_bps.max", "attacker.pnl_usd")
 
 
 def usd(micro: int) -> str:
-    """Micro-USDC as an exact USD decimal string."""
-    return str(Decimal(micro).scaleb(-6).normalize() if micro else Decimal(0))
+    """Micro-USDC as an exact USD decimal string, never in exponent form (-5000000, not -5E+6)."""
+    return format(Decimal(micro).scaleb(-6).normalize(), "f") if micro else "0"
 
 
 def _bps(x: float) -> float:
@@ -84,6 +87,17 @@ def _liquidations(scenario: Scenario, events: list[V.Event]) -> tuple[list[V.Liq
     return acting, moved, sum(max(0, -v) for v in lowest.values())
 
 
+def _peak(basis: list[float | None], ts: list[int]) -> tuple[float, float | None]:
+    """The largest basis (bps) and the seconds from it until one under ``REVERT_BPS`` (None: never);
+    ``None`` entries are steps with nothing to compare, skipped."""
+    known = [i for i, b in enumerate(basis) if b is not None]
+    if not known:
+        return 0.0, None
+    i = max(known, key=lambda j: basis[j] or 0.0)
+    back = next((j for j in known if j >= i and (basis[j] or 0.0) < REVERT_BPS), None)
+    return basis[i] or 0.0, None if back is None else (ts[back] - ts[i]) / 1000
+
+
 def run_metrics(scenario: Scenario, trace: RunTrace) -> dict[str, Any]:
     liqs, moved, bad_debt = _liquidations(scenario, trace.events)
     adl = [e for e in liqs if e.method == "adl"]
@@ -95,18 +109,22 @@ def run_metrics(scenario: Scenario, trace: RunTrace) -> dict[str, Any]:
         drawdown = max(drawdown, peak - v)
     spreads: list[float] = []
     basis_max, revert_s = 0.0, None
+    book_max, book_revert_s = 0.0, None
     peak_over_cap: float | None = None
     for series in trace.markets.values():
         for b, a in zip(series.bid, series.ask, strict=True):
             if b is not None and a is not None and a + b > 0:
                 spreads.append((a - b) / ((a + b) / 2) * 1e4)
-        basis = [abs(m - o) / o * 1e4 if o > 0 else 0.0 for m, o in zip(series.mark, series.oracle, strict=True)]
-        if basis:
-            i = max(range(len(basis)), key=basis.__getitem__)
-            if basis[i] > basis_max:
-                basis_max = basis[i]
-                back = next((j for j in range(i, len(basis)) if basis[j] < REVERT_BPS), None)
-                revert_s = None if back is None else (trace.ts[back] - trace.ts[i]) / 1000
+        basis: list[float | None] = [abs(m - o) / o * 1e4 if o > 0 else 0.0
+                                     for m, o in zip(series.mark, series.oracle, strict=True)]
+        top, back_s = _peak(basis, trace.ts)
+        if top > basis_max:
+            basis_max, revert_s = top, back_s
+        book: list[float | None] = [abs((b + a) / 2 - x) / x * 1e4 if x and b is not None and a is not None else None
+                for b, a, x in zip(series.bid, series.ask, series.external, strict=True)]
+        top, back_s = _peak(book, trace.ts)
+        if top > book_max:
+            book_max, book_revert_s = top, back_s
         if series.oi_cap_ntl > 0 and series.oi_ntl:
             over = max(series.oi_ntl) / series.oi_cap_ntl
             peak_over_cap = over if peak_over_cap is None else max(peak_over_cap, over)
@@ -122,6 +140,7 @@ def run_metrics(scenario: Scenario, trace: RunTrace) -> dict[str, Any]:
         "insurance_fund": {"drawdown_usd": usd(drawdown), "exhausted": bool(adl)},
         "cascade_depth": round(liquidated / first_ntl, 4) if first_ntl else None,
         "basis_bps": {"max": _bps(basis_max), "time_to_revert_s": revert_s},
+        "book_basis_bps": {"max": _bps(book_max), "time_to_revert_s": book_revert_s},
         "spread_bps": {"p50": _bps(spreads[len(spreads) // 2]) if spreads else None,
                        "max": _bps(spreads[-1]) if spreads else None},
         "oi": {"peak_over_cap": None if peak_over_cap is None else round(peak_over_cap, 4)},

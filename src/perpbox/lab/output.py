@@ -63,12 +63,14 @@ def _figures(scenario: Scenario, traces: list[RunTrace]) -> str:
     hours = [(t - scenario.start_ms) / 3_600_000 for t in tr.ts[::k]]
     parts = []
     for full in tr.markets.values():
-        series = MarketSeries(full.name, full.px_decimals, full.oracle[::k], full.mark[::k], full.bid[::k],
-                              full.ask[::k], full.oi_ntl[::k], full.oi_cap_ntl)
+        series = MarketSeries(full.name, full.px_decimals, oracle=full.oracle[::k], mark=full.mark[::k],
+                              bid=full.bid[::k], ask=full.ask[::k], oi_ntl=full.oi_ntl[::k],
+                              external=full.external[::k], oi_cap_ntl=full.oi_cap_ntl)
         scale = 10**series.px_decimals
         fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
                             subplot_titles=(f"{series.name}: oracle, mark, best bid/ask (seed {tr.seed})",
-                                            "basis (mark − oracle) and spread, bps", "open interest, USD"))
+                                            "basis (mark − oracle; book mid − the underlying) and spread, bps",
+                                            "open interest, USD"))
         fig.add_trace(go.Scatter(x=hours, y=[o / scale for o in series.oracle], name="oracle"), row=1, col=1)
         fig.add_trace(go.Scatter(x=hours, y=[m / scale for m in series.mark], name="mark"), row=1, col=1)
         fig.add_trace(go.Scatter(x=hours, y=[None if b is None else b / scale for b in series.bid], name="bid",
@@ -78,6 +80,11 @@ def _figures(scenario: Scenario, traces: list[RunTrace]) -> str:
         fig.add_trace(go.Scatter(x=hours, y=[(m - o) / o * 1e4 if o else None
                                              for m, o in zip(series.mark, series.oracle, strict=True)],
                                  name="basis bps"), row=2, col=1)
+        if any(x is not None for x in series.external):
+            fig.add_trace(go.Scatter(x=hours, y=[((a + b) / 2 - x) / x * 1e4 if a and b and x else None
+                                                 for a, b, x in zip(series.ask, series.bid, series.external,
+                                                                    strict=True)],
+                                     name="book basis bps"), row=2, col=1)
         fig.add_trace(go.Scatter(x=hours, y=[(a - b) / ((a + b) / 2) * 1e4 if a and b else None
                                              for a, b in zip(series.ask, series.bid, strict=True)],
                                  name="spread bps"), row=2, col=1)

@@ -3,18 +3,19 @@
 Each step (``scenario.step``) of the horizon, in this order:
 
 1. the external price: a seeded geometric random walk with jumps per market (``feeds.synthetic``,
-   the same walk ``perpbox serve`` feeds; it stands still while a market's session is closed), times
-   the scenario's price shocks, quoted by three spot and two perp sources (``FeedPrices``) for the
-   first dex's markets, and pushed by each HIP-3 dex's deployer (``SetOracle``, oracle and external
-   perp price) every ``oracle_interval`` unless an oracle outage silences it;
+   the same walk ``perpbox serve`` feeds, scaled by any volatility shock; it stands still while a
+   market's session is closed), times the scenario's price shocks, quoted by three spot and two
+   perp sources (``FeedPrices``) for the first dex's markets, and pushed by each HIP-3 dex's
+   deployer (``SetOracle``: oracle, external perp price and the scenario's ``mark_inputs``) every
+   ``oracle_interval`` unless an oracle outage silences it;
    with ``halt_offhours``, a market whose session closes goes reduce-only until it reopens;
 2. ``Tick``: oracle, EMAs and mark, premium samples and funding when due, triggers, the
    liquidation sweep (book, backstop vault, insurance fund, ADL);
 3. the population's commands (``agents.population``), makers quoting wider and thinner while a
    liquidity shock is in force;
-4. a sample of what the metrics need (books, marks, oracles, open interest, the vault's and the
-   fund's value) and the conservation check: the engine's cash must equal deposits − withdrawals
-   exactly after every step (``CashAudit``).
+4. a sample of what the metrics need (books, marks, oracles, the underlying's price while it trades,
+   open interest, the vault's and the fund's value) and the conservation check: the engine's cash
+   must equal deposits − withdrawals exactly after every step (``CashAudit``).
 
 Everything is a pure function of (scenario, seed): no wall clock, no I/O.
 """
@@ -50,6 +51,7 @@ class MarketSeries:
     bid: list[int | None] = field(default_factory=list)
     ask: list[int | None] = field(default_factory=list)
     oi_ntl: list[int] = field(default_factory=list)  # micro-USDC
+    external: list[int | None] = field(default_factory=list)  # the underlying's price; None while closed
     oi_cap_ntl: int = 0
 
 
@@ -110,11 +112,12 @@ def simulate(scenario: Scenario, seed: int, progress: Callable[[int], None] | No
     actors = [Actor(i, a, specs[a.market]) for i, a in enumerate(scenario.actors)]
     for actor in actors:
         dex = actor.market.dex
-        apply([C.Deposit(ts=t0, user=actor.address, usd=actor.spec.capital_usd * USD)])
-        if dex:
-            apply([C.SendAsset(ts=t0, user=actor.address, src=actor.address, dst=actor.address, src_dex="",
-                               dst_dex=dex, usd=actor.spec.capital_usd * USD)])
-    trace.attackers = [(a.address, a.spec.capital_usd * USD) for a in actors if a.spec.attacker]
+        for address, capital in actor.accounts():
+            apply([C.Deposit(ts=t0, user=address, usd=capital)])
+            if dex:
+                apply([C.SendAsset(ts=t0, user=address, src=address, dst=address, src_dex="", dst_dex=dex,
+                                   usd=capital)])
+    trace.attackers = [acc for a in actors if a.spec.attacker for acc in a.accounts()]
     feed = SyntheticFeed(listed, seed, t0)
     for m in listed:
         s = m.spec
@@ -122,14 +125,17 @@ def simulate(scenario: Scenario, seed: int, progress: Callable[[int], None] | No
     coins = {m.spec.asset: m.spec.coin for m in config.markets}
     all_coins = {m.spec.asset: m.spec.coin for m in listed}
     dex_assets = [(i, d.name, [m.spec.asset for m in d.markets]) for i, d in enumerate(config.dexes, start=1)]
-    session_assets = [m.spec for m in listed if m.spec.oracle.session is not None]
+    listed_specs = [m.spec for m in listed]
+    specs_by_asset = {s.asset: s for s in listed_specs}
+    session_assets = [s for s in listed_specs if s.oracle.session is not None]
     reduce_only: set[int] = set()
     next_push = 0
     steps = scenario.horizon_ms // scenario.step_ms
     for k in range(1, steps + 1):
         elapsed = k * scenario.step_ms
         ts = t0 + elapsed
-        feed.step(ts)
+        feed.step(ts, {a: scenario.vol_multiplier(c, elapsed) for a, c in all_coins.items()}
+                  if scenario.vol_shocks else None)
         feeds: list[C.Command] = []
         for src, perp in [(s, False) for s in SPOT_SOURCES] + [(s, True) for s in PERP_SOURCES]:
             pxs = {a: max(1, round(feed.quote(a) * scenario.price_multiplier(c, elapsed))) for a, c in coins.items()}
@@ -140,8 +146,10 @@ def simulate(scenario: Scenario, seed: int, progress: Callable[[int], None] | No
                 if scenario.oracle_down(dex, elapsed):
                     continue
                 pxs = {a: max(1, round(feed.px[a] * scenario.price_multiplier(all_coins[a], elapsed))) for a in assets}
+                marks = [pxs if kind == "external" else {a: _published_oracle(ex, specs_by_asset[a], ts, pxs[a])
+                                                         for a in assets} for kind in scenario.mark_inputs]
                 feeds.append(C.SetOracle(ts=ts, user=deployer_address(i), dex=dex, oracle_pxs=pxs,
-                                         external_perp_pxs=pxs))
+                                         mark_pxs=marks, external_perp_pxs=pxs))
         apply(feeds)
         if scenario.halt_offhours:
             apply(_offhours_status(ts, session_assets, reduce_only))
@@ -151,11 +159,19 @@ def simulate(scenario: Scenario, seed: int, progress: Callable[[int], None] | No
         for actor in actors:
             apply(actor.step(elapsed, ts, ex.reads))
         _sample(ex, trace, ts, vaults, funds)
+        for spec in listed_specs:
+            trace.markets[spec.asset].external.append(None if session_closed(spec, ts) else external[spec.asset])
         if progress is not None:
             progress(elapsed)
     trace.attacker_value = sum(ex.reads.perp_value(a) or 0 for a, _ in trace.attackers)
     trace.state_hash = ex.state_hash()
     return trace
+
+
+def _published_oracle(ex: Exchange, spec: MarketSpec, ts: int, pushed: int) -> int:
+    """The oracle a deployer's ``"oracle"`` mark input carries: what it pushes while the external
+    market trades, the venue's internal off-hours oracle while it is closed."""
+    return ex.reads.oracle(spec.asset) if session_closed(spec, ts) else pushed
 
 
 def deployer_address(dex_index: int) -> str:

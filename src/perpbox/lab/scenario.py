@@ -28,12 +28,22 @@ kind = "liquidity"
 start = "1h"
 end = "3h"
 factor = 3.0
+[[shock]]                 # the external walk `factor` times as volatile between start and end
+kind = "volatility"
+market = "BTC"
+start = "1h"
+end = "2h"
+factor = 4.0
 ```
 
 Markets are named by their coin (``BTC``; ``xyz:XYZ100`` on a HIP-3 dex).  HIP-3 dexes come as
 in ``perpbox serve``'s config (``[[dex]]`` with ``[[dex.market]]`` rows, sessions and off-hours
 rules): the lab's deployer pushes ``setOracle`` from the feed every ``oracle_interval`` (3 s), and an
 ``[[shock]] kind = "oracle_outage"`` (``dex``, ``start``, ``end``) stops its pushes for a while.
+``[scenario] mark_inputs`` (at most two of ``"oracle"`` and ``"external"``, as in the deployer kit's
+definitions) are the ``markPxs`` each push carries: the oracle (off hours the engine's internal
+one) and the external perp price; the venue's new mark is their median with the local book's mark
+(none, the default: the local mark alone, moving at most 1% per push).
 ``[scenario] halt_offhours = true`` puts every market with a session in reduce-only while its
 external market is closed (no new exposure; exits and liquidations still trade).  ``[[actor]]``
 tables place named participants (``agents.actors``: a holder, a TWAP).
@@ -110,6 +120,14 @@ class LiquidityShock:
 
 
 @dataclass(frozen=True)
+class VolatilityShock:
+    market: str
+    start_ms: int
+    end_ms: int
+    factor: float
+
+
+@dataclass(frozen=True)
 class OracleOutage:
     dex: str
     start_ms: int
@@ -133,6 +151,8 @@ class Scenario:
     actors: tuple[ActorSpec, ...] = ()
     halt_offhours: bool = False
     oracle_interval_ms: int = 3_000
+    vol_shocks: tuple[VolatilityShock, ...] = ()
+    mark_inputs: tuple[str, ...] = ()
 
     def oracle_down(self, dex: str, t_ms: int) -> bool:
         """Whether ``dex``'s deployer is silent ``t_ms`` after the start."""
@@ -143,6 +163,14 @@ class Scenario:
         f = 1.0
         for s in self.liquidity_shocks:
             if s.start_ms <= t_ms < s.end_ms:
+                f = max(f, s.factor)
+        return f
+
+    def vol_multiplier(self, market: str, t_ms: int) -> float:
+        """How many times its usual volatility the external walk of ``market`` has at ``t_ms``."""
+        f = 1.0
+        for s in self.vol_shocks:
+            if s.market == market and s.start_ms <= t_ms < s.end_ms:
                 f = max(f, s.factor)
         return f
 
@@ -230,7 +258,23 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-Shocks = tuple[tuple[PriceShock, ...], tuple[LiquidityShock, ...], tuple[OracleOutage, ...]]
+Shocks = tuple[tuple[PriceShock, ...], tuple[LiquidityShock, ...], tuple[OracleOutage, ...],
+               tuple[VolatilityShock, ...]]
+
+
+def _window(row: dict[str, Any], where: str) -> tuple[int, int]:
+    """A shock's ``start`` and ``end`` (ms after the scenario's start), start before end."""
+    start, end = parse_duration(row.get("start"), f"{where}.start"), parse_duration(row.get("end"), f"{where}.end")
+    if end <= start:
+        raise ScenarioError(f"{where}: start < end")
+    return start, end
+
+
+def _factor(row: dict[str, Any], where: str) -> float:
+    factor = row.get("factor")
+    if isinstance(factor, bool) or not isinstance(factor, int | float) or not 1 <= factor <= 100:
+        raise ScenarioError(f"{where}.factor: a number from 1 to 100, not {factor!r}")
+    return float(factor)
 
 
 def _shocks(rows: Any, markets: set[str], dexes: set[str]) -> Shocks:
@@ -238,6 +282,7 @@ def _shocks(rows: Any, markets: set[str], dexes: set[str]) -> Shocks:
         raise ScenarioError("[[shock]] must be an array of tables")
     prices: list[PriceShock] = []
     liquidity: list[LiquidityShock] = []
+    vols: list[VolatilityShock] = []
     outages: list[OracleOutage] = []
     for i, row in enumerate(rows):
         where = f"shock[{i}]"
@@ -262,25 +307,20 @@ def _shocks(rows: Any, markets: set[str], dexes: set[str]) -> Shocks:
                 path.append((t, float(pt[1])))
             prices.append(PriceShock(str(market), tuple(path)))
         elif kind == "liquidity":
-            start, end = parse_duration(row.get("start"), f"{where}.start"), parse_duration(row.get("end"),
-                                                                                             f"{where}.end")
-            factor = row.get("factor")
-            if end <= start or isinstance(factor, bool) or not isinstance(factor, int | float) \
-                    or not 1 <= factor <= 100:
-                raise ScenarioError(f"{where}: start < end and 1 ≤ factor ≤ 100")
-            liquidity.append(LiquidityShock(start, end, float(factor)))
+            liquidity.append(LiquidityShock(*_window(row, where), _factor(row, where)))
+        elif kind == "volatility":
+            market = row.get("market")
+            if market not in markets:
+                raise ScenarioError(f"{where}.market: {market!r} is not a market of the scenario")
+            vols.append(VolatilityShock(str(market), *_window(row, where), _factor(row, where)))
         elif kind == "oracle_outage":
             dex = row.get("dex")
             if dex not in dexes:
                 raise ScenarioError(f"{where}.dex: {dex!r} is not a HIP-3 dex of the scenario")
-            start, end = parse_duration(row.get("start"), f"{where}.start"), parse_duration(row.get("end"),
-                                                                                             f"{where}.end")
-            if end <= start:
-                raise ScenarioError(f"{where}: start < end")
-            outages.append(OracleOutage(str(dex), start, end))
+            outages.append(OracleOutage(str(dex), *_window(row, where)))
         else:
-            raise ScenarioError(f"{where}.kind: 'price', 'liquidity' or 'oracle_outage', not {kind!r}")
-    return tuple(prices), tuple(liquidity), tuple(outages)
+            raise ScenarioError(f"{where}.kind: 'price', 'liquidity', 'volatility' or 'oracle_outage', not {kind!r}")
+    return tuple(prices), tuple(liquidity), tuple(outages), tuple(vols)
 
 
 def load_scenario(name_or_path: str, overrides: dict[str, Any] | None = None, *,
@@ -318,7 +358,7 @@ def parse_scenario(doc: dict[str, Any], overrides: dict[str, Any], *, horizon_ms
     except ValueError as e:
         raise ScenarioError(str(e)) from None
     specs = {m.spec.coin: m.spec for m in config.all_markets()}
-    prices, liquidity, outages = _shocks(resolved.get("shock", []), set(specs), {d.name for d in config.dexes})
+    prices, liquidity, outages, vols = _shocks(resolved.get("shock", []), set(specs), {d.name for d in config.dexes})
     try:
         actors = parse_actors(resolved.get("actor", []), parse_duration, specs)
     except ValueError as e:
@@ -326,6 +366,10 @@ def parse_scenario(doc: dict[str, Any], overrides: dict[str, Any], *, horizon_ms
     halt = head.get("halt_offhours", False)
     if not isinstance(halt, bool):
         raise ScenarioError("scenario.halt_offhours: true or false")
+    mark_inputs = head.get("mark_inputs", [])
+    if not isinstance(mark_inputs, list) or len(mark_inputs) > 2 \
+            or any(i not in ("oracle", "external") for i in mark_inputs):
+        raise ScenarioError("scenario.mark_inputs: a list of at most two of 'oracle' and 'external'")
     interval = parse_duration(head.get("oracle_interval", "3s"), "scenario.oracle_interval")
     if interval < 2_500:
         raise ScenarioError("scenario.oracle_interval: at least 2.5 s (HIP-3's minimum between setOracle pushes)")
@@ -334,4 +378,5 @@ def parse_scenario(doc: dict[str, Any], overrides: dict[str, Any], *, horizon_ms
                     step_ms=step, start_ms=int(start.timestamp() * 1000), config=config, population=population,
                     price_shocks=prices, liquidity_shocks=liquidity, tunables=tunables,
                     config_hash=hashlib.sha256(canon.encode()).hexdigest(), oracle_outages=outages, actors=actors,
-                    halt_offhours=halt, oracle_interval_ms=interval)
+                    halt_offhours=halt, oracle_interval_ms=interval, vol_shocks=vols,
+                    mark_inputs=tuple(str(i) for i in mark_inputs))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import lru_cache
 
 MINUTES_PER_WEEK = 7 * 24 * 60
 _EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
@@ -64,6 +65,16 @@ def _wk(day: int, hh: int, mm: int = 0) -> int:
     return day * 1440 + hh * 60 + mm
 
 
+@lru_cache(maxsize=1024)
+def _open_at_minute(calendar: SessionCalendar, minute: int) -> bool:
+    """Whether ``calendar`` is open in the minute ``minute`` since the epoch (cached: a run asks
+    about the same minute many times)."""
+    if minute // 1440 in calendar.closed_days:
+        return False
+    m = minute_of_week(minute * 60_000)
+    return any(start <= m < end for start, end in calendar.open_windows)
+
+
 @dataclass(frozen=True, slots=True)
 class SessionCalendar:
     """Open windows as ``(start, end)`` minutes of the week, UTC, Monday 00:00 = 0, end exclusive;
@@ -80,10 +91,7 @@ class SessionCalendar:
                 raise ValueError(f"bad session window {(start, end)}")
 
     def is_open(self, ts_ms: int) -> bool:
-        if ts_ms // 86_400_000 in self.closed_days:
-            return False
-        m = minute_of_week(ts_ms)
-        return any(start <= m < end for start, end in self.open_windows)
+        return _open_at_minute(self, ts_ms // 60_000)
 
     @classmethod
     def comex_metals(cls) -> SessionCalendar:

@@ -11,13 +11,16 @@ bit-for-bit the same on every machine — a float ``math.exp`` is not guaranteed
 from __future__ import annotations
 
 from fractions import Fraction
+from functools import lru_cache
 
 EXP_SCALE = 10**18
 _GUARD = 10**12  # extra digits carried inside exp_neg
 
 
+@lru_cache(maxsize=4096)
 def exp_neg(num: int, den: int) -> int:
     """``floor(EXP_SCALE · exp(−num/den))`` to within one unit, for ``num ≥ 0, den > 0``.
+    Cached: the engine asks for the same few (tick interval, τ) pairs every tick.
 
     Range reduction by halving (``exp(−x) = exp(−x/2^m)^(2^m)``) then a Taylor series for
     ``x/2^m < 1/16``, all in integers scaled by ``EXP_SCALE · _GUARD``."""

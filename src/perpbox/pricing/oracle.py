@@ -68,15 +68,29 @@ def aggregate(fresh: list[tuple[int, int]], max_deviation_bps: int, min_sources:
 
 
 def off_hours_step(oracle: int, target: int | None, dt_ms: int, rules: OffHours, close_px: int) -> int:
+    """One step of the internal oracle while the external market is closed, with nothing carried
+    (``off_hours_advance``)."""
+    return off_hours_advance(oracle, 0, target, dt_ms, rules, close_px)[0]
+
+
+def off_hours_advance(oracle: int, carry: int, target: int | None, dt_ms: int, rules: OffHours,
+                      close_px: int) -> tuple[int, int]:
     """Advance the internal oracle while the external market is closed (trade.xyz's rule):
     ``S ← S + (1 − β)·(target − S)`` with ``β = exp(−min(Δt, τ/10)/τ)``, where ``target`` is the
-    book's impact mid (None: no move), then bounded to ``close_px ± band``.  Rounded toward the
-    current oracle (the slow side)."""
+    book's impact mid (None: no move), then bounded to ``close_px ± band``.  The move is rounded
+    toward the current oracle (the slow side) and the part rounded off is carried to the next step
+    (``carry``, in 1/EXP_SCALE price units): without it a one-second tick under τ = 30 min would
+    never move the oracle while the book is within 1,800 price units of it.  Returns the oracle and
+    the new carry (0 when the band binds)."""
     if target is not None and dt_ms > 0:
         beta = exp_neg(min(dt_ms, rules.ema_tau_ms // 10), rules.ema_tau_ms)
-        step = Fraction((target - oracle) * (EXP_SCALE - beta), EXP_SCALE)
-        oracle += int(step)  # int() truncates toward zero: toward the current oracle
+        total = (target - oracle) * (EXP_SCALE - beta) + carry
+        move = int(Fraction(total, EXP_SCALE))  # int() truncates toward zero: toward the current oracle
+        oracle += move
+        carry = total - move * EXP_SCALE
     if close_px > 0:
         band = close_px * rules.band_bps // 10_000
-        oracle = min(max(oracle, close_px - band), close_px + band)
-    return oracle
+        bounded = min(max(oracle, close_px - band), close_px + band)
+        if bounded != oracle:
+            oracle, carry = bounded, 0
+    return oracle, carry

@@ -23,7 +23,7 @@ from perpbox.market.oracle import MarkPolicy, OnInsufficient, OracleDefinition, 
 from perpbox.pricing.ema import ema_update, ema_value
 from perpbox.pricing.funding import average_premium, premium_sample
 from perpbox.pricing.impact import impact_price, local_mark
-from perpbox.pricing.oracle import Quote, aggregate, fresh_quotes, median, off_hours_step, weighted_median
+from perpbox.pricing.oracle import Quote, aggregate, fresh_quotes, median, off_hours_advance, weighted_median
 
 DAY_MS = 86_400_000
 
@@ -50,6 +50,7 @@ class PriceState(msgspec.Struct, frozen=True, kw_only=True):
     day_px: int = 0  # start-of-day oracle (HIP-3: prices clamped to 10× it)
     session_open: bool = True
     close_px: int = 0  # oracle at the last session close (discovery band centre)
+    off_carry: int = 0  # the off-hours oracle's rounded-off part, 1/EXP_SCALE price units (off_hours_advance)
 
 
 def listed(now: int, px: int, funding: FundingParams) -> PriceState:
@@ -99,7 +100,7 @@ def tick(defn: OracleDefinition, funding: FundingParams, st: PriceState, now: in
     dt = now - st.ema_ts
     # -- session ---------------------------------------------------------------------------
     is_open = defn.session is None or defn.session.is_open(now)
-    close_px = st.close_px
+    close_px, off_carry = st.close_px, 0
     if st.session_open and not is_open:
         close_px = oracle  # the external close: centre of the discovery band
     # -- oracle ----------------------------------------------------------------------------
@@ -108,7 +109,7 @@ def tick(defn: OracleDefinition, funding: FundingParams, st: PriceState, now: in
             oracle = manual_mark
     elif not is_open:
         target = _impact_mid(book, funding.impact_notional)
-        oracle = off_hours_step(oracle, target, dt, defn.off_hours, close_px)
+        oracle, off_carry = off_hours_advance(oracle, st.off_carry, target, dt, defn.off_hours, close_px)
     elif defn.kind is OracleKind.SOURCES:
         px = aggregate(fresh_quotes(defn.sources, spot, now, defn.max_age_ms), defn.max_deviation_bps,
                        defn.min_sources)
@@ -124,7 +125,7 @@ def tick(defn: OracleDefinition, funding: FundingParams, st: PriceState, now: in
             stale = True
     # (deployer oracles move only on push; at the reopen the next push pulls them back)
     st = msgspec.structs.replace(st, oracle=oracle, stale=stale, halted=halted, session_open=is_open,
-                                 close_px=close_px)
+                                 close_px=close_px, off_carry=off_carry)
     # -- EMAs ------------------------------------------------------------------------------
     bid, ask = book.best_bid(), book.best_ask()
     local = local_mark(book, last_px)
