@@ -110,3 +110,18 @@ def test_two_runs_write_byte_identical_files(tmp_path: Path) -> None:
         assert res.exit_code == 0, res.output
     for name in ("metrics.json", "events.parquet"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_the_depth_samples_hold_the_makers_ladders_within_each_band() -> None:
+    """calm's two makers each quote 8 levels a side, level ``lvl`` worth $10,000 × (1 + lvl) on
+    average, ``half + 2 × lvl`` bps from the centre, the half spread 1–2 bps (maker 0) and 1.5–2.5
+    (maker 1).  Within ±10 bps lie levels 0–4 (about $150k a side a maker: ~$600k in all); within
+    ±50 bps the whole ladder ($360k a side a maker: ~$1.44M)."""
+    sc = load_scenario("calm", horizon_ms=600_000)
+    trace = simulate(sc, 1)
+    series = next(s for s in trace.markets.values() if s.name == "BTC")
+    assert len(series.depth_ts) == 60 and all(t % 10_000 == 0 for t in series.depth_ts)
+    d10, d50 = sorted(series.depth[10])[30], sorted(series.depth[50])[30]
+    assert 300_000 <= d10 <= 900_000
+    assert 1_000_000 <= d50 <= 2_000_000
+    assert all(a <= b for a, b in zip(series.depth[10], series.depth[50], strict=True))

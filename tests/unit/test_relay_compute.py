@@ -116,6 +116,22 @@ def test_off_hours_the_oracle_follows_the_impact_mid_through_the_slow_ema() -> N
     assert up.steps[0] == {"step": "off_hours_ema", "impact_mid": "33.01", "dt_ms": 300_000, "px": "32.0807"}
 
 
+def test_off_hours_the_relay_carries_what_each_three_second_update_rounds_off() -> None:
+    # the book's impact mid 100 units (0.01 USD) above the oracle, tau = 30 min, an update every 3 s:
+    # each update's move is 100 x (1 - exp(-3/1800)) = 0.1665 units, nothing once truncated.  Carried,
+    # the oracle moves once the carry reaches a unit, and after 100 updates (300 s) the exact EMA has
+    # moved 100 x (1 - exp(-1/6)) = 15.35 units.
+    defn = asset(session=MONDAY_HOUR, off_hours=OffHours(ema_tau_ms=1_800_000, band_bps=500))
+    st = AssetState(oracle=320000, day=NOW // 86_400_000, day_px=320000, ts=NOW - 3_000, session_open=False,
+                    close_px=320000)
+    book = _deep_book(320050, 320150)
+    now = NOW
+    for _ in range(100):
+        up = price_asset(defn, st, now, PXD, [], [], [], book)
+        st, now = up.state, now + 3_000
+    assert 15 <= st.oracle - 320000 <= 16
+
+
 def test_off_hours_the_discovery_band_bounds_the_oracle() -> None:
     # dt capped at tau/10: 1 - exp(-0.1) = 0.0951625820; mid 40.0: 80000 x 0.09516 = 7613 -> 32.7613,
     # band 1% of the 32.0 close: 32.32

@@ -24,7 +24,7 @@ from perpbox.deployer.definition import DAY_CLAMP_MULTIPLE, MAX_STEP_BPS, AssetD
 from perpbox.deployer.sources import Quote, SourceSpec
 from perpbox.market.oracle import OnInsufficient
 from perpbox.pricing.impact import local_mark_of, walk_impact
-from perpbox.pricing.oracle import off_hours_step, weighted_median, within_deviation
+from perpbox.pricing.oracle import off_hours_advance, weighted_median, within_deviation
 from perpbox.pricing.pricer import DAY_MS, clamp_move, clamp_to_day
 
 Levels = Sequence[tuple[int, int]]  # (price units, size lots), best first
@@ -51,6 +51,7 @@ class AssetState:
     ts: int = 0  # the last update's time (the off-hours EMA's Δt)
     reopening: bool = False  # pulling back toward the external price after a reopen
     halted: bool = False  # the definition halted the market (a person resumes it)
+    off_carry: int = 0  # what the off-hours EMA rounded off, carried to the next update (off_hours_advance)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +170,7 @@ def price_asset(defn: AssetDefinition, st: AssetState, now: int, px_decimals: in
     up.inputs = [r | {"role": "oracle"} for r in rows]
     oracle = st.oracle
     step_bps = MAX_STEP_BPS
+    ema, carry = 0, 0  # the off-hours EMA's price and its carry (set off hours)
     if st.halted:
         up.status = "halted"
     elif is_open:
@@ -199,11 +201,11 @@ def price_asset(defn: AssetDefinition, st: AssetState, now: int, px_decimals: in
         ask = walk_impact(book.asks, notional)
         mid = None if bid is None or ask is None else int((bid + ask) / 2)
         dt = now - st.ts if st.ts else 0
-        free = off_hours_step(oracle, mid, dt, defn.off_hours, 0)
+        free, _ = off_hours_advance(oracle, st.off_carry, mid, dt, defn.off_hours, 0)
         up.steps.append({"step": "off_hours_ema", "impact_mid": None if mid is None else fmt(mid), "dt_ms": dt,
                          "px": fmt(free)})
-        banded = _clamp(up, "discovery_band", free,
-                        off_hours_step(oracle, mid, dt, defn.off_hours, st.close_px), px_decimals)
+        ema, carry = off_hours_advance(oracle, st.off_carry, mid, dt, defn.off_hours, st.close_px)
+        banded = _clamp(up, "discovery_band", free, ema, px_decimals)
         anchor, rows = _weigh(anchors, now, px_decimals, defn.max_deviation_bps, 1)
         up.inputs += [r | {"role": "anchor"} for r in rows]
         if anchor is not None and defn.anchor_band_bps:
@@ -220,5 +222,8 @@ def price_asset(defn: AssetDefinition, st: AssetState, now: int, px_decimals: in
     ext = _clamp(up, "external_day", ext, clamp_to_day(st.day_px, ext, DAY_CLAMP_MULTIPLE), px_decimals)
     up.oracle, up.external = oracle, ext
     up.marks = [oracle if kind == "oracle" else ext for kind in defn.mark_inputs]
-    up.state = replace(st, oracle=oracle, session_open=is_open, ts=now)
+    # the carry belongs to the EMA's own path: dropped when a later clamp moved the price, or in session
+    if is_open or oracle != ema:
+        carry = 0
+    up.state = replace(st, oracle=oracle, session_open=is_open, ts=now, off_carry=carry)
     return up

@@ -66,11 +66,13 @@ def _figures(scenario: Scenario, traces: list[RunTrace]) -> str:
         series = MarketSeries(full.name, full.px_decimals, oracle=full.oracle[::k], mark=full.mark[::k],
                               bid=full.bid[::k], ask=full.ask[::k], oi_ntl=full.oi_ntl[::k],
                               external=full.external[::k], oi_cap_ntl=full.oi_cap_ntl)
+        kd = max(1, len(full.depth_ts) // MAX_POINTS)
+        depth_hours = [(t - scenario.start_ms) / 3_600_000 for t in full.depth_ts[::kd]]
         scale = 10**series.px_decimals
-        fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+        fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.05,
                             subplot_titles=(f"{series.name}: oracle, mark, best bid/ask (seed {tr.seed})",
                                             "basis (mark − oracle; book mid − the underlying) and spread, bps",
-                                            "open interest, USD"))
+                                            "book depth, both sides, USD", "open interest, USD"))
         fig.add_trace(go.Scatter(x=hours, y=[o / scale for o in series.oracle], name="oracle"), row=1, col=1)
         fig.add_trace(go.Scatter(x=hours, y=[m / scale for m in series.mark], name="mark"), row=1, col=1)
         fig.add_trace(go.Scatter(x=hours, y=[None if b is None else b / scale for b in series.bid], name="bid",
@@ -88,9 +90,11 @@ def _figures(scenario: Scenario, traces: list[RunTrace]) -> str:
         fig.add_trace(go.Scatter(x=hours, y=[(a - b) / ((a + b) / 2) * 1e4 if a and b else None
                                              for a, b in zip(series.ask, series.bid, strict=True)],
                                  name="spread bps"), row=2, col=1)
-        fig.add_trace(go.Scatter(x=hours, y=[n / 1e6 for n in series.oi_ntl], name="OI USD"), row=3, col=1)
-        fig.update_xaxes(title_text="hours", row=3, col=1)
-        fig.update_layout(height=760)
+        for band, usd in sorted(full.depth.items()):
+            fig.add_trace(go.Scatter(x=depth_hours, y=usd[::kd], name=f"depth ±{band} bps"), row=3, col=1)
+        fig.add_trace(go.Scatter(x=hours, y=[n / 1e6 for n in series.oi_ntl], name="OI USD"), row=4, col=1)
+        fig.update_xaxes(title_text="hours", row=4, col=1)
+        fig.update_layout(height=960)
         parts.append(fig.to_html(full_html=False, include_plotlyjs=False))
     fig = make_subplots(rows=1, cols=2, subplot_titles=("liquidated notional per hour, USD",
                                                         "backstop vault and insurance fund, USD"))

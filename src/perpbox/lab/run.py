@@ -14,8 +14,9 @@ Each step (``scenario.step``) of the horizon, in this order:
 3. the population's commands (``agents.population``), makers quoting wider and thinner while a
    liquidity shock is in force;
 4. a sample of what the metrics need (books, marks, oracles, the underlying's price while it trades,
-   open interest, the vault's and the fund's value) and the conservation check: the engine's cash
-   must equal deposits − withdrawals exactly after every step (``CashAudit``).
+   open interest, the vault's and the fund's value; every 10 s the depth within ±10 and ±50 bps)
+   and the conservation check: the engine's cash must equal deposits − withdrawals exactly after
+   every step (``CashAudit``).
 
 Everything is a pure function of (scenario, seed): no wall clock, no I/O.
 """
@@ -32,11 +33,15 @@ from perpbox.exchange import Exchange
 from perpbox.exchange import commands as C
 from perpbox.exchange import events as V
 from perpbox.exchange.liquidation import backstop_address, insurance_address
+from perpbox.exchange.reads import ExchangeReads
 from perpbox.feeds.synthetic import SyntheticFeed
 from perpbox.lab.scenario import Scenario
 from perpbox.market.spec import MarketSpec
 
 SPOT_SOURCES = ("binance", "okx", "bybit")
+DEPTH_EVERY_MS = 10_000
+DEPTH_BANDS_BPS = (10, 50)
+DEPTH_LEVELS = 100  # per side: the levels read for a depth sample
 PERP_SOURCES = ("binance", "okx")
 
 
@@ -52,6 +57,8 @@ class MarketSeries:
     ask: list[int | None] = field(default_factory=list)
     oi_ntl: list[int] = field(default_factory=list)  # micro-USDC
     external: list[int | None] = field(default_factory=list)  # the underlying's price; None while closed
+    depth_ts: list[int] = field(default_factory=list)  # steps at a multiple of DEPTH_EVERY_MS: when, and the depth
+    depth: dict[int, list[float]] = field(default_factory=dict)  # band (bps) -> USD both sides within ±band of mid
     oi_cap_ntl: int = 0
 
 
@@ -193,6 +200,20 @@ def _offhours_status(ts: int, specs: list[MarketSpec], reduce_only: set[int]) ->
     return out
 
 
+def _depth(reads: ExchangeReads, asset: int, px_decimals: int) -> dict[int, float]:
+    """USD resting on both sides within each of ``DEPTH_BANDS_BPS`` of the mid (0 with a side empty;
+    a lower bound if a side holds more than ``DEPTH_LEVELS`` levels inside the band)."""
+    bid, ask = reads.best_bid_ask(asset)
+    if bid is None or ask is None:
+        return {b: 0.0 for b in DEPTH_BANDS_BPS}
+    mid = (bid + ask) / 2
+    spec = reads.market(asset)
+    scale = 10**px_decimals * 10 ** (spec.sz_decimals if spec else 0)
+    levels = reads.book_levels(asset, True, DEPTH_LEVELS) + reads.book_levels(asset, False, DEPTH_LEVELS)
+    return {b: sum(px * sz for px, sz, _ in levels if abs(px - mid) <= mid * b / 10_000) / scale
+            for b in DEPTH_BANDS_BPS}
+
+
 def _sample(ex: Exchange, trace: RunTrace, ts: int, vaults: list[str], funds: list[str]) -> None:
     reads = ex.reads
     trace.ts.append(ts)
@@ -205,6 +226,11 @@ def _sample(ex: Exchange, trace: RunTrace, ts: int, vaults: list[str], funds: li
         series.oi_ntl.append(reads.open_interest_ntl(a))
     trace.backstop_value.append(sum(_value(ex, v) for v in vaults))
     trace.insurance_value.append(sum(_value(ex, f) for f in funds))
+    if ts % DEPTH_EVERY_MS == 0:
+        for a, series in trace.markets.items():
+            series.depth_ts.append(ts)
+            for band, usd in _depth(reads, a, series.px_decimals).items():
+                series.depth.setdefault(band, []).append(usd)
     audit = reads.cash_audit()
     trace.max_residual = max(trace.max_residual, abs(audit.cash - (audit.deposits - audit.withdrawals)))
 
