@@ -250,8 +250,7 @@ class Population:
             center = self._center(ts, reads, spec, external)
             if center <= 0 or (k, spec.asset) in self.pulled:
                 continue
-            pos = reads.position(maker, spec.asset)
-            lots = 0 if pos is None else pos.szi
+            lots = self._szi(reads, maker, spec)
             if spec.oracle.session is not None:  # hedged on the underlying while it trades
                 lots -= self._hedged(ts, maker, spec, lots)
             inventory = lots * center / 10**spec.px_decimals / 10**spec.sz_decimals
@@ -361,8 +360,7 @@ class Population:
             then = seen[0][1]
             move = (mark - then) * 10_000 / then
             user = self.chasers[rng.randrange(len(self.chasers))]
-            pos = reads.position(user, spec.asset)
-            szi = 0 if pos is None else pos.szi
+            szi = self._szi(reads, user, spec)
             if abs(move) > p.momentum_threshold_bps:
                 is_buy = move > 0
                 held = szi * mark / 10**spec.px_decimals / 10**spec.sz_decimals
