@@ -4,6 +4,7 @@ the leveraged longs it should (the expectations derived from the margin rules, n
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import polars as pl
@@ -14,7 +15,7 @@ from perpbox.exchange import events as V
 from perpbox.lab.metrics import run_metrics, summarise
 from perpbox.lab.output import events_frame, metrics_bytes
 from perpbox.lab.run import simulate
-from perpbox.lab.scenario import builtin_text, load_scenario
+from perpbox.lab.scenario import builtin_text, load_scenario, parse_scenario
 
 CRASH = builtin_text("calm").replace('name = "calm"', 'name = "crash-test"') + """
 # BTC falls 30% in 20 minutes while the makers quote four times wider and thinner
@@ -125,3 +126,29 @@ def test_the_depth_samples_hold_the_makers_ladders_within_each_band() -> None:
     assert 300_000 <= d10 <= 900_000
     assert 1_000_000 <= d50 <= 2_000_000
     assert all(a <= b for a, b in zip(series.depth[10], series.depth[50], strict=True))
+
+
+def _funding(imbalance: float) -> dict[int, list[int]]:
+    text = builtin_text("calm").replace("[population]\n", f"[population]\nimbalance = {imbalance}\n"
+                                        "imbalance_halflife_s = 1800.0\ninventory_skew_bps = 15.0\n"
+                                        "max_inventory_usd = 1000000.0\n")
+    sc = parse_scenario(tomllib.loads(text), {}, horizon_ms=4 * 3_600_000)
+    rates: dict[int, list[int]] = {}
+    for e in simulate(sc, 1).events:
+        if isinstance(e, V.FundingSettled):
+            rates.setdefault(e.asset, []).append(e.rate)
+    return rates
+
+
+def test_flow_regimes_move_each_markets_funding_its_own_way() -> None:
+    """Hyperliquid's hourly rate is (P + clamp(I − P, ±0.05%)) / 8 with I = 0.01% per 8 h: while the
+    average premium P stays within 0.05% of I the rate is I / 8 = 0.00125% (1,250 in 1e-8) on every
+    market, every hour — what a balanced flow gives.  Per-market flow regimes (a mean-reverting buy
+    share, the makers skewing 15 bps at a $1M inventory) push some hours' premiums past that, on
+    one market and not the other."""
+    flat = _funding(0.0)
+    assert all(r == 1_250 for rates in flat.values() for r in rates) and len(flat) == 2
+    moved = _funding(0.3)
+    assert any(r != 1_250 for rates in moved.values() for r in rates)
+    btc, eth = moved.values()
+    assert len(btc) == len(eth) == 4 and btc != eth

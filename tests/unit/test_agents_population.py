@@ -160,3 +160,19 @@ def test_leveraged_traders_open_one_after_another_over_lever_open_s() -> None:
             if isinstance(c, C.UpdateLeverage):
                 opened_at[c.user] = t
     assert opened_at == {participant(3, i): 1 + 10 * i for i in range(4)}
+
+
+def test_a_markets_flow_regime_is_a_unit_variance_ou_path_with_its_half_life() -> None:
+    """buy share = 0.5 + 0.2·x, x an OU path of unit variance: over many half-lives the share's
+    mean is 0.5 and its deviation 0.2 (clipping at 0.05/0.95 is 2.25σ away: it hardly shows), and
+    its autocorrelation one half-life apart is 0.5."""
+    _, specs = _exchange()
+    pop = Population(PopulationParams(imbalance=0.2, imbalance_halflife_s=60.0), seed=7)
+    shares = [pop._buy_share(T0 + t * 1000, specs[0]) for t in range(60_000)]
+    mean = sum(shares) / len(shares)
+    dev = math.sqrt(sum((s - mean) ** 2 for s in shares) / len(shares))
+    assert abs(mean - 0.5) < 0.03 and 0.17 < dev < 0.22
+    lag = 60
+    cov = sum((a - mean) * (b - mean) for a, b in zip(shares, shares[lag:], strict=False)) / (len(shares) - lag)
+    assert 0.4 < cov / dev**2 < 0.6
+    assert Population(PopulationParams(), seed=7)._buy_share(T0, specs[0]) == 0.5  # no regime: the base share

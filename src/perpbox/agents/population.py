@@ -27,7 +27,12 @@ the same on any machine at any speed.
   ``offhours_spread`` times their half spread (the silver weekend's book was tighter: 0.93 bps).
 * **Noise takers** send IOC market orders (5% bound from the mark) at Poisson times (``take_per_s``
   per market), of lognormal USD size (``take_usd_mu`` / ``take_usd_sigma``: the log of the USD
-  size), buying with probability ``buy_share`` — leaning against their own inventory.
+  size), buying with probability ``buy_share`` — leaning against their own inventory.  With
+  ``imbalance`` > 0 each market has its own flow regime: its buy share is ``buy_share +
+  imbalance × x`` (within 0.05–0.95), ``x`` a seeded mean-reverting (Ornstein–Uhlenbeck) path
+  per market with unit variance and half-life ``imbalance_halflife_s`` — so one market is bought
+  while another is sold, the makers' inventories and skews follow, and with them each market's
+  premium and funding, differently and changing over time.
 * **Basis arbitrageurs** trade the mark back toward a reference: the external venue's price when
   the caller passes one (``external``: what they would see on the underlying's own market), else
   the oracle — and while a session market's external market is closed, the oracle at its close (the
@@ -90,6 +95,8 @@ class PopulationParams:
     take_usd_mu: float = 8.0
     take_usd_sigma: float = 1.0
     buy_share: float = 0.5
+    imbalance: float = 0.0
+    imbalance_halflife_s: float = 1800.0
     levered: int = 20
     lever_capital_usd: int = 50_000
     lever_leverage: int = 10
@@ -138,6 +145,8 @@ class PopulationParams:
             raise ValueError("[population]: buy_share and lever_long_share are probabilities (0 to 1)")
         if params.lever_leverage < 1 or params.levels < 1 or params.requote_s <= 0:
             raise ValueError("[population]: lever_leverage and levels ≥ 1, requote_s > 0")
+        if params.imbalance > 0.45 or params.imbalance_halflife_s <= 0:
+            raise ValueError("[population]: imbalance at most 0.45, imbalance_halflife_s > 0")
         if params.vol_halflife_s <= 0 or params.momentum_every_s <= 0 or params.momentum_lookback_s <= 0 \
                 or (params.momentum and params.momentum_threshold_bps <= 0):
             raise ValueError("[population]: vol_halflife_s, momentum_every_s, momentum_lookback_s and "
@@ -180,6 +189,8 @@ class Population:
         self.next_take_ms: dict[int, int] = {}
         self.opened: set[str] = set()
         self.first_ts: int | None = None
+        self.flow_rng = random.Random(f"perpbox flow regimes {seed}")  # apart: the other draws stay as they were
+        self.flow: dict[int, tuple[int, float]] = {}  # asset -> (when, its regime x)
 
     def setup(self, ts: int, dexes: tuple[str, ...] = ()) -> list[C.Command]:
         """Every participant's capital on the first dex and as much on each HIP-3 dex in ``dexes``
@@ -385,7 +396,8 @@ class Population:
         while due <= ts:
             user = rng.choice(self.takers)
             pos = reads.position(user, spec.asset)
-            share = p.buy_share if pos is None or not pos.szi else (p.buy_share * (0.6 if pos.szi > 0 else 1.4))
+            base = self._buy_share(ts, spec)
+            share = base if pos is None or not pos.szi else (base * (0.6 if pos.szi > 0 else 1.4))
             cmd = self._market(ts, reads, user, spec, rng.random() < min(share, 1.0),
                                rng.lognormvariate(p.take_usd_mu, p.take_usd_sigma))
             if cmd is not None:
@@ -393,6 +405,18 @@ class Population:
             due += max(1, round(rng.expovariate(rate) * 1000))
         self.next_take_ms[spec.asset] = due
         return out
+
+    def _buy_share(self, ts: int, spec: MarketSpec) -> float:
+        """The takers' buy share on ``spec`` at ``ts``: ``buy_share``, moved by the market's flow regime."""
+        p = self.p
+        if not p.imbalance:
+            return p.buy_share
+        when, x = self.flow.get(spec.asset, (ts, self.flow_rng.gauss(0.0, 1.0)))
+        if ts > when:  # the exact OU transition over ts - when: keeps unit variance
+            decay = 0.5 ** ((ts - when) / 1000 / p.imbalance_halflife_s)
+            x = x * decay + math.sqrt(1 - decay * decay) * self.flow_rng.gauss(0.0, 1.0)
+        self.flow[spec.asset] = (ts, x)
+        return min(0.95, max(0.05, p.buy_share + p.imbalance * x))
 
     def _market(self, ts: int, reads: Reads, user: str, spec: MarketSpec, is_buy: bool, usd: float,
                 reduce_only: bool = False) -> C.PlaceOrders | None:
