@@ -68,10 +68,11 @@ def test_an_address_over_its_request_cap_is_refused_with_the_venue_message(limit
 def test_ip_limit_answers_429(limited: Server) -> None:
     codes = [httpx.post(limited.url + "/info", json={"type": "userRole", "user": "0x" + "1" * 40}).status_code
              for _ in range(25)]  # weight 60 each against 1,200 per minute (20 at most)
-    first = codes.index(429)
     # the budget refills 20 weight a second (one of these requests every 3 s), so on a slow machine a
-    # later request may find room again: only the first refusal's place is independent of timing
-    assert set(codes[:first]) == {200} and first <= 20 and set(codes) == {200, 429}
+    # later request may find room again, and the other tests on this server (the same client address)
+    # may have spent part of it first: what holds whatever the timing and the order is that no more
+    # than 20 of these pass before the first refusal, and that nothing else is answered
+    assert 429 in codes and codes.index(429) <= 20 and set(codes) <= {200, 429}
 
 
 def test_the_replay_feed_needs_a_file(tmp_path: Path) -> None:
