@@ -143,6 +143,7 @@ def simulate(scenario: Scenario, seed: int, progress: Callable[[int], None] | No
         ts = t0 + elapsed
         feed.step(ts, {a: scenario.vol_multiplier(c, elapsed) for a, c in all_coins.items()}
                   if scenario.vol_shocks else None)
+        external = {a: max(1, round(feed.px[a] * scenario.price_multiplier(c, elapsed))) for a, c in all_coins.items()}
         feeds: list[C.Command] = []
         for src, perp in [(s, False) for s in SPOT_SOURCES] + [(s, True) for s in PERP_SOURCES]:
             pxs = {a: max(1, round(feed.quote(a) * scenario.price_multiplier(c, elapsed))) for a, c in coins.items()}
@@ -152,7 +153,7 @@ def simulate(scenario: Scenario, seed: int, progress: Callable[[int], None] | No
             for i, dex, assets in dex_assets:
                 if scenario.oracle_down(dex, elapsed):
                     continue
-                pxs = {a: max(1, round(feed.px[a] * scenario.price_multiplier(all_coins[a], elapsed))) for a in assets}
+                pxs = {a: external[a] for a in assets}
                 marks = [pxs if kind == "external" else {a: _published_oracle(ex, specs_by_asset[a], ts, pxs[a])
                                                          for a in assets} for kind in scenario.mark_inputs]
                 feeds.append(C.SetOracle(ts=ts, user=deployer_address(i), dex=dex, oracle_pxs=pxs,
@@ -161,7 +162,6 @@ def simulate(scenario: Scenario, seed: int, progress: Callable[[int], None] | No
         if scenario.halt_offhours:
             apply(_offhours_status(ts, session_assets, reduce_only))
         apply([C.Tick(ts=ts)])
-        external = {a: max(1, round(feed.px[a] * scenario.price_multiplier(c, elapsed))) for a, c in all_coins.items()}
         apply(population.step(ts, ex.reads, scenario.stress(elapsed), external))
         for actor in actors:
             apply(actor.step(elapsed, ts, ex.reads))
